@@ -1,0 +1,99 @@
+//! The state every request handler shares.
+
+use crate::clock::Clock;
+use crate::config::{AppConfig, Config, UserConfig};
+use crate::options::EmulatorOptions;
+use crate::pki::{CertFiles, CertifiedKey};
+use std::collections::HashMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Shared, cheaply cloneable handle to the emulator state.
+pub type AppState = Arc<Shared>;
+
+/// The base URLs the emulator answers on.
+#[derive(Debug, Clone)]
+pub struct Urls {
+    /// `https://localhost:{port}`: the Entra authority host.
+    pub authority: String,
+    /// `https://localhost:{port}`: the Dataverse organization URL (token audience).
+    pub org_url: String,
+    /// Other spellings of the org URL accepted as token audience (`https://127.0.0.1:{port}`).
+    pub org_aliases: Vec<String>,
+    /// `{org_url}/api/data/v9.2`.
+    pub webapi: String,
+}
+
+impl Urls {
+    /// URLs for a server on `port`.
+    pub fn for_port(port: u16) -> Self {
+        let org_url = format!("https://localhost:{port}");
+        Self {
+            authority: org_url.clone(),
+            webapi: format!("{org_url}/api/data/v9.2"),
+            org_aliases: vec![org_url.clone(), format!("https://127.0.0.1:{port}")],
+            org_url,
+        }
+    }
+
+    /// Whether `resource` (a scope's resource part, or a token audience) names this environment.
+    pub fn is_org(&self, resource: &str) -> bool {
+        let r = resource.trim_end_matches('/');
+        self.org_aliases.iter().any(|a| a.eq_ignore_ascii_case(r))
+    }
+}
+
+/// A registered app certificate.
+#[derive(Debug)]
+pub struct AppCert {
+    /// Key and certificate.
+    pub key: CertifiedKey,
+    /// Where its files are.
+    pub files: CertFiles,
+}
+
+/// Everything handlers share.
+pub struct Shared {
+    /// Seed configuration.
+    pub config: Config,
+    /// Start-up options.
+    pub options: EmulatorOptions,
+    /// Injectable time.
+    pub clock: Clock,
+    /// Base URLs.
+    pub urls: Urls,
+    /// Key that signs tokens (published in the JWKS).
+    pub signing_key: CertifiedKey,
+    /// Certificates registered for apps, by client id.
+    pub app_certs: HashMap<Uuid, AppCert>,
+    /// A certificate registered with no app (for negative tests).
+    pub unregistered_cert: AppCert,
+    /// Identity-side mutable state (codes, refresh tokens, device codes, consents, replay cache).
+    pub identity: crate::identity::IdentityState,
+    /// Dataverse storage.
+    pub store: crate::store::Store,
+    /// Table definitions.
+    pub schema: Arc<crate::schema::Schema>,
+}
+
+impl Shared {
+    /// The app registration with this client id.
+    pub fn app(&self, client_id: &str) -> Option<&AppConfig> {
+        let id = Uuid::parse_str(client_id).ok()?;
+        self.config.apps.iter().find(|a| a.client_id == id)
+    }
+
+    /// The user with this sign-in name (case-insensitive).
+    pub fn user_by_name(&self, username: &str) -> Option<&UserConfig> {
+        self.config.users.iter().find(|u| u.username.eq_ignore_ascii_case(username.trim()))
+    }
+
+    /// Resolves an authority path segment (tenant GUID or verified domain) to the tenant id.
+    pub fn resolve_tenant(&self, segment: &str) -> Option<Uuid> {
+        let t = &self.config.tenant;
+        if segment.eq_ignore_ascii_case(&t.domain) {
+            return Some(t.id);
+        }
+        Uuid::parse_str(segment).ok().filter(|id| *id == t.id)
+    }
+}
