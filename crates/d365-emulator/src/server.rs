@@ -95,6 +95,7 @@ impl Emulator {
             unregistered_cert,
             store,
             schema,
+            limits: Default::default(),
         });
         let app = crate::identity::routes()
             .merge(crate::webapi::routes())

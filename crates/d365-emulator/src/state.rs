@@ -74,6 +74,8 @@ pub struct Shared {
     pub store: crate::store::Store,
     /// Table definitions.
     pub schema: Arc<crate::schema::Schema>,
+    /// Service-protection accounting.
+    pub limits: crate::webapi::limits::Limits,
 }
 
 impl Shared {

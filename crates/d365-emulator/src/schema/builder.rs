@@ -91,6 +91,11 @@ impl Column {
         self.precision = Some(n);
         self
     }
+    pub(super) fn bounds(mut self, min: f64, max: f64) -> Self {
+        self.min_value = Some(min);
+        self.max_value = Some(max);
+        self
+    }
     pub(super) fn read_only(mut self) -> Self {
         self.valid_for_create = false;
         self.valid_for_update = false;

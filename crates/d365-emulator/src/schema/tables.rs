@@ -122,7 +122,7 @@ fn currency_columns(t: &str) -> Vec<Column> {
             &format!("transactioncurrency_{t}"),
             "transactioncurrencyid",
         )]),
-        col("exchangerate", "Exchange Rate", Decimal).precision(10).read_only(),
+        col("exchangerate", "Exchange Rate", Decimal).precision(10).bounds(0.0000000001, 100_000_000.0).read_only(),
     ]
 }
 
@@ -401,7 +401,7 @@ fn transactioncurrency() -> Table {
         col("currencyname", "Currency Name", String).max_len(100).required(RequiredLevel::SystemRequired),
         col("isocurrencycode", "Currency Code", String).max_len(5).required(RequiredLevel::SystemRequired),
         col("currencysymbol", "Currency Symbol", String).max_len(13),
-        col("exchangerate", "Exchange Rate", Decimal).precision(10),
+        col("exchangerate", "Exchange Rate", Decimal).precision(10).bounds(0.0000000001, 100_000_000.0),
         col("currencyprecision", "Currency Precision", Integer),
     ];
     c.extend(system_columns("transactioncurrency"));

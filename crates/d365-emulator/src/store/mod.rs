@@ -1,25 +1,123 @@
-//! SQLite storage of the Dataverse tables.
+//! SQLite storage of the Dataverse tables: one SQL table per Dataverse table, a column per
+//! attribute (plus `<lookup>_type` for polymorphic lookups), indexes on lookups, version
+//! numbers and alternate keys, and `_deleted` (the change-tracking log of deletions).
+//!
+//! Queries run in SQLite with indexes; nothing is loaded into memory whole. The in-memory
+//! mode uses SQLite's `memdb` VFS so several connections share one database.
+
+pub mod codec;
+pub mod ddl;
+mod seed;
+
+/// Ids of seeded rows and principals.
+pub mod seed_ids {
+    pub use super::seed::{
+        DEFAULT_TEAM_ID, SALES_TEAM_ID, USD_ID, application_user_id, seeded_id, service_principal_id,
+    };
+}
 
 use crate::config::Config;
 use crate::error::StartError;
 use crate::schema::Schema;
+use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
 
-/// The Dataverse data store.
-#[derive(Debug)]
+/// The Dataverse data store: a small pool of SQLite connections.
 pub struct Store {
     schema: Arc<Schema>,
+    uri: String,
+    pool: Mutex<Vec<Connection>>,
+    version: AtomicI64,
+    /// Keeps an in-memory database alive.
+    _anchor: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("uri", &self.uri).finish()
+    }
+}
+
+fn open_conn(uri: &str) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let c = Connection::open_with_flags(uri, flags)?;
+    c.busy_timeout(std::time::Duration::from_secs(10))?;
+    c.set_prepared_statement_cache_capacity(256);
+    Ok(c)
+}
+
+fn store_err(e: rusqlite::Error) -> StartError {
+    StartError::Store(e.to_string())
 }
 
 impl Store {
-    /// Opens (and on first use creates and seeds) the store.
-    pub fn open(_data: Option<&Path>, schema: Arc<Schema>, _config: &Config, _rows: usize) -> Result<Self, StartError> {
-        Ok(Self { schema })
+    /// Opens the store: a SQLite file when `data` is given (created and seeded on first use,
+    /// reused as it is afterwards), else a fresh in-memory database seeded with `rows` accounts.
+    pub fn open(data: Option<&Path>, schema: Arc<Schema>, config: &Config, rows: usize) -> Result<Self, StartError> {
+        let uri = match data {
+            Some(p) => {
+                if let Some(parent) = p.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|e| StartError::io(parent, e))?;
+                }
+                format!("file:{}", p.display())
+            }
+            None => format!("file:/d365-emulator-{}?vfs=memdb", uuid::Uuid::new_v4()),
+        };
+        let anchor = open_conn(&uri).map_err(store_err)?;
+        if data.is_some() {
+            anchor.pragma_update(None, "journal_mode", "WAL").map_err(store_err)?;
+            anchor.pragma_update(None, "synchronous", "NORMAL").map_err(store_err)?;
+        }
+        let seeded = ddl::is_seeded(&anchor).map_err(store_err)?;
+        if !seeded {
+            ddl::create(&anchor, &schema).map_err(store_err)?;
+            seed::seed(&anchor, &schema, config, rows).map_err(store_err)?;
+            ddl::create_indexes(&anchor, &schema).map_err(store_err)?;
+            ddl::mark_seeded(&anchor).map_err(store_err)?;
+        }
+        let version = ddl::max_version(&anchor, &schema).map_err(store_err)?;
+        Ok(Self {
+            schema,
+            uri,
+            pool: Mutex::new(Vec::new()),
+            version: AtomicI64::new(version),
+            _anchor: Mutex::new(anchor),
+        })
     }
 
     /// The schema.
     pub fn schema(&self) -> &Schema {
         &self.schema
+    }
+
+    /// Runs `f` with a pooled connection (blocking: call from `spawn_blocking`).
+    pub fn with_conn<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> rusqlite::Result<R> {
+        let conn = self.pool.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let mut conn = match conn {
+            Some(c) => c,
+            None => open_conn(&self.uri)?,
+        };
+        let r = f(&mut conn);
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < 16 {
+            pool.push(conn);
+        }
+        Ok(r)
+    }
+
+    /// The next row version (a store-wide increasing counter, the source of ETags).
+    pub fn next_version(&self) -> i64 {
+        self.version.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// The latest row version handed out.
+    pub fn current_version(&self) -> i64 {
+        self.version.load(Ordering::SeqCst)
     }
 }

@@ -1,16 +1,47 @@
-//! The Dataverse Web API under `/api/data/v9.x/`.
+//! The Dataverse Web API under `/api/data/v9.x/` (v9.0, v9.1 and v9.2 answer alike).
+//!
+//! Every request is authenticated (bearer token → Dataverse user, impersonation headers),
+//! routed by its OData resource path, and answered with the headers Dataverse sends:
+//! `OData-Version`, `x-ms-dop-hint`, `x-ms-ratelimit-*` and a request id.
 
+pub mod apply;
+pub mod auth;
+pub mod csdl;
 pub mod error;
+pub mod expand;
+pub mod filter_sql;
+pub mod limits;
+pub mod metadata;
+pub mod paging;
+pub mod path;
+pub mod query;
+pub mod records;
+pub mod request;
+pub mod rows;
+pub mod writes;
 
 use crate::state::AppState;
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use error::{DvError, DvResult};
+use path::Resource;
+use request::{Prefer, QueryOptions};
+
+/// Largest request body accepted (Dataverse answers 413 beyond its limits).
+const MAX_BODY: usize = 128 * 1024 * 1024;
+/// Longest GET URL Dataverse accepts.
+const MAX_URL: usize = 32_768;
 
 /// Routes of the Web API.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/api/data/{version}", axum::routing::any(dispatch))
+        .route("/api/data/{version}/", axum::routing::any(dispatch))
+        .route("/api/data/{version}/{*rest}", axum::routing::any(dispatch))
 }
 
 /// Logs each request at debug level (info with `--verbose`). Never logs headers or bodies,
@@ -27,4 +58,177 @@ pub async fn log_request(State(state): State<AppState>, req: Request, next: Next
         tracing::debug!(%method, %path, status = resp.status().as_u16(), ms, "request");
     }
     resp
+}
+
+/// Everything a Web API handler needs about one request.
+pub struct Ctx {
+    /// Shared state.
+    pub state: AppState,
+    /// The authenticated caller.
+    pub caller: auth::Caller,
+    /// Decoded query options.
+    pub query: QueryOptions,
+    /// Preferences.
+    pub prefer: Prefer,
+    /// Request headers.
+    pub headers: HeaderMap,
+    /// The raw query string (for building next links).
+    pub raw_query: String,
+    /// The Web API root the client used (its version segment kept).
+    pub api_root: String,
+}
+
+async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
+    let started = std::time::Instant::now();
+    let (parts, body) = req.into_parts();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut resp = match handle(state.clone(), parts, body).await {
+        Ok((r, user)) => {
+            let mut r = r;
+            state.limits_headers(&mut r, user.as_deref(), started.elapsed());
+            r
+        }
+        Err(e) => e.into_response(),
+    };
+    if !state.options.latency.is_zero() {
+        tokio::time::sleep(state.options.latency).await;
+    }
+    let h = resp.headers_mut();
+    h.insert("OData-Version", HeaderValue::from_static("4.0"));
+    if let Ok(v) = HeaderValue::from_str(&state.config.dataverse.dop_hint.to_string()) {
+        h.insert("x-ms-dop-hint", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("REQ_ID", v.clone());
+        h.insert("x-ms-service-request-id", v);
+    }
+    resp
+}
+
+impl crate::state::Shared {
+    fn limits_headers(&self, resp: &mut Response, user: Option<&str>, elapsed: std::time::Duration) {
+        if let Some(user) = user {
+            let (requests, millis) = self.limits.record(user, self.clock.now(), elapsed);
+            let h = resp.headers_mut();
+            h.insert("x-ms-ratelimit-burst-remaining-xrm-requests", HeaderValue::from(requests));
+            h.insert("x-ms-ratelimit-time-remaining-xrm-requests", HeaderValue::from(millis));
+        }
+    }
+}
+
+async fn handle(
+    state: AppState,
+    parts: axum::http::request::Parts,
+    body: Body,
+) -> DvResult<(Response, Option<String>)> {
+    let path = parts.uri.path();
+    let Some(rest) = path.strip_prefix("/api/data/") else { return Err(DvError::segment_not_found(path)) };
+    let (version, resource_path) = rest.split_once('/').unwrap_or((rest, ""));
+    if !matches!(version, "v9.0" | "v9.1" | "v9.2") {
+        return Err(DvError::segment_not_found(version));
+    }
+    if parts.uri.to_string().len() > MAX_URL {
+        return Err(DvError::new(
+            StatusCode::URI_TOO_LONG,
+            "0x80060888",
+            "The request URL is longer than 32768 characters.",
+        ));
+    }
+    let caller = auth::authenticate(&state, &parts.headers)?;
+    let user = caller.user.systemuserid.clone();
+    let decoded = percent_encoding::percent_decode_str(resource_path)
+        .decode_utf8()
+        .map_err(|_| DvError::bad_query("The request URL is not valid UTF-8."))?
+        .into_owned();
+    let resource = path::parse(&decoded)?;
+    let query = QueryOptions::parse(parts.uri.query())?;
+    let prefer = Prefer::from_headers(&parts.headers);
+    let body = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| DvError::new(StatusCode::PAYLOAD_TOO_LARGE, "0x80048d19", "The request body is too large."))?;
+    let api_root = format!("{}/api/data/{version}", state.urls.org_url);
+    let ctx = Ctx {
+        state: state.clone(),
+        caller,
+        query,
+        prefer,
+        headers: parts.headers,
+        raw_query: parts.uri.query().unwrap_or("").to_string(),
+        api_root,
+    };
+    let resp = route(ctx, &parts.method, resource, body).await?;
+    Ok((resp, Some(user)))
+}
+
+async fn route(ctx: Ctx, method: &Method, resource: Resource, body: Bytes) -> DvResult<Response> {
+    match (method, resource) {
+        (&Method::GET, Resource::ServiceDocument) => Ok(service_document(&ctx)),
+        (&Method::GET, Resource::Operation { name, .. }) if name == "WhoAmI" => Ok(who_am_i(&ctx)),
+        (_, Resource::Operation { name, .. }) => Err(DvError::segment_not_found(&name)),
+        (&Method::GET, Resource::Collection(set)) => query::collection(ctx, &set).await,
+        (&Method::GET, Resource::Count(set)) => query::count(ctx, &set).await,
+        (&Method::POST, Resource::Collection(set)) => records::create(ctx, &set, body).await,
+        (&Method::GET, Resource::Record { set, key }) => records::retrieve(ctx, &set, key).await,
+        (&Method::PATCH, Resource::Record { set, key }) => records::update(ctx, &set, key, body).await,
+        (&Method::DELETE, Resource::Record { set, key }) => records::delete(ctx, &set, key).await,
+        (m, Resource::RecordPart { set, key, segments }) => {
+            records::part(ctx, m.clone(), &set, key, segments, body).await
+        }
+        (_, Resource::Collection(_)) => {
+            Err(DvError::method_not_allowed("The requested resource does not support http method on a collection."))
+        }
+        (_, Resource::Record { .. }) => {
+            Err(DvError::method_not_allowed("The requested resource does not support this http method."))
+        }
+        (_, Resource::Metadata | Resource::MetadataPath(_)) => Err(DvError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "0x80040216",
+            "Metadata endpoints are not available yet in this emulator build.",
+        )),
+        (_, Resource::Batch) => Err(DvError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "0x80040216",
+            "$batch is not implemented by this emulator build yet.",
+        )),
+        (_, Resource::BoundAction { action, .. }) => {
+            Err(DvError::segment_not_found(&format!("Microsoft.Dynamics.CRM.{action}")))
+        }
+        (_, Resource::Count(_) | Resource::ServiceDocument) => {
+            Err(DvError::method_not_allowed("The requested resource only supports GET."))
+        }
+    }
+}
+
+/// A JSON response with Dataverse's content type.
+pub fn json_response(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; odata.metadata=minimal"));
+    r
+}
+
+fn service_document(ctx: &Ctx) -> Response {
+    let sets: Vec<serde_json::Value> = ctx
+        .state
+        .schema
+        .tables
+        .iter()
+        .map(|t| serde_json::json!({"name": t.set_name, "kind": "EntitySet", "url": t.set_name}))
+        .chain(
+            ["EntityDefinitions", "RelationshipDefinitions", "GlobalOptionSetDefinitions"]
+                .iter()
+                .map(|s| serde_json::json!({"name": s, "kind": "EntitySet", "url": s})),
+        )
+        .collect();
+    let body = serde_json::json!({"@odata.context": format!("{}/$metadata", ctx.api_root), "value": sets});
+    json_response(StatusCode::OK, body.to_string())
+}
+
+fn who_am_i(ctx: &Ctx) -> Response {
+    let body = serde_json::json!({
+        "@odata.context": format!("{}/$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse", ctx.api_root),
+        "BusinessUnitId": ctx.caller.user.business_unit,
+        "UserId": ctx.caller.user.systemuserid,
+        "OrganizationId": ctx.state.config.dataverse.organization_id.to_string(),
+    });
+    json_response(StatusCode::OK, body.to_string())
 }

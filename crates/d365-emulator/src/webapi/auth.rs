@@ -1,0 +1,165 @@
+//! Who is calling: bearer-token validation (401 with the `WWW-Authenticate` challenge that
+//! clients use for tenant discovery), mapping the token to a Dataverse user, impersonation
+//! (`CallerObjectId` / `MSCRMCallerID`) and privilege checks (403 with the privilege error).
+
+use super::error::{DvError, DvResult};
+use crate::schema::Table;
+use crate::security::{Access, RoleSet};
+use crate::state::Shared;
+use crate::store::seed_ids;
+use crate::token::{AccessClaims, validate_access_token};
+use axum::http::{HeaderMap, StatusCode, header};
+
+/// A Dataverse principal (user or application user).
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// systemuserid.
+    pub systemuserid: String,
+    /// Entra object id.
+    pub object_id: String,
+    /// Business unit.
+    pub business_unit: String,
+    /// Security roles.
+    pub roles: RoleSet,
+}
+
+/// The authenticated caller of one request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The user the request acts as (the impersonated user when impersonating).
+    pub user: Principal,
+    /// The real caller when impersonating.
+    pub impersonator: Option<Principal>,
+    /// The validated token.
+    pub claims: AccessClaims,
+}
+
+impl Caller {
+    /// Checks `access` on `table`: both the user and (when impersonating) the impersonator
+    /// must hold the privilege.
+    pub fn check(&self, table: &Table, access: Access) -> DvResult<()> {
+        for p in std::iter::once(&self.user).chain(self.impersonator.as_ref()) {
+            if !p.roles.grants(&table.logical_name, access) {
+                return Err(privilege_error(p, table, access, self));
+            }
+        }
+        Ok(())
+    }
+
+    /// The systemuserid recorded as `createdonbehalfby` / `modifiedonbehalfby`.
+    pub fn on_behalf_of(&self) -> Option<&str> {
+        self.impersonator.as_ref().map(|p| p.systemuserid.as_str())
+    }
+}
+
+fn privilege_error(p: &Principal, table: &Table, access: Access, caller: &Caller) -> DvError {
+    let privilege = table.privilege_name(access);
+    let privilege_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, privilege.as_bytes());
+    DvError::new(
+        StatusCode::FORBIDDEN,
+        "0x80040220",
+        format!(
+            "Principal user (Id={}, type=8, roleCount={}, privilegeCount={}, accessMode=0), is missing {privilege} privilege (Id={privilege_id}) on OTC={} for entity '{}'. context.Caller={}",
+            p.systemuserid,
+            p.roles.len(),
+            p.roles.0.iter().map(|r| r.tables.len()).sum::<usize>(),
+            table.object_type_code,
+            table.logical_name,
+            caller.impersonator.as_ref().unwrap_or(&caller.user).systemuserid,
+        ),
+    )
+}
+
+/// Every principal the configuration defines: users and application users.
+pub fn principals(state: &Shared) -> Vec<Principal> {
+    let bu = state.config.dataverse.business_unit_id.to_string();
+    let mut out: Vec<Principal> = state
+        .config
+        .users
+        .iter()
+        .map(|u| Principal {
+            systemuserid: u.systemuser_id.to_string(),
+            object_id: u.object_id.to_string(),
+            business_unit: bu.clone(),
+            roles: RoleSet::from_names(&u.roles),
+        })
+        .collect();
+    out.extend(state.config.apps.iter().filter(|a| !a.application_user_roles.is_empty()).map(|a| Principal {
+        systemuserid: seed_ids::application_user_id(a.client_id).to_string(),
+        object_id: seed_ids::service_principal_id(a.client_id).to_string(),
+        business_unit: bu.clone(),
+        roles: RoleSet::from_names(&a.application_user_roles),
+    }));
+    out
+}
+
+/// The 401 answer with the authority challenge.
+pub fn unauthorized(state: &Shared) -> DvError {
+    let challenge = format!(
+        "Bearer authorization_uri={}/{}/oauth2/authorize, resource_id={}/",
+        state.urls.authority, state.config.tenant.id, state.urls.org_url
+    );
+    DvError::new(StatusCode::UNAUTHORIZED, "", "").with_header(header::WWW_AUTHENTICATE, challenge)
+}
+
+/// Authenticates a request and resolves impersonation.
+pub fn authenticate(state: &Shared, headers: &HeaderMap) -> DvResult<Caller> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .ok_or_else(|| unauthorized(state))?;
+    let claims = validate_access_token(
+        &state.signing_key,
+        token,
+        &state.urls.org_aliases,
+        &state.config.tenant.id.to_string(),
+        state.clock.unix(),
+        state.options.token_clock_skew.as_secs() as i64,
+    )
+    .map_err(|e| {
+        tracing::debug!("bearer token rejected: {e}");
+        unauthorized(state)
+    })?;
+    let all = principals(state);
+    let user = all.iter().find(|p| p.object_id == claims.oid).cloned().ok_or_else(|| {
+        DvError::new(StatusCode::FORBIDDEN, "0x80072560", "The user is not a member of the organization.")
+    })?;
+    let by_oid = headers.get("callerobjectid").and_then(|v| v.to_str().ok()).map(str::trim);
+    let by_id = headers.get("mscrmcallerid").and_then(|v| v.to_str().ok()).map(str::trim);
+    let target = match (by_oid, by_id) {
+        (Some(oid), _) => {
+            Some(all.iter().find(|p| p.object_id.eq_ignore_ascii_case(oid)).cloned().ok_or_else(|| {
+                DvError::new(
+                    StatusCode::BAD_REQUEST,
+                    "0x80040217",
+                    format!("systemuser With azureactivedirectoryobjectid = {oid} Does Not Exist"),
+                )
+            })?)
+        }
+        (None, Some(id)) => {
+            Some(all.iter().find(|p| p.systemuserid.eq_ignore_ascii_case(id)).cloned().ok_or_else(|| {
+                DvError::new(StatusCode::NOT_FOUND, "0x80040217", format!("systemuser With Id = {id} Does Not Exist"))
+            })?)
+        }
+        (None, None) => None,
+    };
+    match target {
+        Some(t) if t.systemuserid != user.systemuserid => {
+            if !user.roles.can_act_on_behalf() {
+                // Error code as commonly observed for CannotActOnBehalfOfAnotherUser (unconfirmed in the docs).
+                return Err(DvError::new(
+                    StatusCode::FORBIDDEN,
+                    "0x80040224",
+                    format!(
+                        "Principal user (Id={}, type=8) is missing prvActOnBehalfOfAnotherUser privilege; it cannot act on behalf of another user.",
+                        user.systemuserid
+                    ),
+                ));
+            }
+            Ok(Caller { user: t, impersonator: Some(user), claims })
+        }
+        _ => Ok(Caller { user, impersonator: None, claims }),
+    }
+}
