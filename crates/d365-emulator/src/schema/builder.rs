@@ -11,7 +11,7 @@ fn schema_case(logical: &str) -> String {
     // Dataverse schema names keep the publisher prefix lower case and capitalise words;
     // we capitalise the first letter after the prefix, which is what the seeded tables use.
     match logical.split_once('_') {
-        Some((prefix, rest)) if prefix == "new" => format!("new_{}", capitalise(rest)),
+        Some(("new", rest)) => format!("new_{}", capitalise(rest)),
         _ => capitalise(logical),
     }
 }

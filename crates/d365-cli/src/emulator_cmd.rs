@@ -1,0 +1,198 @@
+//! `d365 emulator`: start the local emulator, print how to reach it, serve until Ctrl-C.
+//! `--check` instead walks the seed guides' validation steps against it over HTTPS, as any
+//! external client would, and exits.
+
+use anyhow::{Context, bail};
+use clap::Args;
+use d365_emulator::{Emulator, EmulatorOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Options of `d365 emulator`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  d365 emulator                              in-memory, 50 accounts, random port
+  d365 emulator --port 8443 --rows 100000    fixed port, more data
+  d365 emulator --data crm.sqlite            keep data (and CA, keys) across restarts
+  d365 emulator --ready-file emu.json        write URLs, apps and users as JSON for scripts
+  d365 emulator --check                      start, run the validation steps, exit")]
+pub struct EmulatorArgs {
+    /// TCP port on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// SQLite file that keeps the data across restarts (default: in memory).
+    #[arg(long, value_name = "FILE")]
+    data: Option<PathBuf>,
+    /// Directory for the CA, keys and app certificates (default: beside --data, or temporary).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Accounts to seed; contacts, opportunities, leads and widgets get proportional counts.
+    #[arg(long, default_value_t = 50)]
+    rows: usize,
+    /// TOML file with the tenant, apps, users and environment settings.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Lifetime of issued access tokens, in seconds.
+    #[arg(long, default_value_t = 3600, value_name = "SECS")]
+    token_lifetime: u64,
+    /// Fixed delay added to every Web API request, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    latency_ms: u64,
+    /// Extra delay per row returned or written, in microseconds (used with --latency-ms).
+    #[arg(long, default_value_t = 0, value_name = "US")]
+    latency_per_row_us: u64,
+    /// Sign this user in automatically on the sign-in and device-code pages (for scripts and tests).
+    #[arg(long, value_name = "USER")]
+    auto_approve: Option<String>,
+    /// Write the connection facts as JSON to this file once ready.
+    #[arg(long, value_name = "FILE")]
+    ready_file: Option<PathBuf>,
+    /// Start, run the seed guides' validation steps over HTTPS (token, WhoAmI, CRUD, 403), exit.
+    #[arg(long)]
+    check: bool,
+    /// Log every request.
+    #[arg(long)]
+    verbose: bool,
+}
+
+pub async fn run(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
+    let filter = if args.verbose { "info,d365_emulator=info" } else { "warn" };
+    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into())).with_writer(std::io::stderr).try_init();
+    let options = EmulatorOptions {
+        port: args.port,
+        data: args.data.clone(),
+        state_dir: args.state_dir.clone(),
+        rows: args.rows,
+        config: args.config.clone(),
+        token_lifetime: Duration::from_secs(args.token_lifetime),
+        latency: Duration::from_millis(args.latency_ms),
+        latency_per_row: Duration::from_micros(args.latency_per_row_us),
+        auto_approve: args.auto_approve.clone(),
+        verbose: args.verbose,
+        ..EmulatorOptions::default()
+    };
+    let started = Instant::now();
+    let emu = Emulator::start(options).await.context("the emulator could not start")?;
+    let ready = emu.ready().clone();
+    if let Some(path) = &args.ready_file {
+        let json = serde_json::to_string_pretty(&ready)?;
+        std::fs::write(path, json).with_context(|| format!("cannot write the ready file {}", path.display()))?;
+    }
+    if args.check {
+        eprintln!("emulator started in {:.1} s ({} accounts)", started.elapsed().as_secs_f64(), args.rows);
+        let ok = check(&ready).await;
+        emu.shutdown().await;
+        return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(crate::EXIT_SERVICE) });
+    }
+    println!("{}", ready.render());
+    println!("Started in {:.1} s. Press Ctrl-C to stop.", started.elapsed().as_secs_f64());
+    tokio::signal::ctrl_c().await.context("cannot listen for Ctrl-C")?;
+    eprintln!("stopping…");
+    emu.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The seed guides' validation steps, as an external client would run them.
+async fn check(ready: &d365_emulator::ReadyInfo) -> bool {
+    let mut ok = true;
+    let mut step = |name: &str, r: anyhow::Result<String>| match r {
+        Ok(detail) => println!("  ok    {name:<44} {detail}"),
+        Err(e) => {
+            ok = false;
+            println!("  FAIL  {name:<44} {e:#}");
+        }
+    };
+    let http = match client(ready) {
+        Ok(c) => c,
+        Err(e) => {
+            step("trust the emulator CA", Err(e));
+            return false;
+        }
+    };
+    let app = ready.app("integration").cloned();
+    let token = async {
+        let app = app.context("no 'integration' app")?;
+        let url = format!("{}/{}/oauth2/v2.0/token", ready.authority, ready.tenant_id);
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", app.client_id.as_str()),
+            ("client_secret", app.client_secret.as_deref().unwrap_or_default()),
+            ("scope", &format!("{}/.default", ready.org_url)),
+        ];
+        let r = http.post(&url).form(&form).send().await?;
+        let status = r.status();
+        let body: serde_json::Value = r.json().await?;
+        if !status.is_success() {
+            bail!("{status}: {}", body["error_description"].as_str().unwrap_or("no description"));
+        }
+        Ok(body["access_token"].as_str().context("no access_token in the answer")?.to_string())
+    }
+    .await;
+    let token = match token {
+        Ok(t) => {
+            step("token by client credentials (secret)", Ok("access token issued".into()));
+            t
+        }
+        Err(e) => {
+            step("token by client credentials (secret)", Err(e));
+            return false;
+        }
+    };
+    let api = |p: &str| format!("{}/{p}", ready.webapi);
+    let who = async {
+        let r = http.get(api("WhoAmI")).bearer_auth(&token).send().await?.error_for_status()?;
+        let b: serde_json::Value = r.json().await?;
+        Ok(format!("UserId {}", b["UserId"].as_str().unwrap_or("?")))
+    }
+    .await;
+    step("WhoAmI", who);
+    let crud = async {
+        let r = http.post(api("contacts")).bearer_auth(&token).json(&serde_json::json!({"firstname": "Check", "lastname": "Contact"})).send().await?;
+        if r.status() != 204 {
+            bail!("create answered {}", r.status());
+        }
+        let entity = r.headers().get("OData-EntityId").and_then(|v| v.to_str().ok()).context("no OData-EntityId")?.to_string();
+        http.patch(&entity).bearer_auth(&token).json(&serde_json::json!({"jobtitle": "Tester"})).send().await?.error_for_status()?;
+        http.get(&entity).bearer_auth(&token).send().await?.error_for_status()?;
+        http.delete(&entity).bearer_auth(&token).send().await?.error_for_status()?;
+        Ok("create, read, update, delete".to_string())
+    }
+    .await;
+    step("CRUD on a permitted table (contacts)", crud);
+    let forbidden = async {
+        let r = http.post(api("new_widgets")).bearer_auth(&token).json(&serde_json::json!({"new_name": "nope"})).send().await?;
+        if r.status() != 403 {
+            bail!("expected 403, got {}", r.status());
+        }
+        let b: serde_json::Value = r.json().await?;
+        Ok(format!("403 {}", b["error"]["code"].as_str().unwrap_or("?")))
+    }
+    .await;
+    step("least privilege: create on new_widgets", forbidden);
+    let paging = async {
+        let started = Instant::now();
+        let mut url = api("accounts?$select=name,revenue");
+        let (mut rows, mut pages) = (0usize, 0usize);
+        loop {
+            let r = http.get(&url).bearer_auth(&token).header("Prefer", "odata.maxpagesize=5000").send().await?.error_for_status()?;
+            let b: serde_json::Value = r.json().await?;
+            rows += b["value"].as_array().map(Vec::len).unwrap_or(0);
+            pages += 1;
+            match b["@odata.nextLink"].as_str() {
+                Some(n) => url = n.to_string(),
+                None => break,
+            }
+        }
+        Ok(format!("{rows} rows in {pages} pages, {:.0} ms", started.elapsed().as_secs_f64() * 1000.0))
+    }
+    .await;
+    step("read all accounts following @odata.nextLink", paging);
+    ok
+}
+
+fn client(ready: &d365_emulator::ReadyInfo) -> anyhow::Result<reqwest::Client> {
+    let pem = std::fs::read(&ready.ca_pem).with_context(|| format!("cannot read {}", ready.ca_pem.display()))?;
+    let ca = reqwest::Certificate::from_pem(&pem)?;
+    Ok(reqwest::Client::builder().tls_certs_only([ca]).timeout(Duration::from_secs(60)).build()?)
+}
