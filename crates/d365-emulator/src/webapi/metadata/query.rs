@@ -118,9 +118,6 @@ fn syntax_error(pos: usize, text: &str) -> DvError {
     DvError::bad_query(format!("Syntax error at position {pos} in '{text}'."))
 }
 
-/// The names of the system query options a metadata request may carry.
-pub const SUPPORTED: &[&str] = &["$select", "$filter", "$expand"];
-
 /// Parses the request's query pairs. Options other than `$select`, `$filter` and `$expand` are
 /// refused as Dataverse refuses them on metadata (`$top`, `$orderby`, `$skip`, `$count`, ...);
 /// parameters that are not system query options are ignored.
@@ -376,7 +373,10 @@ impl Parser<'_> {
                     "startswith" => StrFn::StartsWith,
                     "endswith" => StrFn::EndsWith,
                     other => {
-                        return Err(DvError::bad_query(format!("An unknown function with name '{other}' was found. This may also be a function import or a key lookup on a navigation property, which is not allowed.")));
+                        return Err(DvError::bad_query(format!(
+                            "An unknown function with name '{other}' was found. This may also be a function import \
+                             or a key lookup on a navigation property, which is not allowed."
+                        )));
                     }
                 })
             }
@@ -423,7 +423,9 @@ impl Parser<'_> {
                 let ty = qualified
                     .strip_prefix("Microsoft.Dynamics.CRM.")
                     .or_else(|| qualified.strip_prefix("mscrm."))
-                    .ok_or_else(|| DvError::bad_query(format!("The type '{qualified}' is not defined in the model.")))?;
+                    .ok_or_else(|| {
+                        DvError::bad_query(format!("The type '{qualified}' is not defined in the model."))
+                    })?;
                 Operand::Enum { ty: ty.to_string(), member }
             }
             Tok::Word(w) => match w.as_str() {
@@ -517,10 +519,13 @@ fn operand_type(ty: &'static MetaType, o: &Operand) -> DvResult<Option<String>> 
     Ok(match o {
         Operand::Path(p) => Some(path_type(ty, p)?.to_string()),
         Operand::Enum { ty: e, member } => {
-            let et = types::enum_type(e)
-                .ok_or_else(|| DvError::bad_query(format!("The type 'Microsoft.Dynamics.CRM.{e}' is not defined in the model.")))?;
+            let et = types::enum_type(e).ok_or_else(|| {
+                DvError::bad_query(format!("The type 'Microsoft.Dynamics.CRM.{e}' is not defined in the model."))
+            })?;
             if !et.members.iter().any(|(m, _)| m == member) {
-                return Err(DvError::bad_query(format!("The string '{member}' is not a valid enumerated type constant.")));
+                return Err(DvError::bad_query(format!(
+                    "The string '{member}' is not a valid enumerated type constant."
+                )));
             }
             Some(format!("mscrm.{e}"))
         }
@@ -643,9 +648,7 @@ fn order(a: &Val, b: &Val) -> Option<Ordering> {
         // Dataverse string comparisons are case-insensitive.
         (Val::Str(x), Val::Str(y)) => Some(x.to_lowercase().cmp(&y.to_lowercase())),
         (Val::Enum(_, Some(x)), Val::Enum(_, Some(y))) => Some(x.cmp(y)),
-        (Val::Enum(x, _), Val::Enum(y, _) | Val::Str(y)) | (Val::Str(x), Val::Enum(y, _)) => {
-            (x == y).then_some(Ordering::Equal).or(Some(x.cmp(y)))
-        }
+        (Val::Enum(x, _), Val::Enum(y, _) | Val::Str(y)) | (Val::Str(x), Val::Enum(y, _)) => Some(x.cmp(y)),
         _ => None,
     }
 }

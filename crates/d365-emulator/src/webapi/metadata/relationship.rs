@@ -4,21 +4,6 @@ use super::entity::{introduced_version, label, managed};
 use crate::schema::{AttrKind, Relationship, Schema};
 use serde_json::{Map, Value, json};
 
-/// The properties of the abstract `RelationshipMetadataBase` type (what `RelationshipDefinitions`
-/// without a cast returns).
-pub const BASE_PROPERTIES: &[&str] = &[
-    "MetadataId",
-    "HasChanged",
-    "SchemaName",
-    "SecurityTypes",
-    "IsCustomRelationship",
-    "IsValidForAdvancedFind",
-    "RelationshipType",
-    "IntroducedVersion",
-    "IsCustomizable",
-    "IsManaged",
-];
-
 /// Tables whose lookups record ownership or audit facts rather than business links.
 fn is_system_table(table: &str) -> bool {
     matches!(table, "systemuser" | "team" | "businessunit" | "transactioncurrency" | "organization")
@@ -109,13 +94,6 @@ pub fn relationship_json(schema: &Schema, r: &Relationship) -> Map<String, Value
     }
 }
 
-/// Only the `RelationshipMetadataBase` properties of `r`.
-pub fn base_json(schema: &Schema, r: &Relationship) -> Map<String, Value> {
-    let mut m = relationship_json(schema, r);
-    m.retain(|k, _| BASE_PROPERTIES.contains(&k.as_str()));
-    m
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,9 +112,6 @@ mod tests {
         assert_eq!(j["RelationshipType"], "OneToManyRelationship");
         assert_eq!(j["CascadeConfiguration"]["Delete"], "Cascade");
         assert_eq!(j["IsCustomRelationship"], false);
-        let base = base_json(&s, r);
-        assert!(base.get("ReferencedEntity").is_none());
-        assert_eq!(base["SchemaName"], "contact_customer_accounts");
     }
 
     #[test]
