@@ -58,7 +58,10 @@ pub struct EmulatorArgs {
 
 pub async fn run(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
     let filter = if args.verbose { "info,d365_emulator=info" } else { "warn" };
-    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into())).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()))
+        .with_writer(std::io::stderr)
+        .try_init();
     let options = EmulatorOptions {
         port: args.port,
         data: args.data.clone(),
@@ -148,12 +151,23 @@ async fn check(ready: &d365_emulator::ReadyInfo) -> bool {
     .await;
     step("WhoAmI", who);
     let crud = async {
-        let r = http.post(api("contacts")).bearer_auth(&token).json(&serde_json::json!({"firstname": "Check", "lastname": "Contact"})).send().await?;
+        let r = http
+            .post(api("contacts"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"firstname": "Check", "lastname": "Contact"}))
+            .send()
+            .await?;
         if r.status() != 204 {
             bail!("create answered {}", r.status());
         }
-        let entity = r.headers().get("OData-EntityId").and_then(|v| v.to_str().ok()).context("no OData-EntityId")?.to_string();
-        http.patch(&entity).bearer_auth(&token).json(&serde_json::json!({"jobtitle": "Tester"})).send().await?.error_for_status()?;
+        let entity =
+            r.headers().get("OData-EntityId").and_then(|v| v.to_str().ok()).context("no OData-EntityId")?.to_string();
+        http.patch(&entity)
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"jobtitle": "Tester"}))
+            .send()
+            .await?
+            .error_for_status()?;
         http.get(&entity).bearer_auth(&token).send().await?.error_for_status()?;
         http.delete(&entity).bearer_auth(&token).send().await?.error_for_status()?;
         Ok("create, read, update, delete".to_string())
@@ -161,7 +175,12 @@ async fn check(ready: &d365_emulator::ReadyInfo) -> bool {
     .await;
     step("CRUD on a permitted table (contacts)", crud);
     let forbidden = async {
-        let r = http.post(api("new_widgets")).bearer_auth(&token).json(&serde_json::json!({"new_name": "nope"})).send().await?;
+        let r = http
+            .post(api("new_widgets"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"new_name": "nope"}))
+            .send()
+            .await?;
         if r.status() != 403 {
             bail!("expected 403, got {}", r.status());
         }
@@ -175,7 +194,13 @@ async fn check(ready: &d365_emulator::ReadyInfo) -> bool {
         let mut url = api("accounts?$select=name,revenue");
         let (mut rows, mut pages) = (0usize, 0usize);
         loop {
-            let r = http.get(&url).bearer_auth(&token).header("Prefer", "odata.maxpagesize=5000").send().await?.error_for_status()?;
+            let r = http
+                .get(&url)
+                .bearer_auth(&token)
+                .header("Prefer", "odata.maxpagesize=5000")
+                .send()
+                .await?
+                .error_for_status()?;
             let b: serde_json::Value = r.json().await?;
             rows += b["value"].as_array().map(Vec::len).unwrap_or(0);
             pages += 1;

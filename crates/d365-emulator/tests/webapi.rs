@@ -457,3 +457,36 @@ async fn upsert_by_key_honours_if_match_and_if_none_match() {
     assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
     assert_eq!(json_of(r).await["error"]["code"], "0x80040237");
 }
+
+#[tokio::test]
+async fn metadata_is_served_and_owner_binds_to_teams() {
+    let env = start(5).await;
+    let t = env.admin_app();
+    let r = env.get(&t, "$metadata").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("<EntityType Name=\"account\""));
+    let r = env.get(&t, "EntityDefinitions(LogicalName='account')?$select=EntitySetName,PrimaryIdAttribute").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let b = json_of(r).await;
+    assert_eq!(b["EntitySetName"], "accounts");
+    assert_eq!(b["PrimaryIdAttribute"], "accountid");
+    let team = d365_emulator::store::seed_ids::SALES_TEAM_ID;
+    let r = env
+        .http
+        .post(env.url("accounts"))
+        .bearer_auth(&t)
+        .header(
+            "Prefer",
+            "return=representation,odata.include-annotations=\"Microsoft.Dynamics.CRM.lookuplogicalname\"",
+        )
+        .json(&json!({"name": "team owned", "ownerid@odata.bind": format!("/teams({team})")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let b = json_of(r).await;
+    assert_eq!(b["_ownerid_value"], team);
+    assert_eq!(b["_ownerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"], "team");
+    assert_eq!(b["_owningteam_value"], team);
+    assert!(b["_owninguser_value"].is_null());
+}

@@ -52,7 +52,7 @@ fn ownership_columns(t: &str, set: &str) -> Vec<Column> {
     vec![
         col("ownerid", "Owner", Owner).required(RequiredLevel::SystemRequired).navs(&[
             ("systemuser", &format!("owner_{set}"), "ownerid"),
-            ("team", &format!("team_owner_{set}"), "ownerid_team"),
+            ("team", &format!("team_owner_{set}"), "ownerid"),
         ]),
         col("owninguser", "Owning User", Lookup).read_only().navs(&[(
             "systemuser",

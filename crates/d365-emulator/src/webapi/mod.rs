@@ -180,11 +180,19 @@ async fn route(ctx: Ctx, method: &Method, resource: Resource, body: Bytes) -> Dv
         (_, Resource::Record { .. }) => {
             Err(DvError::method_not_allowed("The requested resource does not support this http method."))
         }
-        (_, Resource::Metadata | Resource::MetadataPath(_)) => Err(DvError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "0x80040216",
-            "Metadata endpoints are not available yet in this emulator build.",
-        )),
+        (&Method::GET, Resource::Metadata) => {
+            let annotations = ctx.query.get("annotations").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            let mut r = (StatusCode::OK, csdl::csdl(&ctx.state.schema, annotations)).into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
+            Ok(r)
+        }
+        (&Method::GET, Resource::MetadataPath(path)) => {
+            let body = metadata::handle(&ctx.state.schema, &ctx.state.urls, &path, &ctx.query.pairs)?;
+            Ok(json_response(StatusCode::OK, body.to_string()))
+        }
+        (_, Resource::Metadata | Resource::MetadataPath(_)) => {
+            Err(DvError::method_not_allowed("Metadata can only be read (GET) through this emulator."))
+        }
         (_, Resource::Batch) => Err(DvError::new(
             StatusCode::NOT_IMPLEMENTED,
             "0x80040216",

@@ -109,7 +109,17 @@ pub fn parse_body(schema: &Schema, table: &Table, body: &[u8], op: Op) -> DvResu
                     let (set, id) = parse_bind(s).ok_or_else(|| {
                         DvError::bad_body(format!("The reference '{s}' in '{key}' is not a valid entity reference; use '/<entityset>(<guid>)'."))
                     })?;
-                    let target = schema.table(&rel.referenced_entity).expect("target table exists");
+                    // `ownerid` binds to systemusers or teams through one navigation property.
+                    let referenced = schema.table(&rel.referenced_entity).expect("target table exists");
+                    let target = if col.kind == AttrKind::Owner {
+                        col.targets
+                            .iter()
+                            .filter_map(|t| schema.table(t))
+                            .find(|t| t.set_name == set)
+                            .unwrap_or(referenced)
+                    } else {
+                        referenced
+                    };
                     if target.set_name != set {
                         return Err(DvError::bad_body(format!(
                             "The navigation property '{nav}' binds to '{}' records, not '{set}'.",
