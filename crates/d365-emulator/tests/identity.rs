@@ -1169,3 +1169,67 @@ async fn managed_identity_imds_and_app_service_forms() {
     assert_eq!(b["client_id"], INTEGRATION_APP.to_string());
     assert_eq!(b["token_type"], "Bearer");
 }
+
+#[tokio::test]
+async fn organizations_authority_and_omitted_redirect_uri() {
+    let env = start_auto(SALES.0).await;
+    let mut u = url::Url::parse(&format!("{}/organizations/oauth2/v2.0/authorize", env.authority())).unwrap();
+    u.query_pairs_mut()
+        .append_pair("client_id", &DESKTOP_APP.to_string())
+        .append_pair("response_type", "code")
+        .append_pair("scope", &env.delegated_scope());
+    let r = env.get(u.as_str()).await;
+    assert_eq!(r.status, 302, "{}", r.text);
+    let loc = r.location();
+    assert_eq!(loc.origin().ascii_serialization(), "http://localhost", "first registered redirect URI");
+    let code = query(&loc, "code").unwrap();
+    let form = [("grant_type", "authorization_code"), ("client_id", &DESKTOP_APP.to_string()), ("code", &code)];
+    let t = env.post(&env.token_url("organizations"), &form).await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    assert_eq!(claims(t.json()["id_token"].as_str().unwrap())["tid"], env.tid());
+    // A code whose authorize request named the redirect URI must be redeemed with it.
+    let code = env.auto_code().await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", &DESKTOP_APP.to_string()),
+        ("code", &code),
+        ("code_verifier", VERIFIER),
+    ];
+    assert_aad(&env.token(&form).await, 401, "invalid_client", 50011);
+}
+
+#[tokio::test]
+async fn tokens_from_every_grant_are_accepted_by_the_web_api() {
+    use d365_emulator::store::seed_ids::application_user_id;
+    let env = start_auto(SALES.0).await;
+    let whoami = |token: String| {
+        let env = &env;
+        async move {
+            let r = env.reply(env.http.get(format!("{}/WhoAmI", env.emu.ready().webapi)).bearer_auth(token)).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.json()["UserId"].as_str().unwrap().to_string()
+        }
+    };
+    let at = |r: Reply| r.json()["access_token"].as_str().unwrap().to_string();
+    let secret = env.client_credentials_secret(SECRET).await;
+    assert_eq!(whoami(at(secret)).await, application_user_id(INTEGRATION_APP).to_string());
+    let cert = env
+        .cc_assertion(&env.assertion(env.app_key(), "PS256", env.assertion_claims(&env.token_url(&env.tid()))))
+        .await;
+    assert_eq!(whoami(at(cert)).await, application_user_id(CERTIFICATE_APP).to_string());
+    let code = env.auto_code().await;
+    let user = env.redeem(&code, "http://localhost:51234", VERIFIER).await;
+    assert_eq!(whoami(at(user)).await, "4026be43-6b69-4111-8f65-78e7d1620f02");
+    let mi = env
+        .reply(
+            env.http
+                .get(format!(
+                    "{}/metadata/identity/oauth2/token?api-version=2018-02-01&resource={}",
+                    env.authority(),
+                    env.org()
+                ))
+                .header("Metadata", "true"),
+        )
+        .await;
+    assert_eq!(whoami(at(mi)).await, application_user_id(INTEGRATION_APP).to_string());
+}

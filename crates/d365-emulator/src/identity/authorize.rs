@@ -35,6 +35,8 @@ pub struct AuthRequest {
     pub client_id: Uuid,
     /// Redirect URI (validated against the registration).
     pub redirect_uri: String,
+    /// The request named the redirect URI (else the first registered one is used).
+    pub redirect_uri_sent: bool,
     /// Response mode.
     pub mode: ResponseMode,
     /// Requested scopes.
@@ -159,6 +161,7 @@ fn authorize(state: &Shared, tenant_seg: &str, params: Params) -> Response {
         tenant,
         client_id: app.client_id,
         redirect_uri: redirect_uri.clone(),
+        redirect_uri_sent: params.get("redirect_uri").is_some(),
         mode,
         scopes,
         state: app_state.clone(),
@@ -208,6 +211,7 @@ pub fn complete(state: &Shared, req: AuthRequest, user: &UserConfig, auth_time: 
             client_id: app.client_id,
             user: user.object_id,
             redirect_uri: req.redirect_uri.clone(),
+            redirect_uri_sent: req.redirect_uri_sent,
             scopes: req.scopes.clone(),
             pkce: req.pkce.clone(),
             nonce: req.nonce.clone(),

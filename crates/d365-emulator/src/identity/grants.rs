@@ -45,8 +45,10 @@ pub struct AuthCode {
     pub client_id: Uuid,
     /// Signed-in user (object id).
     pub user: Uuid,
-    /// redirect_uri of the authorize request, exactly as sent.
+    /// redirect_uri the code was sent to.
     pub redirect_uri: String,
+    /// The authorize request named the redirect_uri (so the redemption must repeat it).
+    pub redirect_uri_sent: bool,
     /// Granted scopes.
     pub scopes: ScopeSet,
     /// PKCE challenge, if one was sent.

@@ -165,7 +165,9 @@ fn authorization_code(
                 "Provided Authorization Code is intended to use against other tenant, thus rejected.",
             ));
         }
-        if p.get("redirect_uri") != Some(c.redirect_uri.as_str()) {
+        // RFC 6749 §4.1.3: required, and identical, when the authorize request included it.
+        let sent = p.get("redirect_uri");
+        if sent != Some(c.redirect_uri.as_str()) && (c.redirect_uri_sent || sent.is_some()) {
             let e = super::redirect::mismatch(p.get("redirect_uri").unwrap_or_default(), &app.client_id.to_string());
             return Err(AadError::new("invalid_client", e.code, e.message));
         }
