@@ -555,7 +555,13 @@ async fn certificate_assertion_ps256_with_x5t_s256() {
 async fn certificate_assertion_rs256_with_x5t_and_domain_audience() {
     let env = start().await;
     let aud = format!("{}/contoso.onmicrosoft.com/oauth2/v2.0/token", env.authority());
-    let a = env.assertion(env.app_key(), "RS256", env.assertion_claims(&aud));
+    // MSAL Python sends fractional NumericDates (RFC 7519 allows them).
+    let mut c = env.assertion_claims(&aud);
+    let now = env.emu.state().clock.unix() as f64 + 0.25;
+    c["iat"] = json!(now);
+    c["exp"] = json!(now + 600.0);
+    c.as_object_mut().unwrap().remove("nbf");
+    let a = env.assertion(env.app_key(), "RS256", c);
     let r = env.cc_assertion(&a).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(claims(r.json()["access_token"].as_str().unwrap())["appidacr"], "2");

@@ -53,9 +53,16 @@ fn iso(t: i64) -> String {
         .unwrap_or_else(|| t.to_string())
 }
 
+/// A NumericDate claim: JSON number of seconds, possibly fractional (RFC 7519 §2; MSAL
+/// Python sends floats).
+fn numeric_date(claims: &Value, name: &str) -> Option<i64> {
+    let v = claims.get(name)?;
+    v.as_i64().or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64))
+}
+
 fn check_window(claims: &Value, now: i64) -> AadResult<i64> {
-    let exp = claims.get("exp").and_then(Value::as_i64);
-    let nbf = claims.get("nbf").and_then(Value::as_i64);
+    let exp = numeric_date(claims, "exp");
+    let nbf = numeric_date(claims, "nbf");
     let ok = exp.is_some_and(|e| now <= e + SKEW_SECS) && nbf.is_none_or(|n| n - SKEW_SECS <= now);
     if !ok {
         return Err(AadError::new(
