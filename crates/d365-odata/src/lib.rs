@@ -98,7 +98,7 @@ mod tests;
 
 pub use ast::*;
 pub use error::{ErrorKind, ParseError};
-pub use options::{Aliases, QueryOptions, parse_count, parse_top};
+pub use options::{Aliases, QueryOptions, QueryPair, parse_count, parse_top};
 
 /// Maximum nesting depth: parentheses, function calls, lambdas, unary operators, chained
 /// comparison/arithmetic operators, alias indirections and nested `$expand`s each count one

@@ -5,6 +5,33 @@ use std::collections::HashMap;
 use crate::ast::{ExpandItem, Expr, OrderByItem, Transformation};
 use crate::error::{self, ErrorKind, ParseError};
 
+/// A `(name, value)` query-string pair: `(K, V)` or `&(K, V)` with `K, V: AsRef<str>`, so
+/// `&[(String, String)]`, `Vec<(&str, &str)>`, `form_urlencoded::parse(..)` all work.
+pub trait QueryPair {
+    /// The (decoded) name.
+    fn name(&self) -> &str;
+    /// The (decoded) value.
+    fn value(&self) -> &str;
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> QueryPair for (K, V) {
+    fn name(&self) -> &str {
+        self.0.as_ref()
+    }
+    fn value(&self) -> &str {
+        self.1.as_ref()
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> QueryPair for &(K, V) {
+    fn name(&self) -> &str {
+        self.0.as_ref()
+    }
+    fn value(&self) -> &str {
+        self.1.as_ref()
+    }
+}
+
 /// Parameter-alias values from the query string (`@p1='lastname'`, `@p2=["a","b"]`).
 ///
 /// Values are raw (already percent-decoded) text; they are parsed lazily, as expressions, only
@@ -20,18 +47,17 @@ impl Aliases {
         Self::default()
     }
 
-    /// Keeps the pairs whose key starts with `@` (later duplicates win). Accepts e.g.
+    /// Keeps the pairs whose name starts with `@` (later duplicates win). Accepts e.g.
     /// `&[(String, String)]`, `Vec<(&str, &str)>` or a `form_urlencoded` parser.
-    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    pub fn from_pairs<I>(pairs: I) -> Self
     where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<str>,
-        V: AsRef<str>,
+        I: IntoIterator,
+        I::Item: QueryPair,
     {
         let mut a = Self::new();
-        for (k, v) in pairs {
-            if k.as_ref().starts_with('@') {
-                a.insert(k.as_ref(), v.as_ref());
+        for p in pairs {
+            if p.name().starts_with('@') {
+                a.insert(p.name(), p.value());
             }
         }
         a
@@ -114,16 +140,14 @@ pub struct QueryOptions {
 impl QueryOptions {
     /// Parses decoded `(name, value)` pairs. A repeated system option is an error
     /// (`Query option '$filter' was specified more than once, but it must be specified at most once.`).
-    pub fn parse<I, K, V>(pairs: I) -> Result<Self, ParseError>
+    pub fn parse<I>(pairs: I) -> Result<Self, ParseError>
     where
-        I: IntoIterator<Item = (K, V)>,
-        K: AsRef<str>,
-        V: AsRef<str>,
+        I: IntoIterator,
+        I::Item: QueryPair,
     {
         let pairs: Vec<(String, String)> =
-            pairs.into_iter().map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string())).collect();
-        let mut q =
-            QueryOptions { aliases: Aliases::from_pairs(pairs.iter().map(|(k, v)| (k, v))), ..Default::default() };
+            pairs.into_iter().map(|p| (p.name().to_string(), p.value().to_string())).collect();
+        let mut q = QueryOptions { aliases: Aliases::from_pairs(&pairs), ..Default::default() };
         let mut seen: Vec<&str> = Vec::new();
         for (k, v) in &pairs {
             let name = k.as_str();

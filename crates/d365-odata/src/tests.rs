@@ -574,6 +574,11 @@ fn alias_behaviour() {
     assert_eq!(a.len(), 1);
     assert!(!a.is_empty());
     assert_eq!(parse_filter("x eq @p", &a).unwrap(), eq(p(&["x"]), i(5)));
+    // borrowed pairs, as the emulator holds them
+    let owned: Vec<(String, String)> = vec![("@x".into(), "1".into())];
+    let slice: &[(String, String)] = &owned;
+    assert_eq!(Aliases::from_pairs(slice).get("x"), Some("1"));
+    assert!(QueryOptions::parse(slice).is_ok());
     // from_pairs keeps only '@' keys
     let a = Aliases::from_pairs(vec![("$filter".to_string(), "x".to_string()), ("@a".into(), "1".into())]);
     assert_eq!(a.len(), 1);
