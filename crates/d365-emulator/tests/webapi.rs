@@ -2,70 +2,9 @@
 //! emulator's signing key (the identity tests cover how they are obtained), so each test
 //! targets exactly one Web API behaviour.
 
-use d365_emulator::config::{CERTIFICATE_APP, INTEGRATION_APP};
-use d365_emulator::store::seed_ids::service_principal_id;
-use d365_emulator::token::{AccessClaims, sign_jwt, v1_issuer};
-use d365_emulator::{Emulator, EmulatorOptions};
-use reqwest::StatusCode;
-use serde_json::{Value, json};
+mod common;
 
-struct Env {
-    emu: Emulator,
-    http: reqwest::Client,
-}
-
-async fn start(rows: usize) -> Env {
-    let emu = Emulator::start(EmulatorOptions { rows, ..Default::default() }).await.expect("emulator starts");
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(&emu.ready().ca_pem).unwrap()).unwrap();
-    let http =
-        reqwest::Client::builder().tls_certs_only([ca]).redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    Env { emu, http }
-}
-
-impl Env {
-    fn token_for_oid(&self, oid: &str, app: &str) -> String {
-        let s = self.emu.state();
-        let now = s.clock.unix();
-        let tid = s.config.tenant.id.to_string();
-        sign_jwt(
-            &s.signing_key,
-            &AccessClaims {
-                aud: s.urls.org_url.clone(),
-                iss: v1_issuer(&tid),
-                iat: now,
-                nbf: now,
-                exp: now + 3600,
-                appid: app.into(),
-                appidacr: "1".into(),
-                oid: oid.into(),
-                sub: oid.into(),
-                tid,
-                scp: None,
-                idtyp: Some("app".into()),
-                upn: None,
-                name: None,
-                uti: "test".into(),
-                ver: "1.0".into(),
-            },
-        )
-    }
-    fn integration(&self) -> String {
-        self.token_for_oid(&service_principal_id(INTEGRATION_APP).to_string(), &INTEGRATION_APP.to_string())
-    }
-    fn admin_app(&self) -> String {
-        self.token_for_oid(&service_principal_id(CERTIFICATE_APP).to_string(), &CERTIFICATE_APP.to_string())
-    }
-    fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.emu.ready().webapi, path)
-    }
-    async fn get(&self, token: &str, path: &str) -> reqwest::Response {
-        self.http.get(self.url(path)).bearer_auth(token).send().await.unwrap()
-    }
-}
-
-async fn json_of(r: reqwest::Response) -> Value {
-    r.json().await.unwrap()
-}
+use common::*;
 
 #[tokio::test]
 async fn unauthenticated_requests_get_the_authority_challenge() {

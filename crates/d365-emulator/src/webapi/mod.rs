@@ -15,6 +15,7 @@ pub mod metadata;
 pub mod paging;
 pub mod path;
 pub mod query;
+pub mod query_functions;
 pub mod records;
 pub mod request;
 pub mod rows;

@@ -162,11 +162,13 @@ pub fn parse_top(text: Option<&str>) -> DvResult<Option<usize>> {
 pub fn where_clause(ctx: &Ctx, table: &Table, params: &mut Vec<Sql>) -> DvResult<Option<String>> {
     match ctx.query.get("$filter").map(str::trim).filter(|f| !f.is_empty()) {
         None => Ok(None),
-        Some(f) => {
-            super::filter_sql::translate(&ctx.state.schema, table, "t", f, &ctx.query.aliases(), &ctx.caller, params)
-                .map(Some)
-        }
+        Some(f) => super::filter_sql::translate(filter_env(ctx), table, "t", f, &ctx.query.aliases(), params).map(Some),
     }
+}
+
+/// The filter environment of a request.
+pub fn filter_env(ctx: &Ctx) -> super::filter_sql::FilterEnv<'_> {
+    super::filter_sql::FilterEnv { schema: &ctx.state.schema, caller: &ctx.caller, now: ctx.state.clock.now() }
 }
 
 /// `GET [API]/<set>`.

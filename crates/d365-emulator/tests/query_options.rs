@@ -1,0 +1,242 @@
+//! `$filter`, `$expand` and `$apply` over real HTTPS. Filters are checked differentially: the
+//! ids a filter returns must be exactly the ids a Rust predicate selects from the full table.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeSet;
+
+const ROWS: usize = 400;
+
+/// Every row of `set` with the given `$select`, following next links.
+async fn all_rows(env: &Env, token: &str, set: &str, select: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut url = env.url(&format!("{set}?$select={select}"));
+    loop {
+        let r = env.http.get(&url).bearer_auth(token).header("Prefer", "odata.maxpagesize=500").send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{url}");
+        let body = json_of(r).await;
+        out.extend(body["value"].as_array().unwrap().iter().cloned());
+        match body["@odata.nextLink"].as_str() {
+            Some(next) => url = next.to_string(),
+            None => return out,
+        }
+    }
+}
+
+async fn filtered_ids(env: &Env, token: &str, set: &str, key: &str, filter: &str) -> BTreeSet<String> {
+    let enc = percent_encoding::utf8_percent_encode(filter, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let rows = all_rows(env, token, set, &format!("{key}&$filter={enc}")).await;
+    rows.iter().map(|r| r[key].as_str().unwrap().to_string()).collect()
+}
+
+fn ids_where(rows: &[Value], key: &str, pred: impl Fn(&Value) -> bool) -> BTreeSet<String> {
+    rows.iter().filter(|r| pred(r)).map(|r| r[key].as_str().unwrap().to_string()).collect()
+}
+
+async fn error_of(env: &Env, token: &str, path: &str) -> (StatusCode, Value) {
+    let r = env.get(token, path).await;
+    let s = r.status();
+    (s, json_of(r).await)
+}
+
+#[tokio::test]
+async fn filters_select_exactly_the_rows_a_predicate_selects() {
+    let env = start(ROWS).await;
+    let t = env.admin_app();
+    let cols = "accountid,name,revenue,numberofemployees,statecode,statuscode,createdon,address1_city,_parentaccountid_value,_primarycontactid_value,address1_latitude";
+    let rows = all_rows(&env, &t, "accounts", cols).await;
+    assert_eq!(rows.len(), ROWS);
+    let s = |r: &Value, k: &str| r[k].as_str().map(str::to_string);
+    let n = |r: &Value, k: &str| r[k].as_f64();
+    let some_city = s(&rows[3], "address1_city").unwrap();
+    let some_parent = rows.iter().find_map(|r| s(r, "_parentaccountid_value")).unwrap();
+    let cases: Vec<(String, Box<dyn Fn(&Value) -> bool>)> = vec![
+        ("revenue gt 25000000".into(), Box::new(|r| n(r, "revenue").is_some_and(|v| v > 25_000_000.0))),
+        ("revenue le 25000000.5".into(), Box::new(|r| n(r, "revenue").is_some_and(|v| v <= 25_000_000.5))),
+        ("statecode eq 1".into(), Box::new(|r| n(r, "statecode") == Some(1.0))),
+        (
+            "statecode eq 0 and numberofemployees lt 1000".into(),
+            Box::new(|r| n(r, "statecode") == Some(0.0) && n(r, "numberofemployees").is_some_and(|v| v < 1000.0)),
+        ),
+        (
+            "(statecode eq 1 or numberofemployees ge 45000) and not (revenue lt 1000000)".into(),
+            Box::new(|r| {
+                (n(r, "statecode") == Some(1.0) || n(r, "numberofemployees").is_some_and(|v| v >= 45000.0))
+                    && n(r, "revenue").is_some_and(|v| v >= 1_000_000.0)
+            }),
+        ),
+        (
+            format!("address1_city eq '{}'", some_city.to_uppercase()),
+            Box::new(|r| s(r, "address1_city").is_some_and(|c| c.eq_ignore_ascii_case(&some_city))),
+        ),
+        ("address1_city ne null".into(), Box::new(|r| !r["address1_city"].is_null())),
+        ("_parentaccountid_value eq null".into(), Box::new(|r| r["_parentaccountid_value"].is_null())),
+        (
+            format!("_parentaccountid_value eq {some_parent}"),
+            Box::new(|r| s(r, "_parentaccountid_value").as_deref() == Some(&some_parent)),
+        ),
+        (
+            format!("_parentaccountid_value eq '{}'", some_parent.to_uppercase()),
+            Box::new(|r| s(r, "_parentaccountid_value").as_deref() == Some(&some_parent)),
+        ),
+        ("contains(name,'inc')".into(), Box::new(|r| s(r, "name").is_some_and(|v| v.to_lowercase().contains("inc")))),
+        ("startswith(name,'a')".into(), Box::new(|r| s(r, "name").is_some_and(|v| v.to_lowercase().starts_with('a')))),
+        ("endswith(name,'7')".into(), Box::new(|r| s(r, "name").is_some_and(|v| v.ends_with('7')))),
+        (
+            "not contains(name,'Ltd')".into(),
+            Box::new(|r| s(r, "name").is_some_and(|v| !v.to_lowercase().contains("ltd"))),
+        ),
+        (
+            "createdon ge 2021-01-10T00:00:00Z and createdon lt 2021-01-20T00:00:00+01:00".into(),
+            Box::new(|r| {
+                s(r, "createdon")
+                    .is_some_and(|v| v.as_str() >= "2021-01-10T00:00:00Z" && v.as_str() < "2021-01-19T23:00:00Z")
+            }),
+        ),
+        (
+            "createdon gt 2021-01-15T00:00:00.5Z".into(),
+            Box::new(|r| s(r, "createdon").is_some_and(|v| v.as_str() >= "2021-01-15T00:00:01Z")),
+        ),
+        ("address1_latitude lt -10.5".into(), Box::new(|r| n(r, "address1_latitude").is_some_and(|v| v < -10.5))),
+        (
+            "Microsoft.Dynamics.CRM.In(PropertyName='statuscode',PropertyValues=['1','2'])".into(),
+            Box::new(|r| matches!(n(r, "statuscode"), Some(x) if x == 1.0 || x == 2.0)),
+        ),
+        (
+            "Microsoft.Dynamics.CRM.NotIn(PropertyName='statuscode',PropertyValues=['1'])".into(),
+            Box::new(|r| n(r, "statuscode").is_some_and(|x| x != 1.0)),
+        ),
+        (
+            "Microsoft.Dynamics.CRM.Between(PropertyName='numberofemployees',PropertyValues=[\"5\",\"2000\"])".into(),
+            Box::new(|r| n(r, "numberofemployees").is_some_and(|v| (5.0..=2000.0).contains(&v))),
+        ),
+        (
+            "Microsoft.Dynamics.CRM.On(PropertyName='createdon',PropertyValue='2021-01-07')".into(),
+            Box::new(|r| s(r, "createdon").is_some_and(|v| v.starts_with("2021-01-07"))),
+        ),
+        (
+            "Microsoft.Dynamics.CRM.OnOrBefore(PropertyName='createdon',PropertyValue='2021-01-07')".into(),
+            Box::new(|r| s(r, "createdon").is_some_and(|v| v.as_str() < "2021-01-08")),
+        ),
+        ("primarycontactid/fullname ne null".into(), Box::new(|r| !r["_primarycontactid_value"].is_null())),
+        ("parentaccountid/statecode eq 1 or parentaccountid/parentaccountid/statecode eq 1".into(), {
+            let by_id: std::collections::HashMap<String, Value> =
+                rows.iter().map(|r| (s(r, "accountid").unwrap(), r.clone())).collect();
+            Box::new(move |r| {
+                let parent = s(r, "_parentaccountid_value").and_then(|p| by_id.get(&p).cloned());
+                let grand =
+                    parent.as_ref().and_then(|p| s(p, "_parentaccountid_value")).and_then(|g| by_id.get(&g).cloned());
+                parent.is_some_and(|p| n(&p, "statecode") == Some(1.0))
+                    || grand.is_some_and(|g| n(&g, "statecode") == Some(1.0))
+            })
+        }),
+    ];
+    for (filter, pred) in &cases {
+        let got = filtered_ids(&env, &t, "accounts", "accountid", filter).await;
+        let want = ids_where(&rows, "accountid", pred);
+        assert_eq!(got, want, "filter {filter}");
+        assert!(
+            !want.is_empty() || filter.contains("eq null"),
+            "filter {filter} selects nothing; the test proves little"
+        );
+    }
+}
+
+#[tokio::test]
+async fn lambdas_and_user_functions() {
+    let env = start(ROWS).await;
+    let t = env.admin_app();
+    let contacts = all_rows(&env, &t, "contacts", "contactid,jobtitle,_parentcustomerid_value").await;
+    let accounts = all_rows(&env, &t, "accounts", "accountid,_ownerid_value").await;
+    let job = contacts[0]["jobtitle"].as_str().unwrap().to_string();
+    // Accounts with at least one contact (through the customer lookup) having that job title.
+    let with_job: BTreeSet<String> = contacts
+        .iter()
+        .filter(|c| c["jobtitle"].as_str() == Some(job.as_str()))
+        .filter_map(|c| c["_parentcustomerid_value"].as_str().map(str::to_string))
+        .collect();
+    let want: BTreeSet<String> = accounts
+        .iter()
+        .map(|a| a["accountid"].as_str().unwrap().to_string())
+        .filter(|id| with_job.contains(id))
+        .collect();
+    let got = filtered_ids(
+        &env,
+        &t,
+        "accounts",
+        "accountid",
+        &format!("contact_customer_accounts/any(c:c/jobtitle eq '{job}')"),
+    )
+    .await;
+    assert_eq!(got, want);
+    assert!(!want.is_empty());
+    // all(): every contact has the title (vacuously true for accounts without contacts).
+    let mut not_all: BTreeSet<String> = BTreeSet::new();
+    for c in &contacts {
+        if c["jobtitle"].as_str() != Some(job.as_str())
+            && let Some(p) = c["_parentcustomerid_value"].as_str()
+        {
+            not_all.insert(p.to_string());
+        }
+    }
+    let want_all: BTreeSet<String> = accounts
+        .iter()
+        .map(|a| a["accountid"].as_str().unwrap().to_string())
+        .filter(|id| !not_all.contains(id))
+        .collect();
+    let got_all = filtered_ids(
+        &env,
+        &t,
+        "accounts",
+        "accountid",
+        &format!("contact_customer_accounts/all(c:c/jobtitle eq '{job}')"),
+    )
+    .await;
+    assert_eq!(got_all, want_all);
+
+    // EqualUserId: the caller's own records.
+    let me = json_of(env.get(&t, "WhoAmI").await).await["UserId"].as_str().unwrap().to_string();
+    let mine =
+        filtered_ids(&env, &t, "accounts", "accountid", "Microsoft.Dynamics.CRM.EqualUserId(PropertyName='ownerid')")
+            .await;
+    let want_mine = ids_where(&accounts, "accountid", |a| a["_ownerid_value"].as_str() == Some(me.as_str()));
+    assert_eq!(mine, want_mine);
+}
+
+#[tokio::test]
+async fn bad_filters_get_dataverse_errors() {
+    let env = start(5).await;
+    let t = env.admin_app();
+    let cases = [
+        ("accounts?$filter=name eq 'O'Bryan'", "There is an unterminated literal"),
+        (
+            "accounts?$filter=nosuch eq 1",
+            "Could not find a property named 'nosuch' on type 'Microsoft.Dynamics.CRM.account'",
+        ),
+        (
+            "accounts?$filter=name eq 5",
+            "A binary operator with incompatible types was detected. Found operand types 'Edm.String' and 'Edm.Int32' for operator kind 'Equal'.",
+        ),
+        ("accounts?$filter=revenue add 1 gt 5", "is not supported"),
+        ("accounts?$filter=tolower(name) eq 'x'", "is not supported"),
+        ("accounts?$filter=contains(revenue,'1')", "No function signature for the function with name 'contains'"),
+        (
+            "accounts?$filter=Microsoft.Dynamics.CRM.Nope(PropertyName='name')",
+            "An unknown function with name 'Microsoft.Dynamics.CRM.Nope' was found",
+        ),
+        (
+            "accounts?$filter=Microsoft.Dynamics.CRM.In(PropertyName='statecode',PropertyValues=['x'])",
+            "Cannot convert the literal",
+        ),
+        ("accounts?$filter=primarycontactid eq null", "cannot be compared"),
+        ("accounts?$filter=contact_customer_accounts/fullname eq 'x'", "is not a single value"),
+    ];
+    for (path, needle) in cases {
+        let (status, body) = error_of(&env, &t, path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "0x80060888", "{path}");
+        let msg = body["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(needle), "{path}: {msg}");
+    }
+}
