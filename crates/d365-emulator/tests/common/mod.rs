@@ -1,5 +1,5 @@
 //! Shared helpers of the Web API tests: start the emulator, trust its CA, mint tokens.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub use d365_emulator::config::{CERTIFICATE_APP, INTEGRATION_APP};
 pub use d365_emulator::store::seed_ids::service_principal_id;
