@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 const ROWS: usize = 400;
 
-type Predicate = Box<dyn Fn(&Value) -> bool>;
+type Predicate<'a> = Box<dyn Fn(&Value) -> bool + 'a>;
 
 /// Every row of `set` with the given `$select`, following next links.
 async fn all_rows(env: &Env, token: &str, set: &str, select: &str) -> Vec<Value> {
@@ -53,7 +53,7 @@ async fn filters_select_exactly_the_rows_a_predicate_selects() {
     let n = |r: &Value, k: &str| r[k].as_f64();
     let some_city = s(&rows[3], "address1_city").unwrap();
     let some_parent = rows.iter().find_map(|r| s(r, "_parentaccountid_value")).unwrap();
-    let cases: Vec<(String, Predicate)> = vec![
+    let cases: Vec<(String, Predicate<'_>)> = vec![
         ("revenue gt 25000000".into(), Box::new(|r| n(r, "revenue").is_some_and(|v| v > 25_000_000.0))),
         ("revenue le 25000000.5".into(), Box::new(|r| n(r, "revenue").is_some_and(|v| v <= 25_000_000.5))),
         ("statecode eq 1".into(), Box::new(|r| n(r, "statecode") == Some(1.0))),
