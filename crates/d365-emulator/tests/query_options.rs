@@ -242,3 +242,174 @@ async fn bad_filters_get_dataverse_errors() {
         assert!(msg.contains(needle), "{path}: {msg}");
     }
 }
+
+#[tokio::test]
+async fn expand_single_and_collection_valued_navigation_properties() {
+    let env = start(60).await;
+    let t = env.admin_app();
+    let contacts = all_rows(&env, &t, "contacts", "contactid,fullname,_parentcustomerid_value").await;
+    let accounts = all_rows(&env, &t, "accounts", "accountid,_primarycontactid_value").await;
+    let fullname_of: std::collections::HashMap<&str, &str> =
+        contacts.iter().map(|c| (c["contactid"].as_str().unwrap(), c["fullname"].as_str().unwrap())).collect();
+
+    let r = env
+        .get(&t, "accounts?$select=name&$expand=primarycontactid($select=fullname),contact_customer_accounts($select=fullname;$orderby=fullname desc)")
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = json_of(r).await;
+    assert!(
+        body["@odata.context"]
+            .as_str()
+            .unwrap()
+            .ends_with("$metadata#accounts(name,primarycontactid(fullname),contact_customer_accounts(fullname))"),
+        "{}",
+        body["@odata.context"]
+    );
+    let rows = body["value"].as_array().unwrap();
+    assert_eq!(rows.len(), 60);
+    let mut seen_children = 0;
+    for row in rows {
+        let id = row["accountid"].as_str().unwrap();
+        let account = accounts.iter().find(|a| a["accountid"] == id).unwrap();
+        match account["_primarycontactid_value"].as_str() {
+            Some(c) => {
+                assert_eq!(row["primarycontactid"]["contactid"], c);
+                assert_eq!(row["primarycontactid"]["fullname"], fullname_of[c]);
+                assert!(row["primarycontactid"]["@odata.etag"].is_string());
+            }
+            None => assert!(row["primarycontactid"].is_null()),
+        }
+        let mut want: Vec<&str> = contacts
+            .iter()
+            .filter(|c| c["_parentcustomerid_value"] == id)
+            .map(|c| c["fullname"].as_str().unwrap())
+            .collect();
+        want.sort_by_key(|n| std::cmp::Reverse(n.to_lowercase()));
+        let got: Vec<&str> = row["contact_customer_accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["fullname"].as_str().unwrap())
+            .collect();
+        assert_eq!(got.len(), want.len(), "children of {id}");
+        let lower = |v: &[&str]| v.iter().map(|s| s.to_lowercase()).collect::<Vec<_>>();
+        assert_eq!(lower(&got), lower(&want));
+        seen_children += got.len();
+        assert!(row.get("contact_customer_accounts@odata.nextLink").is_none());
+    }
+    assert!(seen_children > 0);
+
+    // $top inside a collection expand leaves rows out: the nextLink lists them all, and works.
+    let parent = rows.iter().find(|r| r["contact_customer_accounts"].as_array().unwrap().len() >= 2).unwrap();
+    let pid = parent["accountid"].as_str().unwrap();
+    let r = env
+        .get(&t, &format!("accounts({pid})?$select=name&$expand=contact_customer_accounts($select=fullname;$top=1)"))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let one = json_of(r).await;
+    assert_eq!(one["contact_customer_accounts"].as_array().unwrap().len(), 1);
+    let link = one["contact_customer_accounts@odata.nextLink"].as_str().expect("rows were left out").to_string();
+    let r = env.http.get(&link).bearer_auth(&t).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{link}");
+    let all = json_of(r).await;
+    assert_eq!(all["value"].as_array().unwrap().len(), parent["contact_customer_accounts"].as_array().unwrap().len());
+
+    // $ref on a lookup; refused on a collection; $top refused on a single-valued expand.
+    let r = env.get(&t, &format!("accounts({pid})?$select=name&$expand=primarycontactid/$ref")).await;
+    let body = json_of(r).await;
+    if let Some(c) = parent["primarycontactid"]["contactid"].as_str() {
+        assert!(body["primarycontactid"]["@odata.id"].as_str().unwrap().ends_with(&format!("/contacts({c})")));
+    }
+    let (s, e) = error_of(&env, &t, "accounts?$expand=contact_customer_accounts/$ref").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(e["error"]["message"], "Expand with $ref is only supported on lookup type navigation property.");
+    let (s, e) = error_of(&env, &t, "accounts?$expand=primarycontactid($top=1)").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(e["error"]["message"].as_str().unwrap().starts_with("Only $select and $filter clause can be provided"));
+    let (s, _) = error_of(&env, &t, "accounts?$expand=nosuchnav").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // Navigation paths: the related record, and the related rows.
+    let r = env.get(&t, &format!("accounts({pid})/contact_customer_accounts?$select=fullname")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        json_of(r).await["value"].as_array().unwrap().len(),
+        parent["contact_customer_accounts"].as_array().unwrap().len()
+    );
+}
+
+#[tokio::test]
+async fn apply_groups_and_aggregates_in_sqlite() {
+    let env = start(300).await;
+    let t = env.admin_app();
+    let accounts = all_rows(&env, &t, "accounts", "accountid,statecode,revenue,numberofemployees").await;
+    let r = env
+        .get(&t, "accounts?$apply=groupby((statecode),aggregate($count as count,numberofemployees with sum as total,numberofemployees with max as biggest))")
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = json_of(r).await;
+    assert!(body["@odata.context"].as_str().unwrap().ends_with("$metadata#accounts"));
+    let groups = body["value"].as_array().unwrap();
+    assert_eq!(groups.len(), 2);
+    for g in groups {
+        let state = g["statecode"].as_i64().unwrap();
+        let members: Vec<&Value> = accounts.iter().filter(|a| a["statecode"].as_i64() == Some(state)).collect();
+        assert_eq!(g["count"].as_u64().unwrap() as usize, members.len());
+        let sum: i64 = members.iter().filter_map(|a| a["numberofemployees"].as_i64()).sum();
+        assert_eq!(g["total"].as_i64().unwrap(), sum);
+        let max = members.iter().filter_map(|a| a["numberofemployees"].as_i64()).max().unwrap();
+        assert_eq!(g["biggest"].as_i64().unwrap(), max);
+        assert!(g.get("@odata.etag").is_none());
+    }
+    let r = env.get(&t, "accounts?$apply=filter(statecode eq 0)/aggregate(revenue with sum as total)").await;
+    let body = json_of(r).await;
+    let want: f64 = accounts.iter().filter(|a| a["statecode"] == 0).filter_map(|a| a["revenue"].as_f64()).sum();
+    let got: f64 = body["value"][0]["total"].as_f64().unwrap();
+    assert!((got - want).abs() < 0.01, "{got} vs {want}");
+
+    let (s, e) = error_of(&env, &t, "accounts?$apply=groupby((createdon))").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    let (s, e) =
+        error_of(&env, &t, "accounts?$apply=groupby((statecode),aggregate($count as c))&$orderby=c desc").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(e["error"]["message"], "The query node SingleValueOpenPropertyAccess is not supported.");
+}
+
+#[tokio::test]
+async fn aggregates_over_more_than_50000_rows_are_refused() {
+    let env = start(50_001).await;
+    let t = env.admin_app();
+    let (s, e) = error_of(&env, &t, "accounts?$apply=aggregate($count as c)").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(e["error"]["code"], "0x8004E023");
+    let r = env.get(&t, "accounts?$apply=filter(statecode eq 1)/aggregate($count as c)").await;
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn relative_date_functions_use_the_emulator_clock() {
+    let env = start(20).await;
+    let t = env.admin_app();
+    let r =
+        env.http.post(env.url("contacts")).bearer_auth(&t).json(&json!({"lastname": "Recent"})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let recent = |f: &'static str| {
+        let env = &env;
+        let t = t.clone();
+        async move { filtered_ids(env, &t, "contacts", "contactid", f).await.len() }
+    };
+    assert_eq!(recent("Microsoft.Dynamics.CRM.LastXDays(PropertyName='createdon',PropertyValue=1)").await, 1);
+    assert_eq!(recent("Microsoft.Dynamics.CRM.Today(PropertyName='createdon')").await, 1);
+    assert_eq!(recent("Microsoft.Dynamics.CRM.ThisYear(PropertyName='createdon')").await, 1);
+    assert_eq!(recent("Microsoft.Dynamics.CRM.OlderThanXDays(PropertyName='createdon',PropertyValue=2)").await, 10);
+    env.emu.state().clock.advance(3 * 86_400);
+    let t = env.admin_app();
+    let recent = |f: &'static str| {
+        let env = &env;
+        let t = t.clone();
+        async move { filtered_ids(env, &t, "contacts", "contactid", f).await.len() }
+    };
+    assert_eq!(recent("Microsoft.Dynamics.CRM.LastXDays(PropertyName='createdon',PropertyValue=1)").await, 0);
+    assert_eq!(recent("Microsoft.Dynamics.CRM.OlderThanXDays(PropertyName='createdon',PropertyValue=2)").await, 11);
+    assert_eq!(recent("Microsoft.Dynamics.CRM.Last7Days(PropertyName='createdon')").await, 1);
+}

@@ -56,6 +56,19 @@ pub fn translate_expr(
     t.boolean(expr)
 }
 
+/// Resolves a property path (`revenue`, `primarycontactid/fullname`) of `table` at `alias` to
+/// SQL and its column (used by `$apply` grouping).
+pub fn resolve_path<'e>(
+    env: FilterEnv<'e>,
+    table: &'e Table,
+    alias: &str,
+    path: &PropertyPath,
+    params: &mut Vec<Sql>,
+) -> DvResult<(String, &'e Column)> {
+    let mut t = Translator { env, root: (table, alias.to_string()), scopes: Vec::new(), next_alias: 100, params };
+    t.path(path)
+}
+
 /// A value the comparison operators work on.
 pub(super) enum Operand<'s> {
     /// A column (possibly through N:1 navigation), as SQL text.

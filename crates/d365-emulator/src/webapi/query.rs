@@ -171,8 +171,23 @@ pub fn filter_env(ctx: &Ctx) -> super::filter_sql::FilterEnv<'_> {
     super::filter_sql::FilterEnv { schema: &ctx.state.schema, caller: &ctx.caller, now: ctx.state.clock.now() }
 }
 
+/// Restricts a collection read to the rows related to one record (`accounts(<id>)/contact_customer_accounts`).
+pub struct Scope {
+    /// The lookup column of the listed table that points at the record.
+    pub lookup: String,
+    /// The record's id.
+    pub parent_id: String,
+    /// The resource path the client used (the base of next links).
+    pub path: String,
+}
+
 /// `GET [API]/<set>`.
 pub async fn collection(ctx: Ctx, set: &str) -> DvResult<Response> {
+    collection_in(ctx, set, None).await
+}
+
+/// `GET [API]/<set>`, or a collection-valued navigation property of one record.
+pub async fn collection_in(ctx: Ctx, set: &str, scope: Option<Scope>) -> DvResult<Response> {
     let table = table_for(&ctx, set)?;
     ctx.query.refuse_unsupported()?;
     ctx.caller.check(table, Access::Read)?;
@@ -211,7 +226,15 @@ pub async fn collection(ctx: Ctx, set: &str) -> DvResult<Response> {
     let expand = super::expand::parse(&ctx, table, ctx.query.get("$expand"))?;
 
     let mut params = Vec::new();
-    let filter = where_clause(&ctx, table, &mut params)?;
+    let mut filter = where_clause(&ctx, table, &mut params)?;
+    if let Some(scope) = &scope {
+        let cond = format!("t.{} = ?", q(&scope.lookup));
+        params.push(Sql::Text(scope.parent_id.clone()));
+        filter = Some(match filter {
+            Some(f) => format!("{f} AND {cond}"),
+            None => cond,
+        });
+    }
     let filter_params = params.clone();
     let mut conds: Vec<String> = filter.iter().cloned().collect();
     if let Some(c) = &cookie {
@@ -328,7 +351,8 @@ pub async fn collection(ctx: Ctx, set: &str) -> DvResult<Response> {
                 })
                 .collect(),
         };
-        let link = format!("{}/{}?{}", ctx.api_root, table.set_name, with_skiptoken(&ctx.raw_query, &next.to_xml()));
+        let base = scope.as_ref().map(|s| s.path.as_str()).unwrap_or(&table.set_name);
+        let link = format!("{}/{base}?{}", ctx.api_root, with_skiptoken(&ctx.raw_query, &next.to_xml()));
         body.push_str(",\"@odata.nextLink\":");
         crate::store::codec::write_json_str(&mut body, &link);
     }

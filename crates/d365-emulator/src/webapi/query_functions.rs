@@ -159,11 +159,13 @@ fn relative_range(
     let month_start = today.replace_day(1).unwrap_or(today);
     let year_start = Date::from_calendar_date(today.year(), Month::January, 1).unwrap_or(today);
     let tomorrow = today.next_day().unwrap_or(today);
+    // "Up to now" includes the current second (stored instants are whole seconds).
+    let until_now = now + Duration::seconds(1);
     Ok(match short {
         "Today" => (Some(day(today)), Some(day(tomorrow))),
         "Tomorrow" => (Some(day(tomorrow)), Some(day(tomorrow.next_day().unwrap_or(tomorrow)))),
         "Yesterday" => (Some(day(today.previous_day().unwrap_or(today))), Some(day(today))),
-        "Last7Days" => (Some(day(today - Duration::days(7))), Some(now)),
+        "Last7Days" => (Some(day(today - Duration::days(7))), Some(until_now)),
         "Next7Days" => (Some(now), Some(day(today + Duration::days(8)))),
         "ThisWeek" => (Some(day(week_start)), Some(day(week_start + Duration::days(7)))),
         "LastWeek" => (Some(day(week_start - Duration::days(7))), Some(day(week_start))),
@@ -178,15 +180,15 @@ fn relative_range(
         _ => {
             let x = int_value(f)?;
             match short {
-                "LastXHours" => (Some(now - Duration::hours(x)), Some(now)),
+                "LastXHours" => (Some(now - Duration::hours(x)), Some(until_now)),
                 "NextXHours" => (Some(now), Some(now + Duration::hours(x))),
-                "LastXDays" => (Some(day(today - Duration::days(x))), Some(now)),
+                "LastXDays" => (Some(day(today - Duration::days(x))), Some(until_now)),
                 "NextXDays" => (Some(now), Some(day(today + Duration::days(x + 1)))),
-                "LastXWeeks" => (Some(day(today - Duration::weeks(x))), Some(now)),
+                "LastXWeeks" => (Some(day(today - Duration::weeks(x))), Some(until_now)),
                 "NextXWeeks" => (Some(now), Some(day(today + Duration::weeks(x) + Duration::days(1)))),
-                "LastXMonths" => (Some(day(add_months(today, -x))), Some(now)),
+                "LastXMonths" => (Some(day(add_months(today, -x))), Some(until_now)),
                 "NextXMonths" => (Some(now), Some(day(add_months(today, x).next_day().unwrap_or(today)))),
-                "LastXYears" => (Some(day(add_months(today, -12 * x))), Some(now)),
+                "LastXYears" => (Some(day(add_months(today, -12 * x))), Some(until_now)),
                 "NextXYears" => (Some(now), Some(day(add_months(today, 12 * x).next_day().unwrap_or(today)))),
                 "OlderThanXMinutes" => (None, Some(now - Duration::minutes(x))),
                 "OlderThanXHours" => (None, Some(now - Duration::hours(x))),

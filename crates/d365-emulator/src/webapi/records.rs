@@ -118,6 +118,7 @@ fn read_record(
     proj: &Projection,
     table: &Table,
     id: &str,
+    expand_context: &[String],
 ) -> DvResult<Option<(String, i64)>> {
     let cols = proj.sql_columns(schema, "t");
     let sql =
@@ -135,7 +136,12 @@ fn read_record(
     let symbols = currency_symbols(c).map_err(sql_error)?;
     let mut obj = String::new();
     proj.write_row(&mut obj, &row, row_currency_symbol(table, proj, &row, &symbols), true);
-    let list = if proj.explicit { format!("({})", proj.context_list()) } else { String::new() };
+    let mut items: Vec<String> = Vec::new();
+    if proj.explicit {
+        items.push(proj.context_list());
+    }
+    items.extend(expand_context.iter().cloned());
+    let list = if items.is_empty() { String::new() } else { format!("({})", items.join(",")) };
     let mut ctx_json = String::new();
     crate::store::codec::write_json_str(
         &mut ctx_json,
@@ -154,9 +160,8 @@ pub async fn retrieve(ctx: Ctx, set: &str, key: Key) -> DvResult<Response> {
     let table = table_for(&ctx, set)?.clone();
     ctx.caller.check(&table, Access::Read)?;
     ctx.query.refuse_unsupported()?;
-    if ctx.query.get("$expand").is_some() {
-        super::expand::parse(&ctx, &table, ctx.query.get("$expand"))?;
-    }
+    let expands = super::expand::parse(&ctx, &table, ctx.query.get("$expand"))?;
+    let expand_env = super::expand::ExpandEnv::of(&ctx);
     let ann = Annotations::from_prefer(&ctx.prefer);
     let select = ctx.query.get("$select").map(str::to_string);
     let schema = ctx.state.schema.clone();
@@ -170,8 +175,18 @@ pub async fn retrieve(ctx: Ctx, set: &str, key: Key) -> DvResult<Response> {
         let Some(id) = resolve_key(c, table, &key)? else {
             return Err(DvError::record_not_found(&table.logical_name, &key_text(&key)));
         };
-        read_record(c, &api, &schema, &proj, table, &id)?
-            .ok_or_else(|| DvError::record_not_found(&table.logical_name, &id))
+        let (mut body, version) = read_record(c, &api, &schema, &proj, table, &id, &expands.context_items())?
+            .ok_or_else(|| DvError::record_not_found(&table.logical_name, &id))?;
+        if !expands.is_empty() {
+            let extra = super::expand::fragments(c, &expand_env, table, std::slice::from_ref(&id), &expands)?;
+            if let Some(extra) = extra.first().filter(|e| !e.is_empty()) {
+                body.pop();
+                body.push(',');
+                body.push_str(extra);
+                body.push('}');
+            }
+        }
+        Ok((body, version))
     })
     .await?;
     let (body, version) = result;
@@ -352,7 +367,7 @@ pub async fn create(ctx: Ctx, set: &str, body: Bytes) -> DvResult<Response> {
         let id = create_in(&tx, &schema, &t2, ch, &w, None)?;
         let repr = if representation {
             let proj = Projection::new(&t2, select.as_deref(), ann)?;
-            read_record(&tx, &api, &schema, &proj, &t2, &id)?
+            read_record(&tx, &api, &schema, &proj, &t2, &id, &[])?
         } else {
             None
         };
@@ -456,7 +471,7 @@ pub async fn update(ctx: Ctx, set: &str, key: Key, body: Bytes) -> DvResult<Resp
         };
         let repr = if representation {
             let proj = Projection::new(&t2, select.as_deref(), ann)?;
-            read_record(&tx, &api, &schema, &proj, &t2, &id)?
+            read_record(&tx, &api, &schema, &proj, &t2, &id, &[])?
         } else {
             None
         };
@@ -611,16 +626,12 @@ pub async fn part(
         ));
     }
     let Some(col) = table.column_by_property(&prop).cloned() else {
-        if ctx.state.schema.single_nav(&table.logical_name, &prop).is_some()
-            || ctx.state.schema.collection_nav(&table.logical_name, &prop).is_some()
-        {
-            return Err(DvError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "0x80040216",
-                format!("Navigating through '{prop}' is not implemented by this emulator build yet; use $expand."),
+        if method != Method::GET {
+            return Err(DvError::method_not_allowed(
+                "Navigation properties can only be read (GET) here; use @odata.bind or $ref to change them.",
             ));
         }
-        return Err(DvError::segment_not_found(&prop));
+        return navigate(ctx, table, key, &prop).await;
     };
     match method {
         Method::GET => {
@@ -688,6 +699,59 @@ pub async fn part(
             Ok(resp)
         }
         _ => Err(DvError::method_not_allowed("The requested resource does not support this http method.")),
+    }
+}
+
+/// `GET [API]/<set>(<key>)/<nav>`: the related record of a lookup, or the related rows of a
+/// 1:N relationship (a collection, paged like any other).
+async fn navigate(ctx: Ctx, table: Table, key: Key, nav: &str) -> DvResult<Response> {
+    ctx.caller.check(&table, Access::Read)?;
+    let schema = ctx.state.schema.clone();
+    let single = schema.single_nav(&table.logical_name, nav).cloned();
+    let many = schema.collection_nav(&table.logical_name, nav).cloned();
+    if single.is_none() && many.is_none() {
+        return Err(DvError::segment_not_found(nav));
+    }
+    let t2 = table.clone();
+    let k2 = key.clone();
+    let lookup = single.as_ref().map(|r| r.referencing_attribute.clone());
+    let (id, target_id): (String, Option<String>) = blocking(&ctx, move |c| {
+        let id =
+            resolve_key(c, &t2, &k2)?.ok_or_else(|| DvError::record_not_found(&t2.logical_name, &key_text(&k2)))?;
+        let target = match lookup {
+            Some(l) => c
+                .query_row(
+                    &format!("SELECT {} FROM {} WHERE {} = ?", q(&l), q(&t2.logical_name), q(&t2.primary_id)),
+                    [&id],
+                    |r| r.get::<_, Option<String>>(0),
+                )
+                .map_err(sql_error)?,
+            None => None,
+        };
+        Ok((id, target))
+    })
+    .await?;
+    if let Some(rel) = many {
+        let child =
+            schema.table(&rel.referencing_entity).ok_or_else(|| DvError::internal("relationship source missing"))?;
+        let scope = super::query::Scope {
+            lookup: rel.referencing_attribute.clone(),
+            parent_id: id.clone(),
+            path: format!("{}({id})/{nav}", table.set_name),
+        };
+        return super::query::collection_in(ctx, &child.set_name, Some(scope)).await;
+    }
+    let rel = single.ok_or_else(|| DvError::internal("navigation vanished"))?;
+    let target = schema.table(&rel.referenced_entity).ok_or_else(|| DvError::internal("navigation target missing"))?;
+    let Some(target_id) = target_id else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let uuid = uuid::Uuid::parse_str(&target_id).map_err(|_| DvError::internal("stored lookup is not a GUID"))?;
+    // A polymorphic lookup may point at another table than this navigation property's.
+    let set = target.set_name.clone();
+    match retrieve(ctx, &set, Key::Id(uuid)).await {
+        Err(e) if e.status == StatusCode::NOT_FOUND => Ok(StatusCode::NO_CONTENT.into_response()),
+        other => other,
     }
 }
 

@@ -40,6 +40,9 @@ pub struct Projection<'a> {
     pub ann: Annotations,
     /// Whether `$select` was given (drives the context URL).
     pub explicit: bool,
+    /// How many of `columns` the client selected; the rest (primary key, transaction
+    /// currency) are returned anyway but do not appear in the context URL.
+    pub selected: usize,
 }
 
 const FORMATTED: &str = "OData.Community.Display.V1.FormattedValue";
@@ -50,7 +53,8 @@ impl<'a> Projection<'a> {
     /// transaction currency along.
     pub fn new(table: &'a Table, select: Option<&str>, ann: Annotations) -> DvResult<Self> {
         let Some(select) = select.map(str::trim).filter(|s| !s.is_empty()) else {
-            return Ok(Self { table, columns: table.columns.iter().collect(), ann, explicit: false });
+            let columns: Vec<&Column> = table.columns.iter().collect();
+            return Ok(Self { table, selected: columns.len(), columns, ann, explicit: false });
         };
         let mut columns: Vec<&Column> = Vec::new();
         for item in select.split(',').map(str::trim) {
@@ -64,6 +68,7 @@ impl<'a> Projection<'a> {
                 columns.push(c);
             }
         }
+        let selected = columns.len();
         let pk = table.primary_id_column();
         if !columns.iter().any(|c| c.is_primary_id) {
             columns.push(pk);
@@ -74,12 +79,12 @@ impl<'a> Projection<'a> {
         {
             columns.push(cur);
         }
-        Ok(Self { table, columns, ann, explicit: true })
+        Ok(Self { table, columns, ann, explicit: true, selected })
     }
 
     /// The property list for `@odata.context` (`accounts(name,revenue)`).
     pub fn context_list(&self) -> String {
-        self.columns
+        self.columns[..self.selected]
             .iter()
             .filter(|c| !c.is_primary_id || self.explicit)
             .map(|c| c.property_name())
