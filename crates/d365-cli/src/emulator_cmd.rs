@@ -100,10 +100,10 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
 async fn check(ready: &d365_emulator::ReadyInfo) -> bool {
     let mut ok = true;
     let mut step = |name: &str, r: anyhow::Result<String>| match r {
-        Ok(detail) => println!("  ok    {name:<44} {detail}"),
+        Ok(detail) => println!("  ok    {name:<52} {detail}"),
         Err(e) => {
             ok = false;
-            println!("  FAIL  {name:<44} {e:#}");
+            println!("  FAIL  {name:<52} {e:#}");
         }
     };
     let http = match client(ready) {
@@ -213,6 +213,24 @@ async fn check(ready: &d365_emulator::ReadyInfo) -> bool {
     }
     .await;
     step("read all accounts following @odata.nextLink", paging);
+    let query = async {
+        let url = api("accounts?$select=name&$filter=statecode eq 0 and contains(name,'a')&$orderby=name&$top=3\
+             &$expand=primarycontactid($select=fullname)");
+        let r = http.get(&url).bearer_auth(&token).send().await?.error_for_status()?;
+        let b: serde_json::Value = r.json().await?;
+        let n = b["value"].as_array().map(Vec::len).unwrap_or(0);
+        let r = http
+            .get(api("accounts?$apply=groupby((statecode),aggregate($count as count))"))
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .error_for_status()?;
+        let g: serde_json::Value = r.json().await?;
+        let groups = g["value"].as_array().map(Vec::len).unwrap_or(0);
+        Ok(format!("$filter+$expand: {n} rows; $apply groupby: {groups} groups"))
+    }
+    .await;
+    step("query options ($filter, $orderby, $expand, $apply)", query);
     ok
 }
 
