@@ -1,2 +1,43 @@
 //! The Dataverse Web API client: one retry policy for every request, metadata (with a disk
 //! cache), query building, the page stream that follows `@odata.nextLink`, and writes.
+//!
+//! ```no_run
+//! # async fn demo(tokens: std::sync::Arc<dyn d365_auth::TokenProvider>) -> Result<(), d365_client::ClientError> {
+//! use d365_client::{ClientOptions, DataverseClient, Query};
+//! use futures::StreamExt;
+//!
+//! let client = DataverseClient::new(ClientOptions::new("https://contoso.crm.dynamics.com"), tokens)?;
+//! println!("{:?}", client.whoami().await?);
+//! let mut pages = client.page_stream(&Query::new("accounts").select(["name"]).max_page_size(5000))?;
+//! while let Some(page) = pages.next().await {
+//!     for row in page?.rows {
+//!         println!("{}", row["name"]);
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+mod client;
+mod error;
+mod metadata;
+mod metadata_cache;
+mod paging;
+mod query;
+mod records;
+mod request_log;
+mod retry;
+
+pub use client::{ApiRequest, ApiResponse, ClientOptions, DataverseClient, ServerHints};
+pub use error::{Attempt, ClientError, ServiceError};
+pub use metadata::{AttributeInfo, EntityInfo, EntityMetadata, KeyInfo, OptionInfo, RelationshipInfo};
+pub use metadata_cache::{CacheOptions, Metadata, MetadataCache, default_cache_root};
+pub use paging::{Page, PageBody, PageStream};
+pub use query::{
+    ASSOCIATED_NAVIGATION_PROPERTY, FORMATTED_VALUE, LOOKUP_LOGICAL_NAME, MAX_PAGE_SIZE, Query, RequestPlan,
+    TOTAL_RECORD_COUNT, TOTAL_RECORD_COUNT_LIMIT_EXCEEDED, encode_query_value, string_literal,
+};
+pub use records::{KeyValue, Record, RecordKey, UpsertMode, WhoAmI, id_from_entity_uri, lookup_bind, record_path};
+pub use request_log::{RequestEvent, RequestHook, RequestLog, RequestStats};
+pub use retry::{Clock, ManualClock, RetryConfig, RetryPolicy, SleepFuture, TokioClock, parse_retry_after};
+
+pub use d365_auth::{AccessToken, AuthError, TokenProvider};
