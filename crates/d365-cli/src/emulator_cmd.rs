@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
   d365 emulator --port 8443 --rows 100000    fixed port, more data
   d365 emulator --data crm.sqlite            keep data (and CA, keys) across restarts
   d365 emulator --ready-file emu.json        write URLs, apps and users as JSON for scripts
-  d365 emulator --check                      start, run the validation steps, exit")]
+  d365 emulator --check                      start, run the validation steps, exit
+  d365 emulator --latency-ms 50 --limits requests=6000,window=300,concurrent=52 --dop-hint 8
+  d365 emulator --faults 429=0.02,503=0.01,reset=0.01,truncate=0.005 --fault-seed 7")]
 pub struct EmulatorArgs {
     /// TCP port on 127.0.0.1 (0 = any free port).
     #[arg(long, default_value_t = 0)]
@@ -42,6 +44,19 @@ pub struct EmulatorArgs {
     /// Extra delay per row returned or written, in microseconds (used with --latency-ms).
     #[arg(long, default_value_t = 0, value_name = "US")]
     latency_per_row_us: u64,
+    /// Service-protection limits per user: requests and execution seconds per window, window
+    /// seconds, concurrent requests (defaults: requests=6000,window=300,exec-seconds=1200,concurrent=52).
+    #[arg(long, value_name = "LIST", value_parser = parse_limits)]
+    limits: Option<d365_emulator::webapi::limits::LimitSettings>,
+    /// The x-ms-dop-hint to advertise (default: 8, or the --config value).
+    #[arg(long, value_name = "N")]
+    dop_hint: Option<u32>,
+    /// Inject faults with these probabilities, e.g. 429=0.02,503=0.01,reset=0.01,truncate=0.005,slow=0.01.
+    #[arg(long, value_name = "LIST")]
+    faults: Option<String>,
+    /// Seed of the fault generator (same seed, same faults for the same request order).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    fault_seed: u64,
     /// Sign this user in automatically on the sign-in and device-code pages (for scripts and tests).
     #[arg(long, value_name = "USER")]
     auto_approve: Option<String>,
@@ -62,6 +77,11 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter.into()))
         .with_writer(std::io::stderr)
         .try_init();
+    let faults = match &args.faults {
+        Some(text) => d365_emulator::webapi::faults::FaultSettings::parse(text, args.fault_seed)
+            .map_err(|e| anyhow::anyhow!("--faults {text}: {e}"))?,
+        None => Default::default(),
+    };
     let options = EmulatorOptions {
         port: args.port,
         data: args.data.clone(),
@@ -73,6 +93,9 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
         latency_per_row: Duration::from_micros(args.latency_per_row_us),
         auto_approve: args.auto_approve.clone(),
         verbose: args.verbose,
+        limits: args.limits.unwrap_or_default(),
+        faults,
+        dop_hint: args.dop_hint,
         ..EmulatorOptions::default()
     };
     let started = Instant::now();
@@ -94,6 +117,10 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
     eprintln!("stopping…");
     emu.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_limits(text: &str) -> Result<d365_emulator::webapi::limits::LimitSettings, String> {
+    d365_emulator::webapi::limits::LimitSettings::parse(text)
 }
 
 /// The seed guides' validation steps, as an external client would run them.

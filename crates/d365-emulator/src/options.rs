@@ -31,6 +31,12 @@ pub struct EmulatorOptions {
     pub revoke_used_refresh_tokens: bool,
     /// Log every request.
     pub verbose: bool,
+    /// Service-protection limits per user.
+    pub limits: crate::webapi::limits::LimitSettings,
+    /// Injected faults (none by default).
+    pub faults: crate::webapi::faults::FaultSettings,
+    /// `x-ms-dop-hint` override (else the configuration's value).
+    pub dop_hint: Option<u32>,
 }
 
 impl Default for EmulatorOptions {
@@ -48,6 +54,9 @@ impl Default for EmulatorOptions {
             auto_approve: None,
             revoke_used_refresh_tokens: true,
             verbose: false,
+            limits: Default::default(),
+            faults: Default::default(),
+            dop_hint: None,
         }
     }
 }

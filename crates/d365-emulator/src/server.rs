@@ -84,6 +84,8 @@ impl Emulator {
         };
 
         let ready = ready_info(&config, &urls, &tls, &app_certs, &unregistered_cert, &state_dir, &options);
+        let limits = crate::webapi::limits::Limits::new(options.limits);
+        let faults = crate::webapi::faults::Faults::new(options.faults);
         let state: AppState = Arc::new(Shared {
             identity: crate::identity::IdentityState::default(),
             clock: crate::clock::Clock::system(),
@@ -95,7 +97,8 @@ impl Emulator {
             unregistered_cert,
             store,
             schema,
-            limits: Default::default(),
+            limits,
+            faults,
         });
         let app = crate::identity::routes()
             .merge(crate::webapi::routes())

@@ -76,6 +76,8 @@ pub struct Shared {
     pub schema: Arc<crate::schema::Schema>,
     /// Service-protection accounting.
     pub limits: crate::webapi::limits::Limits,
+    /// Fault injection.
+    pub faults: crate::webapi::faults::Faults,
 }
 
 impl Shared {

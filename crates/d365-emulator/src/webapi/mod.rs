@@ -9,6 +9,7 @@ pub mod auth;
 pub mod csdl;
 pub mod error;
 pub mod expand;
+pub mod faults;
 pub mod filter_sql;
 pub mod limits;
 pub mod metadata;
@@ -80,25 +81,21 @@ pub struct Ctx {
 }
 
 async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
-    let started = std::time::Instant::now();
     let (parts, body) = req.into_parts();
     let request_id = uuid::Uuid::new_v4().to_string();
     let mut resp = match handle(state.clone(), parts, body).await {
-        Ok((r, user)) => {
-            let mut r = r;
-            state.limits_headers(&mut r, user.as_deref(), started.elapsed());
-            r
+        Ok(r) => r,
+        Err(e) => {
+            if !state.options.latency.is_zero() {
+                tokio::time::sleep(state.options.latency).await;
+            }
+            e.into_response()
         }
-        Err(e) => e.into_response(),
     };
-    if !state.options.latency.is_zero() {
-        tokio::time::sleep(state.options.latency).await;
-    }
     let h = resp.headers_mut();
     h.insert("OData-Version", HeaderValue::from_static("4.0"));
-    if let Ok(v) = HeaderValue::from_str(&state.config.dataverse.dop_hint.to_string()) {
-        h.insert("x-ms-dop-hint", v);
-    }
+    let dop = state.options.dop_hint.unwrap_or(state.config.dataverse.dop_hint);
+    h.insert("x-ms-dop-hint", HeaderValue::from(dop));
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("REQ_ID", v.clone());
         h.insert("x-ms-service-request-id", v);
@@ -106,22 +103,9 @@ async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
     resp
 }
 
-impl crate::state::Shared {
-    fn limits_headers(&self, resp: &mut Response, user: Option<&str>, elapsed: std::time::Duration) {
-        if let Some(user) = user {
-            let (requests, millis) = self.limits.record(user, self.clock.now(), elapsed);
-            let h = resp.headers_mut();
-            h.insert("x-ms-ratelimit-burst-remaining-xrm-requests", HeaderValue::from(requests));
-            h.insert("x-ms-ratelimit-time-remaining-xrm-requests", HeaderValue::from(millis));
-        }
-    }
-}
-
-async fn handle(
-    state: AppState,
-    parts: axum::http::request::Parts,
-    body: Body,
-) -> DvResult<(Response, Option<String>)> {
+/// Authenticates, applies service protection and injected faults, and runs the request.
+/// Errors before admission (bad URL, bad token, throttling) are returned as `Err`.
+async fn handle(state: AppState, parts: axum::http::request::Parts, body: Body) -> DvResult<Response> {
     let path = parts.uri.path();
     let Some(rest) = path.strip_prefix("/api/data/") else { return Err(DvError::segment_not_found(path)) };
     let (version, resource_path) = rest.split_once('/').unwrap_or((rest, ""));
@@ -136,8 +120,41 @@ async fn handle(
         ));
     }
     let caller = auth::authenticate(&state, &parts.headers)?;
-    let user = caller.user.systemuserid.clone();
-    let decoded = percent_encoding::percent_decode_str(resource_path)
+    let admission = limits::Limits::admit(&state, &caller.user.systemuserid)?;
+    let started = std::time::Instant::now();
+    let fault = state.faults.draw();
+    if let Some(e) = faults::before(fault) {
+        drop(admission);
+        return Err(e);
+    }
+    if fault == faults::Fault::Slow {
+        tokio::time::sleep(state.faults.slow_delay()).await;
+    }
+    let (version, resource_path) = (version.to_string(), resource_path.to_string());
+    let result = run(state.clone(), parts, body, caller, &version, resource_path).await;
+    if !state.options.latency.is_zero() {
+        tokio::time::sleep(state.options.latency).await;
+    }
+    let (requests, millis) = admission.finish(started.elapsed());
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    };
+    let h = resp.headers_mut();
+    h.insert("x-ms-ratelimit-burst-remaining-xrm-requests", HeaderValue::from(requests));
+    h.insert("x-ms-ratelimit-time-remaining-xrm-requests", HeaderValue::from(millis));
+    Ok(faults::after(resp, fault).await)
+}
+
+async fn run(
+    state: AppState,
+    parts: axum::http::request::Parts,
+    body: Body,
+    caller: auth::Caller,
+    version: &str,
+    resource_path: String,
+) -> DvResult<Response> {
+    let decoded = percent_encoding::percent_decode_str(&resource_path)
         .decode_utf8()
         .map_err(|_| DvError::bad_query("The request URL is not valid UTF-8."))?
         .into_owned();
@@ -157,8 +174,7 @@ async fn handle(
         raw_query: parts.uri.query().unwrap_or("").to_string(),
         api_root,
     };
-    let resp = route(ctx, &parts.method, resource, body).await?;
-    Ok((resp, Some(user)))
+    route(ctx, &parts.method, resource, body).await
 }
 
 async fn route(ctx: Ctx, method: &Method, resource: Resource, body: Bytes) -> DvResult<Response> {
