@@ -76,9 +76,12 @@ impl Default for ManualClock {
 }
 
 impl ManualClock {
-    /// A clock starting now (its wall-clock time is fixed to the real time at creation).
+    /// A clock starting now (its wall-clock time starts at the real time at creation, rounded
+    /// down to a whole second as HTTP dates are).
     pub fn new() -> Self {
-        Self { start: Instant::now(), system_start: SystemTime::now(), state: Mutex::new((Duration::ZERO, Vec::new())) }
+        let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let system_start = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        Self { start: Instant::now(), system_start, state: Mutex::new((Duration::ZERO, Vec::new())) }
     }
 
     /// The sleeps requested so far, in order.

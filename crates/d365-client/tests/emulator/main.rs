@@ -1,0 +1,7 @@
+//! End-to-end tests of the client against the emulator over HTTPS, with real tokens from the
+//! emulator's token endpoint (client credentials).
+
+mod common;
+mod metadata;
+mod paging;
+mod records;
