@@ -35,7 +35,7 @@ pub struct ClientOptions {
     /// An extra CA certificate (PEM) to trust besides the system roots (e.g. the emulator's).
     pub extra_ca_pem: Option<Vec<u8>>,
     /// Page size asked for with `Prefer: odata.maxpagesize` when a query does not set one
-    /// (1–5000; `None` leaves the service default of 5000).
+    /// (1–5000; default 5000, the service's maximum; `None` sends no page-size preference).
     pub max_page_size: Option<u32>,
     /// `User-Agent` header.
     pub user_agent: String,
@@ -61,7 +61,7 @@ impl Default for ClientOptions {
             caller_object_id: None,
             timeout: Duration::from_secs(120),
             extra_ca_pem: None,
-            max_page_size: None,
+            max_page_size: Some(crate::query::MAX_PAGE_SIZE),
             user_agent: concat!("d365/", env!("CARGO_PKG_VERSION")).into(),
             retry: RetryConfig::default(),
             clock: Arc::new(TokioClock),

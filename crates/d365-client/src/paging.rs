@@ -24,7 +24,7 @@ use url::Url;
 
 use crate::client::{ApiRequest, ApiResponse, DataverseClient, path_of};
 use crate::error::ClientError;
-use crate::query::Query;
+use crate::query::{Query, RequestPlan};
 
 /// How a page's rows are handed over.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -271,9 +271,15 @@ async fn produce(
 }
 
 impl DataverseClient {
+    /// The exact first request `query` becomes with this client's defaults (URL, `Prefer`,
+    /// row limit): what `--explain` prints and what [`page_stream`](Self::page_stream) sends.
+    pub fn plan(&self, query: &Query) -> Result<RequestPlan, ClientError> {
+        query.plan(self.base_url(), self.options().max_page_size)
+    }
+
     /// The pages of `query` (see the module docs). The stream stops after `query.top` rows.
     pub fn page_stream(&self, query: &Query) -> Result<PageStream, ClientError> {
-        let plan = query.plan(self.base_url(), self.options().max_page_size)?;
+        let plan = self.plan(query)?;
         let stream = self.page_stream_from(plan.url, plan.prefer);
         Ok(match plan.limit {
             Some(n) => stream.stop_after(n),

@@ -2,6 +2,7 @@
 //! emulator's token endpoint (client credentials).
 
 mod common;
+mod faults;
 mod metadata;
 mod paging;
 mod records;

@@ -79,7 +79,7 @@ async fn the_page_size_is_sent_with_every_page_and_limits_stop_early() {
     // A small top goes into the URL as $top (no page-size preference) and reads one page.
     let s = log.stats();
     let q = Query::new("accounts").select(["name"]).order_by("name", false).top(10);
-    let plan = q.plan(client.base_url(), None).unwrap();
+    let plan = client.plan(&q).unwrap();
     assert!(plan.url.as_str().ends_with("accounts?$select=name&$orderby=name%20asc&$top=10"), "{}", plan.url);
     assert_eq!(plan.prefer, None);
     let rows = client.page_stream(&q).unwrap().collect_rows().await.unwrap();
