@@ -119,11 +119,13 @@ impl ApiRequest {
         Self { method, url, headers: HeaderMap::new(), body: None, idempotent }
     }
 
-    /// Adds a header (invalid values are refused).
-    pub fn header(mut self, name: &'static str, value: &str) -> Result<Self, ClientError> {
+    /// Adds a header (invalid names or values are refused).
+    pub fn header(mut self, name: &str, value: &str) -> Result<Self, ClientError> {
+        let n = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| ClientError::InvalidArgument(format!("invalid header name '{name}'")))?;
         let v = HeaderValue::from_str(value)
             .map_err(|_| ClientError::InvalidArgument(format!("invalid value for header {name}")))?;
-        self.headers.append(HeaderName::from_static(name), v);
+        self.headers.append(n, v);
         Ok(self)
     }
 
@@ -531,4 +533,41 @@ pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(req: &ApiRequest, body
         path: path_of(&req.url),
         message: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_refuse_bad_headers_without_panicking() {
+        let url = Url::parse("https://org.crm.dynamics.com/api/data/v9.2/accounts").unwrap();
+        let r = ApiRequest::new(Method::GET, url.clone()).header("Prefer", "odata.maxpagesize=10").unwrap();
+        assert_eq!(r.headers["prefer"], "odata.maxpagesize=10");
+        assert!(r.idempotent);
+        assert!(ApiRequest::new(Method::GET, url.clone()).header("bad name", "x").is_err());
+        assert!(ApiRequest::new(Method::GET, url.clone()).header("x", "a\nb").is_err());
+        assert!(!ApiRequest::new(Method::POST, url).idempotent);
+    }
+
+    #[test]
+    fn options_build_the_web_api_root_and_refuse_bad_urls() {
+        let tokens: Arc<dyn TokenProvider> =
+            Arc::new(d365_auth::StaticTokenProvider::new(AccessToken::new("secret-token", None)));
+        let c = DataverseClient::new(ClientOptions::new("https://org.crm4.dynamics.com/"), tokens.clone()).unwrap();
+        assert_eq!(c.base_url().as_str(), "https://org.crm4.dynamics.com/api/data/v9.2/");
+        assert_eq!(
+            c.url("accounts?$top=1").unwrap().as_str(),
+            "https://org.crm4.dynamics.com/api/data/v9.2/accounts?$top=1"
+        );
+        let v91 = ClientOptions { api_version: "v9.1".into(), ..ClientOptions::new("https://org.crm.dynamics.com") };
+        assert_eq!(DataverseClient::new(v91, tokens.clone()).unwrap().base_url().path(), "/api/data/v9.1/");
+        for bad in ["", "not a url", "ftp://org.crm.dynamics.com"] {
+            let e = DataverseClient::new(ClientOptions::new(bad), tokens.clone()).unwrap_err();
+            assert!(matches!(e, ClientError::InvalidArgument(_)), "{bad}: {e}");
+        }
+        let bad_ca = ClientOptions { extra_ca_pem: Some(b"nope".to_vec()), ..ClientOptions::new("https://o.example") };
+        assert!(DataverseClient::new(bad_ca, tokens.clone()).is_err());
+        assert!(!format!("{c:?}").contains("secret-token"));
+    }
 }

@@ -202,8 +202,7 @@ impl Metadata {
 
     /// Every table (one request when not cached; columns are not fetched).
     pub async fn entities(&self) -> Result<Arc<Vec<EntityInfo>>, ClientError> {
-        let mut memo = self.memo.lock().await;
-        if let Some(e) = &memo.entities {
+        if let Some(e) = &self.memo.lock().await.entities {
             return Ok(e.clone());
         }
         let list = match self.cached::<Vec<EntityInfo>>("entities") {
@@ -214,9 +213,8 @@ impl Metadata {
                 list
             }
         };
-        let list = Arc::new(list);
-        memo.entities = Some(list.clone());
-        Ok(list)
+        let mut memo = self.memo.lock().await;
+        Ok(memo.entities.get_or_insert(Arc::new(list)).clone())
     }
 
     /// The table named `name`: logical name or entity set name, case-insensitive.
@@ -231,11 +229,11 @@ impl Metadata {
             .cloned())
     }
 
-    /// One table's columns, relationships and keys (fetched when not cached).
+    /// One table's columns, relationships and keys (fetched when not cached). Several tables
+    /// may be fetched concurrently.
     pub async fn entity(&self, logical_name: &str) -> Result<Arc<EntityMetadata>, ClientError> {
         let key = logical_name.to_ascii_lowercase();
-        let mut memo = self.memo.lock().await;
-        if let Some(m) = memo.tables.get(&key) {
+        if let Some(m) = self.memo.lock().await.tables.get(&key) {
             return Ok(m.clone());
         }
         let name = format!("entity.{key}");
@@ -247,9 +245,8 @@ impl Metadata {
                 m
             }
         };
-        let meta = Arc::new(meta);
-        memo.tables.insert(key, meta.clone());
-        Ok(meta)
+        let mut memo = self.memo.lock().await;
+        Ok(memo.tables.entry(key).or_insert_with(|| Arc::new(meta)).clone())
     }
 }
 
