@@ -413,3 +413,102 @@ async fn relative_date_functions_use_the_emulator_clock() {
     assert_eq!(recent("Microsoft.Dynamics.CRM.OlderThanXDays(PropertyName='createdon',PropertyValue=2)").await, 11);
     assert_eq!(recent("Microsoft.Dynamics.CRM.Last7Days(PropertyName='createdon')").await, 1);
 }
+
+#[tokio::test]
+async fn change_tracking_returns_changes_and_deletions_since_the_token() {
+    let env = start(30).await;
+    let t = env.admin_app();
+    let get = |url: String, prefer: Option<&'static str>| {
+        let env = &env;
+        let t = t.clone();
+        async move {
+            let mut r = env.http.get(url).bearer_auth(&t);
+            if let Some(p) = prefer {
+                r = r.header("Prefer", p);
+            }
+            r.send().await.unwrap()
+        }
+    };
+    // Initial read in pages of 10; the deltaLink arrives on the last page only.
+    let mut url = env.url("accounts?$select=name");
+    let mut seen = 0;
+    let delta = loop {
+        let r = get(url.clone(), Some("odata.track-changes,odata.maxpagesize=10")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let body = json_of(r).await;
+        seen += body["value"].as_array().unwrap().len();
+        // A row changed while the pages are read must come back in the next delta.
+        if seen == 10 {
+            let first = body["value"][0]["accountid"].as_str().unwrap().to_string();
+            let r = env
+                .http
+                .patch(env.url(&format!("accounts({first})")))
+                .bearer_auth(&t)
+                .json(&json!({"name": "Changed during read"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        }
+        match (body["@odata.nextLink"].as_str(), body["@odata.deltaLink"].as_str()) {
+            (Some(next), None) => url = next.to_string(),
+            (None, Some(delta)) => break delta.to_string(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(seen, 30);
+    assert!(delta.contains("$deltatoken="), "{delta}");
+
+    // Changes: one insert, one update, one delete.
+    let r = env.http.post(env.url("accounts")).bearer_auth(&t).json(&json!({"name": "New one"})).send().await.unwrap();
+    let new_id =
+        r.headers()["odata-entityid"].to_str().unwrap().rsplit('(').next().unwrap().trim_end_matches(')').to_string();
+    let all = all_rows(&env, &t, "accounts", "accountid").await;
+    let victim = all[5]["accountid"].as_str().unwrap().to_string();
+    let updated = all[7]["accountid"].as_str().unwrap().to_string();
+    env.http
+        .patch(env.url(&format!("accounts({updated})")))
+        .bearer_auth(&t)
+        .json(&json!({"name": "Renamed"}))
+        .send()
+        .await
+        .unwrap();
+    env.http.delete(env.url(&format!("accounts({victim})"))).bearer_auth(&t).send().await.unwrap();
+
+    let r = get(delta.clone(), None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = json_of(r).await;
+    assert!(body["@odata.context"].as_str().unwrap().ends_with("$metadata#accounts(name)/$delta"));
+    let value = body["value"].as_array().unwrap();
+    let changed: BTreeSet<String> = value.iter().filter_map(|v| v["accountid"].as_str().map(str::to_string)).collect();
+    let deleted: Vec<&str> =
+        value.iter().filter(|v| v["reason"] == "deleted").map(|v| v["id"].as_str().unwrap()).collect();
+    assert!(changed.contains(&new_id) && changed.contains(&updated), "{changed:?}");
+    assert_eq!(changed.len(), 3, "insert, update, and the row changed during the first read: {changed:?}");
+    assert_eq!(deleted, vec![victim.as_str()]);
+    let next_delta = body["@odata.deltaLink"].as_str().unwrap().to_string();
+    let r = get(next_delta, None).await;
+    assert_eq!(json_of(r).await["value"].as_array().unwrap().len(), 0, "no changes since");
+
+    // Refused options, untracked tables and expired tokens.
+    let (s, e) = error_of(&env, &t, "accounts?$select=name&$deltatoken=1!01/01/2020 00:00:00").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(e["error"]["message"].as_str().unwrap().contains("expired"), "{e}");
+    let r = env
+        .http
+        .get(env.url("accounts?$filter=statecode eq 0"))
+        .bearer_auth(&t)
+        .header("Prefer", "odata.track-changes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        json_of(r).await["error"]["message"],
+        "The \"$filter\" query parameter isn't supported when Change Tracking is enabled."
+    );
+    env.emu.state().clock.advance(8 * 86_400);
+    let t = env.admin_app();
+    let r = env.http.get(&delta).bearer_auth(&t).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "a token older than 7 days is refused");
+}

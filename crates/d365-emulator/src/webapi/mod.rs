@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod auth;
+pub mod changes;
 pub mod csdl;
 pub mod error;
 pub mod expand;

@@ -36,6 +36,8 @@ pub struct Cookie {
     pub page_number: u32,
     /// Boundaries of the previous page, in ordering order (primary key last).
     pub boundaries: Vec<Boundary>,
+    /// For change-tracking reads: the row version the read started at (`istracking="True"`).
+    pub tracking: Option<i64>,
 }
 
 fn xml_escape(s: &str) -> String {
@@ -88,7 +90,18 @@ impl Cookie {
             inner.push_str(&format!("<{}{}{} />", b.column, attr(&b.last, "last"), attr(&b.first, "first")));
         }
         inner.push_str("</cookie>");
-        format!("<cookie pagenumber=\"{}\" pagingcookie=\"{}\" istracking=\"False\" />", self.page_number, enc(&inner))
+        match self.tracking {
+            None => format!(
+                "<cookie pagenumber=\"{}\" pagingcookie=\"{}\" istracking=\"False\" />",
+                self.page_number,
+                enc(&inner)
+            ),
+            Some(v) => format!(
+                "<cookie pagenumber=\"{}\" pagingcookie=\"{}\" istracking=\"True\" trackingversion=\"{v}\" />",
+                self.page_number,
+                enc(&inner)
+            ),
+        }
     }
 
     /// Parses a `$skiptoken` value (already URL-decoded once by the query-string parser).
@@ -128,7 +141,11 @@ impl Cookie {
         if boundaries.is_empty() {
             return Err(bad());
         }
-        Ok(Self { page_number, boundaries })
+        let tracking = match attr_value(token, "istracking").as_deref() {
+            Some("True") => Some(attr_value(token, "trackingversion").and_then(|v| v.parse().ok()).ok_or_else(bad)?),
+            _ => None,
+        };
+        Ok(Self { page_number, boundaries, tracking })
     }
 }
 
@@ -171,6 +188,7 @@ mod tests {
                     first: Some("{X}".into()),
                 },
             ],
+            tracking: None,
         };
         let xml = c.to_xml();
         assert!(xml.starts_with("<cookie pagenumber=\"2\" pagingcookie=\"%3ccookie%20page%3d%221%22%3e"), "{xml}");
@@ -187,6 +205,9 @@ mod tests {
         let decoded: String = form_urlencoded::parse(format!("t={in_url}").as_bytes()).next().unwrap().1.into_owned();
         assert_eq!(Cookie::parse(&decoded).unwrap(), c);
         assert!(Cookie::parse("garbage").is_err());
+        let t = Cookie { tracking: Some(42), ..c.clone() };
+        assert!(t.to_xml().contains("istracking=\"True\""));
+        assert_eq!(Cookie::parse(&t.to_xml()).unwrap(), t);
         assert!(Cookie::parse("<cookie pagenumber=\"2\" pagingcookie=\"%253ccookie%253e\" />").is_err());
     }
 }

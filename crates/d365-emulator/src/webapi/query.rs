@@ -191,12 +191,8 @@ pub async fn collection_in(ctx: Ctx, set: &str, scope: Option<Scope>) -> DvResul
     let table = table_for(&ctx, set)?;
     ctx.query.refuse_unsupported()?;
     ctx.caller.check(table, Access::Read)?;
-    if ctx.prefer.track_changes || ctx.query.get("$deltatoken").is_some() {
-        return Err(DvError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "0x80040216",
-            "Change tracking is not implemented by this emulator build yet.",
-        ));
+    if ctx.query.get("$deltatoken").is_some() {
+        return super::changes::delta(&ctx, table).await;
     }
     if ctx.query.get("$apply").is_some() {
         return super::apply::run(&ctx, table).await;
@@ -218,6 +214,15 @@ pub async fn collection_in(ctx: Ctx, set: &str, scope: Option<Scope>) -> DvResul
     };
     let paged = !(page_pref.is_none() && top.is_some());
     let cookie = ctx.query.get("$skiptoken").map(Cookie::parse).transpose()?;
+    // A change-tracking read: its delta token is the version when the read started.
+    let tracking = match cookie.as_ref().and_then(|c| c.tracking) {
+        Some(v) => Some(v),
+        None if ctx.prefer.track_changes => Some(ctx.state.store.current_version()),
+        None => None,
+    };
+    if tracking.is_some() {
+        super::changes::check_request(&ctx, table)?;
+    }
     let want_count = match ctx.query.get("$count") {
         None | Some("false") => false,
         Some("true") => true,
@@ -350,16 +355,23 @@ pub async fn collection_in(ctx: Ctx, set: &str, scope: Option<Scope>) -> DvResul
                     first: boundary_text(o.column, &first[order_cols_start + i]),
                 })
                 .collect(),
+            tracking,
         };
         let base = scope.as_ref().map(|s| s.path.as_str()).unwrap_or(&table.set_name);
         let link = format!("{}/{base}?{}", ctx.api_root, with_skiptoken(&ctx.raw_query, &next.to_xml()));
         body.push_str(",\"@odata.nextLink\":");
         crate::store::codec::write_json_str(&mut body, &link);
+    } else if let Some(version) = tracking {
+        body.push_str(",\"@odata.deltaLink\":");
+        crate::store::codec::write_json_str(&mut body, &super::changes::delta_link(&ctx, table, version));
     }
     body.push('}');
     per_row_latency(&ctx, rows.len()).await;
     let mut resp = json_response(StatusCode::OK, body);
     applied_preferences(&ctx, &mut resp, page_pref.map(|_| page_size));
+    if tracking.is_some() {
+        super::changes::applied(&mut resp);
+    }
     Ok(resp)
 }
 
