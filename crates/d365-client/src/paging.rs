@@ -1,6 +1,8 @@
 //! The page stream: GET the first page of a query, then follow `@odata.nextLink` exactly as the
 //! service gave it (no options appended, nothing re-encoded), sending the same `Prefer` header
-//! (`odata.maxpagesize`, annotations) with every page, as the protocol requires.
+//! (`odata.maxpagesize`, annotations) with every page, as the protocol requires. (The link is
+//! parsed as a URL, so a character a URL cannot carry raw, such as a space, would be sent
+//! percent-encoded, as every HTTP client must; existing `%XX` escapes are never touched.)
 //!
 //! Pages are fetched by a background task one page ahead of the consumer (a channel of one
 //! page, and a slot is reserved *before* the next page is fetched), so at most two pages are in

@@ -147,6 +147,15 @@ impl RequestLog {
         if event.attempt > 1 {
             self.retries.fetch_add(1, Ordering::Relaxed);
         }
+        tracing::debug!(
+            method = %event.method,
+            path = %event.path,
+            status = event.status,
+            attempt = event.attempt,
+            bytes = event.bytes_received,
+            ms = u64::try_from(event.duration.as_millis()).unwrap_or(u64::MAX),
+            "web api request"
+        );
         let hook = self.hook.read().ok().and_then(|h| h.clone());
         if let Some(hook) = hook {
             hook(event);
