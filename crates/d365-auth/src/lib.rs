@@ -55,3 +55,4 @@ pub use procedures::call_procedure;
 pub use provider::{Flow, LoginOutcome, login, logout, plan, provider_from_config};
 pub use secret::Secret;
 pub use token::{AccessToken, StaticTokenProvider, TokenProvider};
+pub use token_store::StoreError;
