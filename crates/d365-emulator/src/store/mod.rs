@@ -33,7 +33,14 @@ pub struct Store {
     version: AtomicI64,
     /// Keeps an in-memory database alive.
     _anchor: Mutex<Connection>,
+    /// The directory of a spilled "in-memory" database, removed on drop.
+    _spill: Option<tempfile::TempDir>,
 }
+
+/// Above this many seeded accounts a database without `--data` lives in a temporary file
+/// (removed when the emulator stops) instead of memory, so memory stays bounded: SQLite then
+/// keeps only its page cache in RAM.
+pub const IN_MEMORY_MAX_ROWS: usize = 100_000;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -49,6 +56,8 @@ fn open_conn(uri: &str) -> rusqlite::Result<Connection> {
     let c = Connection::open_with_flags(uri, flags)?;
     c.busy_timeout(std::time::Duration::from_secs(10))?;
     c.set_prepared_statement_cache_capacity(256);
+    // 16 MiB of page cache per connection (the pool holds at most 16).
+    c.pragma_update(None, "cache_size", -16_384)?;
     Ok(c)
 }
 
@@ -60,7 +69,18 @@ impl Store {
     /// Opens the store: a SQLite file when `data` is given (created and seeded on first use,
     /// reused as it is afterwards), else a fresh in-memory database seeded with `rows` accounts.
     pub fn open(data: Option<&Path>, schema: Arc<Schema>, config: &Config, rows: usize) -> Result<Self, StartError> {
-        let uri = match data {
+        let spill = if data.is_none() && rows > IN_MEMORY_MAX_ROWS {
+            Some(
+                tempfile::Builder::new()
+                    .prefix("d365-emulator-data-")
+                    .tempdir()
+                    .map_err(|e| StartError::io(&std::env::temp_dir(), e))?,
+            )
+        } else {
+            None
+        };
+        let file = data.map(Path::to_path_buf).or_else(|| spill.as_ref().map(|d| d.path().join("data.sqlite")));
+        let uri = match &file {
             Some(p) => {
                 if let Some(parent) = p.parent().filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(parent).map_err(|e| StartError::io(parent, e))?;
@@ -70,9 +90,11 @@ impl Store {
             None => format!("file:/d365-emulator-{}?vfs=memdb", uuid::Uuid::new_v4()),
         };
         let anchor = open_conn(&uri).map_err(store_err)?;
-        if data.is_some() {
+        if file.is_some() {
             anchor.pragma_update(None, "journal_mode", "WAL").map_err(store_err)?;
-            anchor.pragma_update(None, "synchronous", "NORMAL").map_err(store_err)?;
+            // A spilled database is thrown away on exit: no need to survive power loss.
+            let sync = if spill.is_some() { "OFF" } else { "NORMAL" };
+            anchor.pragma_update(None, "synchronous", sync).map_err(store_err)?;
         }
         let seeded = ddl::is_seeded(&anchor).map_err(store_err)?;
         if !seeded {
@@ -88,6 +110,7 @@ impl Store {
             pool: Mutex::new(Vec::new()),
             version: AtomicI64::new(version),
             _anchor: Mutex::new(anchor),
+            _spill: spill,
         })
     }
 

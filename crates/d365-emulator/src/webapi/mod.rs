@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod auth;
+pub mod bulk;
 pub mod changes;
 pub mod csdl;
 pub mod error;
@@ -216,6 +217,9 @@ async fn route(ctx: Ctx, method: &Method, resource: Resource, body: Bytes) -> Dv
             "0x80040216",
             "$batch is not implemented by this emulator build yet.",
         )),
+        (&Method::POST, Resource::BoundAction { set, action }) if bulk::ACTIONS.contains(&action.as_str()) => {
+            bulk::run(ctx, &set, &action, body).await
+        }
         (_, Resource::BoundAction { action, .. }) => {
             Err(DvError::segment_not_found(&format!("Microsoft.Dynamics.CRM.{action}")))
         }

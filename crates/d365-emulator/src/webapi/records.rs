@@ -20,7 +20,7 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 /// Runs blocking store work.
-async fn blocking<R: Send + 'static>(
+pub(super) async fn blocking<R: Send + 'static>(
     ctx: &Ctx,
     f: impl FnOnce(&mut Connection) -> DvResult<R> + Send + 'static,
 ) -> DvResult<R> {
@@ -32,7 +32,7 @@ async fn blocking<R: Send + 'static>(
 }
 
 /// Resolves a key to the record id (`None` when no such record exists).
-fn resolve_key(c: &Connection, table: &Table, key: &Key) -> DvResult<Option<String>> {
+pub(super) fn resolve_key(c: &Connection, table: &Table, key: &Key) -> DvResult<Option<String>> {
     let id_exists = |id: &str| -> DvResult<Option<String>> {
         c.query_row(
             &format!("SELECT {pk} FROM {} WHERE {pk} = ?", q(&table.logical_name), pk = q(&table.primary_id)),
@@ -96,7 +96,7 @@ fn resolve_key(c: &Connection, table: &Table, key: &Key) -> DvResult<Option<Stri
     }
 }
 
-fn key_text(key: &Key) -> String {
+pub(super) fn key_text(key: &Key) -> String {
     match key {
         Key::Id(id) => id.to_string(),
         Key::Alternate(parts) => parts
@@ -301,15 +301,15 @@ fn insert(c: &Connection, table: &Table, ch: &Changes) -> DvResult<()> {
 }
 
 /// Everything a write needs from the request, movable into a blocking task.
-struct WriteInput {
-    user: String,
-    on_behalf: Option<String>,
-    bu: String,
-    now: String,
-    version: i64,
+pub(super) struct WriteInput {
+    pub(super) user: String,
+    pub(super) on_behalf: Option<String>,
+    pub(super) bu: String,
+    pub(super) now: String,
+    pub(super) version: i64,
 }
 
-fn write_input(ctx: &Ctx) -> WriteInput {
+pub(super) fn write_input(ctx: &Ctx) -> WriteInput {
     WriteInput {
         user: ctx.caller.user.systemuserid.clone(),
         on_behalf: ctx.caller.on_behalf_of().map(str::to_string),
@@ -319,7 +319,7 @@ fn write_input(ctx: &Ctx) -> WriteInput {
     }
 }
 
-fn create_in(
+pub(super) fn create_in(
     c: &Connection,
     schema: &crate::schema::Schema,
     table: &Table,
@@ -417,22 +417,7 @@ pub async fn update(ctx: Ctx, set: &str, key: Key, body: Bytes) -> DvResult<Resp
                 }
                 caller.check(&t2, Access::Create)?;
                 let mut ch = parse_body(&schema, &t2, &body, Op::Create)?;
-                // An upsert by alternate key creates the record with the key values set.
-                if let Key::Alternate(parts) = &key {
-                    for (prop, v) in parts {
-                        if let Some(col) = t2.column_by_property(prop).filter(|c| !c.kind.is_lookup()) {
-                            let json = match v {
-                                KeyValue::Text(t) => serde_json::Value::String(t.clone()),
-                                KeyValue::Bare(b) => {
-                                    serde_json::from_str(b).unwrap_or(serde_json::Value::String(b.clone()))
-                                }
-                            };
-                            let sql = crate::store::codec::from_json(col, &t2.logical_name, &json)
-                                .map_err(|_| DvError::bad_query(format!("Invalid key value for '{prop}'.")))?;
-                            ch.set(&col.logical_name, sql);
-                        }
-                    }
-                }
+                set_key_values(&t2, &mut ch, &key)?;
                 let id = match &key {
                     Key::Id(id) => Some(id.to_string()),
                     Key::Alternate(_) => None,
@@ -497,7 +482,25 @@ pub async fn update(ctx: Ctx, set: &str, key: Key, body: Bytes) -> DvResult<Resp
     })
 }
 
-fn update_in(
+/// An upsert by alternate key creates the record with the key values set.
+pub(super) fn set_key_values(table: &Table, ch: &mut Changes, key: &Key) -> DvResult<()> {
+    if let Key::Alternate(parts) = key {
+        for (prop, v) in parts {
+            if let Some(col) = table.column_by_property(prop).filter(|c| !c.kind.is_lookup()) {
+                let json = match v {
+                    KeyValue::Text(t) => serde_json::Value::String(t.clone()),
+                    KeyValue::Bare(b) => serde_json::from_str(b).unwrap_or(serde_json::Value::String(b.clone())),
+                };
+                let sql = crate::store::codec::from_json(col, &table.logical_name, &json)
+                    .map_err(|_| DvError::bad_query(format!("Invalid key value for '{prop}'.")))?;
+                ch.set(&col.logical_name, sql);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn update_in(
     c: &Connection,
     schema: &crate::schema::Schema,
     table: &Table,

@@ -1,0 +1,127 @@
+//! Bulk operation messages over HTTPS: CreateMultiple / UpdateMultiple / UpsertMultiple are one
+//! transaction each; DeleteMultiple is refused on standard tables.
+
+mod common;
+
+use common::*;
+
+async fn post(env: &Env, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+    let r = env.http.post(env.url(path)).bearer_auth(token).json(&body).send().await.unwrap();
+    let s = r.status();
+    let text = r.text().await.unwrap();
+    (s, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+}
+
+async fn count(env: &Env, token: &str, set: &str) -> usize {
+    let r = env.get(token, &format!("{set}?$select={}id&$top=5000", &set[..set.len() - 1])).await;
+    json_of(r).await["value"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn create_update_upsert_multiple() {
+    let env = start(10).await;
+    let t = env.admin_app();
+    let (s, body) = post(
+        &env,
+        &t,
+        "accounts/Microsoft.Dynamics.CRM.CreateMultiple",
+        json!({"Targets": [
+            {"@odata.type": "Microsoft.Dynamics.CRM.account", "name": "Bulk A", "accountnumber": "BULK-A"},
+            {"@odata.type": "Microsoft.Dynamics.CRM.account", "name": "Bulk B", "revenue": 12.5},
+        ]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(
+        body["@odata.context"].as_str().unwrap().ends_with("$metadata#Microsoft.Dynamics.CRM.CreateMultipleResponse")
+    );
+    let ids: Vec<String> = body["Ids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    assert_eq!(ids.len(), 2);
+    let b = json_of(env.get(&t, &format!("accounts({})?$select=name,revenue", ids[1])).await).await;
+    assert_eq!(b["name"], "Bulk B");
+    assert_eq!(b["revenue"].as_f64(), Some(12.5));
+
+    let (s, _) = post(
+        &env,
+        &t,
+        "accounts/Microsoft.Dynamics.CRM.UpdateMultiple",
+        json!({"Targets": [
+            {"@odata.type": "Microsoft.Dynamics.CRM.account", "accountid": ids[0], "name": "Bulk A2"},
+            {"@odata.type": "Microsoft.Dynamics.CRM.account", "accountid": ids[1], "name": "Bulk B2"},
+        ]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let b = json_of(env.get(&t, &format!("accounts({})?$select=name", ids[0])).await).await;
+    assert_eq!(b["name"], "Bulk A2");
+
+    // Upsert: one existing by alternate key (updated), one new by alternate key (created).
+    let before = count(&env, &t, "accounts").await;
+    let (s, body) = post(
+        &env,
+        &t,
+        "accounts/Microsoft.Dynamics.CRM.UpsertMultiple",
+        json!({"Targets": [
+            {"@odata.type": "Microsoft.Dynamics.CRM.account", "@odata.id": "accounts(accountnumber='BULK-A')", "name": "Bulk A3"},
+            {"@odata.type": "Microsoft.Dynamics.CRM.account", "@odata.id": "accounts(accountnumber='BULK-C')", "name": "Bulk C"},
+        ]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(count(&env, &t, "accounts").await, before + 1);
+    let b = json_of(env.get(&t, "accounts(accountnumber='BULK-A')?$select=name").await).await;
+    assert_eq!(b["name"], "Bulk A3");
+    let b = json_of(env.get(&t, "accounts(accountnumber='BULK-C')?$select=name,accountnumber").await).await;
+    assert_eq!(b["name"], "Bulk C");
+    assert_eq!(b["accountnumber"], "BULK-C");
+}
+
+#[tokio::test]
+async fn one_bad_target_rolls_back_the_whole_message() {
+    let env = start(10).await;
+    let t = env.admin_app();
+    let before = count(&env, &t, "contacts").await;
+    let long = "x".repeat(5000);
+    let (s, body) = post(
+        &env,
+        &t,
+        "contacts/Microsoft.Dynamics.CRM.CreateMultiple",
+        json!({"Targets": [
+            {"@odata.type": "Microsoft.Dynamics.CRM.contact", "lastname": "Fine"},
+            {"@odata.type": "Microsoft.Dynamics.CRM.contact", "lastname": long},
+        ]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "0x80044331");
+    assert_eq!(count(&env, &t, "contacts").await, before, "nothing was created");
+
+    let (s, body) =
+        post(&env, &t, "contacts/Microsoft.Dynamics.CRM.CreateMultiple", json!({"Targets": [{"lastname": "No type"}]}))
+            .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"].as_str().unwrap().contains("@odata.type"));
+
+    let (s, body) = post(
+        &env,
+        &t,
+        "contacts/Microsoft.Dynamics.CRM.UpdateMultiple",
+        json!({"Targets": [{"@odata.type": "Microsoft.Dynamics.CRM.contact", "contactid": "00000000-0000-0000-0000-0000000000ab", "lastname": "x"}]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+
+    let (s, body) = post(&env, &t, "contacts/Microsoft.Dynamics.CRM.DeleteMultiple", json!({"Targets": []})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["message"], "DeleteMultiple has not yet been implemented.");
+
+    // The least-privilege app may not create widgets, in bulk either.
+    let (s, body) = post(
+        &env,
+        &env.integration(),
+        "new_widgets/Microsoft.Dynamics.CRM.CreateMultiple",
+        json!({"Targets": [{"@odata.type": "Microsoft.Dynamics.CRM.new_widget", "new_name": "w"}]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+}
