@@ -210,7 +210,7 @@ async fn device_code_through_the_verification_page_with_pending_and_slow_down() 
     let sleeps = sleeps.lock().unwrap();
     assert!(sleeps.len() >= 3, "polled while pending: {sleeps:?}");
     assert_eq!(sleeps[0], 5, "the interval");
-    assert!(sleeps.iter().any(|&s| s == 10), "slowed down by 5 s: {sleeps:?}");
+    assert!(sleeps.contains(&10), "slowed down by 5 s: {sleeps:?}");
 }
 
 async fn web_tokens(env: &Env, cfg: &d365_auth::ConnectionConfig) -> (String, String, String) {
