@@ -134,6 +134,11 @@ impl Store {
         Ok(r)
     }
 
+    /// A new connection outside the pool (a `$batch` change set holds one for its transaction).
+    pub fn open_connection(&self) -> rusqlite::Result<Connection> {
+        open_conn(&self.uri)
+    }
+
     /// The next row version (a store-wide increasing counter, the source of ETags).
     pub fn next_version(&self) -> i64 {
         self.version.fetch_add(1, Ordering::SeqCst) + 1

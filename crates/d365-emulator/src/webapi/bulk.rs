@@ -6,7 +6,7 @@
 
 use super::error::{DvError, DvResult};
 use super::path::{Key, Resource};
-use super::query::{per_row_latency, sql_error, table_for};
+use super::query::{per_row_latency, table_for};
 use super::records::{WriteInput, blocking, create_in, key_text, resolve_key, set_key_values, update_in, write_input};
 use super::writes::{Op, parse_body};
 use super::{Ctx, json_response};
@@ -99,7 +99,7 @@ pub async fn run(ctx: Ctx, set: &str, action: &str, body: Bytes) -> DvResult<Res
     let action = action.to_string();
     let t2 = table.clone();
     let ids = blocking(&ctx, move |c| {
-        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql_error)?;
+        let tx = super::records::begin(c)?;
         let mut ids = Vec::with_capacity(items.len());
         for (i, (mut map, w)) in items.into_iter().zip(inputs).enumerate() {
             let id = match action.as_str() {
@@ -151,7 +151,7 @@ pub async fn run(ctx: Ctx, set: &str, action: &str, body: Bytes) -> DvResult<Res
             };
             ids.push(id);
         }
-        tx.commit().map_err(sql_error)?;
+        tx.commit()?;
         Ok(ids)
     })
     .await?;

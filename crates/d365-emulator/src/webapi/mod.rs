@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod auth;
+pub mod batch;
 pub mod bulk;
 pub mod changes;
 pub mod csdl;
@@ -80,6 +81,8 @@ pub struct Ctx {
     pub raw_query: String,
     /// The Web API root the client used (its version segment kept).
     pub api_root: String,
+    /// The connection of the `$batch` change set this request runs in, if any.
+    pub pinned: Option<std::sync::Arc<std::sync::Mutex<rusqlite::Connection>>>,
 }
 
 async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
@@ -175,6 +178,7 @@ async fn run(
         headers: parts.headers,
         raw_query: parts.uri.query().unwrap_or("").to_string(),
         api_root,
+        pinned: None,
     };
     route(ctx, &parts.method, resource, body).await
 }
@@ -212,11 +216,8 @@ async fn route(ctx: Ctx, method: &Method, resource: Resource, body: Bytes) -> Dv
         (_, Resource::Metadata | Resource::MetadataPath(_)) => {
             Err(DvError::method_not_allowed("Metadata can only be read (GET) through this emulator."))
         }
-        (_, Resource::Batch) => Err(DvError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "0x80040216",
-            "$batch is not implemented by this emulator build yet.",
-        )),
+        (&Method::POST, Resource::Batch) => batch::run(ctx, body).await,
+        (_, Resource::Batch) => Err(DvError::method_not_allowed("$batch only accepts POST.")),
         (&Method::POST, Resource::BoundAction { set, action }) if bulk::ACTIONS.contains(&action.as_str()) => {
             bulk::run(ctx, &set, &action, body).await
         }

@@ -19,16 +19,63 @@ use axum::response::{IntoResponse, Response};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
-/// Runs blocking store work.
+/// Runs blocking store work, on the connection of the `$batch` change set when the request is
+/// part of one.
 pub(super) async fn blocking<R: Send + 'static>(
     ctx: &Ctx,
     f: impl FnOnce(&mut Connection) -> DvResult<R> + Send + 'static,
 ) -> DvResult<R> {
     let state = ctx.state.clone();
-    tokio::task::spawn_blocking(move || state.store.with_conn(f))
-        .await
-        .map_err(|e| DvError::internal(format!("store task failed: {e}")))?
-        .map_err(sql_error)?
+    let pinned = ctx.pinned.clone();
+    tokio::task::spawn_blocking(move || match pinned {
+        Some(conn) => {
+            let mut c = conn.lock().unwrap_or_else(|e| e.into_inner());
+            Ok(f(&mut c))
+        }
+        None => state.store.with_conn(f),
+    })
+    .await
+    .map_err(|e| DvError::internal(format!("store task failed: {e}")))?
+    .map_err(sql_error)?
+}
+
+/// A write transaction: a real one, or a savepoint when the connection is already inside a
+/// `$batch` change set (whose own transaction then decides).
+pub(super) enum WriteTx<'c> {
+    /// `BEGIN IMMEDIATE`.
+    Tx(rusqlite::Transaction<'c>),
+    /// `SAVEPOINT` inside a change set.
+    Savepoint(rusqlite::Savepoint<'c>),
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            WriteTx::Tx(t) => t,
+            WriteTx::Savepoint(s) => s,
+        }
+    }
+}
+
+impl WriteTx<'_> {
+    /// Commits (or releases the savepoint).
+    pub(super) fn commit(self) -> DvResult<()> {
+        match self {
+            WriteTx::Tx(t) => t.commit(),
+            WriteTx::Savepoint(s) => s.commit(),
+        }
+        .map_err(sql_error)
+    }
+}
+
+/// Starts a write transaction on `c`.
+pub(super) fn begin(c: &mut Connection) -> DvResult<WriteTx<'_>> {
+    if c.is_autocommit() {
+        c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map(WriteTx::Tx).map_err(sql_error)
+    } else {
+        c.savepoint().map(WriteTx::Savepoint).map_err(sql_error)
+    }
 }
 
 /// Resolves a key to the record id (`None` when no such record exists).
@@ -363,7 +410,7 @@ pub async fn create(ctx: Ctx, set: &str, body: Bytes) -> DvResult<Response> {
     let ann = Annotations::from_prefer(&ctx.prefer);
     let api = ctx.api_root.clone();
     let (id, repr) = blocking(&ctx, move |c| {
-        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql_error)?;
+        let tx = begin(c)?;
         let id = create_in(&tx, &schema, &t2, ch, &w, None)?;
         let repr = if representation {
             let proj = Projection::new(&t2, select.as_deref(), ann)?;
@@ -371,7 +418,7 @@ pub async fn create(ctx: Ctx, set: &str, body: Bytes) -> DvResult<Response> {
         } else {
             None
         };
-        tx.commit().map_err(sql_error)?;
+        tx.commit()?;
         Ok((id, repr))
     })
     .await?;
@@ -408,7 +455,7 @@ pub async fn update(ctx: Ctx, set: &str, key: Key, body: Bytes) -> DvResult<Resp
     let ann = Annotations::from_prefer(&ctx.prefer);
     let api = ctx.api_root.clone();
     let (id, repr) = blocking(&ctx, move |c| {
-        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql_error)?;
+        let tx = begin(c)?;
         let existing = resolve_key(&tx, &t2, &key)?;
         let id = match existing {
             None => {
@@ -460,7 +507,7 @@ pub async fn update(ctx: Ctx, set: &str, key: Key, body: Bytes) -> DvResult<Resp
         } else {
             None
         };
-        tx.commit().map_err(sql_error)?;
+        tx.commit()?;
         Ok((id, repr))
     })
     .await?;
@@ -557,7 +604,7 @@ pub async fn delete(ctx: Ctx, set: &str, key: Key) -> DvResult<Response> {
     let schema = ctx.state.schema.clone();
     let w = write_input(&ctx);
     blocking(&ctx, move |c| {
-        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(sql_error)?;
+        let tx = begin(c)?;
         let id = resolve_key(&tx, &table, &key)?
             .ok_or_else(|| DvError::record_not_found(&table.logical_name, &key_text(&key)))?;
         if let Some(m) = if_match.as_deref().filter(|m| *m != "*") {
@@ -601,7 +648,7 @@ pub async fn delete(ctx: Ctx, set: &str, key: Key) -> DvResult<Response> {
                 tx.execute(&sql, [&id]).map_err(sql_error)?;
             }
         }
-        tx.commit().map_err(sql_error)?;
+        tx.commit()?;
         Ok(())
     })
     .await?;
