@@ -1,18 +1,20 @@
 //! `d365`: Dynamics 365 / Dataverse from the command line.
 
+mod connect;
 mod emulator_cmd;
+mod failure;
+mod whoami_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// Exit code for bad input (arguments, files).
-pub const EXIT_BAD_INPUT: u8 = 2;
-/// Exit code for a service error.
-pub const EXIT_SERVICE: u8 = 4;
+pub use failure::{EXIT_BAD_INPUT, EXIT_SERVICE};
 
 #[derive(Parser)]
 #[command(name = "d365", version, about = "Dynamics 365 / Dataverse from the command line", long_about = None)]
 struct Cli {
+    #[command(flatten)]
+    connect: connect::ConnectArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -21,6 +23,19 @@ struct Cli {
 enum Command {
     /// Run the local emulator of Entra ID and the Dataverse Web API (HTTPS, SQLite).
     Emulator(emulator_cmd::EmulatorArgs),
+    /// Show who the connection signs in as: user, business unit, organization, flow, token expiry.
+    Whoami(whoami_cmd::WhoamiArgs),
+}
+
+/// Prints a command's failure and turns it into the exit code.
+fn finish(result: Result<(), failure::Failure>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {f}");
+            f.exit_code()
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -35,6 +50,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Emulator(args) => emulator_cmd::run(args).await,
+            Command::Whoami(args) => Ok(finish(whoami_cmd::run(&cli.connect, args).await)),
         }
     });
     match result {
