@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the local emulator of Entra ID and the Dataverse Web API (HTTPS, SQLite).
-    Emulator(emulator_cmd::EmulatorArgs),
+    Emulator(Box<emulator_cmd::EmulatorArgs>),
     /// Show who the connection signs in as: user, business unit, organization, flow, token expiry.
     Whoami(whoami_cmd::WhoamiArgs),
 }
@@ -49,7 +49,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Emulator(args) => emulator_cmd::run(args).await,
+            Command::Emulator(args) => emulator_cmd::run(*args).await,
             Command::Whoami(args) => Ok(finish(whoami_cmd::run(&cli.connect, args).await)),
         }
     });
