@@ -36,6 +36,18 @@ fn child(rows: usize, ready_file: &str) {
     });
 }
 
+fn memchr_count(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+fn next_link(body: &[u8]) -> Option<String> {
+    let key = b"\"@odata.nextLink\":";
+    let tail = &body[body.len().saturating_sub(4096)..];
+    let at = tail.windows(key.len()).rposition(|w| w == key)?;
+    let v: serde_json::Value = serde_json::from_slice(&tail[at + key.len()..tail.len() - 1]).ok()?;
+    v.as_str().map(str::to_string)
+}
+
 fn status_kb(pid: u32, key: &str) -> u64 {
     let mut s = String::new();
     if let Ok(mut f) = std::fs::File::open(format!("/proc/{pid}/status")) {
@@ -115,11 +127,12 @@ async fn parent(rows: usize) {
             assert!(r.status().is_success(), "{}", r.status());
             let body = r.bytes().await.unwrap();
             bytes += body.len();
-            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-            n += v["value"].as_array().map_or(0, Vec::len);
+            // A light client, so the figure is the server's: count rows by their ETags and
+            // take the next link from the end of the body (full parsing is in the test suite).
+            n += memchr_count(&body, b"\"@odata.etag\"");
             pages += 1;
-            match v["@odata.nextLink"].as_str() {
-                Some(next) => url = next.to_string(),
+            match next_link(&body) {
+                Some(next) => url = next,
                 None => break,
             }
         }

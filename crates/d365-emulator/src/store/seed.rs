@@ -163,7 +163,9 @@ struct Ctx {
 
 struct Inserter<'a> {
     stmt: rusqlite::Statement<'a>,
-    cols: Vec<String>,
+    /// Column name → parameter position.
+    index: std::collections::HashMap<String, usize>,
+    row: Vec<Sql>,
 }
 
 impl<'a> Inserter<'a> {
@@ -181,17 +183,19 @@ impl<'a> Inserter<'a> {
             cols.iter().map(|c| q(c)).collect::<Vec<_>>().join(", "),
             vec!["?"; cols.len()].join(", ")
         );
-        Ok(Self { stmt: c.prepare(&sql)?, cols })
+        let index = cols.iter().enumerate().map(|(i, c)| (c.clone(), i)).collect();
+        Ok(Self { stmt: c.prepare(&sql)?, index, row: vec![Sql::Null; cols.len()] })
     }
 
     /// Inserts a row given as (column, value) pairs; unnamed columns are NULL.
     fn insert(&mut self, values: &[(&str, Sql)]) -> rusqlite::Result<()> {
-        let row: Vec<Sql> = self
-            .cols
-            .iter()
-            .map(|c| values.iter().find(|(n, _)| *n == c).map(|(_, v)| v.clone()).unwrap_or(Sql::Null))
-            .collect();
-        self.stmt.execute(params_from_iter(row))?;
+        self.row.iter_mut().for_each(|v| *v = Sql::Null);
+        for (name, v) in values {
+            if let Some(&i) = self.index.get(*name) {
+                self.row[i] = v.clone();
+            }
+        }
+        self.stmt.execute(params_from_iter(self.row.iter()))?;
         Ok(())
     }
 }
