@@ -145,7 +145,10 @@ pub const PROPERTIES: &[Property] = &[
 pub fn lookup(normalized: &str) -> Option<&'static Property> {
     PROPERTIES
         .iter()
-        .find(|p| normalize_key(p.name) == normalized || p.aliases.iter().any(|a| normalize_key(a) == normalized))
+        // canonical names and aliases have no whitespace: comparing case-insensitively is enough
+        .find(|p| {
+            p.name.eq_ignore_ascii_case(normalized) || p.aliases.iter().any(|a| a.eq_ignore_ascii_case(normalized))
+        })
 }
 
 /// Whether the (normalised) key holds a secret; unknown keys whose name suggests a secret

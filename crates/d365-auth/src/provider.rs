@@ -8,7 +8,7 @@
 //! | … with `AzureFederatedTokenFile` / `AZURE_FEDERATED_TOKEN_FILE` instead | workload identity federation |
 //! | `AuthScheme=AzureServicePrincipalCert` (or `CLIENT` with `OAuthJWTCert`) | certificate assertion |
 //! | `AuthScheme=AzureMSI` | managed identity |
-//! | `AuthScheme=AzureAD` + `InitiateOAuth=REFRESH` | refresh token (with rotation) |
+//! | `AuthScheme=AzureAD` + `InitiateOAuth=REFRESH` (or `OAuthRefreshToken` without `InitiateOAuth`) | refresh token (with rotation) |
 //! | `AuthScheme=AzureAD` (default, `GETANDREFRESH`) | stored tokens → refresh → browser or device code |
 //!
 //! Authority host: `AzureAuthorityHost` (or `AZURE_AUTHORITY_HOST` unless `AzureEnvironment` is
@@ -151,7 +151,10 @@ pub fn plan(config: &ConnectionConfig) -> Result<Flow, ConfigError> {
     // AzureAD, delegated
     match initiate {
         Some(InitiateOAuth::Refresh) => Ok(Flow::DelegatedRefresh),
-        None if config.access_token.is_some() && config.refresh_token.is_none() => Ok(Flow::GivenToken),
+        // tokens given without InitiateOAuth: use them (CData's default is OFF), refreshing
+        // when a refresh token came along
+        None if config.refresh_token.is_some() => Ok(Flow::DelegatedRefresh),
+        None if config.access_token.is_some() => Ok(Flow::GivenToken),
         _ => Ok(Flow::Delegated),
     }
 }
@@ -373,4 +376,81 @@ pub async fn logout(config: &ConnectionConfig, options: &ProviderOptions) -> Res
     let (store, _) = ctx.delegated_store()?;
     let had = store.delete().await?;
     Ok((store.location(), had))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Environment;
+
+    fn flow(s: &str) -> Result<Flow, ConfigError> {
+        plan(
+            &ConnectionConfig::parse(&format!("OrganizationUrl=https://o.crm.dynamics.com;{s}"), &Environment::empty())
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn flows_from_properties() {
+        assert_eq!(flow("").unwrap(), Flow::Delegated);
+        assert_eq!(flow("InitiateOAuth=GETANDREFRESH;OAuthVerifier=abc").unwrap(), Flow::Delegated);
+        assert_eq!(flow("OAuthAccessToken=t").unwrap(), Flow::GivenToken);
+        assert_eq!(flow("OAuthAccessToken=t;OAuthRefreshToken=r").unwrap(), Flow::DelegatedRefresh);
+        assert_eq!(flow("InitiateOAuth=REFRESH;OAuthRefreshToken=r").unwrap(), Flow::DelegatedRefresh);
+        assert_eq!(flow("AuthScheme=OAuth;OAuthAccessToken=t").unwrap(), Flow::GivenToken);
+        assert_eq!(flow("AuthScheme=OAuth;InitiateOAuth=REFRESH;OAuthRefreshToken=r").unwrap(), Flow::DelegatedRefresh);
+        assert_eq!(flow("AuthScheme=AzureMSI").unwrap(), Flow::ManagedIdentity);
+        assert_eq!(
+            flow("AuthScheme=AzureServicePrincipal;OAuthClientId=c;OAuthClientSecret=s").unwrap(),
+            Flow::ClientSecret
+        );
+        assert_eq!(
+            flow("AuthScheme=AzureServicePrincipal;OAuthClientId=c;AzureFederatedTokenFile=/t").unwrap(),
+            Flow::WorkloadIdentity
+        );
+        assert_eq!(
+            flow("AuthScheme=AzureServicePrincipalCert;OAuthClientId=c;OAuthJWTCert=/c.pem").unwrap(),
+            Flow::ClientCertificate
+        );
+        assert_eq!(flow("OAuthGrantType=CLIENT;OAuthClientId=c;OAuthJWTCert=/c.pem").unwrap(), Flow::ClientCertificate);
+        assert_eq!(flow("OAuthGrantType=CLIENT;OAuthClientId=c;OAuthClientSecret=s").unwrap(), Flow::ClientSecret);
+        assert!(
+            flow("AuthScheme=AzureServicePrincipal;OAuthClientId=c")
+                .unwrap_err()
+                .to_string()
+                .contains("needs OAuthClientSecret")
+        );
+        assert!(
+            flow("OAuthGrantType=CLIENT;OAuthClientId=c")
+                .unwrap_err()
+                .to_string()
+                .contains("OAuthGrantType=CLIENT needs OAuthClientSecret")
+        );
+        assert!(flow("AuthScheme=AzurePassword").unwrap_err().to_string().contains("not supported"));
+        assert!(flow("Edition=HumanResources").unwrap_err().to_string().contains("not support yet"));
+        assert!(flow("AuthScheme=OAuth").unwrap_err().to_string().contains("needs OAuthAccessToken"));
+    }
+
+    #[test]
+    fn authority_hosts() {
+        let host = |s: &str, env: Environment| {
+            authority_host(
+                &ConnectionConfig::parse(&format!("OrganizationUrl=https://o.crm.dynamics.com;{s}"), &env).unwrap(),
+            )
+            .to_string()
+        };
+        assert_eq!(host("", Environment::empty()), "https://login.microsoftonline.com/");
+        assert_eq!(host("AzureEnvironment=CHINA", Environment::empty()), "https://login.partner.microsoftonline.cn/");
+        assert_eq!(host("AzureAuthorityHost=https://localhost:8443", Environment::empty()), "https://localhost:8443/");
+        let env = Environment::empty().with("AZURE_AUTHORITY_HOST", "https://login.microsoftonline.us");
+        assert_eq!(host("", env.clone()), "https://login.microsoftonline.us/");
+        assert_eq!(
+            host("AzureEnvironment=GLOBAL", env),
+            "https://login.microsoftonline.com/",
+            "an explicit environment beats the variable"
+        );
+        let c =
+            ConnectionConfig::parse("OrganizationUrl=https://o.crm.appsplatform.us", &Environment::empty()).unwrap();
+        assert_eq!(authority_host(&c).as_str(), "https://login.microsoftonline.us/");
+    }
 }
