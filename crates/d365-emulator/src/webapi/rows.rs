@@ -43,6 +43,8 @@ pub struct Projection<'a> {
     /// How many of `columns` the client selected; the rest (primary key, transaction
     /// currency) are returned anyway but do not appear in the context URL.
     pub selected: usize,
+    /// The JSON property names of `columns`, computed once per response.
+    props: Vec<String>,
 }
 
 const FORMATTED: &str = "OData.Community.Display.V1.FormattedValue";
@@ -54,7 +56,8 @@ impl<'a> Projection<'a> {
     pub fn new(table: &'a Table, select: Option<&str>, ann: Annotations) -> DvResult<Self> {
         let Some(select) = select.map(str::trim).filter(|s| !s.is_empty()) else {
             let columns: Vec<&Column> = table.columns.iter().collect();
-            return Ok(Self { table, selected: columns.len(), columns, ann, explicit: false });
+            let props = columns.iter().map(|c| c.property_name()).collect();
+            return Ok(Self { table, selected: columns.len(), columns, ann, explicit: false, props });
         };
         let mut columns: Vec<&Column> = Vec::new();
         for item in select.split(',').map(str::trim) {
@@ -79,7 +82,8 @@ impl<'a> Projection<'a> {
         {
             columns.push(cur);
         }
-        Ok(Self { table, columns, ann, explicit: true, selected })
+        let props = columns.iter().map(|c| c.property_name()).collect();
+        Ok(Self { table, columns, ann, explicit: true, selected, props })
     }
 
     /// The property list for `@odata.context` (`accounts(name,revenue)`).
@@ -126,10 +130,9 @@ impl<'a> Projection<'a> {
             sep(out);
             out.push_str(&format!("\"@odata.etag\":\"W/\\\"{v}\\\"\""));
         }
-        for c in &self.columns {
+        for (c, prop) in self.columns.iter().zip(&self.props) {
             let v = &row[i];
             i += 1;
-            let prop = c.property_name();
             if c.kind.is_lookup() {
                 let target: Option<String> = if c.is_polymorphic() {
                     let t = match &row[i] {
@@ -182,7 +185,7 @@ impl<'a> Projection<'a> {
             }
             sep(out);
             out.push('"');
-            out.push_str(&prop);
+            out.push_str(prop);
             out.push_str("\":");
             write_json(out, c, v);
         }
