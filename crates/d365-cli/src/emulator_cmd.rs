@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+/// Per-row cost added with `--latency-ms` unless `--latency-per-row-us` says otherwise.
+const DEFAULT_ROW_COST_US: u64 = 20;
+
 /// Options of `d365 emulator`.
 #[derive(Args, Debug)]
 #[command(after_help = "Examples:
@@ -41,9 +44,10 @@ pub struct EmulatorArgs {
     /// Fixed delay added to every Web API request, in milliseconds.
     #[arg(long, default_value_t = 0, value_name = "MS")]
     latency_ms: u64,
-    /// Extra delay per row returned or written, in microseconds (used with --latency-ms).
-    #[arg(long, default_value_t = 0, value_name = "US")]
-    latency_per_row_us: u64,
+    /// Extra delay per row returned or written, in microseconds (default: 20 when --latency-ms
+    /// is set, so large pages cost more like on a remote server; else 0).
+    #[arg(long, value_name = "US")]
+    latency_per_row_us: Option<u64>,
     /// Service-protection limits per user: requests and execution seconds per window, window
     /// seconds, concurrent requests (defaults: requests=6000,window=300,exec-seconds=1200,concurrent=52).
     #[arg(long, value_name = "LIST", value_parser = parse_limits)]
@@ -90,7 +94,11 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
         config: args.config.clone(),
         token_lifetime: Duration::from_secs(args.token_lifetime),
         latency: Duration::from_millis(args.latency_ms),
-        latency_per_row: Duration::from_micros(args.latency_per_row_us),
+        latency_per_row: Duration::from_micros(args.latency_per_row_us.unwrap_or(if args.latency_ms > 0 {
+            DEFAULT_ROW_COST_US
+        } else {
+            0
+        })),
         auto_approve: args.auto_approve.clone(),
         verbose: args.verbose,
         limits: args.limits.unwrap_or_default(),
