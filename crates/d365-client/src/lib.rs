@@ -22,6 +22,8 @@ mod error;
 mod metadata;
 mod metadata_cache;
 mod paging;
+mod parallel;
+pub mod partition;
 mod query;
 mod records;
 mod request_log;
@@ -32,6 +34,8 @@ pub use error::{Attempt, ClientError, ServiceError};
 pub use metadata::{AttributeInfo, EntityInfo, EntityMetadata, KeyInfo, OptionInfo, RelationshipInfo};
 pub use metadata_cache::{CacheOptions, Metadata, MetadataCache, default_cache_root};
 pub use paging::{Page, PageBody, PageStream};
+pub use parallel::{PartitionedScan, ScanOptions, ScanPage, ScanPlan, ScanProgress};
+pub use partition::{Bounds, Partition};
 pub use query::{
     ASSOCIATED_NAVIGATION_PROPERTY, FORMATTED_VALUE, LOOKUP_LOGICAL_NAME, MAX_PAGE_SIZE, Query, RequestPlan,
     TOTAL_RECORD_COUNT, TOTAL_RECORD_COUNT_LIMIT_EXCEEDED, encode_query_value, string_literal,

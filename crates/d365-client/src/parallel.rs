@@ -1,0 +1,562 @@
+//! Parallel partitioned scans: a table read as key ranges (see [`crate::partition`]) fetched
+//! concurrently, every row exactly once.
+//!
+//! [`DataverseClient::plan_scan`] discovers the ranges (two or three cheap `$top=1` requests);
+//! [`DataverseClient::partitioned_scan`] reads them. A scheduler task hands one page request
+//! at a time to workers, up to a concurrency limit that follows AIMD: it starts at the
+//! service's `x-ms-dop-hint` (or `--parallel N`), grows by one per page while the service
+//! answers without throttling, and halves when a request of the client was throttled (429, or
+//! 503 with `Retry-After`; the retry policy waits and repeats the request itself). It never
+//! exceeds [`ScanOptions::max_parallel`] (52, the documented concurrency limit, by default). When
+//! a worker would sit idle while a partition still has many rows left, that partition's rest is
+//! split into new partitions (see [`crate::partition::split_remainder`]).
+//!
+//! The stream yields [`ScanPage`]s tagged with their partition's state after the page (its next
+//! link, or done), and the partitions a split created, so a caller can checkpoint the scan and
+//! resume it ([`DataverseClient::partitioned_scan`] accepts saved partitions). With
+//! [`ScanOptions::ordered`] pages come in the order of the partition column (null first), each
+//! partition's pages in the service's order; otherwise as they arrive.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use futures::Stream;
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::client::{ApiRequest, DataverseClient, decode_json};
+use crate::error::ClientError;
+use crate::partition::{
+    DEFAULT_PARTITION_COLUMN, Partition, PartitionKey, SplitContext, initial_partitions, row_instant, split_remainder,
+};
+use crate::query::{MAX_PAGE_SIZE, Query};
+
+/// How a partitioned scan runs.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// The date-time column to partition on (`createdon`).
+    pub column: String,
+    /// The table's primary key column (`accountid`).
+    pub primary_key: String,
+    /// A fixed concurrency (`--parallel N`): start there and never go above it.
+    pub parallel: Option<usize>,
+    /// The most concurrent requests when `parallel` is not set.
+    pub max_parallel: usize,
+    /// Yield pages in the order of the partition column.
+    pub ordered: bool,
+    /// Split big partitions while reading them.
+    pub split: bool,
+}
+
+impl ScanOptions {
+    /// Options for a table whose primary key is `primary_key`, partitioned on `createdon`.
+    pub fn new(primary_key: impl Into<String>) -> Self {
+        Self {
+            column: DEFAULT_PARTITION_COLUMN.into(),
+            primary_key: primary_key.into(),
+            parallel: None,
+            max_parallel: 52,
+            ordered: false,
+            split: true,
+        }
+    }
+}
+
+/// The partitions of a scan, from [`DataverseClient::plan_scan`] or a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanPlan {
+    /// Every partition (finished ones included when resuming).
+    pub partitions: Vec<Partition>,
+    /// The largest value of the column seen at discovery, + 1 s (bounds splits of the open
+    /// last range).
+    pub hi_estimate: Option<i64>,
+    /// The next free partition id.
+    pub next_id: u64,
+}
+
+impl ScanPlan {
+    /// A plan reading the whole table as one partition (no partition column needed; no
+    /// parallelism).
+    pub fn single() -> Self {
+        Self { partitions: vec![Partition::new(0, crate::partition::Bounds::All)], hi_estimate: None, next_id: 1 }
+    }
+}
+
+/// One page of a partitioned scan.
+#[derive(Debug, Clone)]
+pub struct ScanPage {
+    /// The partition's state after this page: `next_link` to continue, or `done`.
+    pub partition: Partition,
+    /// Partitions split off the rest of this one after the page (then `partition.done`).
+    pub spawned: Vec<Partition>,
+    /// The page's rows (columns the scan added to place rows are removed again).
+    pub rows: Vec<Map<String, Value>>,
+}
+
+/// Live counters of a scan (for progress bars).
+#[derive(Debug, Default)]
+pub struct ScanProgress {
+    /// Rows delivered.
+    pub rows: AtomicU64,
+    /// Pages delivered.
+    pub pages: AtomicU64,
+    /// Partitions known (splits add some).
+    pub partitions: AtomicU64,
+    /// Partitions finished.
+    pub partitions_done: AtomicU64,
+    /// The concurrency limit now.
+    pub concurrency: AtomicU64,
+    /// The highest concurrency limit reached.
+    pub peak_concurrency: AtomicU64,
+    /// Times the limit was lowered after throttling.
+    pub backoffs: AtomicU64,
+}
+
+/// The stream of a partitioned scan; dropping it stops every request.
+pub struct PartitionedScan {
+    rx: mpsc::Receiver<Result<ScanPage, ClientError>>,
+    task: JoinHandle<()>,
+    progress: Arc<ScanProgress>,
+}
+
+impl std::fmt::Debug for PartitionedScan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionedScan").field("progress", &self.progress).finish()
+    }
+}
+
+impl PartitionedScan {
+    /// The scan's live counters.
+    pub fn progress(&self) -> Arc<ScanProgress> {
+        self.progress.clone()
+    }
+}
+
+impl Drop for PartitionedScan {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Stream for PartitionedScan {
+    type Item = Result<ScanPage, ClientError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().rx.poll_recv(cx)
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    value: Vec<Map<String, Value>>,
+    #[serde(rename = "@odata.nextLink", default)]
+    next_link: Option<String>,
+}
+
+/// AIMD concurrency limit.
+#[derive(Debug)]
+struct Aimd {
+    limit: f64,
+    max: f64,
+    throttled_seen: u64,
+    ever_throttled: bool,
+    since_decrease: u64,
+}
+
+impl Aimd {
+    fn new(start: usize, max: usize, throttled_seen: u64) -> Self {
+        let max = max.max(1) as f64;
+        Self { limit: (start.max(1) as f64).min(max), max, throttled_seen, ever_throttled: false, since_decrease: 0 }
+    }
+
+    fn limit(&self) -> usize {
+        self.limit.floor().max(1.0) as usize
+    }
+
+    /// After a page: `throttled` is the client's running count of throttled responses.
+    /// Returns whether the limit was lowered.
+    fn on_page(&mut self, throttled: u64) -> bool {
+        self.since_decrease += 1;
+        if throttled > self.throttled_seen {
+            self.throttled_seen = throttled;
+            self.ever_throttled = true;
+            // One decrease per round of requests: later pages of the same round saw the
+            // same congestion.
+            if self.since_decrease >= self.limit() as u64 {
+                self.limit = (self.limit / 2.0).max(1.0);
+                self.since_decrease = 0;
+                return true;
+            }
+            return false;
+        }
+        let step = if self.ever_throttled { 1.0 / self.limit } else { 1.0 };
+        self.limit = (self.limit + step).min(self.max);
+        false
+    }
+}
+
+impl DataverseClient {
+    /// Discovers the partitions of a scan of `query`: the smallest and largest value of the
+    /// partition column (and whether it is ever null), then `n` equal ranges (`n` = the
+    /// starting concurrency, at least 1). A table without rows gets one open partition.
+    pub async fn plan_scan(&self, query: &Query, options: &ScanOptions) -> Result<ScanPlan, ClientError> {
+        check_query(query)?;
+        let column = options.column.as_str();
+        let probe = |filter: Option<String>, desc: bool| {
+            let mut q = Query::new(query.entity_set.clone()).select([column, options.primary_key.as_str()]).top(1);
+            q.filter = combine(query.filter.as_deref(), filter.as_deref());
+            q.params = query.params.clone();
+            q.order_by(column, desc)
+        };
+        let first = probe(None, false);
+        let last = probe(Some(format!("{column} ne null")), true);
+        let (first, last) = futures::try_join!(self.first_row(&first), self.first_row(&last))?;
+        let read = |row: &Map<String, Value>| {
+            row_instant(row, column).ok_or_else(|| {
+                ClientError::InvalidArgument(format!("column '{column}' is not a date-time: cannot partition on it"))
+            })
+        };
+        let Some(first) = first else {
+            return Ok(ScanPlan { partitions: initial_partitions(0, 0, false, 1, 0), hi_estimate: None, next_id: 1 });
+        };
+        let first = read(&first)?;
+        let max = match last {
+            Some(row) => read(&row)?,
+            None => None,
+        };
+        let (nulls, min) = match first {
+            None => {
+                // Nulls sort first; the smallest value needs one more request.
+                let min_q = probe(Some(format!("{column} ne null")), false);
+                let min = match self.first_row(&min_q).await? {
+                    Some(row) => read(&row)?,
+                    None => None,
+                };
+                (true, min)
+            }
+            Some(v) => (false, Some(v)),
+        };
+        let n = self.start_concurrency(options);
+        let parts = match (min, max) {
+            (Some(min), Some(max)) => initial_partitions(min, max, nulls, n, 0),
+            _ => initial_partitions(0, 0, nulls, 1, 0),
+        };
+        let next_id = parts.len() as u64;
+        Ok(ScanPlan { partitions: parts, hi_estimate: max.map(|m| m + 1), next_id })
+    }
+
+    async fn first_row(&self, query: &Query) -> Result<Option<Map<String, Value>>, ClientError> {
+        let plan = self.plan(query)?;
+        let mut req = ApiRequest::new(Method::GET, plan.url);
+        if let Some(p) = &plan.prefer {
+            req = req.header("prefer", p)?;
+        }
+        let env: Envelope = self.execute(&req, |r| decode_json(&req, &r.body)).await?;
+        Ok(env.value.into_iter().next())
+    }
+
+    fn start_concurrency(&self, options: &ScanOptions) -> usize {
+        let max = options.parallel.unwrap_or(options.max_parallel).max(1);
+        options.parallel.unwrap_or_else(|| self.server_hints().dop_hint.map_or(4, |d| d as usize)).clamp(1, max)
+    }
+
+    /// Reads the partitions of `plan` concurrently (see the module docs). `query` gives the
+    /// entity set, `$select`, `$filter`, `$expand` and page size; its `$orderby` is replaced by
+    /// the partition column, and `$top`/`$apply` are refused. Finished partitions of a resumed
+    /// plan are skipped; started ones continue from their next link.
+    pub fn partitioned_scan(
+        &self,
+        query: &Query,
+        plan: ScanPlan,
+        options: ScanOptions,
+    ) -> Result<PartitionedScan, ClientError> {
+        check_query(query)?;
+        let mut base = query.clone();
+        // A plan of one whole-table partition (a table without the partition column) keeps
+        // the query's own order and columns.
+        let whole = plan.partitions.iter().all(|p| p.bounds == crate::partition::Bounds::All);
+        let mut added = Vec::new();
+        if !whole {
+            base.order_by = vec![format!("{} asc", options.column)];
+        }
+        if !whole && !base.select.is_empty() {
+            for c in [&options.column, &options.primary_key] {
+                if !base.select.iter().any(|s| s.eq_ignore_ascii_case(c)) {
+                    base.select.push(c.clone());
+                    added.push(c.clone());
+                }
+            }
+        }
+        let page_size = base.max_page_size.or(self.options().max_page_size).unwrap_or(MAX_PAGE_SIZE) as usize;
+        let prefer = base.prefer(self.options().max_page_size);
+        let progress = Arc::new(ScanProgress::default());
+        let (tx, rx) = mpsc::channel(4);
+        let start = self.start_concurrency(&options);
+        let max = options.parallel.unwrap_or(options.max_parallel).max(1);
+        let sched = Scheduler {
+            client: self.clone(),
+            base,
+            prefer,
+            added,
+            page_size,
+            aimd: Aimd::new(start, max, self.request_log().stats().throttled),
+            options,
+            progress: progress.clone(),
+            tx,
+        };
+        let task = tokio::spawn(sched.run(plan));
+        Ok(PartitionedScan { rx, task, progress })
+    }
+}
+
+fn check_query(query: &Query) -> Result<(), ClientError> {
+    if query.top.is_some() {
+        return Err(ClientError::InvalidArgument(
+            "a partitioned scan reads whole tables: $top is not supported".into(),
+        ));
+    }
+    if query.apply.is_some() {
+        return Err(ClientError::InvalidArgument("a partitioned scan cannot run $apply".into()));
+    }
+    Ok(())
+}
+
+fn combine(a: Option<&str>, b: Option<&str>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("({a}) and ({b})")),
+        (Some(x), None) | (None, Some(x)) => Some(x.to_string()),
+        (None, None) => None,
+    }
+}
+
+struct Fetched {
+    partition: Partition,
+    result: Result<Envelope, ClientError>,
+}
+
+struct Scheduler {
+    client: DataverseClient,
+    base: Query,
+    prefer: Option<String>,
+    added: Vec<String>,
+    page_size: usize,
+    aimd: Aimd,
+    options: ScanOptions,
+    progress: Arc<ScanProgress>,
+    tx: mpsc::Sender<Result<ScanPage, ClientError>>,
+}
+
+/// Pages buffered for ordered output beyond which only the head partition is read.
+const ORDERED_BUFFER_PER_SLOT: usize = 2;
+
+impl Scheduler {
+    async fn run(mut self, plan: ScanPlan) {
+        let mut next_id = plan.next_id.max(plan.partitions.iter().map(|p| p.id + 1).max().unwrap_or(0));
+        let hi_estimate = plan.hi_estimate;
+        let mut pending: BTreeMap<PartitionKey, Partition> = BTreeMap::new();
+        let mut unfinished: BTreeSet<PartitionKey> = BTreeSet::new();
+        let total = plan.partitions.len() as u64;
+        let mut done = 0u64;
+        for p in plan.partitions {
+            if p.done {
+                done += 1;
+            } else {
+                unfinished.insert(p.key());
+                pending.insert(p.key(), p);
+            }
+        }
+        self.progress.partitions.store(total, Ordering::Relaxed);
+        self.progress.partitions_done.store(done, Ordering::Relaxed);
+        let mut buffer: BTreeMap<PartitionKey, VecDeque<ScanPage>> = BTreeMap::new();
+        let mut buffered = 0usize;
+        let mut joins: JoinSet<Fetched> = JoinSet::new();
+        loop {
+            let limit = self.aimd.limit();
+            self.progress.concurrency.store(limit as u64, Ordering::Relaxed);
+            self.progress.peak_concurrency.fetch_max(limit as u64, Ordering::Relaxed);
+            while joins.len() < limit {
+                let Some((&key, _)) = pending.first_key_value() else { break };
+                let head = unfinished.first().copied();
+                if self.options.ordered && Some(key) != head && buffered >= ORDERED_BUFFER_PER_SLOT * limit {
+                    break;
+                }
+                let Some((_, p)) = pending.pop_first() else { break };
+                joins.spawn(fetch(
+                    self.client.clone(),
+                    self.base.clone(),
+                    self.prefer.clone(),
+                    self.options.column.clone(),
+                    p,
+                ));
+            }
+            let Some(joined) = joins.join_next().await else { break };
+            let fetched = match joined {
+                Ok(f) => f,
+                Err(e) => {
+                    let _ = self.tx.send(Err(ClientError::InvalidArgument(format!("a scan worker failed: {e}")))).await;
+                    return;
+                }
+            };
+            let mut p = fetched.partition;
+            let env = match fetched.result {
+                Ok(env) => env,
+                Err(e) => {
+                    let _ = self.tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            if self.aimd.on_page(self.client.request_log().stats().throttled) {
+                self.progress.backoffs.fetch_add(1, Ordering::Relaxed);
+            }
+            let key = p.key();
+            let mut rows = env.value;
+            if !p.skip_ids.is_empty() {
+                let skip: HashSet<&str> = p.skip_ids.iter().map(String::as_str).collect();
+                rows.retain(|r| {
+                    !r.get(&self.options.primary_key).and_then(Value::as_str).is_some_and(|id| skip.contains(id))
+                });
+            }
+            p.pages += 1;
+            p.rows += rows.len() as u64;
+            let idle = self.aimd.limit().saturating_sub(joins.len() + 1);
+            let spawned = match &env.next_link {
+                Some(_) if self.options.split && pending.is_empty() && idle > 0 => {
+                    let ctx = SplitContext {
+                        column: &self.options.column,
+                        primary_key: &self.options.primary_key,
+                        hi_estimate,
+                        page_size: self.page_size,
+                    };
+                    split_remainder(&p, &rows, ctx, (idle + 1).min(16), &mut next_id).unwrap_or_default()
+                }
+                _ => Vec::new(),
+            };
+            if spawned.is_empty() {
+                p.next_link = env.next_link;
+                p.done = p.next_link.is_none();
+            } else {
+                p.next_link = None;
+                p.done = true;
+            }
+            for r in &mut rows {
+                for c in &self.added {
+                    r.remove(c);
+                }
+            }
+            self.progress.rows.fetch_add(rows.len() as u64, Ordering::Relaxed);
+            self.progress.pages.fetch_add(1, Ordering::Relaxed);
+            self.progress.partitions.fetch_add(spawned.len() as u64, Ordering::Relaxed);
+            if p.done {
+                unfinished.remove(&key);
+                self.progress.partitions_done.fetch_add(1, Ordering::Relaxed);
+            } else {
+                pending.insert(key, p.clone());
+            }
+            for c in &spawned {
+                unfinished.insert(c.key());
+                pending.insert(c.key(), c.clone());
+            }
+            let page = ScanPage { partition: p, spawned, rows };
+            if !self.options.ordered {
+                if self.tx.send(Ok(page)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            buffer.entry(key).or_default().push_back(page);
+            buffered += 1;
+            // Flush what the head of the order allows.
+            loop {
+                let head = match (unfinished.first(), buffer.first_key_value()) {
+                    (Some(u), Some((b, _))) => *u.min(b),
+                    (None, Some((b, _))) => *b,
+                    _ => break,
+                };
+                let Some(queue) = buffer.get_mut(&head) else { break };
+                while let Some(page) = queue.pop_front() {
+                    buffered -= 1;
+                    if self.tx.send(Ok(page)).await.is_err() {
+                        return;
+                    }
+                }
+                if unfinished.contains(&head) {
+                    break;
+                }
+                buffer.remove(&head);
+            }
+        }
+    }
+}
+
+/// Reads the next page of `p`.
+async fn fetch(client: DataverseClient, base: Query, prefer: Option<String>, column: String, p: Partition) -> Fetched {
+    let result = async {
+        let url = match &p.next_link {
+            Some(link) => client
+                .base_url()
+                .join(link)
+                .map_err(|e| ClientError::InvalidArgument(format!("saved next link is not a URL: {e}")))?,
+            None => {
+                let mut q = base;
+                q.filter = combine(q.filter.as_deref(), p.filter(&column).as_deref());
+                client.plan(&q)?.url
+            }
+        };
+        let mut req = ApiRequest::new(Method::GET, url);
+        if let Some(pref) = &prefer {
+            req = req.header("prefer", pref)?;
+        }
+        client.execute(&req, |r| decode_json::<Envelope>(&req, &r.body)).await
+    }
+    .await;
+    Fetched { partition: p, result }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aimd_grows_until_throttled_then_halves_once_per_round() {
+        let mut a = Aimd::new(4, 10, 0);
+        for _ in 0..3 {
+            assert!(!a.on_page(0));
+        }
+        assert_eq!(a.limit(), 7);
+        for _ in 0..10 {
+            a.on_page(0);
+        }
+        assert_eq!(a.limit(), 10);
+        assert!(a.on_page(1));
+        assert_eq!(a.limit(), 5);
+        // The same round's other throttled pages do not halve again.
+        assert!(!a.on_page(2));
+        assert_eq!(a.limit(), 5);
+        // After throttling, growth is additive per round.
+        for _ in 0..5 {
+            a.on_page(2);
+        }
+        assert_eq!(a.limit(), 5);
+        for _ in 0..10 {
+            a.on_page(2);
+        }
+        assert!(a.limit() >= 6);
+        let mut one = Aimd::new(1, 1, 0);
+        one.on_page(5);
+        assert_eq!(one.limit(), 1);
+    }
+
+    #[test]
+    fn queries_that_cannot_be_partitioned_are_refused() {
+        assert!(check_query(&Query::new("accounts").top(5)).is_err());
+        assert!(check_query(&Query::new("accounts").apply("aggregate($count as n)")).is_err());
+        assert!(check_query(&Query::new("accounts").filter("statecode eq 0")).is_ok());
+        assert_eq!(combine(Some("a eq 1"), Some("b eq 2")).as_deref(), Some("(a eq 1) and (b eq 2)"));
+    }
+}

@@ -1,0 +1,367 @@
+//! `export`: a whole table (or a filtered, projected read of one) into one file, read as a
+//! parallel partitioned scan, resumable after a crash.
+//!
+//! Beside the output `OUT` the export keeps a work directory `OUT.parts/` holding one NDJSON
+//! part file per partition and `checkpoint.json` (see [`crate::checkpoint`]). Each page is
+//! appended to its partition's part file and synced, then the checkpoint is rewritten
+//! atomically. Re-running the same export resumes: part files are cut back to what the
+//! checkpoint covers, finished partitions are not read again, and unfinished ones continue from
+//! their saved next link — at most one page per partition is read twice. When every partition
+//! is finished the parts are assembled in partition order (the partition column's order, nulls
+//! first; within a partition the service's order) into `OUT`, written to a temporary file and
+//! renamed, and the work directory is removed.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use d365_client::{DataverseClient, Metadata, Query, ScanOptions, ScanPlan};
+use futures::StreamExt;
+
+use crate::checkpoint::Checkpoint;
+use crate::error::SyncError;
+use crate::format::{Format, csv_columns, ndjson_to_csv, write_csv_record, write_ndjson_line};
+use crate::progress::Reporter;
+
+/// What to export and how.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// Table: logical name (`account`) or entity set name (`accounts`).
+    pub table: String,
+    /// Columns (`$select`); empty for all.
+    pub select: Vec<String>,
+    /// Row filter (`$filter`, raw OData).
+    pub filter: Option<String>,
+    /// Output format.
+    pub format: Format,
+    /// Output file.
+    pub output: PathBuf,
+    /// Fixed concurrency (`--parallel N`); `None` adapts from the service's DOP hint.
+    pub parallel: Option<usize>,
+    /// Rows per page (1–5000); `None` uses the client's default (5000).
+    pub page_size: Option<u32>,
+    /// Date-time column to partition on.
+    pub partition_column: String,
+    /// Progress display.
+    pub progress: Reporter,
+}
+
+impl ExportOptions {
+    /// An NDJSON export of every column of `table` to `output`.
+    pub fn new(table: impl Into<String>, output: impl Into<PathBuf>) -> Self {
+        Self {
+            table: table.into(),
+            select: Vec::new(),
+            filter: None,
+            format: Format::Ndjson,
+            output: output.into(),
+            parallel: None,
+            page_size: None,
+            partition_column: d365_client::partition::DEFAULT_PARTITION_COLUMN.into(),
+            progress: Reporter::hidden(),
+        }
+    }
+
+    /// What identifies the export for resuming (not the concurrency or page size).
+    fn fingerprint(&self) -> String {
+        serde_json::json!({
+            "table": self.table.to_ascii_lowercase(),
+            "select": self.select,
+            "filter": self.filter,
+            "format": self.format.to_string(),
+            "column": self.partition_column,
+        })
+        .to_string()
+    }
+}
+
+/// What an export did.
+#[derive(Debug, Clone)]
+pub struct ExportSummary {
+    /// The file written.
+    pub output: PathBuf,
+    /// Its format.
+    pub format: Format,
+    /// The entity set read.
+    pub entity_set: String,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Rows an earlier, interrupted run had already read.
+    pub resumed_rows: u64,
+    /// Partitions (after splits).
+    pub partitions: u64,
+    /// HTTP requests of this run (retries included).
+    pub requests: u64,
+    /// Retried attempts.
+    pub retries: u64,
+    /// Throttled responses (429).
+    pub throttled: u64,
+    /// Time waited because the service asked to.
+    pub throttle_wait: Duration,
+    /// Highest concurrency used.
+    pub peak_concurrency: u64,
+    /// Wall time of this run.
+    pub elapsed: Duration,
+}
+
+impl ExportSummary {
+    /// Rows per second of this run (rows read by it over its wall time).
+    pub fn rows_per_second(&self) -> f64 {
+        (self.rows - self.resumed_rows) as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+impl fmt::Display for ExportSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "exported {} rows of {} to {} ({}) in {:.1} s: {:.0} rows/s, {} partitions, {} requests, up to {} in parallel",
+            self.rows,
+            self.entity_set,
+            self.output.display(),
+            self.format,
+            self.elapsed.as_secs_f64(),
+            self.rows_per_second(),
+            self.partitions,
+            self.requests,
+            self.peak_concurrency,
+        )?;
+        if self.retries > 0 {
+            write!(f, ", {} retried", self.retries)?;
+        }
+        if self.throttled > 0 {
+            write!(f, ", throttled {} times (waited {} s)", self.throttled, self.throttle_wait.as_secs())?;
+        }
+        if self.resumed_rows > 0 {
+            write!(f, "; resumed after {} rows", self.resumed_rows)?;
+        }
+        Ok(())
+    }
+}
+
+/// The work directory of an export to `output`: `output` + `.parts`.
+pub fn work_dir(output: &Path) -> PathBuf {
+    let mut p = output.as_os_str().to_owned();
+    p.push(".parts");
+    PathBuf::from(p)
+}
+
+fn part_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("part-{id:06}.ndjson"))
+}
+
+/// The table's entity set and primary key, and whether it has the partition column.
+pub(crate) async fn resolve_table(
+    client: &DataverseClient,
+    table: &str,
+    column: &str,
+) -> Result<(String, String, bool), SyncError> {
+    let metadata = Metadata::in_memory(client.clone());
+    let info = metadata.find_entity(table).await?.ok_or_else(|| SyncError::UnknownTable(table.to_string()))?;
+    let set = info.entity_set_name.clone().ok_or_else(|| {
+        SyncError::InvalidArgument(format!("table '{}' has no entity set: it cannot be read", info.logical_name))
+    })?;
+    let meta = metadata.entity(&info.logical_name).await?;
+    let has_column = meta.attribute(column).is_some();
+    Ok((set, info.primary_id_attribute.clone(), has_column))
+}
+
+/// Exports as `options` say (see the module docs), resuming an interrupted run of the same
+/// export.
+pub async fn export(client: &DataverseClient, options: &ExportOptions) -> Result<ExportSummary, SyncError> {
+    if options.format == Format::Parquet {
+        return Err(SyncError::Unsupported(
+            "Parquet export is not supported yet (it needs d365-sql's Arrow decoder); use --format ndjson or csv"
+                .into(),
+        ));
+    }
+    let started = Instant::now();
+    let stats_before = client.request_log().stats();
+    let dir = work_dir(&options.output);
+    let ckpt_path = dir.join("checkpoint.json");
+    let fingerprint = options.fingerprint();
+    let mut ckpt = match Checkpoint::load(&ckpt_path)? {
+        Some(c) if c.fingerprint == fingerprint => {
+            tracing::info!(rows = c.rows(), "resuming the export from its checkpoint");
+            c
+        }
+        Some(_) => {
+            return Err(SyncError::Checkpoint {
+                path: ckpt_path,
+                message: "belongs to an export with other arguments (table, columns, filter or format); \
+                          re-run that export, or delete the directory to start over"
+                    .into(),
+            });
+        }
+        None => {
+            let (set, pk, has_column) = resolve_table(client, &options.table, &options.partition_column).await?;
+            let query = build_query(&set, options);
+            let scan = scan_options(&pk, options);
+            let plan = if has_column { client.plan_scan(&query, &scan).await? } else { ScanPlan::single() };
+            std::fs::create_dir_all(&dir).map_err(SyncError::io(&dir))?;
+            let column = has_column.then(|| options.partition_column.clone());
+            let c = Checkpoint::new(fingerprint, set, pk, column, plan);
+            c.save(&ckpt_path)?;
+            c
+        }
+    };
+    let resumed_rows = ckpt.rows();
+    prepare_parts(&dir, &ckpt)?;
+    let mut peak = 0;
+    if !ckpt.complete() {
+        let query = build_query(&ckpt.entity_set, options);
+        let scan_opts = scan_options(&ckpt.primary_key, options);
+        let mut scan = client.partitioned_scan(&query, ckpt.plan(), scan_opts)?;
+        let progress = scan.progress();
+        let _tracker =
+            options.progress.track(&format!("export {}", ckpt.entity_set), client, progress.clone(), resumed_rows);
+        let mut files: HashMap<u64, (File, u64)> = HashMap::new();
+        let mut buf = Vec::with_capacity(1 << 20);
+        while let Some(page) = scan.next().await {
+            let page = page?;
+            let id = page.partition.id;
+            buf.clear();
+            for row in &page.rows {
+                write_ndjson_line(&mut buf, row);
+            }
+            let path = part_path(&dir, id);
+            let (file, len) = match files.entry(id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let f = OpenOptions::new().create(true).append(true).open(&path).map_err(SyncError::io(&path))?;
+                    let len = ckpt.part_bytes.get(&id).copied().unwrap_or(0);
+                    e.insert((f, len))
+                }
+            };
+            file.write_all(&buf).map_err(SyncError::io(&path))?;
+            file.sync_data().map_err(SyncError::io(&path))?;
+            *len += buf.len() as u64;
+            ckpt.apply(&page, *len);
+            ckpt.save(&ckpt_path)?;
+            if page.partition.done {
+                files.remove(&id);
+            }
+        }
+        peak = progress.peak_concurrency.load(std::sync::atomic::Ordering::Relaxed);
+        if !ckpt.complete() {
+            return Err(SyncError::InvalidArgument("the scan ended before every partition was read".into()));
+        }
+    }
+    let rows = assemble(&dir, &ckpt, options)?;
+    std::fs::remove_dir_all(&dir).map_err(SyncError::io(&dir))?;
+    let stats = client.request_log().stats().since(&stats_before);
+    Ok(ExportSummary {
+        output: options.output.clone(),
+        format: options.format,
+        entity_set: ckpt.entity_set.clone(),
+        rows,
+        resumed_rows,
+        partitions: ckpt.partitions.len() as u64,
+        requests: stats.requests,
+        retries: stats.retries,
+        throttled: stats.throttled,
+        throttle_wait: stats.throttle_wait,
+        peak_concurrency: peak,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn build_query(entity_set: &str, options: &ExportOptions) -> Query {
+    let mut q = Query::new(entity_set).select(options.select.iter().cloned());
+    q.filter = options.filter.clone();
+    if let Some(n) = options.page_size {
+        q = q.max_page_size(n);
+    }
+    q
+}
+
+fn scan_options(primary_key: &str, options: &ExportOptions) -> ScanOptions {
+    let mut s = ScanOptions::new(primary_key);
+    s.column = options.partition_column.clone();
+    s.parallel = options.parallel;
+    s
+}
+
+/// Cuts part files back to what the checkpoint covers and removes the ones it does not know.
+fn prepare_parts(dir: &Path, ckpt: &Checkpoint) -> Result<(), SyncError> {
+    let entries = std::fs::read_dir(dir).map_err(SyncError::io(dir))?;
+    for entry in entries {
+        let entry = entry.map_err(SyncError::io(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(id) = name.strip_prefix("part-").and_then(|n| n.strip_suffix(".ndjson")).and_then(|n| n.parse().ok())
+        else {
+            continue;
+        };
+        let path = entry.path();
+        match ckpt.part_bytes.get(&id) {
+            Some(&bytes) => {
+                let f = OpenOptions::new().write(true).open(&path).map_err(SyncError::io(&path))?;
+                let len = f.metadata().map_err(SyncError::io(&path))?.len();
+                if len < bytes {
+                    return Err(SyncError::Checkpoint {
+                        path: path.clone(),
+                        message: format!(
+                            "the part file is shorter ({len} bytes) than checkpointed ({bytes}); delete the directory to start over"
+                        ),
+                    });
+                }
+                if len > bytes {
+                    tracing::debug!(part = id, dropped = len - bytes, "cutting back a part file to its checkpoint");
+                    f.set_len(bytes).map_err(SyncError::io(&path))?;
+                }
+            }
+            None => std::fs::remove_file(&path).map_err(SyncError::io(&path))?,
+        }
+    }
+    Ok(())
+}
+
+/// Writes the final file from the part files, in partition order. Returns the row count.
+fn assemble(dir: &Path, ckpt: &Checkpoint, options: &ExportOptions) -> Result<u64, SyncError> {
+    let out_path = &options.output;
+    let mut tmp = out_path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let parts: Vec<PathBuf> = ckpt
+        .ordered()
+        .into_iter()
+        .filter(|p| ckpt.part_bytes.get(&p.id).is_some_and(|b| *b > 0))
+        .map(|p| part_path(dir, p.id))
+        .collect();
+    let open = |p: &PathBuf| File::open(p).map(BufReader::new).map_err(SyncError::io(p));
+    let file = File::create(&tmp).map_err(SyncError::io(&tmp))?;
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let bad_part =
+        |p: &Path, e: String| SyncError::Checkpoint { path: p.to_path_buf(), message: format!("bad part file: {e}") };
+    let mut rows = 0u64;
+    match options.format {
+        Format::Ndjson => {
+            for p in &parts {
+                let mut r = open(p)?;
+                std::io::copy(&mut r, &mut out).map_err(SyncError::io(&tmp))?;
+            }
+            rows = ckpt.rows();
+        }
+        Format::Csv => {
+            let readers = parts.iter().map(open).collect::<Result<Vec<_>, _>>()?;
+            let columns = csv_columns(readers).map_err(|e| bad_part(dir, e))?;
+            let mut header = Vec::new();
+            write_csv_record(&mut header, columns.iter().map(String::as_str));
+            out.write_all(&header).map_err(SyncError::io(&tmp))?;
+            for p in &parts {
+                rows += ndjson_to_csv(open(p)?, &columns, &mut out).map_err(|e| bad_part(p, e))?;
+            }
+        }
+        Format::Parquet => {
+            return Err(SyncError::Unsupported("Parquet export is not supported yet".into()));
+        }
+    }
+    let file = out.into_inner().map_err(|e| SyncError::io(&tmp)(e.into_error()))?;
+    file.sync_data().map_err(SyncError::io(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, out_path).map_err(SyncError::io(out_path))?;
+    Ok(rows)
+}

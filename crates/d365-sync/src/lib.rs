@@ -1,0 +1,27 @@
+//! Fast, resumable export and incremental sync of Dataverse tables.
+//!
+//! - [`export()`]: a table (or a filtered, projected read of one) into an NDJSON or CSV file,
+//!   read as a parallel partitioned scan ([`d365_client::PartitionedScan`]); a checkpoint
+//!   beside the output makes a re-run resume after a crash, reading at most one page per
+//!   partition again.
+//! - [`sync()`]: keeps a local SQLite copy of tables up to date with change tracking (see
+//!   [`sync`](mod@sync) for why SQLite).
+//! - [`bench`]: sequential paging against the parallel export, and the ceiling the service
+//!   limits allow.
+//! - [`Reporter`]: live progress on a terminal.
+
+// pub mod bench;
+pub mod checkpoint;
+mod error;
+pub mod export;
+pub mod format;
+pub mod progress;
+// pub mod store;
+// pub mod sync;
+
+pub use checkpoint::Checkpoint;
+pub use error::SyncError;
+pub use export::{ExportOptions, ExportSummary, export};
+pub use format::Format;
+pub use progress::Reporter;
+// pub use sync::{SyncOptions, SyncReport, TableSync, sync};
