@@ -86,6 +86,8 @@ async fn parent(rows: usize) {
     let seed = started.elapsed();
     let ready: serde_json::Value = serde_json::from_slice(&std::fs::read(&ready_file).unwrap()).unwrap();
     let rss_after_seed = status_kb(pid, "VmRSS:");
+    let seed_cpu = cpu_seconds(pid);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let ca = reqwest::Certificate::from_pem(&std::fs::read(ready["ca_pem"].as_str().unwrap()).unwrap()).unwrap();
     let http = reqwest::Client::builder().tls_certs_only([ca]).build().unwrap();
     let app = ready["apps"].as_array().unwrap().iter().find(|a| a["client_secret"].is_string()).unwrap();

@@ -54,22 +54,31 @@ pub fn write_json(out: &mut String, c: &Column, v: &Sql) {
     }
 }
 
-/// Writes `s` as a JSON string literal.
+/// Writes `s` as a JSON string literal (runs without escapes are copied whole).
 pub fn write_json_str(out: &mut String, s: &str) {
     out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: Option<&str> = match b {
+            b'"' => Some("\\\""),
+            b'\\' => Some("\\\\"),
+            b'\n' => Some("\\n"),
+            b'\r' => Some("\\r"),
+            b'\t' => Some("\\t"),
+            0..=0x1f => None,
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        match esc {
+            Some(e) => out.push_str(e),
+            None => {
+                let _ = write!(out, "\\u{:04x}", b);
             }
-            c => out.push(c),
         }
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
     out.push('"');
 }
 
@@ -356,6 +365,15 @@ pub fn formatted(c: &Column, v: &Sql, currency_symbol: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut o = String::new();
+        write_json_str(&mut o, "a\"b\\c\nd\u{1}é€");
+        assert_eq!(o, "\"a\\\"b\\\\c\\nd\\u0001é€\"");
+        let v: serde_json::Value = serde_json::from_str(&o).unwrap();
+        assert_eq!(v, "a\"b\\c\nd\u{1}é€");
+    }
     use crate::schema::Schema;
 
     fn col<'a>(s: &'a Schema, t: &str, c: &str) -> &'a Column {
