@@ -112,9 +112,10 @@ async fn parent(rows: usize) {
     let webapi = ready["webapi"].as_str().unwrap().to_string();
 
     println!(
-        "emulator: {rows} accounts seeded (+ related tables), ready in {:.1} s, RSS {} MB",
+        "emulator: {rows} accounts seeded (+ related tables), ready in {:.1} s wall, {seed_cpu:.1} s CPU, RSS {} MB (load average {})",
         seed.as_secs_f64(),
-        rss_after_seed / 1024
+        rss_after_seed / 1024,
+        load.split_whitespace().next().unwrap_or("?")
     );
     for (label, prefer) in [
         ("all columns", "odata.maxpagesize=5000".to_string()),
