@@ -163,18 +163,26 @@ pub fn is_secret_key(normalized: &str) -> bool {
 /// The known property nearest to `key` (edit distance on normalised names), when it is close
 /// enough to be a plausible typo.
 pub fn suggest(key: &str) -> Option<&'static str> {
-    let n = normalize_key(key);
+    let n: Vec<char> = normalize_key(key).chars().take(128).collect();
+    let limit = (n.len() / 3).max(2);
     let mut best: Option<(usize, &'static str)> = None;
+    let mut cand = Vec::with_capacity(32);
+    let mut rows = (Vec::with_capacity(40), Vec::with_capacity(40));
     for p in PROPERTIES {
-        for cand in std::iter::once(&p.name).chain(p.aliases.iter()) {
-            let d = edit_distance(&n, &normalize_key(cand));
+        for name in std::iter::once(&p.name).chain(p.aliases.iter()) {
+            // the distance is at least the length difference: skip hopeless candidates
+            if name.len().abs_diff(n.len()) > limit {
+                continue;
+            }
+            cand.clear();
+            cand.extend(name.chars().map(|c| c.to_ascii_lowercase()));
+            let d = distance(&n, &cand, &mut rows);
             if best.is_none_or(|(bd, _)| d < bd) {
                 best = Some((d, p.name));
             }
         }
     }
     let (d, name) = best?;
-    let limit = (n.chars().count() / 3).max(2);
     (d <= limit).then_some(name)
 }
 
@@ -182,15 +190,22 @@ pub fn suggest(key: &str) -> Option<&'static str> {
 pub fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().take(128).collect();
     let b: Vec<char> = b.chars().take(128).collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
+    distance(&a, &b, &mut (Vec::new(), Vec::new()))
+}
+
+fn distance(a: &[char], b: &[char], rows: &mut (Vec<usize>, Vec<usize>)) -> usize {
+    let (prev, cur) = rows;
+    prev.clear();
+    prev.extend(0..=b.len());
+    cur.clear();
+    cur.resize(b.len() + 1, 0);
     for (i, ca) in a.iter().enumerate() {
         cur[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let sub = prev[j] + usize::from(ca != cb);
             cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
         }
-        std::mem::swap(&mut prev, &mut cur);
+        std::mem::swap(prev, cur);
     }
     prev[b.len()]
 }
