@@ -3,7 +3,7 @@
 //!
 //! Parsing checks syntax, property names (an unknown one suggests the nearest known one) and
 //! values; which properties a flow *needs* is checked when the provider is built
-//! ([`crate::flow::FlowPlan`]), so the error can name the flow.
+//! ([`crate::provider::plan`]), so the error can name the flow.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -56,7 +56,7 @@ pub struct ConnectionConfig {
     pub api_version: String,
     /// `AuthScheme` (default AzureAD).
     pub auth_scheme: AuthScheme,
-    /// `InitiateOAuth` as given (the default depends on the flow: see [`crate::flow`]).
+    /// `InitiateOAuth` as given (the default depends on the flow: see [`crate::provider::plan`]).
     pub initiate_oauth: Option<InitiateOAuth>,
     /// `OAuthGrantType` (default CODE).
     pub grant_type: GrantType,

@@ -20,16 +20,22 @@ fn check_no_marker(what: &str, text: &str) {
     assert!(!text.contains(MARKER), "a secret value appears in {what}: {text}");
 }
 
-fn check_config(input: &str, env: &Environment) {
+/// Parses `input` as a configuration; with `check`, asserts no marker is shown.
+fn check_config(input: &str, env: &Environment, check: bool) {
     match ConnectionConfig::parse(input, env) {
         Ok(cfg) => {
-            check_no_marker("the config's Debug", &format!("{cfg:?}"));
+            if check {
+                check_no_marker("the config's Debug", &format!("{cfg:?}"));
+            }
             let _ = (cfg.resource(), cfg.web_api_url(), cfg.app_scope(), cfg.delegated_scope());
-            if let Err(e) = d365_auth::plan(&cfg) {
+            if let Err(e) = d365_auth::plan(&cfg)
+                && check
+            {
                 check_no_marker("a flow error", &format!("{e} {e:?}"));
             }
         }
-        Err(e) => check_no_marker("a config error", &format!("{e} {e:?}")),
+        Err(e) if check => check_no_marker("a config error", &format!("{e} {e:?}")),
+        Err(_) => {}
     }
 }
 
@@ -71,7 +77,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(a.value, b.value, "{shown:?}");
         }
     }
-    check_config(input, &env);
+    check_config(input, &env, false);
 
     // the same string with each secret value replaced by a marker
     if input.contains(MARKER) {
@@ -90,6 +96,6 @@ fuzz_target!(|data: &[u8]| {
     if any {
         let m = ConnectionString::parse(&marked).unwrap_or_else(|e| panic!("{marked:?}: {e}"));
         check_no_marker("the parsed string", &format!("{m} {m:?}"));
-        check_config(&marked, &env);
+        check_config(&marked, &env, true);
     }
 });

@@ -21,7 +21,7 @@ pub struct Loopback {
     path: String,
 }
 
-/// Whether `callback` may be listened on: `http://` on localhost, 127.0.0.1 or [::1].
+/// Whether `callback` may be listened on: `http://` on localhost, 127.0.0.1 or `[::1]`.
 pub fn is_loopback_callback(callback: &Url) -> bool {
     callback.scheme() == "http" && crate::config::is_loopback(callback)
 }
