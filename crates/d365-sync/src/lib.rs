@@ -10,18 +10,18 @@
 //!   limits allow.
 //! - [`Reporter`]: live progress on a terminal.
 
-// pub mod bench;
+pub mod bench;
 pub mod checkpoint;
 mod error;
 pub mod export;
 pub mod format;
 pub mod progress;
-// pub mod store;
-// pub mod sync;
+pub mod store;
+pub mod sync;
 
 pub use checkpoint::Checkpoint;
 pub use error::SyncError;
 pub use export::{ExportOptions, ExportSummary, export};
 pub use format::Format;
 pub use progress::Reporter;
-// pub use sync::{SyncOptions, SyncReport, TableSync, sync};
+pub use sync::{SyncKind, SyncOptions, SyncReport, TableSync, sync};

@@ -157,3 +157,22 @@ impl TokenProvider for Minter {
         "test_client_credentials"
     }
 }
+
+impl Env {
+    /// (id, lastname) of every contact, sorted, from the emulator's store.
+    pub fn contacts(&self) -> Vec<(String, String)> {
+        let mut v = self
+            .emu
+            .state()
+            .store
+            .with_conn(|c| {
+                let mut st = c.prepare("SELECT lower(contactid), coalesce(lastname, '') FROM contact")?;
+                let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+                rows.collect::<Result<Vec<_>, _>>()
+            })
+            .expect("store")
+            .expect("query");
+        v.sort();
+        v
+    }
+}
