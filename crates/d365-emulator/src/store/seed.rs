@@ -319,12 +319,44 @@ fn seed_in_tx(c: &Connection, schema: &Schema, config: &Config, n: u64) -> rusql
     for (name, count) in plan {
         let table = t(name);
         let mut ins = Inserter::new(c, table)?;
-        let mut row: Vec<(&str, Sql)> = Vec::with_capacity(table.columns.len() + 4);
-        for i in 0..count {
-            row.clear();
-            generate(table, i, &mut ctx, &mut row);
-            ins.insert(&row)?;
-        }
+        // Rows are generated on a second thread while this one inserts (SQLite writes are
+        // single-threaded); batches keep the channel cheap.
+        const BATCH: u64 = 512;
+        let result = std::thread::scope(|scope| -> rusqlite::Result<()> {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Vec<(&str, Sql)>>>(8);
+            let ctx_ref = &mut ctx;
+            let producer = scope.spawn(move || {
+                let mut i = 0;
+                while i < count {
+                    let end = (i + BATCH).min(count);
+                    let batch: Vec<Vec<(&str, Sql)>> = (i..end)
+                        .map(|k| {
+                            let mut row = Vec::with_capacity(table.columns.len() + 4);
+                            generate(table, k, ctx_ref, &mut row);
+                            row
+                        })
+                        .collect();
+                    if tx.send(batch).is_err() {
+                        return;
+                    }
+                    i = end;
+                }
+            });
+            let mut outcome = Ok(());
+            for batch in rx {
+                if outcome.is_ok() {
+                    for row in &batch {
+                        if let Err(e) = ins.insert(row) {
+                            outcome = Err(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = producer.join();
+            outcome
+        });
+        result?;
     }
     Ok(())
 }
