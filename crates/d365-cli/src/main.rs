@@ -1,8 +1,11 @@
 //! `d365`: Dynamics 365 / Dataverse from the command line.
 
+mod bench_cmd;
 mod connect;
 mod emulator_cmd;
+mod export_cmd;
 mod failure;
+mod sync_cmd;
 mod whoami_cmd;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +28,12 @@ enum Command {
     Emulator(Box<emulator_cmd::EmulatorArgs>),
     /// Show who the connection signs in as: user, business unit, organization, flow, token expiry.
     Whoami(whoami_cmd::WhoamiArgs),
+    /// Export a table to NDJSON or CSV: parallel, resumable (re-run to resume).
+    Export(export_cmd::ExportArgs),
+    /// Keep a local SQLite copy of tables up to date (change tracking, deletes included).
+    Sync(sync_cmd::SyncArgs),
+    /// Benchmarks (export: sequential vs parallel vs the service limits' ceiling).
+    Bench(bench_cmd::BenchArgs),
 }
 
 /// Prints a command's failure and turns it into the exit code.
@@ -51,6 +60,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Emulator(args) => emulator_cmd::run(*args).await,
             Command::Whoami(args) => Ok(finish(whoami_cmd::run(&cli.connect, args).await)),
+            Command::Export(args) => Ok(finish(export_cmd::run(&cli.connect, args).await)),
+            Command::Sync(args) => Ok(finish(sync_cmd::run(&cli.connect, args).await)),
+            Command::Bench(args) => Ok(finish(bench_cmd::run(&cli.connect, args).await)),
         }
     });
     match result {

@@ -1,0 +1,109 @@
+//! `d365 bench export`: sequential nextLink paging vs the parallel export of the same table,
+//! side by side with the ceiling the service-protection limits allow. Without `--connection`
+//! it starts the emulator in this process with `--rows`, `--latency-ms` and `--limits`.
+
+use std::time::Duration;
+
+use d365_emulator::webapi::limits::LimitSettings;
+use d365_emulator::{Emulator, EmulatorOptions};
+use d365_sync::bench::{BenchOptions, Limits};
+
+use crate::connect::{ConnectArgs, connect, demo_connection_string};
+use crate::export_cmd::failure;
+use crate::failure::Failure;
+
+/// Options of `d365 bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    what: BenchWhat,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum BenchWhat {
+    /// Export throughput: sequential paging, parallel export, and the limits' ceiling.
+    #[command(after_help = "Examples:
+  d365 bench export --rows 200000 --latency-ms 100
+  d365 bench export --connection @conn.txt --table contact --limits requests=6000,window=300,exec-seconds=1200,concurrent=52")]
+    Export(ExportBench),
+}
+
+#[derive(clap::Args, Debug)]
+struct ExportBench {
+    /// Table to read.
+    #[arg(long, default_value = "account")]
+    table: String,
+    /// Columns read (comma-separated; empty for all).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "accountid,name,accountnumber,revenue,numberofemployees,address1_city,telephone1,emailaddress1,statecode,createdon"
+    )]
+    select: Vec<String>,
+    /// Rows per page.
+    #[arg(long, default_value_t = 5000)]
+    page_size: u32,
+    /// Fixed concurrency of the parallel export (default: adaptive).
+    #[arg(long)]
+    parallel: Option<usize>,
+    /// Accounts seeded in the emulator (when no --connection is given).
+    #[arg(long, default_value_t = 200_000)]
+    rows: usize,
+    /// Emulator latency per request, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    latency_ms: u64,
+    /// Emulator latency per row, in microseconds.
+    #[arg(long, default_value_t = 20)]
+    per_row_us: u64,
+    /// The service's limits (for the ceiling; the emulator enforces them too).
+    #[arg(long, default_value = "requests=6000,window=300,exec-seconds=1200,concurrent=52")]
+    limits: String,
+}
+
+/// Runs `d365 bench`.
+pub async fn run(connect_args: &ConnectArgs, args: BenchArgs) -> Result<(), Failure> {
+    let BenchWhat::Export(b) = args.what;
+    let limits = Limits::parse(&b.limits).map_err(failure)?;
+    let mut emulator = None;
+    let conn_args = if connect_args.connection.is_some() && !connect_args.demo {
+        connect_args.clone()
+    } else {
+        let settings = LimitSettings::parse(&b.limits).map_err(Failure::bad_input)?;
+        eprintln!(
+            "starting the emulator: {} accounts, --latency-ms {}, {} µs per row…",
+            b.rows, b.latency_ms, b.per_row_us
+        );
+        let emu = Emulator::start(EmulatorOptions {
+            rows: b.rows,
+            latency: Duration::from_millis(b.latency_ms),
+            latency_per_row: Duration::from_micros(b.per_row_us),
+            limits: settings,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Failure::service(format!("the emulator could not start: {e}")))?;
+        let text = demo_connection_string(&emu)?;
+        emulator = Some(emu);
+        ConnectArgs { connection: Some(text), demo: false, ..connect_args.clone() }
+    };
+    let conn = connect(&conn_args).await?;
+    let dir = std::env::temp_dir().join(format!("d365-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::service(format!("{}: {e}", dir.display())))?;
+    let options = BenchOptions {
+        table: b.table,
+        select: b.select.into_iter().filter(|s| !s.trim().is_empty()).collect(),
+        page_size: b.page_size,
+        parallel: b.parallel,
+        limits,
+        work_dir: dir.clone(),
+    };
+    let result = d365_sync::bench::run(&conn.client, options).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    conn.close().await;
+    if let Some(emu) = emulator {
+        emu.shutdown().await;
+    }
+    let report = result.map_err(failure)?;
+    print!("{report}");
+    Ok(())
+}
