@@ -280,6 +280,17 @@ fn delegated_source(ctx: &Arc<Context>, mode: DelegatedMode) -> Result<Delegated
     Ok(DelegatedSource::new(ctx.clone(), ctx.delegated_client(), store, key, mode))
 }
 
+/// The provider of a token given in `OAuthAccessToken` (expiry from `OAuthTokenTimestamp` +
+/// `OAuthExpiresIn` when both are given).
+fn given_token(config: &ConnectionConfig) -> StaticTokenProvider {
+    let given = config.access_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
+    let exp = match (config.token_timestamp_ms, config.expires_in) {
+        (Some(ms), Some(s)) => time::OffsetDateTime::from_unix_timestamp(ms / 1000 + s).ok(),
+        _ => None,
+    };
+    StaticTokenProvider::new(AccessToken::new(given, exp))
+}
+
 /// Builds the token provider of a connection. Nothing is fetched yet: the first
 /// [`TokenProvider::token`] call signs in.
 pub fn provider_from_config(
@@ -288,12 +299,7 @@ pub fn provider_from_config(
 ) -> Result<Arc<dyn TokenProvider>, AuthError> {
     let flow = plan(config)?;
     if flow == Flow::GivenToken {
-        let given = config.access_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default();
-        let exp = match (config.token_timestamp_ms, config.expires_in) {
-            (Some(ms), Some(s)) => time::OffsetDateTime::from_unix_timestamp(ms / 1000 + s).ok(),
-            _ => None,
-        };
-        return Ok(Arc::new(StaticTokenProvider::new(AccessToken::new(given, exp))));
+        return Ok(Arc::new(given_token(config)));
     }
     let ctx = Context::new(config, options)?;
     let client_id = || config.client_id.clone().unwrap_or_default();
@@ -330,7 +336,7 @@ pub fn provider_from_config(
         Flow::ManagedIdentity => Box::new(ManagedIdentitySource::new(ctx.clone())?),
         Flow::Delegated => Box::new(delegated_source(&ctx, DelegatedMode::GetAndRefresh)?),
         Flow::DelegatedRefresh => Box::new(delegated_source(&ctx, DelegatedMode::Refresh)?),
-        Flow::GivenToken => unreachable!("handled above"),
+        Flow::GivenToken => return Ok(Arc::new(given_token(config))),
     };
     Ok(Arc::new(CachedProvider::new(source, options.clock.clone(), options.refresh_margin)))
 }
