@@ -263,6 +263,20 @@ fn parse_api_version(v: &str) -> Result<String, ConfigError> {
 }
 
 impl ConnectionConfig {
+    /// The connection string to use: `arg` (the CLI's `--connection`), else `D365_CONNECTION`.
+    pub fn connection_string(arg: Option<&str>, env: &Environment) -> Result<String, ConfigError> {
+        match arg.filter(|a| !a.trim().is_empty()).or_else(|| env.get(CONNECTION_ENV)) {
+            Some(s) => Ok(s.to_string()),
+            None => Err(ConfigError::MissingKey {
+                key: "a connection string",
+                flow: "every command that talks to Dataverse".into(),
+                alternatives: format!(
+                    " (--connection \"OrganizationUrl=…;…\" or the {CONNECTION_ENV} environment variable)"
+                ),
+            }),
+        }
+    }
+
     /// Parses a connection string and completes it from `env`.
     pub fn parse(input: &str, env: &Environment) -> Result<Self, ConfigError> {
         Self::from_connection_string(&ConnectionString::parse(input)?, env)

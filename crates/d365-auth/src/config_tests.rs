@@ -127,3 +127,20 @@ fn secrets_are_redacted_in_errors() {
     let e = parse("OrganizationUrl=https://user:s3cr3t@x.crm.dynamics.com").unwrap_err().to_string();
     assert!(!e.contains("s3cr3t"), "{e}");
 }
+
+#[test]
+fn connection_string_from_argument_or_environment() {
+    let env = Environment::empty().with(CONNECTION_ENV, "OrganizationUrl=https://e.crm.dynamics.com");
+    assert_eq!(ConnectionConfig::connection_string(Some("A=1"), &env).unwrap(), "A=1");
+    assert_eq!(ConnectionConfig::connection_string(None, &env).unwrap(), "OrganizationUrl=https://e.crm.dynamics.com");
+    let e = ConnectionConfig::connection_string(None, &Environment::empty()).unwrap_err().to_string();
+    assert!(e.contains("D365_CONNECTION") && e.contains("--connection"), "{e}");
+}
+
+#[test]
+fn ssl_cert_file_errors_name_the_variable() {
+    let env = Environment::empty().with("SSL_CERT_FILE", "/nonexistent/bundle.pem");
+    let c = ConnectionConfig::parse("OrganizationUrl=https://e.crm.dynamics.com", &env).unwrap();
+    let e = crate::http::client(&c).unwrap_err().to_string();
+    assert!(e.starts_with("SSL_CERT_FILE: cannot read"), "{e}");
+}

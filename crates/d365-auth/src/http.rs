@@ -15,17 +15,20 @@ pub const USER_AGENT: &str = concat!("d365/", env!("CARGO_PKG_VERSION"));
 /// Reads the extra trusted roots of `SSLServerCert`: inline PEM text, or the path of a PEM file
 /// (one or more certificates).
 pub fn extra_roots(ssl_server_cert: &str) -> Result<Vec<Certificate>, ConfigError> {
+    roots_from("SSLServerCert", ssl_server_cert)
+}
+
+fn roots_from(label: &str, ssl_server_cert: &str) -> Result<Vec<Certificate>, ConfigError> {
     let (pem, origin) = if ssl_server_cert.contains("-----BEGIN") {
         (ssl_server_cert.as_bytes().to_vec(), "the inline PEM".to_string())
     } else {
         let path = ssl_server_cert.trim();
-        let bytes = std::fs::read(path).map_err(|e| {
-            ConfigError::Invalid(format!("SSLServerCert: cannot read the certificate file {path}: {e}"))
-        })?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| ConfigError::Invalid(format!("{label}: cannot read the certificate file {path}: {e}")))?;
         (bytes, path.to_string())
     };
     let blocks = pem::parse_many(&pem)
-        .map_err(|e| ConfigError::Invalid(format!("SSLServerCert: {origin} is not PEM certificates: {e}")))?;
+        .map_err(|e| ConfigError::Invalid(format!("{label}: {origin} is not PEM certificates: {e}")))?;
     let mut certs = Vec::new();
     for b in blocks.iter().filter(|b| b.tag() == "CERTIFICATE") {
         if x509_parser::parse_x509_certificate(b.contents()).is_err() {
@@ -34,12 +37,11 @@ pub fn extra_roots(ssl_server_cert: &str) -> Result<Vec<Certificate>, ConfigErro
             )));
         }
         certs.push(
-            Certificate::from_der(b.contents())
-                .map_err(|e| ConfigError::Invalid(format!("SSLServerCert: {origin}: {e}")))?,
+            Certificate::from_der(b.contents()).map_err(|e| ConfigError::Invalid(format!("{label}: {origin}: {e}")))?,
         );
     }
     if certs.is_empty() {
-        return Err(ConfigError::Invalid(format!("SSLServerCert: {origin} holds no PEM certificate")));
+        return Err(ConfigError::Invalid(format!("{label}: {origin} holds no PEM certificate")));
     }
     Ok(certs)
 }
@@ -64,7 +66,8 @@ pub fn client_builder(config: &ConnectionConfig) -> Result<ClientBuilder, Config
         b = b.timeout(t).connect_timeout(t);
     }
     if let Some(s) = &config.ssl_server_cert {
-        b = b.tls_certs_merge(extra_roots(s)?);
+        let label = if config.from_environment.contains(&"SSLServerCert") { "SSL_CERT_FILE" } else { "SSLServerCert" };
+        b = b.tls_certs_merge(roots_from(label, s)?);
     }
     b = match &config.proxy {
         Some(p) => b.proxy(proxy(p)?),
