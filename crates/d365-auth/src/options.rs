@@ -169,3 +169,34 @@ pub fn system_opener() -> BrowserOpener {
         Box::pin(async move { open::that_detached(&url).map_err(|e| format!("the system browser: {e}")) })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn command_opener_runs_the_command_with_the_url() {
+        let e = command_opener("/nonexistent/browser --new-window")("https://x".into()).await.unwrap_err();
+        assert!(e.contains("/nonexistent/browser"), "{e}");
+        assert!(command_opener("  ")("https://x".into()).await.is_err());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = tempfile::tempdir().unwrap();
+            let out = dir.path().join("out");
+            let script = dir.path().join("browser.sh");
+            std::fs::write(&script, format!("#!/bin/sh\nprintf '%s|%s' \"$1\" \"$2\" > {}\n", out.display())).unwrap();
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+            command_opener(&format!("{} {{url}} --flag", script.display()))("https://login/x?a=1&b=2".into())
+                .await
+                .unwrap();
+            for _ in 0..100 {
+                if std::fs::read_to_string(&out).is_ok_and(|s| !s.is_empty()) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert_eq!(std::fs::read_to_string(&out).unwrap(), "https://login/x?a=1&b=2|--flag");
+        }
+    }
+}
