@@ -143,7 +143,9 @@ pub enum AuthError {
         message: String,
     },
     /// The browser could not be opened (the URL was still shown).
-    #[error("cannot open the browser ({message}); open this URL yourself: {url}")]
+    #[error(
+        "cannot open the browser ({message}); open this URL yourself: {url} (on a machine without a browser, sign in with a device code: `d365 login --device-code`)"
+    )]
     Browser {
         /// What failed.
         message: String,
