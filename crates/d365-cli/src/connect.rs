@@ -94,7 +94,15 @@ pub async fn connect(args: &ConnectArgs) -> Result<Connection, Failure> {
         (read_connection(args)?, None)
     };
     let config = ConnectionConfig::parse(&text, &env).map_err(|e| Failure::bad_input(e.to_string()))?;
-    let tokens = provider_from_config(&config, &ProviderOptions::new(env)).map_err(Failure::from_auth)?;
+    // A delegated connection without stored tokens may open a browser only when someone is
+    // there to use it; scripts and CI get a clear "run d365 login" error instead of a wait.
+    let interactive = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        d365_auth::Interactive::Browser
+    } else {
+        d365_auth::Interactive::Never
+    };
+    let options = ProviderOptions::new(env).with_interactive(interactive);
+    let tokens = provider_from_config(&config, &options).map_err(Failure::from_auth)?;
     let mut options = ClientOptions::new(config.organization_url.as_str());
     options.api_version = config.api_version.trim_start_matches('v').to_string();
     options.caller_id = config.caller_id;
