@@ -5,6 +5,8 @@ mod connect;
 mod emulator_cmd;
 mod export_cmd;
 mod failure;
+mod login_cmd;
+mod proc_cmd;
 mod sync_cmd;
 mod whoami_cmd;
 
@@ -28,6 +30,12 @@ enum Command {
     Emulator(Box<emulator_cmd::EmulatorArgs>),
     /// Show who the connection signs in as: user, business unit, organization, flow, token expiry.
     Whoami(whoami_cmd::WhoamiArgs),
+    /// Sign in now (browser or device code) and store the tokens; for applications, check the credentials.
+    Login(login_cmd::LoginArgs),
+    /// Forget the stored sign-in of the connection (deletes its settings file).
+    Logout(login_cmd::LogoutArgs),
+    /// Call an OAuth stored procedure (GetOAuthAuthorizationUrl, GetOAuthAccessToken, ...).
+    Proc(proc_cmd::ProcArgs),
     /// Export a table to NDJSON or CSV: parallel, resumable (re-run to resume).
     Export(export_cmd::ExportArgs),
     /// Keep a local SQLite copy of tables up to date (change tracking, deletes included).
@@ -60,6 +68,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Emulator(args) => emulator_cmd::run(*args).await,
             Command::Whoami(args) => Ok(finish(whoami_cmd::run(&cli.connect, args).await)),
+            Command::Login(args) => Ok(finish(login_cmd::run_login(&cli.connect, args).await)),
+            Command::Logout(args) => Ok(finish(login_cmd::run_logout(&cli.connect, args).await)),
+            Command::Proc(args) => Ok(finish(proc_cmd::run(&cli.connect, args).await)),
             Command::Export(args) => Ok(finish(export_cmd::run(&cli.connect, args).await)),
             Command::Sync(args) => Ok(finish(sync_cmd::run(&cli.connect, args).await)),
             Command::Bench(args) => Ok(finish(bench_cmd::run(&cli.connect, args).await)),
