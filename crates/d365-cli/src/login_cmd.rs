@@ -16,7 +16,7 @@ use crate::failure::Failure;
 #[derive(clap::Args, Debug)]
 #[command(after_help = "A user (AuthScheme=AzureAD) signs in in a browser on this machine: d365 listens on the \
 loopback CallbackURL, opens the browser (BrowserCommand, D365_BROWSER or the system's) and prints the URL \
-in case it does not open. The tokens are kept, encrypted, in OAuthSettingsLocation (key: D365_TOKEN_KEY or \
+in case it does not open. The tokens are kept, encrypted, in OAuthSettingsLocation (default: under ~/.config/d365/tokens/; key: D365_TOKEN_KEY or \
 ~/.config/d365/token.key); later commands use and refresh them without a browser. Applications \
 (client secret, certificate, workload identity, managed identity) keep nothing: login requests one token to \
 check the credentials.

@@ -56,9 +56,10 @@ fn parse_args(raw: &[String]) -> Result<Vec<(String, String)>, Failure> {
     raw.iter()
         .map(|a| match a.split_once('=') {
             Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
-            _ => Err(Failure::bad_input(format!(
-                "--arg {a}: expected NAME=VALUE (e.g. --arg CallbackURL=http://localhost:33333)"
-            ))),
+            // the text is not echoed: it may be a token given without its name
+            _ => Err(Failure::bad_input(
+                "an --arg without NAME=: expected NAME=VALUE (e.g. --arg CallbackURL=http://localhost:33333)",
+            )),
         })
         .collect()
 }

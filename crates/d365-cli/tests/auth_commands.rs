@@ -164,11 +164,12 @@ async fn proc_get_oauth_authorization_url_and_list() {
         .await
         .expect_code(2)
         .expect_output("unknown argument 'Bogus'");
-    env.d365(Some(&conn), &["proc", "GetOAuthAuthorizationUrl", "--arg", "novalue"])
+    env.d365(Some(&conn), &["proc", "RefreshOAuthAccessToken", "--arg", "a-token-without-its-name"])
         .run()
         .await
         .expect_code(2)
-        .expect_output("expected NAME=VALUE");
+        .expect_output("expected NAME=VALUE")
+        .expect_no("a-token-without-its-name");
     env.d365(Some(&conn), &["proc", "GetOAuthAccessToken", "--arg", "AuthMode=WEB"])
         .run()
         .await
