@@ -39,6 +39,9 @@ pub struct ExportArgs {
     /// Rows per page (1-5000).
     #[arg(long, value_name = "N")]
     page_size: Option<u32>,
+    /// Sync part files and checkpoint to disk every second (resume also after a power loss).
+    #[arg(long)]
+    fsync: bool,
 }
 
 /// The failure of an export or sync, with its exit code.
@@ -60,6 +63,7 @@ pub async fn run(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Fai
     options.format = format;
     options.parallel = args.parallel.map(|n| n.max(1));
     options.page_size = args.page_size;
+    options.fsync = args.fsync;
     options.progress = Reporter::new(std::io::stderr().is_terminal());
     let conn = connect(connect_args).await?;
     let result = d365_sync::export(&conn.client, &options).await;

@@ -157,6 +157,8 @@ struct Envelope {
     value: Vec<Map<String, Value>>,
     #[serde(rename = "@odata.nextLink", default)]
     next_link: Option<String>,
+    #[serde(rename = "@odata.count", default)]
+    count: Option<i64>,
 }
 
 /// AIMD concurrency limit.
@@ -177,6 +179,10 @@ impl Aimd {
 
     fn limit(&self) -> usize {
         self.limit.floor().max(1.0) as usize
+    }
+
+    fn cap(&self) -> usize {
+        self.max as usize
     }
 
     /// After a page: `throttled` is the client's running count of throttled responses.
@@ -203,8 +209,10 @@ impl Aimd {
 
 impl DataverseClient {
     /// Discovers the partitions of a scan of `query`: the smallest and largest value of the
-    /// partition column (and whether it is ever null), then `n` equal ranges (`n` = the
-    /// starting concurrency, at least 1). A table without rows gets one open partition.
+    /// partition column (and whether it is ever null) and `@odata.count` (capped at 5000 by the
+    /// service), then equal ranges: one when the rows fit in a page, else as many as the
+    /// concurrency cap (52, or `parallel`), so the queue holds work while AIMD opens slots and
+    /// each range stays small. A table without rows gets one open partition.
     pub async fn plan_scan(&self, query: &Query, options: &ScanOptions) -> Result<ScanPlan, ClientError> {
         check_query(query)?;
         let column = options.column.as_str();
@@ -214,9 +222,9 @@ impl DataverseClient {
             q.params = query.params.clone();
             q.order_by(column, desc)
         };
-        let first = probe(None, false);
+        let first = probe(None, false).count(true);
         let last = probe(Some(format!("{column} ne null")), true);
-        let (first, last) = futures::try_join!(self.first_row(&first), self.first_row(&last))?;
+        let ((first, count), (last, _)) = futures::try_join!(self.first_row(&first), self.first_row(&last))?;
         let read = |row: &Map<String, Value>| {
             row_instant(row, column).ok_or_else(|| {
                 ClientError::InvalidArgument(format!("column '{column}' is not a date-time: cannot partition on it"))
@@ -234,7 +242,7 @@ impl DataverseClient {
             None => {
                 // Nulls sort first; the smallest value needs one more request.
                 let min_q = probe(Some(format!("{column} ne null")), false);
-                let min = match self.first_row(&min_q).await? {
+                let min = match self.first_row(&min_q).await?.0 {
                     Some(row) => read(&row)?,
                     None => None,
                 };
@@ -242,7 +250,12 @@ impl DataverseClient {
             }
             Some(v) => (false, Some(v)),
         };
-        let n = self.start_concurrency(options);
+        let page_size = query.max_page_size.or(self.options().max_page_size).unwrap_or(MAX_PAGE_SIZE);
+        let n = if count.is_some_and(|c| c < i64::from(page_size)) {
+            1
+        } else {
+            options.parallel.unwrap_or(options.max_parallel).max(1)
+        };
         let parts = match (min, max) {
             (Some(min), Some(max)) => initial_partitions(min, max, nulls, n, 0),
             _ => initial_partitions(0, 0, nulls, 1, 0),
@@ -251,14 +264,14 @@ impl DataverseClient {
         Ok(ScanPlan { partitions: parts, hi_estimate: max.map(|m| m + 1), next_id })
     }
 
-    async fn first_row(&self, query: &Query) -> Result<Option<Map<String, Value>>, ClientError> {
+    async fn first_row(&self, query: &Query) -> Result<(Option<Map<String, Value>>, Option<i64>), ClientError> {
         let plan = self.plan(query)?;
         let mut req = ApiRequest::new(Method::GET, plan.url);
         if let Some(p) = &plan.prefer {
             req = req.header("prefer", p)?;
         }
         let env: Envelope = self.execute(&req, |r| decode_json(&req, &r.body)).await?;
-        Ok(env.value.into_iter().next())
+        Ok((env.value.into_iter().next(), env.count))
     }
 
     fn start_concurrency(&self, options: &ScanOptions) -> usize {
@@ -424,16 +437,18 @@ impl Scheduler {
             }
             p.pages += 1;
             p.rows += rows.len() as u64;
-            let idle = self.aimd.limit().saturating_sub(joins.len() + 1);
+            // Split the rest of a partition while fewer partitions wait than requests may run:
+            // into page-sized pieces (as the page's density estimates them), up to the
+            // concurrency cap, so the queue holds work for the slots AIMD opens.
             let spawned = match &env.next_link {
-                Some(_) if self.options.split && pending.is_empty() && idle > 0 => {
+                Some(_) if self.options.split && pending.len() < self.aimd.limit() => {
                     let ctx = SplitContext {
                         column: &self.options.column,
                         primary_key: &self.options.primary_key,
                         hi_estimate,
                         page_size: self.page_size,
                     };
-                    split_remainder(&p, &rows, ctx, (idle + 1).min(16), &mut next_id).unwrap_or_default()
+                    split_remainder(&p, &rows, ctx, self.aimd.cap(), &mut next_id).unwrap_or_default()
                 }
                 _ => Vec::new(),
             };

@@ -16,7 +16,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use d365_client::{DataverseClient, Query};
+use d365_client::{DataverseClient, Query, ScanOptions};
 use futures::StreamExt;
 
 use crate::error::SyncError;
@@ -94,6 +94,19 @@ pub struct Run {
     pub elapsed: Duration,
     /// HTTP requests.
     pub requests: u64,
+    /// CPU time this process used meanwhile (Linux; the emulator's too when it runs in this
+    /// process).
+    pub cpu: Option<Duration>,
+}
+
+/// CPU time used by this process so far (user + system), from `/proc/self/stat`.
+fn process_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    // Fields after the command: state = 0, ..., utime = 11, stime = 12 (clock ticks of 1/100 s).
+    Some(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }
 
 impl Run {
@@ -144,6 +157,8 @@ pub struct BenchReport {
     pub options: BenchOptions,
     /// Sequential nextLink paging.
     pub sequential: Run,
+    /// The parallel partitioned scan alone (rows counted, nothing written).
+    pub scan: Run,
     /// The parallel export.
     pub parallel: Run,
     /// The export's own summary.
@@ -199,17 +214,27 @@ impl fmt::Display for BenchReport {
             l.concurrent,
             c.page_time.as_millis()
         )?;
-        writeln!(f, "{:<34} {:>10} {:>9} {:>12} {:>9}", "", "rows", "seconds", "rows/s", "requests")?;
-        for (label, r) in
-            [("sequential nextLink paging", &self.sequential), ("parallel export (ndjson)", &self.parallel)]
-        {
+        writeln!(
+            f,
+            "{:<34} {:>10} {:>9} {:>12} {:>9} {:>10}",
+            "", "rows", "seconds", "rows/s", "requests", "CPU cores"
+        )?;
+        for (label, r) in [
+            ("sequential nextLink paging", &self.sequential),
+            ("parallel scan (rows only)", &self.scan),
+            ("parallel export (ndjson file)", &self.parallel),
+        ] {
+            let cores = r
+                .cpu
+                .map_or("-".to_string(), |c| format!("{:.2}", c.as_secs_f64() / r.elapsed.as_secs_f64().max(1e-9)));
             writeln!(
                 f,
-                "{label:<34} {:>10} {:>9.2} {:>12} {:>9}",
+                "{label:<34} {:>10} {:>9.2} {:>12} {:>9} {:>10}",
                 thousands(r.rows as f64),
                 r.elapsed.as_secs_f64(),
                 thousands(r.rate()),
-                r.requests
+                r.requests,
+                cores
             )?;
         }
         writeln!(f, "{:<34} {:>10} {:>9} {:>12}", "ceiling of the limits", "", "", thousands(c.rows_per_second()))?;
@@ -245,30 +270,56 @@ impl fmt::Display for BenchReport {
 
 /// Runs the benchmark: sequential paging, then the parallel export, of the same rows.
 pub async fn run(client: &DataverseClient, options: BenchOptions) -> Result<BenchReport, SyncError> {
-    let (set, _pk, _) = resolve_table(client, &options.table, d365_client::partition::DEFAULT_PARTITION_COLUMN).await?;
+    let (set, pk) = resolve_table(client, &options.table).await?;
     let query = Query::new(set.clone()).select(options.select.iter().cloned()).max_page_size(options.page_size);
 
     let before = client.request_log().stats();
+    let cpu0 = process_cpu();
     let started = Instant::now();
     let mut pages = client.page_stream(&query)?;
     let mut rows = 0u64;
     while let Some(page) = pages.next().await {
         rows += page?.rows.len() as u64;
     }
-    let sequential =
-        Run { rows, elapsed: started.elapsed(), requests: client.request_log().stats().since(&before).requests };
+    let sequential = Run {
+        rows,
+        elapsed: started.elapsed(),
+        requests: client.request_log().stats().since(&before).requests,
+        cpu: process_cpu().zip(cpu0).map(|(b, a)| b.saturating_sub(a)),
+    };
     // Sequential paging sends one request at a time: its time per page is the server's time
     // per page plus the transfer.
     let page_time = sequential.elapsed.div_f64(sequential.requests.max(1) as f64);
+
+    // The parallel scan alone: the network side of the export.
+    let before = client.request_log().stats();
+    let cpu0 = process_cpu();
+    let started = Instant::now();
+    let mut scan_opts = ScanOptions::new(pk.clone());
+    scan_opts.parallel = options.parallel;
+    let (plan, _) = crate::export::plan(client, &query, &scan_opts).await?;
+    let mut stream = client.partitioned_scan(&query, plan, scan_opts)?;
+    let mut scanned = 0u64;
+    while let Some(page) = stream.next().await {
+        scanned += page?.rows.len() as u64;
+    }
+    let scan = Run {
+        rows: scanned,
+        elapsed: started.elapsed(),
+        requests: client.request_log().stats().since(&before).requests,
+        cpu: process_cpu().zip(cpu0).map(|(b, a)| b.saturating_sub(a)),
+    };
 
     let output = options.work_dir.join(format!("{set}.ndjson"));
     let mut export_options = ExportOptions::new(set.clone(), &output);
     export_options.select = options.select.clone();
     export_options.page_size = Some(options.page_size);
     export_options.parallel = options.parallel;
+    let cpu0 = process_cpu();
     let summary = export(client, &export_options).await?;
+    let cpu = process_cpu().zip(cpu0).map(|(b, a)| b.saturating_sub(a));
     let _ = std::fs::remove_file(&output);
-    let parallel = Run { rows: summary.rows, elapsed: summary.elapsed, requests: summary.requests };
+    let parallel = Run { rows: summary.rows, elapsed: summary.elapsed, requests: summary.requests, cpu };
     if parallel.rows != sequential.rows {
         return Err(SyncError::InvalidArgument(format!(
             "the table changed during the benchmark: {} rows paged, {} exported",
@@ -276,7 +327,7 @@ pub async fn run(client: &DataverseClient, options: BenchOptions) -> Result<Benc
         )));
     }
     let ceiling = Ceiling::derive(&options.limits, options.page_size, page_time);
-    Ok(BenchReport { entity_set: set, options, sequential, parallel, export: summary, ceiling })
+    Ok(BenchReport { entity_set: set, options, sequential, scan, parallel, export: summary, ceiling })
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The checkpoint of an export: which partitions are finished, each unfinished one's next
 //! link, and how many bytes of each part file the checkpoint covers. It is rewritten after
-//! every page, atomically (a temporary file, `fsync`, then `rename` over the old one), *after*
-//! the page's rows reached the part file; so after a crash the part files hold at least what
+//! every page, atomically (a temporary file renamed over the old one; with `fsync`, synced to
+//! disk about once a second after the part files), *after* the page's rows reached the part file; so after a crash the part files hold at least what
 //! the checkpoint says, and resuming truncates them back to it and re-reads at most the one
 //! page per partition that was written but not yet checkpointed.
 
@@ -119,22 +119,25 @@ impl Checkpoint {
         Ok(Some(c))
     }
 
-    /// Writes the checkpoint to `path` atomically.
-    pub fn save(&self, path: &Path) -> Result<(), SyncError> {
+    /// Writes the checkpoint to `path` atomically (`durable`: synced to disk before the
+    /// rename, as a power loss needs; a killed process needs only the rename).
+    pub fn save(&self, path: &Path, durable: bool) -> Result<(), SyncError> {
         let bytes = serde_json::to_vec(self)
             .map_err(|e| SyncError::Checkpoint { path: path.to_path_buf(), message: e.to_string() })?;
-        write_atomically(path, &bytes)
+        write_atomically(path, &bytes, durable)
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same directory, synced, then
-/// renamed over `path`.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SyncError> {
+/// Writes `bytes` to `path` through a temporary file in the same directory (synced when
+/// `durable`), then renamed over `path`.
+pub fn write_atomically(path: &Path, bytes: &[u8], durable: bool) -> Result<(), SyncError> {
     let mut tmp = PathBuf::from(path);
     tmp.as_mut_os_string().push(".tmp");
     let mut f = std::fs::File::create(&tmp).map_err(SyncError::io(&tmp))?;
     f.write_all(bytes).map_err(SyncError::io(&tmp))?;
-    f.sync_data().map_err(SyncError::io(&tmp))?;
+    if durable {
+        f.sync_data().map_err(SyncError::io(&tmp))?;
+    }
     drop(f);
     std::fs::rename(&tmp, path).map_err(SyncError::io(path))?;
     Ok(())
@@ -171,7 +174,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("checkpoint.json");
         assert_eq!(Checkpoint::load(&path).unwrap(), None);
-        c.save(&path).unwrap();
+        c.save(&path, true).unwrap();
         assert_eq!(Checkpoint::load(&path).unwrap(), Some(c.clone()));
         assert_eq!(c.plan().partitions.len(), 3);
         std::fs::write(&path, b"{oops").unwrap();
