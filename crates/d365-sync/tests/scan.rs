@@ -105,3 +105,36 @@ async fn queries_that_cannot_be_partitioned_are_refused() {
     assert_eq!(rows, 0);
     env.emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_adapts_down_when_the_service_throttles() {
+    // The service allows 3 concurrent requests while its DOP hint says 8: the scan starts at 8,
+    // gets 429s (Retry-After waited on the manual clock), halves, and still reads every row once.
+    let limits = d365_emulator::webapi::limits::LimitSettings::parse("concurrent=3").unwrap();
+    let env = common::start_with(d365_emulator::EmulatorOptions {
+        rows: 20_000,
+        limits,
+        latency: Duration::from_millis(20),
+        ..Default::default()
+    })
+    .await;
+    let expected = env.accounts();
+    let (client, clock) = env.client();
+    let query = Query::new("accounts").select(["accountid", "name"]).max_page_size(500);
+    let options = ScanOptions::new("accountid");
+    let plan = client.plan_scan(&query, &options).await.expect("plan");
+    let mut scan = client.partitioned_scan(&query, plan, options).expect("scan");
+    let progress = scan.progress();
+    let mut rows = Vec::new();
+    while let Some(page) = scan.next().await {
+        rows.extend(page.expect("page").rows);
+    }
+    assert_eq!(checksum(rows.iter().map(row_pair)), checksum(expected.iter().map(|(a, b)| (a.as_str(), b.as_str()))));
+    let stats = client.request_log().stats();
+    use std::sync::atomic::Ordering::Relaxed;
+    assert!(stats.throttled > 0, "{stats:?}");
+    assert!(progress.backoffs.load(Relaxed) > 0, "{progress:?}");
+    assert!(progress.concurrency.load(Relaxed) < 8, "{progress:?}");
+    assert!(clock.sleeps().contains(&Duration::from_secs(1)), "Retry-After was honoured on the manual clock");
+    env.emu.shutdown().await;
+}

@@ -176,3 +176,11 @@ impl Env {
         v
     }
 }
+
+/// An emulator with these options (plus the CA and a token minter).
+pub async fn start_with(options: EmulatorOptions) -> Env {
+    let emu = Emulator::start(options).await.expect("emulator starts");
+    let ca_pem = std::fs::read(&emu.ready().ca_pem).expect("CA file");
+    let minter = Arc::new(Minter::new(&emu, &ca_pem));
+    Env { emu, ca_pem, minter }
+}
