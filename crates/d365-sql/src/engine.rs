@@ -1,0 +1,178 @@
+//! [`SqlEngine`]: SQL text in, Arrow record batches out (or the plan and the exact Web API
+//! requests, for `--explain`).
+
+use std::sync::Arc;
+
+use d365_client::{CacheOptions, DataverseClient, Metadata};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::physical_optimizer::limit_pushdown::LimitPushdown;
+use datafusion::physical_plan::{ExecutionPlan, displayable};
+use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
+
+use crate::arrow_schema::TableSchema;
+use crate::catalog::{CATALOG, DataverseCatalog, ReadSettings, TABLES_SCHEMA};
+use crate::error::SqlError;
+use crate::scan::DataverseScanExec;
+
+/// How the engine reads.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Send filters, limits and sorts to the service (the default). When off, every filter is
+    /// evaluated locally and every scan reads the whole table (only the projection is still
+    /// sent): the reference behaviour the differential tests compare against.
+    pub pushdown: bool,
+    /// Rows per page (`Prefer: odata.maxpagesize`, 1–5000); `None` uses the client's default.
+    pub page_size: Option<u32>,
+    /// Cache metadata on disk (per organisation, with a TTL; `refresh` for
+    /// `--refresh-metadata`). `None` keeps it in memory for the engine's lifetime.
+    pub metadata_cache: Option<CacheOptions>,
+    /// DataFusion's target partitions for local operators; `None` uses the number of cores.
+    pub target_partitions: Option<usize>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self { pushdown: true, page_size: None, metadata_cache: None, target_partitions: None }
+    }
+}
+
+/// A SQL engine over one Dataverse organisation (see the crate docs).
+pub struct SqlEngine {
+    ctx: SessionContext,
+    client: DataverseClient,
+    catalog: Arc<DataverseCatalog>,
+}
+
+impl std::fmt::Debug for SqlEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlEngine").field("client", &self.client).finish()
+    }
+}
+
+impl SqlEngine {
+    /// An engine reading through `client`. Fetches the table list (one request, unless cached
+    /// on disk); columns are fetched per table when a query first uses it.
+    pub async fn new(client: DataverseClient, options: EngineOptions) -> Result<Self, SqlError> {
+        let metadata = match &options.metadata_cache {
+            Some(cache) => Metadata::new(client.clone(), cache)?,
+            None => Metadata::in_memory(client.clone()),
+        };
+        Self::with_metadata(client, Arc::new(metadata), options).await
+    }
+
+    /// An engine sharing an existing [`Metadata`] (e.g. the CLI's cached one).
+    pub async fn with_metadata(
+        client: DataverseClient,
+        metadata: Arc<Metadata>,
+        options: EngineOptions,
+    ) -> Result<Self, SqlError> {
+        let entities = metadata.entities().await?;
+        let settings =
+            ReadSettings { client: client.clone(), metadata, pushdown: options.pushdown, page_size: options.page_size };
+        let catalog = Arc::new(DataverseCatalog::new(settings, entities));
+        let mut config = SessionConfig::new()
+            .with_default_catalog_and_schema(CATALOG, TABLES_SCHEMA)
+            .with_create_default_catalog_and_schema(false)
+            .with_information_schema(true)
+            // T-SQL (and Dataverse) order nulls as the smallest values: ASC NULLS FIRST,
+            // DESC NULLS LAST. Matching it lets `ORDER BY` go to the service unchanged.
+            .set_str("datafusion.sql_parser.default_null_ordering", "nulls_min");
+        if let Some(n) = options.target_partitions {
+            config = config.with_target_partitions(n.max(1));
+        }
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            // Sort pushdown runs after limit pushdown; run it again so `ORDER BY … LIMIT n`
+            // reaches the scan as `$orderby` + `$top`.
+            .with_physical_optimizer_rule(Arc::new(LimitPushdown::new()))
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        ctx.register_catalog(CATALOG, catalog.clone());
+        Ok(Self { ctx, client, catalog })
+    }
+
+    /// The DataFusion session (to register more tables or functions).
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// The Web API client.
+    pub fn client(&self) -> &DataverseClient {
+        &self.client
+    }
+
+    /// Logical names of every queryable table (no per-table request).
+    pub fn table_names(&self) -> Vec<String> {
+        use datafusion::catalog::SchemaProvider;
+        self.catalog.tables().table_names()
+    }
+
+    /// The SQL shape of a table (columns, Arrow types, Web API properties), fetching its
+    /// metadata if needed: what `d365 describe` prints.
+    pub async fn describe(&self, table: &str) -> Result<Arc<TableSchema>, SqlError> {
+        Ok(self.catalog.tables().provider(table).await?.table_schema().clone())
+    }
+
+    fn options() -> SQLOptions {
+        // Read-only until DML sinks exist; no DDL against the organisation.
+        SQLOptions::new().with_allow_ddl(false).with_allow_dml(false)
+    }
+
+    /// Plans `sql` (one statement). Nothing is sent to the service but metadata.
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame, SqlError> {
+        Ok(self.ctx.sql_with_options(sql, Self::options()).await?)
+    }
+
+    /// Runs `sql`: record batches as pages arrive.
+    pub async fn stream(&self, sql: &str) -> Result<SendableRecordBatchStream, SqlError> {
+        Ok(self.sql(sql).await?.execute_stream().await?)
+    }
+
+    /// Runs `sql` and collects every batch (convenience for small results).
+    pub async fn collect(&self, sql: &str) -> Result<Vec<RecordBatch>, SqlError> {
+        Ok(self.sql(sql).await?.collect().await?)
+    }
+
+    /// The optimized logical plan, the physical plan, and the exact Web API request (URL and
+    /// `Prefer` header) of every Dataverse scan in it. Sends nothing but metadata requests.
+    pub async fn explain(&self, sql: &str) -> Result<String, SqlError> {
+        let df = self.sql(sql).await?;
+        let logical = df.clone().into_optimized_plan()?;
+        let physical = df.create_physical_plan().await?;
+        let mut out = String::new();
+        out.push_str("Logical plan:\n");
+        out.push_str(&indent(&logical.display_indent().to_string()));
+        out.push_str("\nPhysical plan:\n");
+        out.push_str(&indent(&displayable(physical.as_ref()).indent(true).to_string()));
+        out.push_str("\nWeb API requests:\n");
+        let mut scans = Vec::new();
+        collect_scans(&physical, &mut scans);
+        if scans.is_empty() {
+            out.push_str("  (none)\n");
+        }
+        for scan in scans {
+            out.push_str(&indent(&scan.request_plan()?.to_string()));
+        }
+        Ok(out)
+    }
+}
+
+fn indent(text: &str) -> String {
+    let mut s: String = text.trim_end().lines().map(|l| format!("  {l}\n")).collect();
+    if s.is_empty() {
+        s.push('\n');
+    }
+    s
+}
+
+fn collect_scans<'a>(plan: &'a Arc<dyn ExecutionPlan>, out: &mut Vec<&'a DataverseScanExec>) {
+    if let Some(scan) = plan.downcast_ref::<DataverseScanExec>() {
+        out.push(scan);
+    }
+    for child in plan.children() {
+        collect_scans(child, out);
+    }
+}

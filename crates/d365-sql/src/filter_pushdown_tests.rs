@@ -1,0 +1,148 @@
+use super::*;
+use crate::arrow_schema::table_schema;
+use d365_client::{AttributeInfo, EntityInfo, EntityMetadata};
+use datafusion::prelude::{col, lit};
+
+fn attr(name: &str, ty: &str) -> AttributeInfo {
+    AttributeInfo {
+        logical_name: name.into(),
+        schema_name: name.into(),
+        attribute_type: ty.into(),
+        attribute_type_name: format!("{ty}Type"),
+        display_name: None,
+        is_primary_id: false,
+        is_primary_name: false,
+        is_custom: false,
+        is_valid_for_read: true,
+        is_valid_for_create: true,
+        is_valid_for_update: true,
+        required_level: "None".into(),
+        attribute_of: None,
+        max_length: None,
+        precision: if ty == "Decimal" { Some(2) } else { None },
+        precision_source: None,
+        min_value: None,
+        max_value: None,
+        format: None,
+        datetime_behavior: None,
+        targets: if ty == "Lookup" { vec!["account".into()] } else { vec![] },
+        option_set_name: None,
+        options: vec![],
+    }
+}
+
+fn table() -> TableSchema {
+    let meta = EntityMetadata {
+        entity: EntityInfo {
+            logical_name: "thing".into(),
+            schema_name: "Thing".into(),
+            entity_set_name: Some("things".into()),
+            primary_id_attribute: "thingid".into(),
+            primary_name_attribute: Some("name".into()),
+            object_type_code: None,
+            change_tracking_enabled: false,
+            display_name: None,
+            display_collection_name: None,
+            is_custom: false,
+            ownership: "UserOwned".into(),
+            is_activity: false,
+            is_intersect: false,
+        },
+        attributes: vec![
+            attr("thingid", "Uniqueidentifier"),
+            attr("name", "String"),
+            attr("qty", "Integer"),
+            attr("amount", "Money"),
+            attr("weight", "Decimal"),
+            attr("ratio", "Double"),
+            attr("active", "Boolean"),
+            attr("state", "Picklist"),
+            attr("parentid", "Lookup"),
+        ],
+        many_to_one: vec![],
+        one_to_many: vec![],
+        keys: vec![],
+    };
+    table_schema(&meta)
+}
+
+fn tr(e: Expr) -> Option<(String, bool)> {
+    translate(&e, &table()).map(|f| (f.text, f.exact))
+}
+
+#[test]
+fn schema_has_virtual_columns() {
+    let t = table();
+    let names: Vec<&str> = t.columns.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names[0], "thingid");
+    for n in ["parentid", "parentidname", "parentidtype", "activename", "statename"] {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    assert_eq!(t.column("parentid").unwrap().1.property, "_parentid_value");
+}
+
+#[test]
+fn numbers_are_exact_and_not_is_pushed_inwards() {
+    assert_eq!(tr(col("qty").gt(lit(5))), Some(("qty gt 5".into(), true)));
+    assert_eq!(tr(lit(5).gt(col("qty"))), Some(("qty lt 5".into(), true)));
+    assert_eq!(tr(!col("qty").gt(lit(5))), Some(("qty le 5".into(), true)));
+    assert_eq!(
+        tr(!(col("qty").eq(lit(1)).or(col("ratio").lt(lit(2.5))))),
+        Some(("(qty ne 1 and ratio ge 2.5)".into(), true))
+    );
+    assert_eq!(tr(col("qty").is_null()), Some(("qty eq null".into(), true)));
+    assert_eq!(tr(!col("qty").is_null()), Some(("qty ne null".into(), true)));
+    assert_eq!(tr(col("active")), Some(("active eq true".into(), true)));
+    assert_eq!(tr(!col("active")), Some(("active eq false".into(), true)));
+    assert_eq!(
+        tr(col("state").in_list(vec![lit(1), lit(2)], false)),
+        Some(("Microsoft.Dynamics.CRM.In(PropertyName='state',PropertyValues=['1','2'])".into(), true))
+    );
+    assert_eq!(
+        tr(col("state").in_list(vec![lit(1), lit(2)], true)),
+        Some(("(state ne 1 and state ne 2)".into(), true))
+    );
+    assert_eq!(
+        tr(col("qty").between(lit(1), lit(9))),
+        Some(("Microsoft.Dynamics.CRM.Between(PropertyName='qty',PropertyValues=['1','9'])".into(), true))
+    );
+}
+
+#[test]
+fn decimals_keep_their_scale() {
+    let d = |v: i128, s: i8| lit(ScalarValue::Decimal128(Some(v), 38, s));
+    assert_eq!(tr(col("amount").gt(d(15, 1))), Some(("amount gt 1.5000".into(), true)));
+    assert_eq!(tr(col("weight").eq(d(12345, 3))), None, "finer than the column's scale");
+    assert_eq!(tr(col("weight").eq(d(12340, 3))), Some(("weight eq 12.34".into(), true)));
+}
+
+#[test]
+fn text_is_a_superset_and_never_negated() {
+    assert_eq!(tr(col("name").eq(lit("O'Brien"))), Some(("name eq 'O''Brien'".into(), false)));
+    assert_eq!(tr(col("name").not_eq(lit("a"))), None);
+    assert_eq!(tr(col("name").gt(lit("a"))), None);
+    assert_eq!(tr(!col("name").not_eq(lit("a"))), Some(("name eq 'a'".into(), false)));
+    assert_eq!(tr(col("name").like(lit("ab%"))), Some(("startswith(name,'ab')".into(), false)));
+    assert_eq!(tr(col("name").like(lit("%ab"))), Some(("endswith(name,'ab')".into(), false)));
+    assert_eq!(tr(col("name").like(lit("%a'b%"))), Some(("contains(name,'a''b')".into(), false)));
+    assert_eq!(tr(col("name").like(lit("a_b%"))), None);
+    assert_eq!(tr(col("name").like(lit("a%b%"))), None);
+    assert_eq!(tr(col("name").not_like(lit("a%"))), None);
+    assert_eq!(tr(col("name").ilike(lit("a%"))), None);
+    // AND keeps the pushable half as a superset; OR needs both.
+    assert_eq!(tr(col("qty").gt(lit(1)).and(col("name").not_eq(lit("x")))), Some(("qty gt 1".into(), false)));
+    assert_eq!(tr(col("qty").gt(lit(1)).or(col("name").not_eq(lit("x")))), None);
+    // Virtual columns stay local.
+    assert_eq!(tr(col("parentidname").eq(lit("x"))), None);
+}
+
+#[test]
+fn guids_are_exact_only_in_canonical_form() {
+    let g = "0000000a-0001-4abc-8def-0123456789ab";
+    assert_eq!(tr(col("parentid").eq(lit(g))), Some((format!("_parentid_value eq {g}"), true)));
+    assert_eq!(tr(col("parentid").eq(lit(g.to_uppercase()))), Some((format!("_parentid_value eq {g}"), false)));
+    assert_eq!(tr(col("parentid").not_eq(lit(g.to_uppercase()))), None);
+    assert_eq!(tr(col("thingid").not_eq(lit(g))), Some((format!("thingid ne {g}"), true)));
+    assert_eq!(tr(col("parentid").eq(lit("not a guid"))), None);
+    assert_eq!(tr(col("parentid").gt(lit(g))), None);
+}

@@ -1,0 +1,290 @@
+//! [`DataverseScanExec`]: the physical scan of one table — one Web API query whose pages are
+//! decoded into RecordBatches as they arrive.
+//!
+//! Nothing is sent when the plan is built; the first request goes out when the stream is
+//! first polled, and the client's page stream fetches one page ahead of the consumer, so at most
+//! two pages are held however large the table. Two physical-plan hooks carry the remaining
+//! pushdown:
+//!
+//! - [`ExecutionPlan::try_pushdown_sort`]: an `ORDER BY` on numeric/date columns, with nulls
+//!   sorted as the smallest values (the engine's default null ordering; the service sorts
+//!   nulls that way), becomes `$orderby` and DataFusion drops its sort;
+//! - [`ExecutionPlan::with_fetch`]: a limit directly above the scan (possibly after the sort
+//!   above was removed) becomes `$top` (when it fits in one page) and stops the page stream
+//!   after that many rows.
+
+use std::fmt;
+use std::sync::Arc;
+
+use d365_client::{DataverseClient, FORMATTED_VALUE, LOOKUP_LOGICAL_NAME, Query, RequestPlan};
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, Partitioning, PhysicalExpr, PhysicalSortExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SortOrderPushdownResult};
+use futures::StreamExt;
+
+use crate::arrow_decode::PageDecoder;
+use crate::arrow_schema::{ColumnRole, ColumnSpec, TableSchema};
+use crate::error::SqlError;
+use crate::filter_pushdown::ODataFilter;
+
+/// What one scan asks the service for.
+#[derive(Debug, Clone)]
+pub struct ScanRequest {
+    /// Indices of the output columns in the table's columns.
+    pub projection: Vec<usize>,
+    /// `$filter`, if any.
+    pub filter: Option<ODataFilter>,
+    /// `$orderby`: (column index in the table, descending).
+    pub order_by: Vec<(usize, bool)>,
+    /// Rows wanted at most (`$top` / stop after).
+    pub fetch: Option<usize>,
+}
+
+/// The scan of one Dataverse table (see the module docs).
+#[derive(Debug, Clone)]
+pub struct DataverseScanExec {
+    client: DataverseClient,
+    table: Arc<TableSchema>,
+    request: ScanRequest,
+    pushdown: bool,
+    page_size: Option<u32>,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl DataverseScanExec {
+    /// A scan of `table` for `request`. `pushdown` off refuses sort and limit pushdown.
+    pub fn new(
+        client: DataverseClient,
+        table: Arc<TableSchema>,
+        request: ScanRequest,
+        pushdown: bool,
+        page_size: Option<u32>,
+    ) -> Self {
+        let fields: Vec<_> = request.projection.iter().map(|&i| table.arrow.field(i).clone()).collect();
+        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        let properties = Arc::new(properties(&schema, &request));
+        let metrics = ExecutionPlanMetricsSet::new();
+        Self { client, table, request, pushdown, page_size, schema, properties, metrics }
+    }
+
+    /// The table scanned.
+    pub fn table(&self) -> &TableSchema {
+        &self.table
+    }
+
+    /// What the scan asks for.
+    pub fn request(&self) -> &ScanRequest {
+        &self.request
+    }
+
+    fn projected(&self) -> Vec<&ColumnSpec> {
+        self.request.projection.iter().filter_map(|&i| self.table.columns.get(i)).collect()
+    }
+
+    /// The Web API query this scan sends.
+    pub fn query(&self) -> Query {
+        let t = &self.table;
+        let cols = self.projected();
+        let mut select = vec![t.primary_key.clone()];
+        for c in &cols {
+            if !select.contains(&c.property) {
+                select.push(c.property.clone());
+            }
+        }
+        let mut annotations = Vec::new();
+        if cols.iter().any(|c| c.role == ColumnRole::FormattedValue) {
+            annotations.push(FORMATTED_VALUE);
+        }
+        if cols.iter().any(|c| c.role == ColumnRole::LookupLogicalName) {
+            annotations.push(LOOKUP_LOGICAL_NAME);
+        }
+        let mut q = Query::new(t.entity_set.clone()).select(select);
+        if !annotations.is_empty() {
+            q = q.annotations(annotations);
+        }
+        if let Some(f) = &self.request.filter {
+            q = q.filter(f.text.clone());
+        }
+        for &(i, desc) in &self.request.order_by {
+            if let Some(c) = t.columns.get(i) {
+                q = q.order_by(&c.property, desc);
+            }
+        }
+        if let Some(n) = self.request.fetch {
+            q = q.top(n as u64);
+        }
+        if let Some(n) = self.page_size {
+            q = q.max_page_size(n);
+        }
+        q
+    }
+
+    /// The exact first request (URL, `Prefer` header, row limit), as `--explain` prints it.
+    pub fn request_plan(&self) -> std::result::Result<RequestPlan, SqlError> {
+        Ok(self.query().plan(self.client.base_url(), self.client.options().max_page_size)?)
+    }
+
+    fn with_request(&self, request: ScanRequest) -> Self {
+        Self::new(self.client.clone(), self.table.clone(), request, self.pushdown, self.page_size)
+    }
+}
+
+fn properties(schema: &SchemaRef, request: &ScanRequest) -> PlanProperties {
+    let mut sort = Vec::new();
+    for &(i, desc) in &request.order_by {
+        let Some(pos) = request.projection.iter().position(|&p| p == i) else { break };
+        let name = schema.field(pos).name();
+        let expr: Arc<dyn PhysicalExpr> = Arc::new(Column::new(name, pos));
+        sort.push(PhysicalSortExpr::new(
+            expr,
+            datafusion::arrow::compute::SortOptions { descending: desc, nulls_first: !desc },
+        ));
+    }
+    let eq = match LexOrdering::new(sort) {
+        Some(ordering) => EquivalenceProperties::new_with_orderings(schema.clone(), [ordering]),
+        None => EquivalenceProperties::new(schema.clone()),
+    };
+    PlanProperties::new(eq, Partitioning::UnknownPartitioning(1), EmissionType::Incremental, Boundedness::Bounded)
+}
+
+impl DisplayAs for DataverseScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        let names: Vec<&str> = self.projected().iter().map(|c| c.name.as_str()).collect();
+        write!(f, "DataverseScanExec: table={}, projection=[{}]", self.table.entity.logical_name, names.join(", "))?;
+        if let Some(filter) = &self.request.filter {
+            write!(f, ", filter=[{}]{}", filter.text, if filter.exact { "" } else { " (inexact)" })?;
+        }
+        if !self.request.order_by.is_empty() {
+            let items: Vec<String> = self
+                .request
+                .order_by
+                .iter()
+                .filter_map(|&(i, d)| {
+                    self.table.columns.get(i).map(|c| format!("{} {}", c.property, if d { "desc" } else { "asc" }))
+                })
+                .collect();
+            write!(f, ", orderby=[{}]", items.join(", "))?;
+        }
+        if let Some(n) = self.request.fetch {
+            write!(f, ", fetch={n}")?;
+        }
+        Ok(())
+    }
+}
+
+fn external(e: SqlError) -> DataFusionError {
+    e.into_datafusion()
+}
+
+#[allow(deprecated)] // `with_new_children` is still required by the trait in DataFusion 55.
+impl ExecutionPlan for DataverseScanExec {
+    fn name(&self) -> &str {
+        "DataverseScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            Err(DataFusionError::Internal("DataverseScanExec has no children".into()))
+        }
+    }
+
+    fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return Err(DataFusionError::Internal(format!("DataverseScanExec has one partition, not {partition}")));
+        }
+        let query = self.query();
+        let decoder = PageDecoder::new(self.schema.clone(), &self.projected(), &self.table.entity_set);
+        // Building the stream sends nothing: the first GET goes out on the first poll.
+        let pages = self.client.page_stream(&query).map_err(|e| external(e.into()))?.raw();
+        // Rows and pages received from the service (with exact filters and no local work above,
+        // rows received = rows returned).
+        let rows = MetricBuilder::new(&self.metrics).output_rows(partition);
+        let page_count = MetricBuilder::new(&self.metrics).counter("pages", partition);
+        let bytes = MetricBuilder::new(&self.metrics).counter("bytes_received", partition);
+        let batches = pages.map(move |page| {
+            let page = page.map_err(|e| external(e.into()))?;
+            let body = page.raw.as_deref().unwrap_or(b"{\"value\":[]}");
+            let batch = decoder.decode(body, page.row_count, page.row_count).map_err(external)?;
+            rows.add(batch.num_rows());
+            page_count.add(1);
+            bytes.add(body.len());
+            Ok(batch)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches)))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
+        // A limit under an inexact filter would cut rows the local filter still needs.
+        if !self.pushdown || self.request.filter.as_ref().is_some_and(|f| !f.exact) {
+            return None;
+        }
+        let mut request = self.request.clone();
+        request.fetch = match (request.fetch, limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Some(Arc::new(self.with_request(request)))
+    }
+
+    fn fetch(&self) -> Option<usize> {
+        self.request.fetch
+    }
+
+    fn try_pushdown_sort(&self, order: &[PhysicalSortExpr]) -> Result<SortOrderPushdownResult<Arc<dyn ExecutionPlan>>> {
+        // A sort after a limit is not a sort of the table; and re-sorting is not ours to do.
+        if !self.pushdown || self.request.fetch.is_some() || !self.request.order_by.is_empty() || order.is_empty() {
+            return Ok(SortOrderPushdownResult::Unsupported);
+        }
+        let mut order_by = Vec::with_capacity(order.len());
+        for s in order {
+            let Some(col) = s.expr.downcast_ref::<Column>() else {
+                return Ok(SortOrderPushdownResult::Unsupported);
+            };
+            let Some(&table_index) = self.request.projection.get(col.index()) else {
+                return Ok(SortOrderPushdownResult::Unsupported);
+            };
+            let Some(spec) = self.table.columns.get(table_index) else {
+                return Ok(SortOrderPushdownResult::Unsupported);
+            };
+            // The service sorts nulls as the smallest values.
+            let nulls_smallest = s.options.nulls_first != s.options.descending;
+            if spec.name != col.name() || !spec.sortable || spec.role != ColumnRole::Value || !nulls_smallest {
+                return Ok(SortOrderPushdownResult::Unsupported);
+            }
+            order_by.push((table_index, s.options.descending));
+        }
+        let mut request = self.request.clone();
+        request.order_by = order_by;
+        Ok(SortOrderPushdownResult::Exact { inner: Arc::new(self.with_request(request)) })
+    }
+}

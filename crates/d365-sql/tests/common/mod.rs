@@ -1,0 +1,106 @@
+//! Shared helpers of the SQL tests: start the emulator, connect a client over HTTPS with a
+//! minted token, record the requests it sends, and turn batches into comparable rows.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+
+use d365_auth::{AccessToken, StaticTokenProvider};
+use d365_client::{ApiRequest, ClientOptions, DataverseClient, RequestEvent};
+use d365_emulator::config::CERTIFICATE_APP;
+use d365_emulator::store::seed_ids::service_principal_id;
+use d365_emulator::token::{AccessClaims, sign_jwt, v1_issuer};
+use d365_emulator::{Emulator, EmulatorOptions};
+use d365_sql::datafusion::arrow::array::RecordBatch;
+use d365_sql::datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use d365_sql::{EngineOptions, SqlEngine};
+
+/// A running emulator and a token of the System Administrator app.
+pub struct Env {
+    pub emu: Emulator,
+    pub token: String,
+}
+
+pub async fn start(rows: usize) -> Env {
+    let emu = Emulator::start(EmulatorOptions { rows, ..Default::default() }).await.expect("emulator starts");
+    let s = emu.state();
+    let now = s.clock.unix();
+    let tid = s.config.tenant.id.to_string();
+    let oid = service_principal_id(CERTIFICATE_APP).to_string();
+    let token = sign_jwt(
+        &s.signing_key,
+        &AccessClaims {
+            aud: s.urls.org_url.clone(),
+            iss: v1_issuer(&tid),
+            iat: now,
+            nbf: now,
+            exp: now + 24 * 3600,
+            appid: CERTIFICATE_APP.to_string(),
+            appidacr: "2".into(),
+            oid: oid.clone(),
+            sub: oid,
+            tid,
+            scp: None,
+            idtyp: Some("app".into()),
+            upn: None,
+            name: None,
+            uti: "sql-tests".into(),
+            ver: "1.0".into(),
+        },
+    );
+    Env { emu, token }
+}
+
+impl Env {
+    /// A new client (own request counters) with `page_size` rows per page.
+    pub fn client(&self, page_size: Option<u32>) -> DataverseClient {
+        let ready = self.emu.ready();
+        let mut o = ClientOptions::new(ready.org_url.clone());
+        o.extra_ca_pem = Some(std::fs::read(&ready.ca_pem).expect("CA file"));
+        o.max_page_size = page_size;
+        let tokens = Arc::new(StaticTokenProvider::new(AccessToken::new(self.token.clone(), None)));
+        DataverseClient::new(o, tokens).expect("client")
+    }
+
+    pub async fn engine(&self, pushdown: bool, page_size: Option<u32>) -> SqlEngine {
+        let options = EngineOptions { pushdown, page_size, ..Default::default() };
+        SqlEngine::new(self.client(page_size), options).await.expect("engine")
+    }
+
+    /// POSTs a record to `entity_set`.
+    pub async fn create(&self, client: &DataverseClient, entity_set: &str, body: serde_json::Value) {
+        let req = ApiRequest::new(reqwest::Method::POST, client.url(entity_set).unwrap()).json(&body).unwrap();
+        client.send(&req).await.unwrap_or_else(|e| panic!("create in {entity_set}: {e}"));
+    }
+}
+
+/// Records the path and query of every request a client sends.
+#[derive(Clone, Default)]
+pub struct Recorder(pub Arc<Mutex<Vec<RequestEvent>>>);
+
+impl Recorder {
+    pub fn attach(client: &DataverseClient) -> Self {
+        let r = Recorder::default();
+        let inner = r.0.clone();
+        client.request_log().set_hook(Some(Arc::new(move |e: &RequestEvent| {
+            inner.lock().unwrap().push(e.clone());
+        })));
+        r
+    }
+    pub fn take(&self) -> Vec<RequestEvent> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+/// Every row of `batches` as text cells (null as `NULL`).
+pub fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let opts = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in batches {
+        let fmts: Vec<ArrayFormatter> =
+            b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap()).collect();
+        for i in 0..b.num_rows() {
+            out.push(fmts.iter().map(|f| f.value(i).to_string()).collect());
+        }
+    }
+    out
+}
