@@ -157,8 +157,6 @@ struct Envelope {
     value: Vec<Map<String, Value>>,
     #[serde(rename = "@odata.nextLink", default)]
     next_link: Option<String>,
-    #[serde(rename = "@odata.count", default)]
-    count: Option<i64>,
 }
 
 /// AIMD concurrency limit.
@@ -208,53 +206,62 @@ impl Aimd {
 }
 
 impl DataverseClient {
-    /// Discovers the partitions of a scan of `query`: the smallest and largest value of the
-    /// partition column (and whether it is ever null) and `@odata.count` (capped at 5000 by the
-    /// service), then equal ranges: one when the rows fit in a page, else as many as the
-    /// concurrency cap (52, or `parallel`), so the queue holds work while AIMD opens slots and
-    /// each range stays small. A table without rows gets one open partition.
+    /// Discovers the partitions of a scan of `query`: the largest value of the partition
+    /// column (`$top=1`, descending) and, at the same time, the first page of the column's
+    /// values in ascending order (nulls sort first). When that page holds the whole result the
+    /// scan is one range; otherwise the page's density of rows per second estimates the table's
+    /// size, and the span is cut into equal ranges of about 80 % of a page each (at most the
+    /// concurrency cap: 52, or `parallel`), so the queue holds work while AIMD opens slots.
+    /// Big ranges are split further while they are read. A table without rows gets one open
+    /// partition.
     pub async fn plan_scan(&self, query: &Query, options: &ScanOptions) -> Result<ScanPlan, ClientError> {
         check_query(query)?;
         let column = options.column.as_str();
-        let probe = |filter: Option<String>, desc: bool| {
-            let mut q = Query::new(query.entity_set.clone()).select([column, options.primary_key.as_str()]).top(1);
+        let page_size = query.max_page_size.or(self.options().max_page_size).unwrap_or(MAX_PAGE_SIZE);
+        let probe = |filter: Option<String>, desc: bool, top: u32| {
+            let mut q = Query::new(query.entity_set.clone()).select([column]).top(u64::from(top));
             q.filter = combine(query.filter.as_deref(), filter.as_deref());
             q.params = query.params.clone();
             q.order_by(column, desc)
         };
-        let first = probe(None, false).count(true);
-        let last = probe(Some(format!("{column} ne null")), true);
-        let ((first, count), (last, _)) = futures::try_join!(self.first_row(&first), self.first_row(&last))?;
+        let first = probe(None, false, page_size);
+        let last = probe(Some(format!("{column} ne null")), true, 1);
+        let (first, last) = futures::try_join!(self.probe_rows(&first), self.probe_rows(&last))?;
         let read = |row: &Map<String, Value>| {
             row_instant(row, column).ok_or_else(|| {
                 ClientError::InvalidArgument(format!("column '{column}' is not a date-time: cannot partition on it"))
             })
         };
-        let Some(first) = first else {
+        let Some(head) = first.first() else {
             return Ok(ScanPlan { partitions: initial_partitions(0, 0, false, 1, 0), hi_estimate: None, next_id: 1 });
         };
-        let first = read(&first)?;
-        let max = match last {
-            Some(row) => read(&row)?,
+        let nulls = read(head)?.is_none();
+        let max = match last.first() {
+            Some(row) => read(row)?,
             None => None,
         };
-        let (nulls, min) = match first {
-            None => {
-                // Nulls sort first; the smallest value needs one more request.
-                let min_q = probe(Some(format!("{column} ne null")), false);
-                let min = match self.first_row(&min_q).await?.0 {
-                    Some(row) => read(&row)?,
-                    None => None,
-                };
-                (true, min)
-            }
-            Some(v) => (false, Some(v)),
+        let values: Vec<i64> = first.iter().map(read).collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect();
+        let min = match (values.first(), nulls) {
+            (Some(v), _) => Some(*v),
+            // A page of nulls only: the smallest value needs one more request.
+            (None, true) => match self.probe_rows(&probe(Some(format!("{column} ne null")), false, 1)).await?.first() {
+                Some(row) => read(row)?,
+                None => None,
+            },
+            (None, false) => None,
         };
-        let page_size = query.max_page_size.or(self.options().max_page_size).unwrap_or(MAX_PAGE_SIZE);
-        let n = if count.is_some_and(|c| c < i64::from(page_size)) {
+        let cap = options.parallel.unwrap_or(options.max_parallel).max(1);
+        let n = if first.len() < page_size as usize {
             1
         } else {
-            options.parallel.unwrap_or(options.max_parallel).max(1)
+            match (values.first(), values.last(), min, max) {
+                (Some(&lo), Some(&hi), Some(min), Some(max)) if hi > lo => {
+                    let density = values.len() as f64 / (hi - lo + 1) as f64;
+                    let estimate = density * (max - min + 1) as f64;
+                    ((estimate / (0.8 * f64::from(page_size))).ceil() as usize).clamp(1, cap)
+                }
+                _ => cap,
+            }
         };
         let parts = match (min, max) {
             (Some(min), Some(max)) => initial_partitions(min, max, nulls, n, 0),
@@ -264,14 +271,14 @@ impl DataverseClient {
         Ok(ScanPlan { partitions: parts, hi_estimate: max.map(|m| m + 1), next_id })
     }
 
-    async fn first_row(&self, query: &Query) -> Result<(Option<Map<String, Value>>, Option<i64>), ClientError> {
+    async fn probe_rows(&self, query: &Query) -> Result<Vec<Map<String, Value>>, ClientError> {
         let plan = self.plan(query)?;
         let mut req = ApiRequest::new(Method::GET, plan.url);
         if let Some(p) = &plan.prefer {
             req = req.header("prefer", p)?;
         }
         let env: Envelope = self.execute(&req, |r| decode_json(&req, &r.body)).await?;
-        Ok((env.value.into_iter().next(), env.count))
+        Ok(env.value)
     }
 
     fn start_concurrency(&self, options: &ScanOptions) -> usize {

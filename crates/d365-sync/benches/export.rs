@@ -100,6 +100,8 @@ fn main() {
         let _ = child.kill();
         let _ = child.wait();
         let report = report.expect("benchmark");
+        let given: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+        println!("command: cargo bench -p d365-sync --bench export -- {}", given.join(" "));
         println!("emulator: --latency-ms {latency_ms}, {per_row_us} µs per row, default limits");
         print!("{report}");
     });

@@ -227,7 +227,7 @@ pub async fn export(client: &DataverseClient, options: &ExportOptions) -> Result
             std::fs::create_dir_all(&dir).map_err(SyncError::io(&dir))?;
             let column = has_column.then(|| options.partition_column.clone());
             let c = Checkpoint::new(fingerprint, set, pk, column, plan);
-            c.save(&ckpt_path, true)?;
+            c.save(&ckpt_path, options.fsync)?;
             c
         }
     };
