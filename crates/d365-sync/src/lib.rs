@@ -6,7 +6,7 @@
 //!   partition again.
 //! - [`sync()`]: keeps a local SQLite copy of tables up to date with change tracking (see
 //!   [`sync`](mod@sync) for why SQLite).
-//! - [`bench`]: sequential paging against the parallel export, and the ceiling the service
+//! - [`bench`](mod@bench): sequential paging against the parallel export, and the ceiling the service
 //!   limits allow.
 //! - [`Reporter`]: live progress on a terminal.
 
