@@ -56,9 +56,16 @@ impl Reporter {
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 let stats = client.request_log().stats();
                 if stats.throttled > last.throttled {
-                    let wait = stats.throttle_wait.saturating_sub(last.throttle_wait);
-                    note =
-                        Some((format!("server asked to wait {} s", wait.as_secs_f64().ceil() as u64), Instant::now()));
+                    // The waits of requests throttled since the last tick (they wait side by
+                    // side): their mean is what the service asked for.
+                    let n = stats.throttled - last.throttled;
+                    let wait = stats.throttle_wait.saturating_sub(last.throttle_wait).as_secs_f64() / n as f64;
+                    let text = if n == 1 {
+                        format!("server asked to wait {} s", wait.ceil() as u64)
+                    } else {
+                        format!("server asked to wait {} s ({n} requests)", wait.ceil() as u64)
+                    };
+                    note = Some((text, Instant::now()));
                 }
                 last = stats;
                 let rows = scan.rows.load(Ordering::Relaxed);
