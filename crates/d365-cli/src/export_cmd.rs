@@ -68,7 +68,21 @@ pub async fn run(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Fai
     let conn = connect(connect_args).await?;
     let result = d365_sync::export(&conn.client, &options).await;
     conn.close().await;
-    let summary = result.map_err(failure)?;
+    let summary = result.map_err(|e| {
+        let mut f = failure(e);
+        // The summary of an interrupted export: what is saved and how to go on.
+        let ckpt = d365_sync::export::work_dir(&options.output).join("checkpoint.json");
+        if let Ok(Some(c)) = d365_sync::Checkpoint::load(&ckpt) {
+            let done = c.partitions.values().filter(|p| p.done).count();
+            f.message.push_str(&format!(
+                "\nexport interrupted: {} rows and {done} of {} partitions saved in {}; re-run the same command to resume",
+                c.rows(),
+                c.partitions.len(),
+                ckpt.parent().map_or_else(String::new, |p| p.display().to_string())
+            ));
+        }
+        f
+    })?;
     eprintln!("{summary}");
     Ok(())
 }
