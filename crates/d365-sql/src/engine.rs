@@ -78,7 +78,12 @@ impl SqlEngine {
             .with_information_schema(true)
             // T-SQL (and Dataverse) order nulls as the smallest values: ASC NULLS FIRST,
             // DESC NULLS LAST. Matching it lets `ORDER BY` go to the service unchanged.
-            .set_str("datafusion.sql_parser.default_null_ordering", "nulls_min");
+            .set_str("datafusion.sql_parser.default_null_ordering", "nulls_min")
+            // A round-robin repartition above a scan would pull pages as fast as the service
+            // answers, whatever the consumer needs (a local LIMIT would no longer stop the
+            // page stream). Pages are network-bound anyway; joins and aggregates still
+            // hash-partition.
+            .set_bool("datafusion.optimizer.enable_round_robin_repartition", false);
         if let Some(n) = options.target_partitions {
             config = config.with_target_partitions(n.max(1));
         }

@@ -100,7 +100,15 @@ fn from_datafusion(e: DataFusionError) -> SqlError {
         DataFusionError::Collection(mut errors) if !errors.is_empty() => from_datafusion(errors.remove(0)),
         DataFusionError::Diagnostic(_, inner) => from_datafusion(*inner),
         DataFusionError::SQL(parser, _) => match *parser {
-            ParserError::ParserError(m) | ParserError::TokenizerError(m) => SqlError::Syntax { message: m },
+            ParserError::ParserError(m) | ParserError::TokenizerError(m) => {
+                // The parser names the line and column, except when the text ends too early.
+                let message = if m.ends_with("found: EOF") && !m.contains("Line:") {
+                    format!("{m} (at the end of the statement)")
+                } else {
+                    m
+                };
+                SqlError::Syntax { message }
+            }
             ParserError::RecursionLimitExceeded => {
                 SqlError::Syntax { message: "the statement is nested too deeply".into() }
             }

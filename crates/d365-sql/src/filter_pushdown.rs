@@ -232,7 +232,7 @@ fn comparison(left: &Expr, op: Operator, right: &Expr, t: &TableSchema, neg: boo
     let p = &c.property;
     let text = format!("{p} {name} {}", lit.text);
     match c.filter {
-        FilterKind::Text => (op == Operator::Eq).then(|| ODataFilter { text, exact: false }),
+        FilterKind::Text => (op == Operator::Eq).then_some(ODataFilter { text, exact: false }),
         FilterKind::Guid => match op {
             Operator::Eq => Some(ODataFilter { text, exact: lit.canonical }),
             Operator::NotEq if lit.canonical => exact(text),

@@ -181,7 +181,7 @@ async fn errors_name_the_position_or_the_nearest_name() {
     assert!(matches!(err, SqlError::Syntax { .. }), "{err:?}");
     assert!(err.to_string().contains("Line: 1, Column: 1"), "{err}");
     let err = engine.collect("SELECT name FROM account WHERE").await.unwrap_err();
-    assert!(err.to_string().contains("Column"), "{err}");
+    assert!(err.to_string().contains("at the end of the statement"), "{err}");
 
     let err = engine.collect("SELECT name FROM acount").await.unwrap_err();
     assert_eq!(err.to_string(), "unknown table 'acount' (did you mean 'account'?)");

@@ -86,8 +86,10 @@ impl Recorder {
         })));
         r
     }
+    /// The data requests recorded since the last call (metadata requests are dropped).
     pub fn take(&self) -> Vec<RequestEvent> {
-        std::mem::take(&mut *self.0.lock().unwrap())
+        let all = std::mem::take(&mut *self.0.lock().unwrap());
+        all.into_iter().filter(|e| !e.path.contains("EntityDefinitions")).collect()
     }
 }
 
