@@ -10,9 +10,10 @@
 //! `SELECT * FROM account` through the SQL engine (rows/s, peak RSS growth); fetch every page
 //! body once and keep the bytes; then time, by the CPU clock of the decoding thread only (no
 //! server or network time):
-//! 1. `PageDecoder` (this crate: serde visitors straight into Arrow builders),
-//! 2. arrow-json's `Decoder` fed with parsed rows (the alternative the design notes mention),
-//! 3. Python: `json.loads` of each saved page + a list of row dicts (`python_baseline.py`),
+//! 1. `PageDecoder::decode` (this crate: a memchr-based scanner straight into Arrow builders),
+//! 2. the same builders fed by serde's streaming visitors (the first version),
+//! 3. arrow-json's `Decoder` fed with parsed rows (the alternative the design notes mention),
+//! 4. Python: `json.loads` of each saved page + a list of row dicts (`python_baseline.py`),
 //!
 //! and, for reference, the Python recipe end to end over HTTPS (`requests`, following
 //! `@odata.nextLink`; its process CPU only).
@@ -28,6 +29,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use d365_client::Query;
 use d365_sql::arrow_decode::PageDecoder;
+use d365_sql::datafusion::arrow::array::{Array, Float64Array};
 use d365_sql::datafusion::arrow::datatypes::{Field, Schema};
 use d365_sql::datafusion::arrow::json::ReaderBuilder;
 use futures::StreamExt;
@@ -158,8 +160,34 @@ async fn run() {
     let shape = engine.describe("account").await.expect("describe");
     let cols: Vec<&d365_sql::ColumnSpec> = shape.columns.iter().collect();
     let decoder = PageDecoder::new(shape.arrow.clone(), &cols, "accounts");
+    for (b, n) in &pages {
+        let a = decoder.decode(b, usize::MAX, *n).expect("decode");
+        let v = decoder.decode_with_serde(b, usize::MAX, *n).expect("decode");
+        for (i, f) in a.schema().fields().iter().enumerate() {
+            if let (Some(x), Some(y)) = (
+                a.column(i).as_any().downcast_ref::<Float64Array>(),
+                v.column(i).as_any().downcast_ref::<Float64Array>(),
+            ) {
+                // serde_json (without `float_roundtrip`) may be one ulp off; str::parse is not.
+                let ulps = x.iter().zip(y.iter()).map(|(p, q)| match (p, q) {
+                    (Some(p), Some(q)) => (p.to_bits() as i64 - q.to_bits() as i64).unsigned_abs(),
+                    (None, None) => 0,
+                    _ => u64::MAX,
+                });
+                assert!(ulps.max().unwrap_or(0) <= 1, "the decoders disagree on {}", f.name());
+                continue;
+            }
+            if a.column(i) != v.column(i) {
+                let (x, y) = (a.column(i).slice(0, 3), v.column(i).slice(0, 3));
+                panic!("the decoders disagree on {}: {x:?} vs {y:?}", f.name());
+            }
+        }
+    }
     let ours =
         best(3, || pages.iter().map(|(b, n)| decoder.decode(b, usize::MAX, *n).expect("decode").num_rows()).sum());
+    let visitors = best(3, || {
+        pages.iter().map(|(b, n)| decoder.decode_with_serde(b, usize::MAX, *n).expect("decode").num_rows()).sum()
+    });
     println!("{} columns decoded per row", shape.columns.len());
 
     // 4. arrow-json over parsed rows, same schema (fields named by their JSON keys).
@@ -197,7 +225,8 @@ async fn run() {
     let py_live = python(&["live", &url, &env.token, &ca]);
 
     println!();
-    println!("{}", ours.line("d365-sql PageDecoder (pages -> Arrow)"));
+    println!("{}", ours.line("d365-sql PageDecoder (scanner -> Arrow)"));
+    println!("{}", visitors.line("serde visitors -> same Arrow builders"));
     println!("{}", arrow_json.line("arrow-json Decoder (serde rows -> Arrow)"));
     println!("{}", value_only.line("serde_json::Value parse only (reference)"));
     if let Some(v) = &py_pages {

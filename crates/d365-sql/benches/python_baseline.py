@@ -52,7 +52,7 @@ def live(url, token, ca):
     out = []
     c0, w0 = time.process_time(), time.perf_counter()
     while url:
-        r = s.get(url, headers=headers)
+        r = s.get(url, headers=headers, verify=ca)
         r.raise_for_status()
         page = r.json()
         rows_of(page, out)

@@ -59,9 +59,11 @@ pub mod catalog;
 mod engine;
 mod error;
 pub mod filter_pushdown;
+pub mod json_scan;
 pub mod metadata_tables;
 mod nearest;
 pub mod scan;
+mod serde_decode;
 pub mod table_provider;
 pub mod values;
 
