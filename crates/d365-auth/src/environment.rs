@@ -5,8 +5,13 @@
 //! `AZURE_CLIENT_SECRET`, `AZURE_CLIENT_CERTIFICATE_PATH`, `AZURE_CLIENT_CERTIFICATE_PASSWORD`,
 //! `AZURE_FEDERATED_TOKEN_FILE`, `AZURE_AUTHORITY_HOST`), `SSL_CERT_FILE`, the App Service
 //! managed-identity pair (`IDENTITY_ENDPOINT`, `IDENTITY_HEADER`), `D365_BROWSER`,
-//! `D365_TOKEN_KEY`, `D365_CONFIG_DIR` and the config-directory variables (`XDG_CONFIG_HOME`,
-//! `HOME`, `APPDATA`).
+//! `D365_TOKEN_KEY`, `D365_TOKEN_KEYRING`, `D365_CONFIG_DIR` and the config-directory variables
+//! (`XDG_CONFIG_HOME`, `HOME`, `APPDATA`).
+//!
+//! The OS keyring counts as part of the environment: a snapshot of the process
+//! ([`Environment::from_process`]) may use it for the token store key, an
+//! [`Environment::empty`] one does not (so tests never touch the user's keyring) unless
+//! [`Environment::with_os_keyring`] says so.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -20,6 +25,7 @@ const SECRET_VARS: &[&str] =
 #[derive(Clone, Default)]
 pub struct Environment {
     vars: BTreeMap<String, String>,
+    os_keyring: bool,
 }
 
 impl Environment {
@@ -34,7 +40,21 @@ impl Environment {
             vars: std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                 .collect(),
+            os_keyring: true,
         }
+    }
+
+    /// Builder: whether the OS keyring may hold the token store key (see
+    /// [`crate::store_key`]); `true` for [`Environment::from_process`], `false` for
+    /// [`Environment::empty`].
+    pub fn with_os_keyring(mut self, on: bool) -> Self {
+        self.os_keyring = on;
+        self
+    }
+
+    /// Whether the OS keyring may hold the token store key.
+    pub fn os_keyring(&self) -> bool {
+        self.os_keyring
     }
 
     /// Builder: sets `name` to `value`.

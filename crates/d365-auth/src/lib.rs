@@ -36,6 +36,7 @@ mod error;
 pub mod flows;
 pub mod http;
 pub mod options;
+mod os_keyring;
 pub mod procedures;
 pub mod properties;
 pub mod provider;

@@ -67,7 +67,8 @@ pub struct ProviderOptions {
     pub on_device_code: DeviceCodeSink,
     /// How long to wait for the browser to come back to the loopback listener.
     pub sign_in_timeout: Duration,
-    /// The token store key; `None` = `D365_TOKEN_KEY`, else the key file.
+    /// The token store key; `None` = [`StoreKey::resolve`] (`D365_TOKEN_KEY`, an existing key
+    /// file, the OS keyring, a new key file).
     pub store_key: Option<StoreKey>,
     /// Safety margin before expiry at which tokens are renewed.
     pub refresh_margin: Duration,

@@ -6,9 +6,11 @@
 //!   handle with the same name.
 //! * **At rest**: AES-256-GCM. File = header (`D365TOK`, format version, algorithm, 8-byte key
 //!   id) ‖ 12-byte random nonce ‖ ciphertext with tag; the header is the AAD. The key comes
-//!   from [`crate::store_key`]. Copying the file to another machine (headless option 2) works
-//!   only when the key travels too: set the same `D365_TOKEN_KEY` there, or copy
-//!   `<config dir>/d365/token.key`.
+//!   from [`crate::store_key`]: `D365_TOKEN_KEY`, else the key file `<config dir>/d365/token.key`
+//!   if it exists, else the OS keyring when one is reachable, else a new key file. Copying the
+//!   file to another machine (headless option 2) works only when the key travels too: set the
+//!   same `D365_TOKEN_KEY` there (the value of the keyring entry, or of `token.key`), or copy
+//!   `token.key`.
 //! * **Writes** are atomic (a 0600 temporary file in the same directory, fsync, rename).
 //! * **Concurrency**: [`TokenStore::lock`] takes an exclusive lock (`File::lock`) on
 //!   `<file>.lock` for a read-modify-write, so of two processes (or two handles in one process)
@@ -67,7 +69,7 @@ pub enum StoreError {
     },
     /// Encrypted with another key.
     #[error(
-        "{} was encrypted with a different key than {key_source}: set D365_TOKEN_KEY to the key used when it was written (or copy that machine's d365/token.key), or delete it with `d365 logout` and sign in again",
+        "{} was encrypted with a different key than {key_source}: set D365_TOKEN_KEY to the key used when it was written (the other machine's d365/token.key, or its OS keyring entry for service d365), or delete it with `d365 logout` and sign in again",
         path.display()
     )]
     WrongKey {
@@ -99,6 +101,12 @@ pub enum StoreError {
         "no configuration directory for the token store (HOME / XDG_CONFIG_HOME / APPDATA are unset): set OAuthSettingsLocation and D365_TOKEN_KEY, or D365_CONFIG_DIR"
     )]
     NoConfigDir,
+    /// The OS keyring holds the key but cannot be used now, or `D365_TOKEN_KEYRING` is invalid.
+    #[error("{message}")]
+    Keyring {
+        /// What is wrong and the way out.
+        message: String,
+    },
 }
 
 impl StoreError {
@@ -383,7 +391,7 @@ pub(crate) fn create_private_file(path: &Path) -> Result<std::fs::File, StoreErr
     o.open(path).map_err(|e| StoreError::io(path, "create", e))
 }
 
-fn open_lock_file(path: &Path) -> Result<std::fs::File, StoreError> {
+pub(crate) fn open_lock_file(path: &Path) -> Result<std::fs::File, StoreError> {
     let mut o = std::fs::OpenOptions::new();
     o.read(true).write(true).create(true).truncate(false);
     #[cfg(unix)]
