@@ -351,18 +351,27 @@ impl DataverseClient {
         if request.method == Method::GET && !request.headers.contains_key("if-none-match") {
             rb = rb.header("If-None-Match", "null");
         }
-        if let Some(id) = inner.options.caller_id {
-            rb = rb.header("MSCRMCallerID", id.to_string());
-        }
-        if let Some(id) = inner.options.caller_object_id {
-            rb = rb.header("CallerObjectId", id.to_string());
+        // A request that names its own impersonated user (e.g. a write with a caller id)
+        // replaces the client's.
+        let own_caller =
+            request.headers.contains_key("mscrmcallerid") || request.headers.contains_key("callerobjectid");
+        if !own_caller {
+            if let Some(id) = inner.options.caller_id {
+                rb = rb.header("MSCRMCallerID", id.to_string());
+            }
+            if let Some(id) = inner.options.caller_object_id {
+                rb = rb.header("CallerObjectId", id.to_string());
+            }
         }
         for (name, value) in &request.headers {
             rb = rb.header(name, value);
         }
         let bytes_sent = request.body.as_ref().map_or(0, |b| b.len() as u64);
         if let Some(body) = &request.body {
-            rb = rb.header("Content-Type", "application/json").body(body.clone());
+            if !request.headers.contains_key("content-type") {
+                rb = rb.header("Content-Type", "application/json");
+            }
+            rb = rb.body(body.clone());
         }
         let started = Instant::now();
         let mut event = RequestEvent {

@@ -28,6 +28,7 @@ mod query;
 mod records;
 mod request_log;
 mod retry;
+pub mod write;
 
 pub use client::{ApiRequest, ApiResponse, ClientOptions, DataverseClient, ServerHints};
 pub use error::{Attempt, ClientError, ServiceError};
@@ -43,5 +44,6 @@ pub use query::{
 pub use records::{KeyValue, Record, RecordKey, UpsertMode, WhoAmI, id_from_entity_uri, lookup_bind, record_path};
 pub use request_log::{RequestEvent, RequestHook, RequestLog, RequestStats};
 pub use retry::{Clock, ManualClock, RetryConfig, RetryPolicy, SleepFuture, TokioClock, parse_retry_after};
+pub use write::{BulkMode, RowError, WriteError, WriteOp, WriteOptions, WriteProgress, WriteReport, WriteRow, write};
 
 pub use d365_auth::{AccessToken, AuthError, TokenProvider};

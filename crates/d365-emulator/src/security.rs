@@ -53,15 +53,19 @@ pub struct Role {
     pub tables: &'static [(&'static str, &'static [Access])],
     /// Grants prvActOnBehalfOfAnotherUser.
     pub act_on_behalf: bool,
+    /// Grants prvBypassCustomBusinessLogic and prvBypassCustomPlugins (by default only the
+    /// System Administrator role holds them).
+    pub bypass_custom_logic: bool,
 }
 
 const ROLES: &[Role] = &[
-    Role { name: "System Administrator", default: ALL, tables: &[], act_on_behalf: true },
+    Role { name: "System Administrator", default: ALL, tables: &[], act_on_behalf: true, bypass_custom_logic: true },
     Role {
         name: "Salesperson",
         default: R,
         tables: &[("account", RCW), ("contact", ALL), ("lead", ALL), ("opportunity", ALL)],
         act_on_behalf: false,
+        bypass_custom_logic: false,
     },
     // The seed guide's least-privilege role: read/write contacts, leads and opportunities,
     // read accounts and the organization's principals, nothing else.
@@ -80,9 +84,10 @@ const ROLES: &[Role] = &[
             ("transactioncurrency", R),
         ],
         act_on_behalf: false,
+        bypass_custom_logic: false,
     },
-    Role { name: "Read Only", default: R, tables: &[], act_on_behalf: false },
-    Role { name: "Delegate", default: &[], tables: &[], act_on_behalf: true },
+    Role { name: "Read Only", default: R, tables: &[], act_on_behalf: false, bypass_custom_logic: false },
+    Role { name: "Delegate", default: &[], tables: &[], act_on_behalf: true, bypass_custom_logic: false },
 ];
 
 impl Role {
@@ -121,6 +126,11 @@ impl RoleSet {
     /// Whether any role grants prvActOnBehalfOfAnotherUser.
     pub fn can_act_on_behalf(&self) -> bool {
         self.0.iter().any(|r| r.act_on_behalf)
+    }
+
+    /// Whether any role grants the privileges to bypass custom business logic.
+    pub fn can_bypass_custom_logic(&self) -> bool {
+        self.0.iter().any(|r| r.bypass_custom_logic)
     }
 
     /// Number of roles (printed in privilege errors).

@@ -125,3 +125,88 @@ async fn one_bad_target_rolls_back_the_whole_message() {
     .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
 }
+
+#[tokio::test]
+async fn bypass_headers_need_the_bypass_privileges() {
+    let env = start(5).await;
+    let send = |token: String, header: &'static str, value: &'static str, body: Value| {
+        let req = env.http.post(env.url("contacts/Microsoft.Dynamics.CRM.CreateMultiple")).bearer_auth(token);
+        async move {
+            let r = req.header(header, value).json(&body).send().await.unwrap();
+            let s = r.status();
+            let text = r.text().await.unwrap();
+            (s, if text.is_empty() { Value::Null } else { serde_json::from_str::<Value>(&text).unwrap() })
+        }
+    };
+    let target = |name: &str| json!({"Targets": [{"@odata.type": "Microsoft.Dynamics.CRM.contact", "lastname": name}]});
+    // The System Administrator role holds prvBypassCustomBusinessLogic and prvBypassCustomPlugins.
+    for (h, v) in [
+        ("MSCRM.BypassBusinessLogicExecution", "CustomSync,CustomAsync"),
+        ("MSCRM.BypassBusinessLogicExecution", "CustomSync"),
+        ("MSCRM.BypassCustomPluginExecution", "true"),
+    ] {
+        let (s, body) = send(env.admin_app(), h, v, target("Bypass admin")).await;
+        assert_eq!(s, StatusCode::OK, "{h}: {body}");
+    }
+    // The least-privilege app may write contacts but not bypass custom logic.
+    let (s, body) =
+        send(env.integration(), "MSCRM.BypassBusinessLogicExecution", "CustomSync,CustomAsync", target("No")).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["error"]["code"], "0x80040220");
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("is missing prvBypassCustomBusinessLogic privilege (Id=0ea552b0-a491-4470-9a1b-82068deccf66)"),
+        "{msg}"
+    );
+    let (s, body) = send(env.integration(), "MSCRM.BypassCustomPluginExecution", "true", target("No")).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(body["error"]["message"].as_str().unwrap().contains("prvBypassCustomPlugins"));
+    // Nothing was created by the refused requests; `false` needs no privilege.
+    let (s, _) = send(env.integration(), "MSCRM.BypassCustomPluginExecution", "false", target("Fine")).await;
+    assert_eq!(s, StatusCode::OK);
+    let r = env.get(&env.admin_app(), "contacts?$select=lastname&$filter=lastname%20eq%20'No'").await;
+    assert_eq!(json_of(r).await["value"].as_array().unwrap().len(), 0);
+    let (s, body) = send(env.admin_app(), "MSCRM.BypassBusinessLogicExecution", "Everything", target("x")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    // Single requests and $batch parts are checked the same way.
+    let r = env
+        .http
+        .post(env.url("contacts"))
+        .bearer_auth(env.integration())
+        .header("MSCRM.BypassBusinessLogicExecution", "CustomSync")
+        .json(&json!({"lastname": "No"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn message_availability_probe_and_tables_without_bulk_messages() {
+    let env = start(5).await;
+    let t = env.admin_app();
+    let probe = |message: &str, table: &str| {
+        format!(
+            "sdkmessagefilters?$select=sdkmessagefilterid&$filter=sdkmessageid/name%20eq%20@message%20and%20primaryobjecttypecode%20eq%20@table&@message='{message}'&@table='{table}'"
+        )
+    };
+    let rows = |v: Value| v["value"].as_array().unwrap().len();
+    assert_eq!(rows(json_of(env.get(&t, &probe("CreateMultiple", "account")).await).await), 1);
+    assert_eq!(rows(json_of(env.get(&t, &probe("UpsertMultiple", "contact")).await).await), 1);
+    assert_eq!(rows(json_of(env.get(&t, &probe("CreateMultiple", "team")).await).await), 0);
+    assert_eq!(rows(json_of(env.get(&t, &probe("Create", "team")).await).await), 1);
+    assert_eq!(rows(json_of(env.get(&t, &probe("DeleteMultiple", "account")).await).await), 0);
+    let inline = "sdkmessagefilters?$select=sdkmessagefilterid&$filter=sdkmessageid/name%20eq%20'UpdateMultiple'%20and%20primaryobjecttypecode%20eq%20'contact'";
+    assert_eq!(rows(json_of(env.get(&t, inline).await).await), 1);
+    assert_eq!(env.get(&t, "sdkmessagefilters").await.status(), StatusCode::NOT_IMPLEMENTED);
+
+    let (s, body) = post(
+        &env,
+        &t,
+        "teams/Microsoft.Dynamics.CRM.CreateMultiple",
+        json!({"Targets": [{"@odata.type": "Microsoft.Dynamics.CRM.team", "name": "T"}]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("does not support entities of type 'team'"));
+}

@@ -6,3 +6,5 @@ mod faults;
 mod metadata;
 mod paging;
 mod records;
+mod write;
+mod write_faults;

@@ -163,3 +163,71 @@ pub fn authenticate(state: &Shared, headers: &HeaderMap) -> DvResult<Caller> {
         _ => Ok(Caller { user, impersonator: None, claims }),
     }
 }
+
+/// `prvBypassCustomBusinessLogic`: needed for `MSCRM.BypassBusinessLogicExecution` (its id is the
+/// same in every environment).
+pub const PRV_BYPASS_CUSTOM_BUSINESS_LOGIC: (&str, &str) =
+    ("prvBypassCustomBusinessLogic", "0ea552b0-a491-4470-9a1b-82068deccf66");
+/// `prvBypassCustomPlugins`: needed for the older `MSCRM.BypassCustomPluginExecution: true`.
+pub const PRV_BYPASS_CUSTOM_PLUGINS: (&str, &str) = ("prvBypassCustomPlugins", "148a9eaf-d0c4-4196-9852-c3a38e35f6a1");
+
+/// Honours the optional parameters that bypass custom business logic
+/// (learn.microsoft.com/power-apps/developer/data-platform/bypass-custom-business-logic):
+/// `MSCRM.BypassBusinessLogicExecution: CustomSync|CustomAsync|CustomSync,CustomAsync` needs
+/// `prvBypassCustomBusinessLogic`, `MSCRM.BypassCustomPluginExecution: true` needs
+/// `prvBypassCustomPlugins`; by default only System Administrators hold them. The emulator runs
+/// no plug-ins, so honouring them means checking the privilege: a caller without it gets the
+/// platform's missing-privilege error (403 `0x80040220`; exact text of the real service
+/// unconfirmed). When impersonating, both the caller and the impersonated user need it.
+pub fn check_bypass(caller: &Caller, headers: &HeaderMap) -> DvResult<()> {
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let mut needed = None;
+    if let Some(v) = value("mscrm.bypassbusinesslogicexecution") {
+        let valid = !v.is_empty()
+            && v.split(',')
+                .map(str::trim)
+                .all(|p| p.eq_ignore_ascii_case("CustomSync") || p.eq_ignore_ascii_case("CustomAsync"));
+        if !valid {
+            return Err(DvError::new(
+                StatusCode::BAD_REQUEST,
+                "0x80040203",
+                format!(
+                    "Invalid value '{v}' for the BypassBusinessLogicExecution optional parameter: use CustomSync, CustomAsync or CustomSync,CustomAsync."
+                ),
+            ));
+        }
+        needed = Some(PRV_BYPASS_CUSTOM_BUSINESS_LOGIC);
+    }
+    if let Some(v) = value("mscrm.bypasscustompluginexecution") {
+        if v.eq_ignore_ascii_case("true") {
+            // With both headers the first privilege is named (the emulator's roles grant both
+            // or neither).
+            needed = needed.or(Some(PRV_BYPASS_CUSTOM_PLUGINS));
+        } else if !v.eq_ignore_ascii_case("false") {
+            return Err(DvError::new(
+                StatusCode::BAD_REQUEST,
+                "0x80040203",
+                format!(
+                    "Invalid value '{v}' for the BypassCustomPluginExecution optional parameter: use true or false."
+                ),
+            ));
+        }
+    }
+    let Some((privilege, id)) = needed else { return Ok(()) };
+    for p in std::iter::once(&caller.user).chain(caller.impersonator.as_ref()) {
+        if !p.roles.can_bypass_custom_logic() {
+            return Err(DvError::new(
+                StatusCode::FORBIDDEN,
+                "0x80040220",
+                format!(
+                    "Principal user (Id={}, type=8, roleCount={}, privilegeCount={}, accessMode=0), is missing {privilege} privilege (Id={id}). context.Caller={}",
+                    p.systemuserid,
+                    p.roles.len(),
+                    p.roles.0.iter().map(|r| r.tables.len()).sum::<usize>(),
+                    caller.impersonator.as_ref().unwrap_or(&caller.user).systemuserid,
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
