@@ -273,7 +273,7 @@ pub struct WriteReport {
     pub retries: u64,
     /// Responses that were 429 (or 503 with `Retry-After`).
     pub throttled: u64,
-    /// Chunks sent (before bisection).
+    /// Chunks sent (before bisection; row by row, every row is a chunk).
     pub chunks: u64,
     /// Times a failed chunk was cut in halves.
     pub bisections: u64,
@@ -453,13 +453,16 @@ where
         };
     }
 
+    // Row by row, a task sends one row, so `parallelism` requests are in flight however few
+    // rows there are.
+    let per_task = if mode == BulkMode::RowByRow { 1 } else { options.chunk_size };
     let mut tasks: JoinSet<ChunkOutcome> = JoinSet::new();
     let mut buffer: VecDeque<Prepared> = VecDeque::new();
     let mut exhausted = false;
     let mut abort: Option<ClientError> = None;
     loop {
         while abort.is_none() && tasks.len() < engine.parallelism() && !(exhausted && buffer.is_empty()) {
-            while !exhausted && buffer.len() < options.chunk_size {
+            while !exhausted && buffer.len() < per_task {
                 match rows.next().await {
                     Some(row) => {
                         report.rows += 1;
@@ -474,7 +477,7 @@ where
             if buffer.is_empty() {
                 break;
             }
-            let n = buffer.len().min(options.chunk_size);
+            let n = buffer.len().min(per_task);
             let chunk: Vec<Prepared> = buffer.drain(..n).collect();
             report.chunks += 1;
             report.parallelism = report.parallelism.max(engine.parallelism());

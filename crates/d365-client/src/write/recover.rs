@@ -98,7 +98,10 @@ pub(super) fn column_named(message: &str, row: &Prepared) -> Option<String> {
         let literal = rest.split('\'').next()?;
         let mut hits = row.values.iter().filter(|(_, v)| match v {
             Value::String(s) => s == literal,
-            other => other.to_string() == literal,
+            other => {
+                let text = other.to_string();
+                text == literal
+            }
         });
         let (name, _) = hits.next()?;
         if hits.next().is_none() {
