@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::recover::{Class, classify, refused, row_error};
+use super::recover::{Class, classify, garbled, refused, row_error};
 use super::wire::{PartAnswer, parse_batch, part_error};
 use super::{BulkMode, MAX_PARALLEL, RowError, WriteOp, WriteOptions, WriteRow};
 use crate::client::DataverseClient;
@@ -223,7 +223,7 @@ impl Engine {
     pub(crate) fn chunk(self: std::sync::Arc<Self>, rows: Vec<Prepared>) -> Boxed {
         Box::pin(async move {
             match self.mode_now() {
-                BulkMode::BulkMessages => self.bulk(rows).await,
+                BulkMode::BulkMessages => self.bulk(rows, false).await,
                 BulkMode::RowByRow => self.row_by_row(rows).await,
                 _ => self.batch(rows).await,
             }
@@ -232,10 +232,12 @@ impl Engine {
 
     /// Bulk message; on a row error the chunk is bisected; on an unknown outcome of a create the
     /// landed ids are asked for and only the rest is resent.
-    fn bulk(self: std::sync::Arc<Self>, rows: Vec<Prepared>) -> Boxed {
+    /// `lost`: an earlier attempt of these rows may have been applied.
+    fn bulk(self: std::sync::Arc<Self>, rows: Vec<Prepared>, lost: bool) -> Boxed {
         Box::pin(async move {
             let mut out = ChunkOutcome::default();
             let mut pending = rows;
+            let mut lost = lost;
             for _ in 0..MAX_ROUNDS {
                 if pending.is_empty() {
                     return out;
@@ -253,6 +255,7 @@ impl Engine {
                 };
                 match classify(&e) {
                     Class::Unknown => {
+                        lost = true;
                         if let Err(e) = self.settle(&mut pending, &mut out).await {
                             out.stop(e, &pending);
                             return out;
@@ -263,19 +266,33 @@ impl Engine {
                         out.add(self.clone().batch(pending).await);
                         return out;
                     }
-                    Class::Row | Class::NotSupported => {
+                    // Bulk messages were asked for and the table has none: no chunk can succeed.
+                    Class::NotSupported => {
+                        out.failed.extend(pending.iter().map(|r| row_error(r, &e)));
+                        out.abort = Some(e);
+                        return out;
+                    }
+                    // A 4xx whose body is not a Dataverse error (cut on the way): the write was
+                    // not applied; ask again for the real answer.
+                    Class::Row if garbled(&e) => {}
+                    Class::Row => {
                         if pending.len() == 1 {
-                            out.failed.push(row_error(&pending[0], &e));
+                            if self.applied_by_lost_attempt(&pending[0], &e, lost).await {
+                                out.written += 1;
+                                self.recovered.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                out.failed.push(row_error(&pending[0], &e));
+                            }
                             return out;
                         }
                         self.bisections.fetch_add(1, Ordering::Relaxed);
                         let right = pending.split_off(pending.len() / 2);
-                        out.add(self.clone().bulk(pending).await);
+                        out.add(self.clone().bulk(pending, lost).await);
                         if out.abort.is_some() {
                             out.unresolved.extend(right.iter().map(|r| r.index));
                             return out;
                         }
-                        out.add(self.clone().bulk(right).await);
+                        out.add(self.clone().bulk(right, lost).await);
                         return out;
                     }
                     Class::Stop => {
@@ -355,6 +372,7 @@ impl Engine {
                             return out;
                         }
                     }
+                    Class::Row | Class::NotSupported if garbled(&e) => {}
                     // The batch as a whole was refused (too large, malformed by a row): halve it.
                     Class::Row | Class::NotSupported if pending.len() > 1 => {
                         self.bisections.fetch_add(1, Ordering::Relaxed);
@@ -405,14 +423,21 @@ impl Engine {
         }
     }
 
-    /// Whether an error of a resent row is the trace of its own lost earlier attempt: a delete
-    /// that finds the record gone, or an optimistic write whose etag no longer matches because
-    /// the record now holds exactly the row's values.
+    /// Whether an error of a resent row is the trace of its own lost earlier attempt: a create
+    /// refused as a duplicate while a record holds its (client-assigned) id (the lost attempt
+    /// committed after the existence check, e.g. after a timeout), a delete that finds the
+    /// record gone, or an optimistic write whose etag no longer matches because the record now
+    /// holds exactly the row's values.
     async fn applied_by_lost_attempt(&self, row: &Prepared, e: &ClientError, lost: bool) -> bool {
         if !lost {
             return false;
         }
         match (self.op, e.status()) {
+            // The id was assigned here: if a record has it, the lost attempt created it.
+            (WriteOp::Create, Some(412)) => match row.id {
+                Some(id) => self.existing(&[id]).await.is_ok_and(|found| found.contains(&id)),
+                None => false,
+            },
             (WriteOp::Delete, Some(404)) => true,
             (WriteOp::Update | WriteOp::Upsert, Some(412)) if self.options.optimistic => self.holds_values(row).await,
             _ => false,
@@ -548,6 +573,7 @@ impl Engine {
                             out.stop(e, &rows[i..]);
                             return out;
                         }
+                        Class::Row | Class::NotSupported if garbled(&e) => {}
                         Class::Row | Class::NotSupported => {
                             if self.applied_by_lost_attempt(row, &e, lost).await {
                                 out.written += 1;

@@ -50,6 +50,12 @@ pub(super) fn classify(e: &ClientError) -> Class {
     }
 }
 
+/// Whether a 4xx answer's body was not a Dataverse error (e.g. cut short on the way): the
+/// request was refused, so it was not applied, but the reason is unreadable.
+pub(super) fn garbled(e: &ClientError) -> bool {
+    matches!(e, ClientError::Service(s) if s.code.is_none() && (400..500).contains(&s.status))
+}
+
 /// The row's error for a service (or client) error.
 pub(super) fn row_error(row: &Prepared, e: &ClientError) -> RowError {
     let (status, code, message) = match e.service() {

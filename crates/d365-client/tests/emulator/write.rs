@@ -231,12 +231,16 @@ async fn tables_without_bulk_messages_fall_back_to_batch() {
     assert_eq!((e.index, e.column.as_deref(), e.code.as_str()), (4, Some("name"), "0x80044331"), "{e}");
     let back = read_all(&admin, Query::new("teams").select(["name"]).filter("startswith(name,'Team ')")).await;
     assert_eq!(back.len(), 29);
-    // Forcing bulk messages on such a table reports the refusal per row (no fallback).
-    let forced = WriteOptions { mode: BulkMode::BulkMessages, ..opts(10) };
-    let report =
-        run(&admin, &teams, WriteOp::Create, vec![WriteRow::new(0, obj(json!({"name": "T"})))], &forced).await.unwrap();
-    assert_eq!(report.written, 0);
-    assert!(report.failed[0].message.contains("does not support entities of type 'team'"));
+    // Forcing bulk messages on such a table stops the write at the first refusal (no
+    // fallback, no bisection: the refusal holds for every row).
+    let forced = WriteOptions { mode: BulkMode::BulkMessages, max_parallel: Some(1), ..opts(10) };
+    let rows: Vec<WriteRow> = (0..25u64).map(|i| WriteRow::new(i, obj(json!({"name": format!("T{i}")})))).collect();
+    let err = run(&admin, &teams, WriteOp::Create, rows, &forced).await.unwrap_err();
+    assert!(err.error.to_string().contains("does not support entities of type 'team'"), "{}", err.error);
+    let r = &err.report;
+    assert_eq!(r.written, 0);
+    // The first chunk's rows are reported; the write stopped before reading the rest.
+    assert_eq!((r.rows, r.failed.len(), r.not_attempted.len(), r.requests), (10, 10, 0, 1), "{r}");
 }
 
 #[tokio::test]

@@ -38,7 +38,7 @@ fn index_of(row: &Map<String, Value>) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_thousand_creates_survive_faults_exactly_once() {
-    let (env, client, clock) = faulty("429=0.05,503=0.05,reset=0.05,truncate=0.02").await;
+    let (env, client, clock) = faulty("429=0.05,503=0.05,reset=0.08,truncate=0.03").await;
     let contacts = entity(&client, "contact").await;
     const N: u64 = 50_000;
     let bad: HashSet<u64> = [17, 4_999, 5_000, 23_456, 49_999].into_iter().collect();
