@@ -12,6 +12,11 @@
 //! per 5 minutes per user) the row-by-row path would be capped at 20 rows/s by throttling,
 //! and the comparison would measure the throttle instead of the requests. The bulk path stays
 //! far below the default limits either way.
+//!
+//! Measured on the 2-core build machine (release, 2026-11-23, other builds running, load
+//! average 3.6–4.0), defaults: row by row 100,000 rows in 152.2 s with 100,000 requests
+//! (657 rows/s); bulk 100,000 rows in 5.3 s with 501 requests (one availability probe and 500
+//! `CreateMultiple` chunks; 18,975 rows/s): 200x fewer requests, 28.9x more rows per second.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

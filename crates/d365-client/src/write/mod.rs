@@ -170,8 +170,10 @@ pub struct WriteOptions {
     /// request fails with 403 and the write stops.
     pub bypass_plugins: bool,
     /// Updates, upserts and deletes carry `If-Match: <the row's etag>`; a row whose record
-    /// changed since it was read is reported (412), not overwritten. Rows without an etag are
-    /// reported without being sent. Uses `$batch`.
+    /// changed since it was read is reported (412, "doesn't match the RowVersion"), not
+    /// overwritten. Update and delete rows without an etag are reported without being sent; an
+    /// upsert row without one is sent unconditionally. Uses `$batch` (bulk messages take no
+    /// per-row etag).
     pub optimistic: bool,
     /// All rows or none, in one `$batch` change set (at most 1,000 rows).
     pub atomic: bool,
