@@ -14,20 +14,30 @@ use crate::failure::Failure;
 #[command(after_help = "A checkpoint and part files are kept in OUTPUT.parts/ while the export runs; \
 re-running the same command resumes an interrupted export. Rows come in createdon order.
 
+--format parquet and --query SQL run through the SQL engine instead (columns typed from the
+table's metadata, whole-table scans still read partitions in parallel): the file is written as
+rows arrive and an interrupted export starts over.
+
 Examples:
   d365 --demo export account -o accounts.ndjson
   d365 export contact --select contactid,fullname,emailaddress1 --format csv -o contacts.csv
-  d365 export account --filter \"statecode eq 0\" --parallel 16 -o active.ndjson")]
+  d365 export account --filter \"statecode eq 0\" --parallel 16 -o active.ndjson
+  d365 export account --format parquet -o accounts.parquet
+  d365 export --query \"SELECT name, revenue FROM account WHERE statecode = 0\" --format parquet -o active.parquet")]
 pub struct ExportArgs {
     /// Table: logical name (account) or entity set name (accounts).
-    table: String,
+    #[arg(required_unless_present = "query")]
+    table: Option<String>,
+    /// Export the result of a SQL query instead of a table (see `d365 query --help`).
+    #[arg(long, value_name = "SQL", conflicts_with_all = ["table", "select", "filter", "fsync"])]
+    query: Option<String>,
     /// Columns to export (comma-separated); all by default.
     #[arg(long, value_delimiter = ',')]
     select: Vec<String>,
     /// OData $filter of the rows to export.
     #[arg(long)]
     filter: Option<String>,
-    /// Output format: ndjson, csv (parquet: not in this build yet).
+    /// Output format: ndjson, csv, parquet.
     #[arg(long, default_value = "ndjson")]
     format: String,
     /// Output file (default: TABLE.FORMAT).
@@ -55,9 +65,14 @@ pub fn failure(e: SyncError) -> Failure {
 
 /// Runs `d365 export`.
 pub async fn run(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Failure> {
+    let parquet = args.format.eq_ignore_ascii_case("parquet");
+    if parquet || args.query.is_some() {
+        return run_sql(connect_args, args).await;
+    }
     let format: Format = args.format.parse().map_err(failure)?;
-    let output = args.output.unwrap_or_else(|| PathBuf::from(format!("{}.{format}", args.table)));
-    let mut options = ExportOptions::new(args.table, output);
+    let table = args.table.unwrap_or_default();
+    let output = args.output.unwrap_or_else(|| PathBuf::from(format!("{table}.{format}")));
+    let mut options = ExportOptions::new(table, output);
     options.select = args.select.into_iter().filter(|s| !s.trim().is_empty()).collect();
     options.filter = args.filter;
     options.format = format;
@@ -85,4 +100,49 @@ pub async fn run(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Fai
     })?;
     eprintln!("{summary}");
     Ok(())
+}
+
+/// `--format parquet` or `--query`: through the SQL engine, written as batches arrive.
+async fn run_sql(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Failure> {
+    use crate::query_cmd::Format as Out;
+    let format = match args.format.to_ascii_lowercase().as_str() {
+        "parquet" => Out::Parquet,
+        "csv" => Out::Csv,
+        "ndjson" | "jsonl" => Out::Ndjson,
+        other => {
+            return Err(Failure::bad_input(format!("unknown export format '{other}': use ndjson, csv or parquet")));
+        }
+    };
+    if args.filter.is_some() {
+        return Err(Failure::bad_input(
+            "--filter takes OData and is not used by Parquet exports: use --query \"SELECT ... FROM table WHERE ...\"",
+        ));
+    }
+    let sql = match (&args.query, &args.table) {
+        (Some(q), _) => q.clone(),
+        (None, Some(t)) => {
+            let cols = if args.select.is_empty() {
+                "*".to_string()
+            } else {
+                args.select
+                    .iter()
+                    .map(|c| format!("\"{}\"", c.trim().replace('"', "\"\"")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!("SELECT {cols} FROM \"{}\"", t.replace('"', "\"\""))
+        }
+        (None, None) => return Err(Failure::bad_input("name a TABLE or give --query SQL")),
+    };
+    let ext = match format {
+        Out::Parquet => "parquet",
+        Out::Csv => "csv",
+        _ => "ndjson",
+    };
+    let output = match (args.output, &args.table) {
+        (Some(o), _) => o,
+        (None, Some(t)) => PathBuf::from(format!("{t}.{ext}")),
+        (None, None) => return Err(Failure::bad_input("--query needs --output FILE")),
+    };
+    crate::query_cmd::export(connect_args, &sql, format, &output, args.page_size).await
 }

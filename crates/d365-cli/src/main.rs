@@ -3,10 +3,12 @@
 mod bench_cmd;
 mod connect;
 mod emulator_cmd;
+mod exec_stmt;
 mod export_cmd;
 mod failure;
 mod login_cmd;
 mod proc_cmd;
+mod query_cmd;
 mod sync_cmd;
 mod whoami_cmd;
 
@@ -42,6 +44,14 @@ enum Command {
     Sync(sync_cmd::SyncArgs),
     /// Benchmarks (export: sequential vs parallel vs the service limits' ceiling).
     Bench(bench_cmd::BenchArgs),
+    /// Run a SQL query over the Web API (filters, columns, order and limits pushed to Dataverse).
+    Query(query_cmd::QueryArgs),
+    /// List the tables SQL can read (logical names; optional pattern).
+    Tables(query_cmd::TablesArgs),
+    /// Show a table's columns: SQL type, Dataverse type and Web API property.
+    Describe(query_cmd::DescribeArgs),
+    /// An interactive SQL prompt with history.
+    Shell(query_cmd::ShellArgs),
 }
 
 /// Prints a command's failure and turns it into the exit code.
@@ -74,6 +84,10 @@ fn main() -> ExitCode {
             Command::Export(args) => Ok(finish(export_cmd::run(&cli.connect, args).await)),
             Command::Sync(args) => Ok(finish(sync_cmd::run(&cli.connect, args).await)),
             Command::Bench(args) => Ok(finish(bench_cmd::run(&cli.connect, args).await)),
+            Command::Query(args) => Ok(finish(query_cmd::query(&cli.connect, args).await)),
+            Command::Tables(args) => Ok(finish(query_cmd::tables(&cli.connect, args).await)),
+            Command::Describe(args) => Ok(finish(query_cmd::describe(&cli.connect, args).await)),
+            Command::Shell(args) => Ok(finish(query_cmd::shell(&cli.connect, args).await)),
         }
     });
     match result {

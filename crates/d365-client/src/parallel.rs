@@ -97,6 +97,13 @@ pub struct ScanPage {
     pub spawned: Vec<Partition>,
     /// The page's rows (columns the scan added to place rows are removed again).
     pub rows: Vec<Map<String, Value>>,
+    /// The page's body exactly as the service sent it, for decoders that keep every digit of
+    /// a number (the rows above hold numbers as `f64`). It may hold the columns the scan added
+    /// and the rows listed in `skipped`.
+    pub body: bytes::Bytes,
+    /// Positions in the body's `value` array of rows already returned by an earlier page (at a
+    /// split boundary), which are not in `rows`.
+    pub skipped: Vec<usize>,
 }
 
 /// Live counters of a scan (for progress bars).
@@ -357,7 +364,7 @@ fn combine(a: Option<&str>, b: Option<&str>) -> Option<String> {
 
 struct Fetched {
     partition: Partition,
-    result: Result<Envelope, ClientError>,
+    result: Result<(Envelope, bytes::Bytes), ClientError>,
 }
 
 struct Scheduler {
@@ -424,8 +431,8 @@ impl Scheduler {
                 }
             };
             let mut p = fetched.partition;
-            let env = match fetched.result {
-                Ok(env) => env,
+            let (env, body) = match fetched.result {
+                Ok(fetched) => fetched,
                 Err(e) => {
                     let _ = self.tx.send(Err(e)).await;
                     return;
@@ -436,10 +443,18 @@ impl Scheduler {
             }
             let key = p.key();
             let mut rows = env.value;
+            let mut skipped = Vec::new();
             if !p.skip_ids.is_empty() {
                 let skip: HashSet<&str> = p.skip_ids.iter().map(String::as_str).collect();
+                let mut position = 0;
                 rows.retain(|r| {
-                    !r.get(&self.options.primary_key).and_then(Value::as_str).is_some_and(|id| skip.contains(id))
+                    let keep =
+                        !r.get(&self.options.primary_key).and_then(Value::as_str).is_some_and(|id| skip.contains(id));
+                    if !keep {
+                        skipped.push(position);
+                    }
+                    position += 1;
+                    keep
                 });
             }
             p.pages += 1;
@@ -484,7 +499,7 @@ impl Scheduler {
                 unfinished.insert(c.key());
                 pending.insert(c.key(), c.clone());
             }
-            let page = ScanPage { partition: p, spawned, rows };
+            let page = ScanPage { partition: p, spawned, rows, body, skipped };
             if !self.options.ordered {
                 if self.tx.send(Ok(page)).await.is_err() {
                     return;
@@ -534,7 +549,7 @@ async fn fetch(client: DataverseClient, base: Query, prefer: Option<String>, col
         if let Some(pref) = &prefer {
             req = req.header("prefer", pref)?;
         }
-        client.execute(&req, |r| decode_json::<Envelope>(&req, &r.body)).await
+        client.execute(&req, |r| decode_json::<Envelope>(&req, &r.body).map(|env| (env, r.body.clone()))).await
     }
     .await;
     Fetched { partition: p, result }

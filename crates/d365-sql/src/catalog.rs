@@ -34,6 +34,7 @@ pub(crate) struct ReadSettings {
     pub metadata: Arc<Metadata>,
     pub pushdown: bool,
     pub page_size: Option<u32>,
+    pub parallel: bool,
 }
 
 /// The catalog: `dbo` and `metadata`.
@@ -103,7 +104,8 @@ impl TablesSchema {
         let meta = self.settings.metadata.entity(&key).await?;
         let shape = Arc::new(table_schema(&meta));
         let s = &self.settings;
-        let provider = Arc::new(DataverseTable::new(s.client.clone(), shape, s.pushdown, s.page_size));
+        let provider =
+            Arc::new(DataverseTable::new(s.client.clone(), shape, s.pushdown, s.page_size).with_parallel(s.parallel));
         if let Ok(mut m) = self.providers.lock() {
             m.insert(key, provider.clone());
         }

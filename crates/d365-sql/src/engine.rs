@@ -30,11 +30,15 @@ pub struct EngineOptions {
     pub metadata_cache: Option<CacheOptions>,
     /// DataFusion's target partitions for local operators; `None` uses the number of cores.
     pub target_partitions: Option<usize>,
+    /// Read whole-table scans (no `ORDER BY`/`LIMIT` sent to the service) as concurrent
+    /// `createdon` ranges with the client's partitioned scan (AIMD up to the service's
+    /// `x-ms-dop-hint`) instead of one `@odata.nextLink` chain. On by default.
+    pub parallel_scan: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { pushdown: true, page_size: None, metadata_cache: None, target_partitions: None }
+        Self { pushdown: true, page_size: None, metadata_cache: None, target_partitions: None, parallel_scan: true }
     }
 }
 
@@ -69,8 +73,13 @@ impl SqlEngine {
         options: EngineOptions,
     ) -> Result<Self, SqlError> {
         let entities = metadata.entities().await?;
-        let settings =
-            ReadSettings { client: client.clone(), metadata, pushdown: options.pushdown, page_size: options.page_size };
+        let settings = ReadSettings {
+            client: client.clone(),
+            metadata,
+            pushdown: options.pushdown,
+            page_size: options.page_size,
+            parallel: options.parallel_scan,
+        };
         let catalog = Arc::new(DataverseCatalog::new(settings, entities));
         let mut config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, TABLES_SCHEMA)
@@ -93,6 +102,8 @@ impl SqlEngine {
             // Sort pushdown runs after limit pushdown; run it again so `ORDER BY … LIMIT n`
             // reaches the scan as `$orderby` + `$top`.
             .with_physical_optimizer_rule(Arc::new(LimitPushdown::new()))
+            // After the limits are placed: scans under a LIMIT stay one ordered chain.
+            .with_physical_optimizer_rule(Arc::new(crate::limited_scans::SequentialUnderLimit))
             .build();
         let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(CATALOG, catalog.clone());
@@ -160,6 +171,13 @@ impl SqlEngine {
         }
         for scan in scans {
             out.push_str(&indent(&scan.request_plan()?.to_string()));
+            if scan.is_partitioned() {
+                out.push_str(&indent(&format!(
+                    "(read in parallel: two $top probes of {col} find its range, then this request runs \
+                     once per {col} range, with `and {col} ge … and {col} lt …` added and $orderby={col})",
+                    col = crate::scan::PARTITION_COLUMN
+                )));
+            }
         }
         Ok(out)
     }

@@ -60,6 +60,7 @@ mod engine;
 mod error;
 pub mod filter_pushdown;
 pub mod json_scan;
+pub mod limited_scans;
 pub mod metadata_tables;
 mod nearest;
 pub mod scan;

@@ -25,13 +25,20 @@ pub struct DataverseTable {
     table: Arc<TableSchema>,
     pushdown: bool,
     page_size: Option<u32>,
+    parallel: bool,
 }
 
 impl DataverseTable {
     /// The provider of `table`, read through `client`. With `pushdown` off every filter is
     /// evaluated locally and no limit or sort reaches the service (projection still does).
     pub fn new(client: DataverseClient, table: Arc<TableSchema>, pushdown: bool, page_size: Option<u32>) -> Self {
-        Self { client, table, pushdown, page_size }
+        Self { client, table, pushdown, page_size, parallel: false }
+    }
+
+    /// Whole-table scans read `createdon` ranges concurrently (see [`DataverseScanExec`]).
+    pub fn with_parallel(mut self, parallel: bool) -> Self {
+        self.parallel = parallel;
+        self
     }
 
     /// The table's SQL shape.
@@ -70,12 +77,9 @@ impl TableProvider for DataverseTable {
         // limit under an inexact filter would cut rows the local filter still needs.
         let fetch = limit.filter(|_| self.pushdown && filter.as_ref().is_none_or(|f| f.exact));
         let request = ScanRequest { projection, filter, order_by: Vec::new(), fetch };
-        Ok(Arc::new(DataverseScanExec::new(
-            self.client.clone(),
-            self.table.clone(),
-            request,
-            self.pushdown,
-            self.page_size,
-        )))
+        Ok(Arc::new(
+            DataverseScanExec::new(self.client.clone(), self.table.clone(), request, self.pushdown, self.page_size)
+                .with_parallel(self.parallel),
+        ))
     }
 }

@@ -166,8 +166,14 @@ mod tests {
         let mut p1 = c.partitions[&1].clone();
         p1.rows = 5;
         p1.next_link = Some("accounts?$skiptoken=x".into());
-        c.apply(&ScanPage { partition: p0, spawned: vec![], rows: vec![] }, 700);
-        c.apply(&ScanPage { partition: p1, spawned: vec![child], rows: vec![] }, 300);
+        c.apply(
+            &ScanPage { partition: p0, spawned: vec![], rows: vec![], body: Default::default(), skipped: vec![] },
+            700,
+        );
+        c.apply(
+            &ScanPage { partition: p1, spawned: vec![child], rows: vec![], body: Default::default(), skipped: vec![] },
+            300,
+        );
         assert_eq!((c.rows(), c.next_id, c.complete()), (15, 3, false));
         let order: Vec<u64> = c.ordered().iter().map(|p| p.id).collect();
         assert_eq!(order, vec![0, 1, 2]);

@@ -61,9 +61,13 @@ impl Env {
         DataverseClient::new(o, tokens).expect("client")
     }
 
+    /// An engine whose whole-table scans follow one nextLink chain (request counts exact).
     pub async fn engine(&self, pushdown: bool, page_size: Option<u32>) -> SqlEngine {
-        let options = EngineOptions { pushdown, page_size, ..Default::default() };
-        SqlEngine::new(self.client(page_size), options).await.expect("engine")
+        self.engine_with(EngineOptions { pushdown, page_size, parallel_scan: false, ..Default::default() }).await
+    }
+
+    pub async fn engine_with(&self, options: EngineOptions) -> SqlEngine {
+        SqlEngine::new(self.client(options.page_size), options).await.expect("engine")
     }
 
     /// POSTs a record to `entity_set`.

@@ -1,0 +1,469 @@
+//! `d365 query`, `d365 tables`, `d365 describe` and `d365 shell`: SQL over the Dataverse Web
+//! API through the `d365-sql` engine, printed as a table on a terminal and as CSV when piped.
+
+use crate::connect::{ConnectArgs, Connection, connect};
+use crate::failure::Failure;
+use d365_sql::datafusion::arrow::array::RecordBatch;
+use d365_sql::datafusion::arrow::datatypes::SchemaRef;
+use d365_sql::{EngineOptions, SqlEngine, SqlError};
+use futures::StreamExt;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+/// Output formats.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// An aligned table (the default on a terminal).
+    Table,
+    /// Comma-separated values with a header (the default when piped).
+    Csv,
+    /// One JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+    /// Apache Parquet (needs --output).
+    Parquet,
+}
+
+/// Options of `d365 query`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  d365 --demo query \"SELECT name, revenue FROM account WHERE statecode = 0 ORDER BY revenue DESC LIMIT 10\"
+  d365 query \"SELECT a.name, c.fullname FROM account a JOIN contact c ON c.parentcustomerid = a.accountid LIMIT 5\"
+  d365 query \"SELECT statecodename, count(*) FROM account GROUP BY statecodename\" --format json
+  d365 query \"SELECT * FROM contact\" --format parquet --output contacts.parquet
+  d365 query --explain \"SELECT name FROM account WHERE name LIKE 'Contoso%' LIMIT 5\"
+  d365 query \"EXEC GetOAuthAuthorizationUrl @CallbackURL = 'http://localhost:33333'\"")]
+pub struct QueryArgs {
+    /// The SQL query (DataFusion SQL; tables by logical name), or `EXEC Procedure @Arg = 'value'`.
+    sql: String,
+    /// Output format (default: table on a terminal, csv otherwise).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Write to this file instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Print the plan and the exact Web API requests instead of running the query.
+    #[arg(long)]
+    explain: bool,
+    /// Fetch table definitions again instead of using the metadata cache.
+    #[arg(long)]
+    refresh_metadata: bool,
+}
+
+/// Options of `d365 tables`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  d365 --demo tables
+  d365 tables 'new_*'")]
+pub struct TablesArgs {
+    /// Only tables whose name contains this text (`*` and `?` wildcards allowed).
+    pattern: Option<String>,
+}
+
+/// Options of `d365 describe`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  d365 --demo describe account")]
+pub struct DescribeArgs {
+    /// The table's logical name.
+    table: String,
+}
+
+/// Options of `d365 shell`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  d365 --demo shell
+  (end statements with ';', \\q or Ctrl-D to leave; history is kept in the config directory)")]
+pub struct ShellArgs {}
+
+fn sql_failure(e: SqlError) -> Failure {
+    match e {
+        SqlError::Client(c) => Failure::from_client(c),
+        e if e.is_user_error() => Failure::bad_input(e.to_string()),
+        e => Failure::service(e.to_string()),
+    }
+}
+
+/// The engine of a connection: metadata cached on disk per organisation (in memory for the
+/// demo emulator, whose address changes every run).
+async fn engine(conn: &Connection, refresh: bool) -> Result<SqlEngine, Failure> {
+    let metadata_cache =
+        conn.demo.is_none().then(|| d365_client::CacheOptions { refresh, ..d365_client::CacheOptions::default() });
+    let options = EngineOptions { metadata_cache, ..EngineOptions::default() };
+    SqlEngine::new(conn.client.clone(), options).await.map_err(sql_failure)
+}
+
+/// Runs `d365 query`.
+pub async fn query(connect_args: &ConnectArgs, args: QueryArgs) -> Result<(), Failure> {
+    if let Some(exec) = crate::exec_stmt::parse_exec(&args.sql) {
+        let exec = exec.map_err(|e| Failure::bad_input(e.to_string()))?;
+        return run_procedure(connect_args, exec, &args).await;
+    }
+    let conn = connect(connect_args).await?;
+    let result = async {
+        let engine = engine(&conn, args.refresh_metadata).await?;
+        if args.explain {
+            println!("{}", engine.explain(&args.sql).await.map_err(sql_failure)?);
+            return Ok(());
+        }
+        let format = args.format.unwrap_or(if std::io::stdout().is_terminal() && args.output.is_none() {
+            Format::Table
+        } else {
+            Format::Csv
+        });
+        run_to(&engine, &args.sql, format, args.output.as_deref()).await
+    }
+    .await;
+    conn.close().await;
+    result
+}
+
+/// `EXEC Procedure @Arg = 'value'`: the sign-in procedures (as `d365 proc`), their result as
+/// a table of text columns in the chosen format.
+async fn run_procedure(
+    connect_args: &ConnectArgs,
+    exec: crate::exec_stmt::ExecStatement,
+    args: &QueryArgs,
+) -> Result<(), Failure> {
+    use d365_sql::datafusion::arrow::array::{ArrayRef, StringArray};
+    use d365_sql::datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+    if args.explain {
+        return Err(Failure::bad_input("--explain shows query plans; EXEC runs a sign-in procedure, which has none"));
+    }
+    d365_auth::procedures::procedure(&exec.name).map_err(Failure::from_auth)?;
+    let (config, env) = crate::login_cmd::connection_config(connect_args, "query \"EXEC ...\"")?;
+    let options = crate::login_cmd::interactive_options(env, false, None, 300);
+    let out = d365_auth::procedures::call_procedure(&exec.name, &exec.args, &config, &options)
+        .await
+        .map_err(Failure::from_auth)?;
+    let schema = Arc::new(Schema::new(
+        out.columns.iter().map(|c| Field::new(c.as_str(), DataType::Utf8, true)).collect::<Vec<_>>(),
+    ));
+    let columns: Vec<ArrayRef> = (0..out.columns.len())
+        .map(|i| {
+            Arc::new(StringArray::from(out.rows.iter().map(|r| r.get(i).map(String::as_str)).collect::<Vec<_>>()))
+                as ArrayRef
+        })
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(io_failure)?;
+    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() && args.output.is_none() {
+        Format::Table
+    } else {
+        Format::Csv
+    });
+    let mut sink = Sink::new(format, open_output(args.output.as_deref(), format)?, schema)?;
+    sink.write(batch)?;
+    sink.finish()
+}
+
+fn open_output(output: Option<&std::path::Path>, format: Format) -> Result<Box<dyn Write + Send>, Failure> {
+    Ok(match output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).map_err(|e| Failure::bad_input(format!("cannot create {}: {e}", p.display())))?,
+        )),
+        None if format == Format::Parquet => {
+            return Err(Failure::bad_input("--format parquet needs --output FILE"));
+        }
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    })
+}
+
+async fn run_to(
+    engine: &SqlEngine,
+    sql: &str,
+    format: Format,
+    output: Option<&std::path::Path>,
+) -> Result<(), Failure> {
+    run_with_progress(engine, sql, format, output, None).await.map(|_| ())
+}
+
+/// Live progress of a long query on a terminal: rows, requests, rows/s.
+struct Progress {
+    client: d365_client::DataverseClient,
+    started: std::time::Instant,
+    requests_before: u64,
+    last: std::time::Instant,
+}
+
+impl Progress {
+    fn line(&self, rows: usize) -> String {
+        let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+        let requests = self.client.request_log().stats().requests - self.requests_before;
+        format!("{rows} rows, {requests} requests, {:.0} rows/s, {secs:.1} s", rows as f64 / secs)
+    }
+}
+
+async fn run_with_progress(
+    engine: &SqlEngine,
+    sql: &str,
+    format: Format,
+    output: Option<&std::path::Path>,
+    mut progress: Option<Progress>,
+) -> Result<String, Failure> {
+    let mut stream = engine.stream(sql).await.map_err(sql_failure)?;
+    let schema = stream.schema();
+    let out = open_output(output, format)?;
+    let mut sink = Sink::new(format, out, schema)?;
+    let mut rows = 0usize;
+    let terminal = std::io::stderr().is_terminal();
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| sql_failure(SqlError::from(e)))?;
+        rows += batch.num_rows();
+        sink.write(batch)?;
+        if let Some(p) = progress.as_mut().filter(|p| terminal && p.last.elapsed().as_millis() >= 250) {
+            p.last = std::time::Instant::now();
+            eprint!("\r\x1b[2K{}", p.line(rows));
+        }
+    }
+    sink.finish()?;
+    match (&progress, output) {
+        (Some(p), _) => {
+            if terminal {
+                eprint!("\r\x1b[2K");
+            }
+            Ok(p.line(rows))
+        }
+        (None, Some(path)) => {
+            eprintln!("{rows} rows written to {}", path.display());
+            Ok(String::new())
+        }
+        (None, None) => Ok(String::new()),
+    }
+}
+
+/// `d365 export --query SQL` / `--format parquet`: the result streamed into `output`, with
+/// progress on a terminal and a summary line.
+pub async fn export(
+    connect_args: &ConnectArgs,
+    sql: &str,
+    format: Format,
+    output: &std::path::Path,
+    page_size: Option<u32>,
+) -> Result<(), Failure> {
+    let conn = connect(connect_args).await?;
+    let result = async {
+        let metadata_cache = conn.demo.is_none().then(d365_client::CacheOptions::default);
+        let options = EngineOptions { metadata_cache, page_size, ..EngineOptions::default() };
+        let engine = SqlEngine::new(conn.client.clone(), options).await.map_err(sql_failure)?;
+        let now = std::time::Instant::now();
+        let progress = Progress {
+            client: conn.client.clone(),
+            started: now,
+            requests_before: conn.client.request_log().stats().requests,
+            last: now,
+        };
+        // Write next to the target and rename at the end: a failed export leaves no half file.
+        let tmp =
+            output.with_extension(format!("{}.partial", output.extension().and_then(|e| e.to_str()).unwrap_or("out")));
+        let r = run_with_progress(&engine, sql, format, Some(&tmp), Some(progress)).await;
+        match r {
+            Ok(summary) => {
+                std::fs::rename(&tmp, output).map_err(|e| {
+                    Failure::service(format!("cannot move {} to {}: {e}", tmp.display(), output.display()))
+                })?;
+                eprintln!("{summary}: written to {}", output.display());
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+    .await;
+    conn.close().await;
+    result
+}
+
+/// Writes batches in one format as they arrive (the table format waits for all rows, to
+/// align the columns).
+enum Sink {
+    Table(Box<dyn Write + Send>, SchemaRef, Vec<RecordBatch>),
+    Csv(d365_sql::datafusion::arrow::csv::Writer<Box<dyn Write + Send>>),
+    Json(d365_sql::datafusion::arrow::json::ArrayWriter<Box<dyn Write + Send>>),
+    Ndjson(d365_sql::datafusion::arrow::json::LineDelimitedWriter<Box<dyn Write + Send>>),
+    Parquet(d365_sql::datafusion::parquet::arrow::ArrowWriter<Box<dyn Write + Send>>),
+}
+
+fn io_failure(e: impl std::fmt::Display) -> Failure {
+    Failure::service(format!("cannot write the output: {e}"))
+}
+
+impl Sink {
+    fn new(format: Format, out: Box<dyn Write + Send>, schema: SchemaRef) -> Result<Self, Failure> {
+        use d365_sql::datafusion::arrow::{csv, json};
+        Ok(match format {
+            Format::Table => Sink::Table(out, schema, Vec::new()),
+            Format::Csv => Sink::Csv(csv::WriterBuilder::new().with_header(true).build(out)),
+            Format::Json => Sink::Json(json::ArrayWriter::new(out)),
+            Format::Ndjson => Sink::Ndjson(json::LineDelimitedWriter::new(out)),
+            Format::Parquet => Sink::Parquet(
+                d365_sql::datafusion::parquet::arrow::ArrowWriter::try_new(out, schema, None).map_err(io_failure)?,
+            ),
+        })
+    }
+
+    fn write(&mut self, batch: RecordBatch) -> Result<(), Failure> {
+        match self {
+            Sink::Table(_, _, all) => {
+                all.push(batch);
+                Ok(())
+            }
+            Sink::Csv(w) => w.write(&batch).map_err(io_failure),
+            Sink::Json(w) => w.write(&batch).map_err(io_failure),
+            Sink::Ndjson(w) => w.write(&batch).map_err(io_failure),
+            Sink::Parquet(w) => w.write(&batch).map_err(io_failure),
+        }
+    }
+
+    fn finish(self) -> Result<(), Failure> {
+        match self {
+            Sink::Table(mut out, schema, all) => {
+                let rows: usize = all.iter().map(RecordBatch::num_rows).sum();
+                let text = if all.is_empty() {
+                    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+                    names.join(" | ")
+                } else {
+                    d365_sql::datafusion::arrow::util::pretty::pretty_format_batches(&all)
+                        .map_err(io_failure)?
+                        .to_string()
+                };
+                writeln!(out, "{text}").map_err(io_failure)?;
+                writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" }).map_err(io_failure)?;
+                out.flush().map_err(io_failure)
+            }
+            Sink::Csv(w) => w.into_inner().flush().map_err(io_failure),
+            Sink::Json(mut w) => {
+                w.finish().map_err(io_failure)?;
+                w.into_inner().flush().map_err(io_failure)
+            }
+            Sink::Ndjson(mut w) => {
+                w.finish().map_err(io_failure)?;
+                w.into_inner().flush().map_err(io_failure)
+            }
+            Sink::Parquet(w) => w.close().map(|_| ()).map_err(io_failure),
+        }
+    }
+}
+
+fn matches_pattern(name: &str, pattern: &str) -> bool {
+    let p = pattern.to_ascii_lowercase();
+    let n = name.to_ascii_lowercase();
+    if !p.contains(['*', '?']) {
+        return n.contains(&p);
+    }
+    // Glob: `*` any run, `?` one character.
+    fn glob(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => glob(&p[1..], n) || (!n.is_empty() && glob(p, &n[1..])),
+            (Some(b'?'), Some(_)) => glob(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => glob(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    glob(p.as_bytes(), n.as_bytes())
+}
+
+/// Runs `d365 tables`.
+pub async fn tables(connect_args: &ConnectArgs, args: TablesArgs) -> Result<(), Failure> {
+    let conn = connect(connect_args).await?;
+    let result = async {
+        let engine = engine(&conn, false).await?;
+        let mut names = engine.table_names();
+        names.sort();
+        for n in names.iter().filter(|n| args.pattern.as_deref().is_none_or(|p| matches_pattern(n, p))) {
+            println!("{n}");
+        }
+        Ok(())
+    }
+    .await;
+    conn.close().await;
+    result
+}
+
+/// Runs `d365 describe`.
+pub async fn describe(connect_args: &ConnectArgs, args: DescribeArgs) -> Result<(), Failure> {
+    let conn = connect(connect_args).await?;
+    let result = async {
+        let engine = engine(&conn, false).await?;
+        let t = engine.describe(&args.table).await.map_err(sql_failure)?;
+        println!("{} (entity set {}, key {})", t.entity.logical_name, t.entity_set, t.primary_key);
+        let width = t.columns.iter().map(|c| c.name.len()).max().unwrap_or(4).max(6);
+        println!("{:<width$}  {:<28}  {:<18}  web api property", "column", "sql type", "dataverse type");
+        for (c, f) in t.columns.iter().zip(t.arrow.fields()) {
+            println!("{:<width$}  {:<28}  {:<18}  {}", c.name, f.data_type().to_string(), c.attribute_type, c.property);
+        }
+        Ok(())
+    }
+    .await;
+    conn.close().await;
+    result
+}
+
+/// Runs `d365 shell`: an interactive SQL prompt with history.
+pub async fn shell(connect_args: &ConnectArgs, _args: ShellArgs) -> Result<(), Failure> {
+    let conn = connect(connect_args).await?;
+    let result = async {
+        let engine = engine(&conn, false).await?;
+        let mut rl =
+            rustyline::DefaultEditor::new().map_err(|e| Failure::service(format!("cannot start the prompt: {e}")))?;
+        let history = d365_auth::Environment::from_process().d365_config_dir().map(|d| d.join("shell_history"));
+        if let Some(h) = &history {
+            let _ = rl.load_history(h);
+        }
+        eprintln!("d365 SQL shell on {} — end statements with ';', \\q to quit.", conn.config.organization_url);
+        let mut buffer = String::new();
+        loop {
+            let prompt = if buffer.is_empty() { "d365> " } else { "   -> " };
+            let line = match rl.readline(prompt) {
+                Ok(l) => l,
+                Err(rustyline::error::ReadlineError::Interrupted) => {
+                    buffer.clear();
+                    continue;
+                }
+                Err(_) => break,
+            };
+            let trimmed = line.trim();
+            if buffer.is_empty() && matches!(trimmed, "\\q" | "quit" | "exit") {
+                break;
+            }
+            buffer.push_str(&line);
+            buffer.push('\n');
+            if !trimmed.ends_with(';') {
+                continue;
+            }
+            let sql = buffer.trim().trim_end_matches(';').to_string();
+            buffer.clear();
+            let _ = rl.add_history_entry(sql.as_str());
+            if let Err(e) = run_to(&engine, &sql, Format::Table, None).await {
+                eprintln!("error: {e}");
+            }
+        }
+        if let Some(h) = &history {
+            if let Some(dir) = h.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let _ = rl.save_history(h);
+        }
+        Ok(())
+    }
+    .await;
+    conn.close().await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_patterns() {
+        assert!(matches_pattern("new_widget", "new_*"));
+        assert!(matches_pattern("account", "COUNT"));
+        assert!(!matches_pattern("account", "new_*"));
+        assert!(matches_pattern("lead", "l??d"));
+    }
+}
