@@ -144,5 +144,5 @@ async fn run_sql(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Fai
         (None, Some(t)) => PathBuf::from(format!("{t}.{ext}")),
         (None, None) => return Err(Failure::bad_input("--query needs --output FILE")),
     };
-    crate::query_cmd::export(connect_args, &sql, format, &output, args.page_size).await
+    crate::query_cmd::export(connect_args, &sql, format, &output, args.page_size, args.parallel).await
 }

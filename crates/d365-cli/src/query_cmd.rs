@@ -49,6 +49,10 @@ pub struct QueryArgs {
     /// Fetch table definitions again instead of using the metadata cache.
     #[arg(long)]
     refresh_metadata: bool,
+    /// Concurrent requests for whole-table reads (default: from the service's x-ms-dop-hint,
+    /// adapting to throttling); 1 reads one page chain.
+    #[arg(long, value_name = "N")]
+    parallel: Option<usize>,
 }
 
 /// Options of `d365 tables`.
@@ -87,10 +91,15 @@ fn sql_failure(e: SqlError) -> Failure {
 
 /// The engine of a connection: metadata cached on disk per organisation (in memory for the
 /// demo emulator, whose address changes every run).
-async fn engine(conn: &Connection, refresh: bool) -> Result<SqlEngine, Failure> {
+async fn engine(conn: &Connection, refresh: bool, parallel: Option<usize>) -> Result<SqlEngine, Failure> {
     let metadata_cache =
         conn.demo.is_none().then(|| d365_client::CacheOptions { refresh, ..d365_client::CacheOptions::default() });
-    let options = EngineOptions { metadata_cache, ..EngineOptions::default() };
+    let options = EngineOptions {
+        metadata_cache,
+        parallel_scan: parallel != Some(1),
+        scan_parallelism: parallel,
+        ..EngineOptions::default()
+    };
     SqlEngine::new(conn.client.clone(), options).await.map_err(sql_failure)
 }
 
@@ -102,7 +111,7 @@ pub async fn query(connect_args: &ConnectArgs, args: QueryArgs) -> Result<(), Fa
     }
     let conn = connect(connect_args).await?;
     let result = async {
-        let engine = engine(&conn, args.refresh_metadata).await?;
+        let engine = engine(&conn, args.refresh_metadata, args.parallel).await?;
         if args.explain {
             println!("{}", engine.explain(&args.sql).await.map_err(sql_failure)?);
             return Ok(());
@@ -241,11 +250,18 @@ pub async fn export(
     format: Format,
     output: &std::path::Path,
     page_size: Option<u32>,
+    parallel: Option<usize>,
 ) -> Result<(), Failure> {
     let conn = connect(connect_args).await?;
     let result = async {
         let metadata_cache = conn.demo.is_none().then(d365_client::CacheOptions::default);
-        let options = EngineOptions { metadata_cache, page_size, ..EngineOptions::default() };
+        let options = EngineOptions {
+            metadata_cache,
+            page_size,
+            parallel_scan: parallel != Some(1),
+            scan_parallelism: parallel,
+            ..EngineOptions::default()
+        };
         let engine = SqlEngine::new(conn.client.clone(), options).await.map_err(sql_failure)?;
         let now = std::time::Instant::now();
         let progress = Progress {
@@ -371,7 +387,7 @@ fn matches_pattern(name: &str, pattern: &str) -> bool {
 pub async fn tables(connect_args: &ConnectArgs, args: TablesArgs) -> Result<(), Failure> {
     let conn = connect(connect_args).await?;
     let result = async {
-        let engine = engine(&conn, false).await?;
+        let engine = engine(&conn, false, None).await?;
         let mut names = engine.table_names();
         names.sort();
         for n in names.iter().filter(|n| args.pattern.as_deref().is_none_or(|p| matches_pattern(n, p))) {
@@ -388,7 +404,7 @@ pub async fn tables(connect_args: &ConnectArgs, args: TablesArgs) -> Result<(), 
 pub async fn describe(connect_args: &ConnectArgs, args: DescribeArgs) -> Result<(), Failure> {
     let conn = connect(connect_args).await?;
     let result = async {
-        let engine = engine(&conn, false).await?;
+        let engine = engine(&conn, false, None).await?;
         let t = engine.describe(&args.table).await.map_err(sql_failure)?;
         println!("{} (entity set {}, key {})", t.entity.logical_name, t.entity_set, t.primary_key);
         let width = t.columns.iter().map(|c| c.name.len()).max().unwrap_or(4).max(6);
@@ -407,7 +423,7 @@ pub async fn describe(connect_args: &ConnectArgs, args: DescribeArgs) -> Result<
 pub async fn shell(connect_args: &ConnectArgs, _args: ShellArgs) -> Result<(), Failure> {
     let conn = connect(connect_args).await?;
     let result = async {
-        let engine = engine(&conn, false).await?;
+        let engine = engine(&conn, false, None).await?;
         let mut rl =
             rustyline::DefaultEditor::new().map_err(|e| Failure::service(format!("cannot start the prompt: {e}")))?;
         let history = d365_auth::Environment::from_process().d365_config_dir().map(|d| d.join("shell_history"));

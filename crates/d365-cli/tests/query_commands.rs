@@ -33,7 +33,10 @@ async fn query_formats_and_pushdown() {
     let count = env.d365(Some(&conn), &["query", "SELECT count(*) AS n FROM contact"]).run().await;
     count.expect_code(0);
     let n: usize = csv_rows(&count.stdout)[1][0].parse().unwrap();
-    let all = env.d365(Some(&conn), &["query", "SELECT contactid FROM contact", "--format", "ndjson"]).run().await;
+    let all = env
+        .d365(Some(&conn), &["query", "SELECT contactid FROM contact", "--format", "ndjson", "--parallel", "2"])
+        .run()
+        .await;
     all.expect_code(0);
     let ids: std::collections::HashSet<String> = all
         .stdout

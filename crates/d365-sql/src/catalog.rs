@@ -35,6 +35,7 @@ pub(crate) struct ReadSettings {
     pub pushdown: bool,
     pub page_size: Option<u32>,
     pub parallel: bool,
+    pub parallelism: Option<usize>,
 }
 
 /// The catalog: `dbo` and `metadata`.
@@ -104,8 +105,10 @@ impl TablesSchema {
         let meta = self.settings.metadata.entity(&key).await?;
         let shape = Arc::new(table_schema(&meta));
         let s = &self.settings;
-        let provider =
-            Arc::new(DataverseTable::new(s.client.clone(), shape, s.pushdown, s.page_size).with_parallel(s.parallel));
+        let provider = Arc::new(
+            DataverseTable::new(s.client.clone(), shape, s.pushdown, s.page_size)
+                .with_parallel(s.parallel, s.parallelism),
+        );
         if let Ok(mut m) = self.providers.lock() {
             m.insert(key, provider.clone());
         }

@@ -34,11 +34,21 @@ pub struct EngineOptions {
     /// `createdon` ranges with the client's partitioned scan (AIMD up to the service's
     /// `x-ms-dop-hint`) instead of one `@odata.nextLink` chain. On by default.
     pub parallel_scan: bool,
+    /// A fixed number of concurrent requests for those parallel scans (`--parallel N`);
+    /// `None` starts at the service's `x-ms-dop-hint` and adapts to throttling.
+    pub scan_parallelism: Option<usize>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        Self { pushdown: true, page_size: None, metadata_cache: None, target_partitions: None, parallel_scan: true }
+        Self {
+            pushdown: true,
+            page_size: None,
+            metadata_cache: None,
+            target_partitions: None,
+            parallel_scan: true,
+            scan_parallelism: None,
+        }
     }
 }
 
@@ -79,6 +89,7 @@ impl SqlEngine {
             pushdown: options.pushdown,
             page_size: options.page_size,
             parallel: options.parallel_scan,
+            parallelism: options.scan_parallelism,
         };
         let catalog = Arc::new(DataverseCatalog::new(settings, entities));
         let mut config = SessionConfig::new()

@@ -58,6 +58,7 @@ pub struct DataverseScanExec {
     pushdown: bool,
     page_size: Option<u32>,
     parallel: bool,
+    parallelism: Option<usize>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
@@ -76,7 +77,18 @@ impl DataverseScanExec {
         let schema: SchemaRef = Arc::new(Schema::new(fields));
         let properties = Arc::new(properties(&schema, &request));
         let metrics = ExecutionPlanMetricsSet::new();
-        Self { client, table, request, pushdown, page_size, parallel: false, schema, properties, metrics }
+        Self {
+            client,
+            table,
+            request,
+            pushdown,
+            page_size,
+            parallel: false,
+            parallelism: None,
+            schema,
+            properties,
+            metrics,
+        }
     }
 
     /// Reads a whole-table scan (no `$orderby`, no `$top`) as concurrent `createdon` ranges
@@ -85,6 +97,12 @@ impl DataverseScanExec {
     /// a sort or a limit keeps the single ordered chain.
     pub fn with_parallel(mut self, parallel: bool) -> Self {
         self.parallel = parallel;
+        self
+    }
+
+    /// A fixed number of concurrent requests for the partitioned read (`--parallel N`).
+    pub fn with_parallelism(mut self, parallelism: Option<usize>) -> Self {
+        self.parallelism = parallelism.map(|n| n.max(1));
         self
     }
 
@@ -157,6 +175,7 @@ impl DataverseScanExec {
     fn with_request(&self, request: ScanRequest) -> Self {
         Self::new(self.client.clone(), self.table.clone(), request, self.pushdown, self.page_size)
             .with_parallel(self.parallel)
+            .with_parallelism(self.parallelism)
     }
 }
 
@@ -170,6 +189,7 @@ impl DataverseScanExec {
         let client = self.client.clone();
         let mut options = ScanOptions::new(self.table.primary_key.clone());
         options.column = PARTITION_COLUMN.to_string();
+        options.parallel = self.parallelism;
         let rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         let page_count = MetricBuilder::new(&self.metrics).counter("pages", partition);
         let bytes = MetricBuilder::new(&self.metrics).counter("bytes_received", partition);

@@ -26,18 +26,21 @@ pub struct DataverseTable {
     pushdown: bool,
     page_size: Option<u32>,
     parallel: bool,
+    parallelism: Option<usize>,
 }
 
 impl DataverseTable {
     /// The provider of `table`, read through `client`. With `pushdown` off every filter is
     /// evaluated locally and no limit or sort reaches the service (projection still does).
     pub fn new(client: DataverseClient, table: Arc<TableSchema>, pushdown: bool, page_size: Option<u32>) -> Self {
-        Self { client, table, pushdown, page_size, parallel: false }
+        Self { client, table, pushdown, page_size, parallel: false, parallelism: None }
     }
 
-    /// Whole-table scans read `createdon` ranges concurrently (see [`DataverseScanExec`]).
-    pub fn with_parallel(mut self, parallel: bool) -> Self {
+    /// Whole-table scans read `createdon` ranges concurrently (see [`DataverseScanExec`]),
+    /// with `parallelism` requests at once if given (else adapting from the DOP hint).
+    pub fn with_parallel(mut self, parallel: bool, parallelism: Option<usize>) -> Self {
         self.parallel = parallel;
+        self.parallelism = parallelism;
         self
     }
 
@@ -79,7 +82,8 @@ impl TableProvider for DataverseTable {
         let request = ScanRequest { projection, filter, order_by: Vec::new(), fetch };
         Ok(Arc::new(
             DataverseScanExec::new(self.client.clone(), self.table.clone(), request, self.pushdown, self.page_size)
-                .with_parallel(self.parallel),
+                .with_parallel(self.parallel)
+                .with_parallelism(self.parallelism),
         ))
     }
 }
