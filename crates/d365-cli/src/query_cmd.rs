@@ -89,13 +89,29 @@ fn sql_failure(e: SqlError) -> Failure {
     }
 }
 
+/// The format asked for, else a table on a terminal and CSV otherwise (or into a file).
+fn output_format(args: &QueryArgs) -> Format {
+    args.format.unwrap_or(if std::io::stdout().is_terminal() && args.output.is_none() {
+        Format::Table
+    } else {
+        Format::Csv
+    })
+}
+
 /// The engine of a connection: metadata cached on disk per organisation (in memory for the
-/// demo emulator, whose address changes every run).
-async fn engine(conn: &Connection, refresh: bool, parallel: Option<usize>) -> Result<SqlEngine, Failure> {
+/// demo emulator, whose address changes every run); `parallel` fixes the concurrency of
+/// whole-table reads (1 = one page chain).
+async fn engine(
+    conn: &Connection,
+    refresh: bool,
+    parallel: Option<usize>,
+    page_size: Option<u32>,
+) -> Result<SqlEngine, Failure> {
     let metadata_cache =
         conn.demo.is_none().then(|| d365_client::CacheOptions { refresh, ..d365_client::CacheOptions::default() });
     let options = EngineOptions {
         metadata_cache,
+        page_size,
         parallel_scan: parallel != Some(1),
         scan_parallelism: parallel,
         ..EngineOptions::default()
@@ -111,16 +127,12 @@ pub async fn query(connect_args: &ConnectArgs, args: QueryArgs) -> Result<(), Fa
     }
     let conn = connect(connect_args).await?;
     let result = async {
-        let engine = engine(&conn, args.refresh_metadata, args.parallel).await?;
+        let engine = engine(&conn, args.refresh_metadata, args.parallel, None).await?;
         if args.explain {
             println!("{}", engine.explain(&args.sql).await.map_err(sql_failure)?);
             return Ok(());
         }
-        let format = args.format.unwrap_or(if std::io::stdout().is_terminal() && args.output.is_none() {
-            Format::Table
-        } else {
-            Format::Csv
-        });
+        let format = output_format(&args);
         run_to(&engine, &args.sql, format, args.output.as_deref()).await
     }
     .await;
@@ -157,11 +169,7 @@ async fn run_procedure(
         })
         .collect();
     let batch = RecordBatch::try_new(schema.clone(), columns).map_err(io_failure)?;
-    let format = args.format.unwrap_or(if std::io::stdout().is_terminal() && args.output.is_none() {
-        Format::Table
-    } else {
-        Format::Csv
-    });
+    let format = output_format(args);
     let mut sink = Sink::new(format, open_output(args.output.as_deref(), format)?, schema)?;
     sink.write(batch)?;
     sink.finish()
@@ -254,15 +262,7 @@ pub async fn export(
 ) -> Result<(), Failure> {
     let conn = connect(connect_args).await?;
     let result = async {
-        let metadata_cache = conn.demo.is_none().then(d365_client::CacheOptions::default);
-        let options = EngineOptions {
-            metadata_cache,
-            page_size,
-            parallel_scan: parallel != Some(1),
-            scan_parallelism: parallel,
-            ..EngineOptions::default()
-        };
-        let engine = SqlEngine::new(conn.client.clone(), options).await.map_err(sql_failure)?;
+        let engine = engine(&conn, false, parallel, page_size).await?;
         let now = std::time::Instant::now();
         let progress = Progress {
             client: conn.client.clone(),
@@ -387,7 +387,7 @@ fn matches_pattern(name: &str, pattern: &str) -> bool {
 pub async fn tables(connect_args: &ConnectArgs, args: TablesArgs) -> Result<(), Failure> {
     let conn = connect(connect_args).await?;
     let result = async {
-        let engine = engine(&conn, false, None).await?;
+        let engine = engine(&conn, false, None, None).await?;
         let mut names = engine.table_names();
         names.sort();
         for n in names.iter().filter(|n| args.pattern.as_deref().is_none_or(|p| matches_pattern(n, p))) {
@@ -404,7 +404,7 @@ pub async fn tables(connect_args: &ConnectArgs, args: TablesArgs) -> Result<(), 
 pub async fn describe(connect_args: &ConnectArgs, args: DescribeArgs) -> Result<(), Failure> {
     let conn = connect(connect_args).await?;
     let result = async {
-        let engine = engine(&conn, false, None).await?;
+        let engine = engine(&conn, false, None, None).await?;
         let t = engine.describe(&args.table).await.map_err(sql_failure)?;
         println!("{} (entity set {}, key {})", t.entity.logical_name, t.entity_set, t.primary_key);
         let width = t.columns.iter().map(|c| c.name.len()).max().unwrap_or(4).max(6);
@@ -423,7 +423,7 @@ pub async fn describe(connect_args: &ConnectArgs, args: DescribeArgs) -> Result<
 pub async fn shell(connect_args: &ConnectArgs, _args: ShellArgs) -> Result<(), Failure> {
     let conn = connect(connect_args).await?;
     let result = async {
-        let engine = engine(&conn, false, None).await?;
+        let engine = engine(&conn, false, None, None).await?;
         let mut rl =
             rustyline::DefaultEditor::new().map_err(|e| Failure::service(format!("cannot start the prompt: {e}")))?;
         let history = d365_auth::Environment::from_process().d365_config_dir().map(|d| d.join("shell_history"));
