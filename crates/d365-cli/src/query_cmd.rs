@@ -53,6 +53,9 @@ pub struct QueryArgs {
     /// adapting to throttling); 1 reads one page chain.
     #[arg(long, value_name = "N")]
     parallel: Option<usize>,
+    /// Write-back options (INSERT, UPSERT, UPDATE, DELETE, MERGE).
+    #[command(flatten)]
+    dml: crate::dml_cmd::DmlArgs,
 }
 
 /// Options of `d365 tables`.
@@ -105,6 +108,9 @@ async fn engine(conn: &Connection, refresh: bool, parallel: Option<usize>) -> Re
 
 /// Runs `d365 query`.
 pub async fn query(connect_args: &ConnectArgs, args: QueryArgs) -> Result<(), Failure> {
+    if d365_sql::SqlEngine::is_dml(&args.sql) {
+        return crate::dml_cmd::run(connect_args, &args.sql, args.refresh_metadata, args.parallel, &args.dml).await;
+    }
     if let Some(exec) = crate::exec_stmt::parse_exec(&args.sql) {
         let exec = exec.map_err(|e| Failure::bad_input(e.to_string()))?;
         return run_procedure(connect_args, exec, &args).await;
