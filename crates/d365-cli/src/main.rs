@@ -2,6 +2,7 @@
 
 mod bench_cmd;
 mod connect;
+mod dml_cmd;
 mod emulator_cmd;
 mod exec_stmt;
 mod export_cmd;

@@ -53,6 +53,9 @@ pub struct QueryArgs {
     /// adapting to throttling); 1 reads one page chain.
     #[arg(long, value_name = "N")]
     parallel: Option<usize>,
+    /// Write-back options (INSERT, UPSERT, UPDATE, DELETE, MERGE).
+    #[command(flatten)]
+    dml: crate::dml_cmd::DmlArgs,
 }
 
 /// Options of `d365 tables`.
@@ -81,7 +84,7 @@ pub struct DescribeArgs {
   (end statements with ';', \\q or Ctrl-D to leave; history is kept in the config directory)")]
 pub struct ShellArgs {}
 
-fn sql_failure(e: SqlError) -> Failure {
+pub(crate) fn sql_failure(e: SqlError) -> Failure {
     match e {
         SqlError::Client(c) => Failure::from_client(c),
         e if e.is_user_error() => Failure::bad_input(e.to_string()),
@@ -101,7 +104,7 @@ fn output_format(args: &QueryArgs) -> Format {
 /// The engine of a connection: metadata cached on disk per organisation (in memory for the
 /// demo emulator, whose address changes every run); `parallel` fixes the concurrency of
 /// whole-table reads (1 = one page chain).
-async fn engine(
+pub(crate) async fn engine(
     conn: &Connection,
     refresh: bool,
     parallel: Option<usize>,
@@ -121,6 +124,9 @@ async fn engine(
 
 /// Runs `d365 query`.
 pub async fn query(connect_args: &ConnectArgs, args: QueryArgs) -> Result<(), Failure> {
+    if d365_sql::SqlEngine::is_dml(&args.sql) {
+        return crate::dml_cmd::run(connect_args, &args.sql, args.refresh_metadata, args.parallel, &args.dml).await;
+    }
     if let Some(exec) = crate::exec_stmt::parse_exec(&args.sql) {
         let exec = exec.map_err(|e| Failure::bad_input(e.to_string()))?;
         return run_procedure(connect_args, exec, &args).await;
@@ -128,6 +134,7 @@ pub async fn query(connect_args: &ConnectArgs, args: QueryArgs) -> Result<(), Fa
     let conn = connect(connect_args).await?;
     let result = async {
         let engine = engine(&conn, args.refresh_metadata, args.parallel, None).await?;
+        crate::dml_cmd::register_tables(&engine, &args.dml.tables).await?;
         if args.explain {
             println!("{}", engine.explain(&args.sql).await.map_err(sql_failure)?);
             return Ok(());

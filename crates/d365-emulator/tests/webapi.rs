@@ -168,6 +168,18 @@ async fn malformed_requests_get_dataverse_errors() {
             StatusCode::NOT_FOUND,
             "0x80040217",
         ),
+        (
+            // A system-required column left out of a create.
+            env.http
+                .post(env.url("transactioncurrencies"))
+                .bearer_auth(&t)
+                .json(&json!({"currencyname": "Euro"}))
+                .send()
+                .await
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+            "0x80044331",
+        ),
     ];
     for (i, (r, status, code)) in cases.into_iter().enumerate() {
         assert_eq!(r.status(), status, "case {i}");
@@ -176,6 +188,28 @@ async fn malformed_requests_get_dataverse_errors() {
         assert_eq!(body["error"]["code"], code, "case {i}: {body}");
         assert!(!body["error"]["message"].as_str().unwrap().is_empty(), "case {i}");
     }
+    let r = env
+        .http
+        .post(env.url("transactioncurrencies"))
+        .bearer_auth(&t)
+        .json(&json!({"currencyname": "Euro"}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("'isocurrencycode'"), "{body}");
+    // Application-required columns (account.name) are left to the apps: the API takes the row.
+    let r = env.http.post(env.url("accounts")).bearer_auth(&t).json(&json!({"revenue": 5})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = env
+        .http
+        .post(env.url("transactioncurrencies"))
+        .bearer_auth(&t)
+        .json(&json!({"currencyname": "Euro", "isocurrencycode": "EUR"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
 }
 
 #[tokio::test]

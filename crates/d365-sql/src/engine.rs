@@ -57,6 +57,8 @@ pub struct SqlEngine {
     ctx: SessionContext,
     client: DataverseClient,
     catalog: Arc<DataverseCatalog>,
+    /// Write-back state (metadata, local tables): see [`crate::dml`].
+    dml: crate::dml::DmlState,
 }
 
 impl std::fmt::Debug for SqlEngine {
@@ -82,6 +84,8 @@ impl SqlEngine {
         metadata: Arc<Metadata>,
         options: EngineOptions,
     ) -> Result<Self, SqlError> {
+        let dml_metadata = metadata.clone();
+
         let entities = metadata.entities().await?;
         let settings = ReadSettings {
             client: client.clone(),
@@ -118,12 +122,18 @@ impl SqlEngine {
             .build();
         let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(CATALOG, catalog.clone());
-        Ok(Self { ctx, client, catalog })
+        let dml = crate::dml::DmlState::new(dml_metadata, catalog.clone(), options.pushdown, options.page_size);
+        Ok(Self { ctx, client, catalog, dml })
     }
 
     /// The DataFusion session (to register more tables or functions).
     pub fn context(&self) -> &SessionContext {
         &self.ctx
+    }
+
+    /// The write-back state (see [`crate::dml`]).
+    pub(crate) fn dml_state(&self) -> &crate::dml::DmlState {
+        &self.dml
     }
 
     /// The Web API client.

@@ -56,6 +56,7 @@
 pub mod arrow_decode;
 pub mod arrow_schema;
 pub mod catalog;
+pub mod dml;
 mod engine;
 mod error;
 pub mod filter_pushdown;
@@ -69,6 +70,7 @@ pub mod table_provider;
 pub mod values;
 
 pub use arrow_schema::{ColumnRole, ColumnSpec, FilterKind, TableSchema, ValueKind, table_schema};
+pub use dml::{DmlOptions, DmlOutcome, PlannedRow, is_dml};
 pub use engine::{EngineOptions, SqlEngine};
 pub use error::SqlError;
 pub use nearest::nearest;

@@ -114,7 +114,14 @@ pub(super) fn column_named(message: &str, row: &Prepared) -> Option<String> {
             return Some(name.trim_end_matches("@odata.bind").to_string());
         }
     }
-    None
+    // "The 'isocurrencycode' attribute of the 'transactioncurrency' entity is required": a
+    // column the row does not hold (a required one left out).
+    message
+        .split("The '")
+        .skip(1)
+        .find_map(|rest| rest.split_once("' attribute of").map(|(name, _)| name))
+        .filter(|name| !name.is_empty() && !name.contains(' '))
+        .map(str::to_string)
 }
 
 /// Ids per existence probe (keeps the URL far below the 32,768-character limit).
@@ -176,5 +183,7 @@ mod tests {
         let m = "A record that has the attribute values emailaddress1 already exists. The entity key k requires that this set of attributes contains unique values.";
         assert_eq!(column_named(m, &r).as_deref(), Some("emailaddress1"));
         assert_eq!(column_named("Something else 'entirely'.", &r), None);
+        let m = "A validation error occurred.  The 'isocurrencycode' attribute of the 'transactioncurrency' entity is required and has no value: send a value for it when creating the record.";
+        assert_eq!(column_named(m, &r).as_deref(), Some("isocurrencycode"));
     }
 }

@@ -366,6 +366,23 @@ pub(super) fn write_input(ctx: &Ctx) -> WriteInput {
     }
 }
 
+/// Dataverse enforces `SystemRequired` on create (application-required columns are left to
+/// the apps): a create that leaves one without a value, and without a platform default, fails.
+fn check_required(table: &Table, ch: &Changes) -> DvResult<()> {
+    let missing = table.columns.iter().find(|c| {
+        c.required == crate::schema::RequiredLevel::SystemRequired
+            && c.valid_for_create
+            && matches!(ch.get(&c.logical_name), None | Some(Sql::Null))
+    });
+    match missing {
+        Some(c) => Err(DvError::validation(format!(
+            "The '{}' attribute of the '{}' entity is required and has no value: send a value for it when creating the record.",
+            c.logical_name, table.logical_name
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub(super) fn create_in(
     c: &Connection,
     schema: &crate::schema::Schema,
@@ -382,6 +399,7 @@ pub(super) fn create_in(
     ch.set(&table.primary_id, Sql::Text(id.clone()));
     creation_columns(&w.user, w.on_behalf.as_deref(), &w.bu, table, &mut ch, &w.now, w.version);
     derive(table, &mut ch, None);
+    check_required(table, &ch)?;
     if let (Some(s), Some(st)) = (ch.get("statecode").cloned(), ch.get("statuscode").cloned()) {
         check_status(table, &s, &st)?;
     }
