@@ -42,8 +42,9 @@ pub(super) async fn blocking<R: Send + 'static>(
 /// A write transaction: a real one, or a savepoint when the connection is already inside a
 /// `$batch` change set (whose own transaction then decides).
 pub(super) enum WriteTx<'c> {
-    /// `BEGIN IMMEDIATE`.
-    Tx(rusqlite::Transaction<'c>),
+    /// `BEGIN IMMEDIATE`, holding the write gate until it ends (the transaction is dropped,
+    /// i.e. committed or rolled back, before the gate opens).
+    Tx(rusqlite::Transaction<'c>, std::sync::MutexGuard<'static, ()>),
     /// `SAVEPOINT` inside a change set.
     Savepoint(rusqlite::Savepoint<'c>),
 }
@@ -52,7 +53,7 @@ impl std::ops::Deref for WriteTx<'_> {
     type Target = Connection;
     fn deref(&self) -> &Connection {
         match self {
-            WriteTx::Tx(t) => t,
+            WriteTx::Tx(t, _) => t,
             WriteTx::Savepoint(s) => s,
         }
     }
@@ -62,17 +63,26 @@ impl WriteTx<'_> {
     /// Commits (or releases the savepoint).
     pub(super) fn commit(self) -> DvResult<()> {
         match self {
-            WriteTx::Tx(t) => t.commit(),
+            WriteTx::Tx(t, _gate) => t.commit(),
             WriteTx::Savepoint(s) => s.commit(),
         }
         .map_err(sql_error)
     }
 }
 
+/// Single-request writers queue here, in turn, before taking SQLite's write lock. SQLite's own
+/// busy handler polls with growing sleeps, so with many parallel writers (a client sending
+/// eight `$batch` requests of 250 deletes) one of them could keep losing the race until its busy
+/// timeout and answer "database is locked", which Dataverse would not.
+static WRITE_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Starts a write transaction on `c`.
 pub(super) fn begin(c: &mut Connection) -> DvResult<WriteTx<'_>> {
     if c.is_autocommit() {
-        c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map(WriteTx::Tx).map_err(sql_error)
+        let gate = WRITE_GATE.lock().unwrap_or_else(|e| e.into_inner());
+        c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map(|t| WriteTx::Tx(t, gate))
+            .map_err(sql_error)
     } else {
         c.savepoint().map(WriteTx::Savepoint).map_err(sql_error)
     }
@@ -276,6 +286,8 @@ fn creation_columns(
         set_default("modifiedonbehalfby", Sql::Text(d.into()));
     }
     set_default("statecode", Sql::Integer(0));
+    // Teams and users land in the caller's business unit unless the request binds one.
+    set_default("businessunitid", Sql::Text(bu.into()));
     if table.ownership == Ownership::UserOwned {
         set_default("ownerid", Sql::Text(ctx_user.into()));
         set_default("ownerid_type", Sql::Text("systemuser".into()));
