@@ -137,6 +137,19 @@ impl Emulator {
         &self.state
     }
 
+    /// An app-only access token for the organisation, as the token endpoint issues it to the
+    /// seeded app `client_id` for a client-credentials request (certificate apps get
+    /// `appidacr` 2, others 1), valid for `lifetime`; `None` for an app the seed does not hold.
+    /// For in-process tests and benchmarks that want a signed-in client without a sign-in.
+    pub fn app_token(&self, client_id: uuid::Uuid, lifetime: std::time::Duration) -> Option<String> {
+        let app = self.state.config.apps.iter().find(|a| a.client_id == client_id)?;
+        let acr = if app.certificate { "2" } else { "1" };
+        let life = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 4).max(1);
+        let (token, _, _) =
+            crate::identity::issue::app_only_token_for(&self.state, app, &self.ready.org_url, acr, life);
+        Some(token)
+    }
+
     /// The TCP port.
     pub fn port(&self) -> u16 {
         self.ready.org_url.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)

@@ -13,8 +13,6 @@ use common::{Env, Recorder, rows, start};
 use d365_auth::{AccessToken, StaticTokenProvider};
 use d365_client::{ClientOptions, DataverseClient, WriteOp, WriteOptions};
 use d365_emulator::config::INTEGRATION_APP;
-use d365_emulator::store::seed_ids::service_principal_id;
-use d365_emulator::token::{AccessClaims, sign_jwt, v1_issuer};
 use d365_sql::{DmlOptions, DmlOutcome, EngineOptions, SqlEngine, SqlError};
 
 fn decoded(path: &str) -> String {
@@ -58,31 +56,7 @@ async fn one(engine: &SqlEngine, sql: &str) -> String {
 
 /// An engine signed in as the least-privilege integration app (accounts read-only).
 async fn integration_engine(env: &Env) -> SqlEngine {
-    let s = env.emu.state();
-    let now = s.clock.unix();
-    let tid = s.config.tenant.id.to_string();
-    let oid = service_principal_id(INTEGRATION_APP).to_string();
-    let token = sign_jwt(
-        &s.signing_key,
-        &AccessClaims {
-            aud: s.urls.org_url.clone(),
-            iss: v1_issuer(&tid),
-            iat: now,
-            nbf: now,
-            exp: now + 3600,
-            appid: INTEGRATION_APP.to_string(),
-            appidacr: "1".into(),
-            oid: oid.clone(),
-            sub: oid,
-            tid,
-            scp: None,
-            idtyp: Some("app".into()),
-            upn: None,
-            name: None,
-            uti: "dml-tests".into(),
-            ver: "1.0".into(),
-        },
-    );
+    let token = env.emu.app_token(INTEGRATION_APP, std::time::Duration::from_secs(3600)).expect("seeded app");
     let ready = env.emu.ready();
     let mut o = ClientOptions::new(ready.org_url.clone());
     o.extra_ca_pem = Some(std::fs::read(&ready.ca_pem).unwrap());

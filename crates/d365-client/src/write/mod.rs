@@ -288,7 +288,8 @@ pub struct WriteReport {
 }
 
 impl WriteReport {
-    fn new(op: WriteOp, mode: BulkMode) -> Self {
+    /// An empty report: nothing read, nothing sent.
+    pub fn new(op: WriteOp, mode: BulkMode) -> Self {
         Self {
             op,
             mode,

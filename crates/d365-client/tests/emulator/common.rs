@@ -106,36 +106,12 @@ impl TokenProvider for MintOnRefresh {
     }
 }
 
-/// A client of the certificate app (System Administrator) with a token signed by the
-/// emulator's key (as its own tests do; the app signs in with a certificate).
+/// A client of the certificate app (System Administrator) with the token the emulator's
+/// token endpoint would issue it.
 pub fn admin_client(env: &Env, options: ClientOptions) -> DataverseClient {
-    use d365_emulator::config::CERTIFICATE_APP;
-    use d365_emulator::store::seed_ids::service_principal_id;
-    use d365_emulator::token::{AccessClaims, sign_jwt, v1_issuer};
-    let s = env.emu.state();
-    let now = s.clock.unix();
-    let tid = s.config.tenant.id.to_string();
-    let oid = service_principal_id(CERTIFICATE_APP).to_string();
-    let token = sign_jwt(
-        &s.signing_key,
-        &AccessClaims {
-            aud: s.urls.org_url.clone(),
-            iss: v1_issuer(&tid),
-            iat: now,
-            nbf: now,
-            exp: now + 3600,
-            appid: CERTIFICATE_APP.to_string(),
-            appidacr: "2".into(),
-            oid: oid.clone(),
-            sub: oid,
-            tid,
-            scp: None,
-            idtyp: Some("app".into()),
-            upn: None,
-            name: None,
-            uti: "write-test".into(),
-            ver: "1.0".into(),
-        },
-    );
+    let token = env
+        .emu
+        .app_token(d365_emulator::config::CERTIFICATE_APP, std::time::Duration::from_secs(3600))
+        .expect("the certificate app is seeded");
     DataverseClient::new(options, Arc::new(d365_auth::StaticTokenProvider::new(AccessToken::new(token, None)))).unwrap()
 }

@@ -46,8 +46,12 @@ fn lifetime(state: &Shared) -> i64 {
 
 /// An app-only access token for `resource` (no trailing slash). `acr`: "1" secret, "2" certificate/assertion.
 pub fn app_only_token(state: &Shared, app: &AppConfig, resource: &str, acr: &str) -> (String, i64, i64) {
+    app_only_token_for(state, app, resource, acr, lifetime(state))
+}
+
+/// [`app_only_token`] valid for `life` seconds instead of the configured lifetime.
+pub fn app_only_token_for(state: &Shared, app: &AppConfig, resource: &str, acr: &str, life: i64) -> (String, i64, i64) {
     let now = state.clock.unix();
-    let life = lifetime(state);
     let tid = state.config.tenant.id.to_string();
     let oid = service_principal_id(app.client_id).to_string();
     let claims = AccessClaims {

@@ -622,20 +622,5 @@ fn op_word(op: WriteOp) -> &'static str {
 }
 
 fn empty_report(op: WriteOp) -> WriteReport {
-    WriteReport {
-        op,
-        mode: d365_client::BulkMode::Auto,
-        rows: 0,
-        written: 0,
-        failed: Vec::new(),
-        not_attempted: Vec::new(),
-        requests: 0,
-        retries: 0,
-        throttled: 0,
-        chunks: 0,
-        bisections: 0,
-        recovered: 0,
-        parallelism: 0,
-        elapsed: std::time::Duration::ZERO,
-    }
+    WriteReport::new(op, d365_client::BulkMode::Auto)
 }

@@ -7,8 +7,6 @@ use std::sync::{Arc, Mutex};
 use d365_auth::{AccessToken, StaticTokenProvider};
 use d365_client::{ApiRequest, ClientOptions, DataverseClient, RequestEvent};
 use d365_emulator::config::CERTIFICATE_APP;
-use d365_emulator::store::seed_ids::service_principal_id;
-use d365_emulator::token::{AccessClaims, sign_jwt, v1_issuer};
 use d365_emulator::{Emulator, EmulatorOptions};
 use d365_sql::datafusion::arrow::array::RecordBatch;
 use d365_sql::datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -22,31 +20,7 @@ pub struct Env {
 
 pub async fn start(rows: usize) -> Env {
     let emu = Emulator::start(EmulatorOptions { rows, ..Default::default() }).await.expect("emulator starts");
-    let s = emu.state();
-    let now = s.clock.unix();
-    let tid = s.config.tenant.id.to_string();
-    let oid = service_principal_id(CERTIFICATE_APP).to_string();
-    let token = sign_jwt(
-        &s.signing_key,
-        &AccessClaims {
-            aud: s.urls.org_url.clone(),
-            iss: v1_issuer(&tid),
-            iat: now,
-            nbf: now,
-            exp: now + 24 * 3600,
-            appid: CERTIFICATE_APP.to_string(),
-            appidacr: "2".into(),
-            oid: oid.clone(),
-            sub: oid,
-            tid,
-            scp: None,
-            idtyp: Some("app".into()),
-            upn: None,
-            name: None,
-            uti: "sql-tests".into(),
-            ver: "1.0".into(),
-        },
-    );
+    let token = emu.app_token(CERTIFICATE_APP, std::time::Duration::from_secs(24 * 3600)).expect("seeded app");
     Env { emu, token }
 }
 
