@@ -300,6 +300,19 @@ pub async fn export(
     result
 }
 
+/// Encoded bytes of a Parquet row group beyond which it is written out.
+const PARQUET_ROW_GROUP_BYTES: usize = 32 << 20;
+
+/// Parquet output: zstd (level 3), row groups of at most 128 Ki rows or
+/// [`PARQUET_ROW_GROUP_BYTES`], so memory stays flat however many rows are exported.
+fn parquet_properties() -> d365_sql::datafusion::parquet::file::properties::WriterProperties {
+    use d365_sql::datafusion::parquet::basic::{Compression, ZstdLevel};
+    d365_sql::datafusion::parquet::file::properties::WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+        .set_max_row_group_size(128 * 1024)
+        .build()
+}
+
 /// Writes batches in one format as they arrive (the table format waits for all rows, to
 /// align the columns).
 enum Sink {
@@ -323,7 +336,8 @@ impl Sink {
             Format::Json => Sink::Json(json::ArrayWriter::new(out)),
             Format::Ndjson => Sink::Ndjson(json::LineDelimitedWriter::new(out)),
             Format::Parquet => Sink::Parquet(
-                d365_sql::datafusion::parquet::arrow::ArrowWriter::try_new(out, schema, None).map_err(io_failure)?,
+                d365_sql::datafusion::parquet::arrow::ArrowWriter::try_new(out, schema, Some(parquet_properties()))
+                    .map_err(io_failure)?,
             ),
         })
     }
@@ -337,7 +351,14 @@ impl Sink {
             Sink::Csv(w) => w.write(&batch).map_err(io_failure),
             Sink::Json(w) => w.write(&batch).map_err(io_failure),
             Sink::Ndjson(w) => w.write(&batch).map_err(io_failure),
-            Sink::Parquet(w) => w.write(&batch).map_err(io_failure),
+            Sink::Parquet(w) => {
+                w.write(&batch).map_err(io_failure)?;
+                // A row group is held in memory until written: close it early when it grows.
+                if w.in_progress_size() >= PARQUET_ROW_GROUP_BYTES {
+                    w.flush().map_err(io_failure)?;
+                }
+                Ok(())
+            }
         }
     }
 

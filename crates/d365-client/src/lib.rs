@@ -28,6 +28,7 @@ mod query;
 mod records;
 mod request_log;
 mod retry;
+mod slim_page;
 pub mod write;
 
 pub use client::{ApiRequest, ApiResponse, ClientOptions, DataverseClient, ServerHints};

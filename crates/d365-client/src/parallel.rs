@@ -52,6 +52,14 @@ pub struct ScanOptions {
     pub ordered: bool,
     /// Split big partitions while reading them.
     pub split: bool,
+    /// Parse every row of a page into [`ScanPage::rows`] (the default). Off, the rows hold only
+    /// the partition column and the primary key (what placing rows needs), and the caller
+    /// decodes [`ScanPage::body`] itself: no `serde_json::Value` is built or held per cell.
+    pub keep_rows: bool,
+    /// Bytes of page bodies that may be fetched at once: the concurrency is held to this
+    /// budget divided by the mean body size seen so far (never below one request), so wide
+    /// pages do not multiply memory by the concurrency. `None`: no budget.
+    pub memory_budget: Option<usize>,
 }
 
 impl ScanOptions {
@@ -64,6 +72,8 @@ impl ScanOptions {
             max_parallel: 52,
             ordered: false,
             split: true,
+            keep_rows: true,
+            memory_budget: None,
         }
     }
 }
@@ -367,6 +377,31 @@ struct Fetched {
     result: Result<(Envelope, bytes::Bytes), ClientError>,
 }
 
+/// The mean page body size, for [`ScanOptions::memory_budget`].
+#[derive(Debug, Default)]
+struct BodySizes {
+    pages: u64,
+    bytes: u64,
+}
+
+impl BodySizes {
+    fn add(&mut self, bytes: usize) {
+        self.pages += 1;
+        self.bytes += bytes as u64;
+    }
+
+    /// Requests the budget allows at once; before the first page arrives, one (its size is
+    /// not known yet).
+    fn allowed(&self, budget: Option<usize>) -> usize {
+        let Some(budget) = budget else { return usize::MAX };
+        if self.pages == 0 {
+            return 1;
+        }
+        let mean = (self.bytes / self.pages).max(1);
+        usize::try_from(budget as u64 / mean).unwrap_or(usize::MAX).max(1)
+    }
+}
+
 struct Scheduler {
     client: DataverseClient,
     base: Query,
@@ -383,6 +418,14 @@ struct Scheduler {
 const ORDERED_BUFFER_PER_SLOT: usize = 2;
 
 impl Scheduler {
+    /// What `fetch` needs to know of the options.
+    fn fetch_columns(&self) -> FetchColumns {
+        FetchColumns {
+            column: self.options.column.clone(),
+            slim: (!self.options.keep_rows).then(|| [self.options.column.clone(), self.options.primary_key.clone()]),
+        }
+    }
+
     async fn run(mut self, plan: ScanPlan) {
         let mut next_id = plan.next_id.max(plan.partitions.iter().map(|p| p.id + 1).max().unwrap_or(0));
         let hi_estimate = plan.hi_estimate;
@@ -403,8 +446,9 @@ impl Scheduler {
         let mut buffer: BTreeMap<PartitionKey, VecDeque<ScanPage>> = BTreeMap::new();
         let mut buffered = 0usize;
         let mut joins: JoinSet<Fetched> = JoinSet::new();
+        let mut sizes = BodySizes::default();
         loop {
-            let limit = self.aimd.limit();
+            let limit = self.aimd.limit().min(sizes.allowed(self.options.memory_budget));
             self.progress.concurrency.store(limit as u64, Ordering::Relaxed);
             self.progress.peak_concurrency.fetch_max(limit as u64, Ordering::Relaxed);
             while joins.len() < limit {
@@ -418,7 +462,7 @@ impl Scheduler {
                     self.client.clone(),
                     self.base.clone(),
                     self.prefer.clone(),
-                    self.options.column.clone(),
+                    self.fetch_columns(),
                     p,
                 ));
             }
@@ -438,6 +482,7 @@ impl Scheduler {
                     return;
                 }
             };
+            sizes.add(body.len());
             if self.aimd.on_page(self.client.request_log().stats().throttled) {
                 self.progress.backoffs.fetch_add(1, Ordering::Relaxed);
             }
@@ -531,8 +576,21 @@ impl Scheduler {
     }
 }
 
+/// The partition column, and the columns kept of each row when rows are not kept whole.
+struct FetchColumns {
+    column: String,
+    slim: Option<[String; 2]>,
+}
+
 /// Reads the next page of `p`.
-async fn fetch(client: DataverseClient, base: Query, prefer: Option<String>, column: String, p: Partition) -> Fetched {
+async fn fetch(
+    client: DataverseClient,
+    base: Query,
+    prefer: Option<String>,
+    cols: FetchColumns,
+    p: Partition,
+) -> Fetched {
+    let column = cols.column;
     let result = async {
         let url = match &p.next_link {
             Some(link) => client
@@ -549,7 +607,22 @@ async fn fetch(client: DataverseClient, base: Query, prefer: Option<String>, col
         if let Some(pref) = &prefer {
             req = req.header("prefer", pref)?;
         }
-        client.execute(&req, |r| decode_json::<Envelope>(&req, &r.body).map(|env| (env, r.body.clone()))).await
+        client
+            .execute(&req, |r| {
+                let env = match &cols.slim {
+                    None => decode_json::<Envelope>(&req, &r.body)?,
+                    Some([a, b]) => {
+                        let page = crate::slim_page::parse(&r.body, &[a, b]).map_err(|e| ClientError::Decode {
+                            method: req.method.to_string(),
+                            path: crate::client::path_of(&req.url),
+                            message: e.to_string(),
+                        })?;
+                        Envelope { value: page.value, next_link: page.next_link }
+                    }
+                };
+                Ok((env, r.body.clone()))
+            })
+            .await
     }
     .await;
     Fetched { partition: p, result }
@@ -587,6 +660,18 @@ mod tests {
         let mut one = Aimd::new(1, 1, 0);
         one.on_page(5);
         assert_eq!(one.limit(), 1);
+    }
+
+    #[test]
+    fn the_memory_budget_holds_concurrency_to_budget_over_mean_page_size() {
+        let mut s = BodySizes::default();
+        assert_eq!(s.allowed(None), usize::MAX);
+        assert_eq!(s.allowed(Some(64 << 20)), 1, "one request until a page size is known");
+        s.add(10 << 20);
+        s.add(6 << 20);
+        assert_eq!(s.allowed(Some(64 << 20)), 8);
+        assert_eq!(s.allowed(Some(1 << 20)), 1, "never below one request");
+        assert_eq!(s.allowed(None), usize::MAX);
     }
 
     #[test]

@@ -179,6 +179,10 @@ impl DataverseScanExec {
     }
 }
 
+/// Bytes of page bodies a partitioned read may fetch at once (with 5,000-row pages of wide
+/// tables, 10-20 MB each, a few requests; with narrow projections, many).
+pub const SCAN_MEMORY_BUDGET: usize = 48 << 20;
+
 /// The column whole-table scans are partitioned on (every standard table has it).
 pub const PARTITION_COLUMN: &str = "createdon";
 
@@ -190,6 +194,10 @@ impl DataverseScanExec {
         let mut options = ScanOptions::new(self.table.primary_key.clone());
         options.column = PARTITION_COLUMN.to_string();
         options.parallel = self.parallelism;
+        // The decoder reads the body; rows are parsed only for what placing them needs, and
+        // the page bodies in flight stay within a budget whatever the concurrency.
+        options.keep_rows = false;
+        options.memory_budget = Some(SCAN_MEMORY_BUDGET);
         let rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         let page_count = MetricBuilder::new(&self.metrics).counter("pages", partition);
         let bytes = MetricBuilder::new(&self.metrics).counter("bytes_received", partition);

@@ -85,7 +85,12 @@ async fn fifty_thousand_creates_survive_faults_exactly_once() {
     let report = run(&client, &contacts, WriteOp::Delete, rows, &WriteOptions { chunk_size: 250, ..options.clone() })
         .await
         .unwrap();
-    assert_eq!((report.written, report.failed.len(), report.mode), (3_000, 0, BulkMode::Batch), "{report}: {:#?}", report.failed);
+    assert_eq!(
+        (report.written, report.failed.len(), report.mode),
+        (3_000, 0, BulkMode::Batch),
+        "{report}: {:#?}",
+        report.failed
+    );
     let left = read_all(&client, Query::new("contacts").select(["contactid"]).filter("jobtitle eq 'fault'")).await;
     assert_eq!(left.len() as u64, N - bad.len() as u64 - 3_000);
 }
