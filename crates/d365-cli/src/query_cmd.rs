@@ -309,7 +309,7 @@ fn parquet_properties() -> d365_sql::datafusion::parquet::file::properties::Writ
     use d365_sql::datafusion::parquet::basic::{Compression, ZstdLevel};
     d365_sql::datafusion::parquet::file::properties::WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
-        .set_max_row_group_size(128 * 1024)
+        .set_max_row_group_row_count(Some(128 * 1024))
         .build()
 }
 
