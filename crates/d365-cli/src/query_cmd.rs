@@ -301,7 +301,7 @@ pub async fn export(
 }
 
 /// Encoded bytes of a Parquet row group beyond which it is written out.
-const PARQUET_ROW_GROUP_BYTES: usize = 32 << 20;
+const PARQUET_ROW_GROUP_BYTES: usize = 16 << 20;
 
 /// Parquet output: zstd (level 3), row groups of at most 128 Ki rows or
 /// [`PARQUET_ROW_GROUP_BYTES`], so memory stays flat however many rows are exported.
@@ -310,6 +310,10 @@ fn parquet_properties() -> d365_sql::datafusion::parquet::file::properties::Writ
     d365_sql::datafusion::parquet::file::properties::WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
         .set_max_row_group_row_count(Some(128 * 1024))
+        // Every column buffers a data page and a dictionary page while encoding: with over a
+        // hundred columns the 1 MB defaults alone could hold 200 MB.
+        .set_data_page_size_limit(256 * 1024)
+        .set_dictionary_page_size_limit(256 * 1024)
         .build()
 }
 

@@ -333,7 +333,9 @@ impl DataverseClient {
         let page_size = base.max_page_size.or(self.options().max_page_size).unwrap_or(MAX_PAGE_SIZE) as usize;
         let prefer = base.prefer(self.options().max_page_size);
         let progress = Arc::new(ScanProgress::default());
-        let (tx, rx) = mpsc::channel(4);
+        // Pages whose rows were parsed wait four deep; bodies left to the caller (big, and
+        // decoded quickly) one deep, so the queue does not double the memory budget.
+        let (tx, rx) = mpsc::channel(if options.keep_rows { 4 } else { 1 });
         let start = self.start_concurrency(&options);
         let max = options.parallel.unwrap_or(options.max_parallel).max(1);
         let sched = Scheduler {
