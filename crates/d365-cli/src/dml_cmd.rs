@@ -238,9 +238,10 @@ fn write_errors(path: &Path, outcome: &DmlOutcome) -> Result<(), Failure> {
         records.push(m);
     }
     if format == "csv" {
-        writeln!(out, "row,key,column,status,code,message,values").map_err(io)?;
+        const COLUMNS: [&str; 7] = ["row", "key", "column", "status", "code", "message", "values"];
+        writeln!(out, "{}", COLUMNS.join(",")).map_err(io)?;
         for m in &records {
-            let cells: Vec<String> = ["row", "key", "column", "status", "code", "message", "values"]
+            let cells: Vec<String> = COLUMNS
                 .iter()
                 .map(|k| match &m[*k] {
                     Value::Null => String::new(),

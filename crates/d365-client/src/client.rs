@@ -537,11 +537,12 @@ pub(crate) fn path_of(url: &Url) -> String {
 
 /// Parses a JSON body, mapping failures to [`ClientError::Decode`].
 pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(req: &ApiRequest, body: &[u8]) -> Result<T, ClientError> {
-    serde_json::from_slice(body).map_err(|e| ClientError::Decode {
-        method: req.method.to_string(),
-        path: path_of(&req.url),
-        message: e.to_string(),
-    })
+    serde_json::from_slice(body).map_err(|e| decode_error(req, e))
+}
+
+/// [`ClientError::Decode`] for the answer to `req`.
+pub(crate) fn decode_error(req: &ApiRequest, message: impl std::fmt::Display) -> ClientError {
+    ClientError::Decode { method: req.method.to_string(), path: path_of(&req.url), message: message.to_string() }
 }
 
 #[cfg(test)]

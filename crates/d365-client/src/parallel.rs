@@ -614,11 +614,8 @@ async fn fetch(
                 let env = match &cols.slim {
                     None => decode_json::<Envelope>(&req, &r.body)?,
                     Some([a, b]) => {
-                        let page = crate::slim_page::parse(&r.body, &[a, b]).map_err(|e| ClientError::Decode {
-                            method: req.method.to_string(),
-                            path: crate::client::path_of(&req.url),
-                            message: e.to_string(),
-                        })?;
+                        let page = crate::slim_page::parse(&r.body, &[a, b])
+                            .map_err(|e| crate::client::decode_error(&req, e))?;
                         Envelope { value: page.value, next_link: page.next_link }
                     }
                 };

@@ -252,7 +252,8 @@ struct Lit {
     canonical: bool,
 }
 
-fn int_value(v: &ScalarValue) -> Option<i128> {
+/// The value of an integer-typed scalar (signed or unsigned, any width).
+pub(crate) fn int_value(v: &ScalarValue) -> Option<i128> {
     Some(match v {
         ScalarValue::Int8(Some(x)) => i128::from(*x),
         ScalarValue::Int16(Some(x)) => i128::from(*x),

@@ -360,58 +360,41 @@ impl SqlEngine {
                 Ok(Plan { target: Arc::new(target), layout: Arc::new(layout), df, skip: None, _hidden: None })
             }
             DmlStatement::Update { table, alias, assignments, selection } => {
-                let target = self.target(&table).await?;
-                let names: Vec<String> = assignments.iter().map(|(c, _)| c.clone()).collect();
-                let setters = target.setters(&names, WriteOp::Update)?;
-                let hidden = self.hidden_scan(&target)?;
-                let alias = quote(alias.as_deref().unwrap_or(&table));
-                let mut sql =
-                    format!("SELECT {alias}.{} AS __pk, {alias}.{ETAG} AS __etag", quote(&target.schema.primary_key));
-                for (i, (_, e)) in assignments.iter().enumerate() {
-                    sql.push_str(&format!(", ({e}) AS __v{i}"));
-                }
-                sql.push_str(&format!(" FROM {} AS {alias}", quote(&hidden.name)));
-                if let Some(w) = selection {
-                    sql.push_str(&format!(" WHERE {w}"));
-                }
-                let df = self.sql(&sql).await?;
-                let layout = Layout {
-                    op: WriteOp::Update,
-                    id: Some(0),
-                    etag: Some(1),
-                    key: Vec::new(),
-                    names,
-                    setters,
-                    first_value: 2,
-                };
-                Ok(Plan { target: Arc::new(target), layout: Arc::new(layout), df, skip: None, _hidden: Some(hidden) })
+                self.plan_by_id(WriteOp::Update, &table, alias.as_deref(), &assignments, selection.as_ref()).await
             }
             DmlStatement::Delete { table, alias, selection } => {
-                let target = self.target(&table).await?;
-                let hidden = self.hidden_scan(&target)?;
-                let alias = quote(alias.as_deref().unwrap_or(&table));
-                let mut sql = format!(
-                    "SELECT {alias}.{} AS __pk, {alias}.{ETAG} AS __etag FROM {} AS {alias}",
-                    quote(&target.schema.primary_key),
-                    quote(&hidden.name)
-                );
-                if let Some(w) = selection {
-                    sql.push_str(&format!(" WHERE {w}"));
-                }
-                let df = self.sql(&sql).await?;
-                let layout = Layout {
-                    op: WriteOp::Delete,
-                    id: Some(0),
-                    etag: Some(1),
-                    key: Vec::new(),
-                    names: Vec::new(),
-                    setters: Vec::new(),
-                    first_value: 2,
-                };
-                Ok(Plan { target: Arc::new(target), layout: Arc::new(layout), df, skip: None, _hidden: Some(hidden) })
+                self.plan_by_id(WriteOp::Delete, &table, alias.as_deref(), &[], selection.as_ref()).await
             }
             DmlStatement::Merge(m) => self.plan_merge(*m, options).await,
         }
+    }
+
+    /// UPDATE (with `assignments`) and DELETE (without): `SELECT <pk>, <etag>, <values…>`
+    /// over the target, its WHERE pushed down like a query's; rows are written by id.
+    async fn plan_by_id(
+        &self,
+        op: WriteOp,
+        table: &str,
+        alias: Option<&str>,
+        assignments: &[(String, datafusion::sql::sqlparser::ast::Expr)],
+        selection: Option<&datafusion::sql::sqlparser::ast::Expr>,
+    ) -> Result<Plan, SqlError> {
+        let target = self.target(table).await?;
+        let names: Vec<String> = assignments.iter().map(|(c, _)| c.clone()).collect();
+        let setters = target.setters(&names, op)?;
+        let hidden = self.hidden_scan(&target)?;
+        let alias = quote(alias.unwrap_or(table));
+        let mut sql = format!("SELECT {alias}.{} AS __pk, {alias}.{ETAG} AS __etag", quote(&target.schema.primary_key));
+        for (i, (_, e)) in assignments.iter().enumerate() {
+            sql.push_str(&format!(", ({e}) AS __v{i}"));
+        }
+        sql.push_str(&format!(" FROM {} AS {alias}", quote(&hidden.name)));
+        if let Some(w) = selection {
+            sql.push_str(&format!(" WHERE {w}"));
+        }
+        let df = self.sql(&sql).await?;
+        let layout = Layout { op, id: Some(0), etag: Some(1), key: Vec::new(), names, setters, first_value: 2 };
+        Ok(Plan { target: Arc::new(target), layout: Arc::new(layout), df, skip: None, _hidden: Some(hidden) })
     }
 
     async fn plan_merge(&self, m: parse::Merge, options: &DmlOptions) -> Result<Plan, SqlError> {

@@ -89,16 +89,12 @@ fn shown(v: &ScalarValue) -> String {
     }
 }
 
+/// A whole number: integer types, whole floats and decimals, or text that parses as one.
 fn integer(v: &ScalarValue) -> Option<i128> {
+    if let Some(n) = crate::filter_pushdown::int_value(v) {
+        return Some(n);
+    }
     Some(match v {
-        ScalarValue::Int8(Some(n)) => i128::from(*n),
-        ScalarValue::Int16(Some(n)) => i128::from(*n),
-        ScalarValue::Int32(Some(n)) => i128::from(*n),
-        ScalarValue::Int64(Some(n)) => i128::from(*n),
-        ScalarValue::UInt8(Some(n)) => i128::from(*n),
-        ScalarValue::UInt16(Some(n)) => i128::from(*n),
-        ScalarValue::UInt32(Some(n)) => i128::from(*n),
-        ScalarValue::UInt64(Some(n)) => i128::from(*n),
         ScalarValue::Float32(Some(f)) if f.fract() == 0.0 && f.is_finite() => *f as i128,
         ScalarValue::Float64(Some(f)) if f.fract() == 0.0 && f.is_finite() && f.abs() < 1e30 => *f as i128,
         ScalarValue::Decimal128(Some(n), _, s) => {
