@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 4: export 1,000,000 accounts to Parquet, peak RSS of the d365 process.
-# Usage: bench-parquet.sh [ROWS] (cargo build --release -p d365-cli first; D365_BIN overrides the binary)
+# Usage: bench-parquet.sh [ROWS] (cargo build --release -p d365-cli first; D365_BIN overrides the binary;
+# EXPORT_ARGS adds export flags, e.g. EXPORT_ARGS="--parallel 1")
 set -euo pipefail
 ROWS=${1:-1000000}
 BIN=${D365_BIN:-${CARGO_TARGET_DIR:-target}/release/d365}
@@ -19,7 +20,7 @@ PY
 export D365_CONNECTION="$(cat $D/conn)"   # not on the command line: it may hold a secret
 echo "emulator ready ($ROWS accounts)"
 for fmt in parquet; do
-  /usr/bin/time -v $BIN export account --format $fmt -o $D/account.$fmt 2> $D/time.$fmt || { cat $D/time.$fmt; exit 1; }
+  /usr/bin/time -v $BIN export account ${EXPORT_ARGS:-} --format $fmt -o $D/account.$fmt 2> $D/time.$fmt || { cat $D/time.$fmt; exit 1; }
   grep -E "Maximum resident|Elapsed|User time|System time" $D/time.$fmt
   grep -v -E "^\s" $D/time.$fmt | tail -3
   ls -la $D/account.$fmt

@@ -183,6 +183,17 @@ async fn run() {
             }
         }
     }
+    // `D365_BENCH_PROFILE_SECS=N`: only loop our decoder for N seconds (for `perf record`).
+    if let Some(secs) = std::env::var("D365_BENCH_PROFILE_SECS").ok().and_then(|v| v.parse::<f64>().ok()) {
+        let (t, mut n) = (Instant::now(), 0usize);
+        while t.elapsed().as_secs_f64() < secs {
+            n +=
+                pages.iter().map(|(b, r)| decoder.decode(b, usize::MAX, *r).expect("decode").num_rows()).sum::<usize>();
+        }
+        println!("profile: {n} rows decoded in {:.1} s", t.elapsed().as_secs_f64());
+        env.emu.shutdown().await;
+        return;
+    }
     let ours =
         best(3, || pages.iter().map(|(b, n)| decoder.decode(b, usize::MAX, *n).expect("decode").num_rows()).sum());
     let visitors = best(3, || {

@@ -1,8 +1,11 @@
 //! A minimal JSON scanner over one page body, for [`crate::arrow_decode`]: it hands out keys
 //! and scalar tokens as slices of the (already UTF-8-validated) text and skips everything
-//! else, without building any value. Strings are found with `memchr` (the bulk of a Web API
-//! page is keys and string values), and only strings that contain escapes are copied (through
-//! `serde_json`, so unescaping follows the JSON spec exactly).
+//! else, without building any value. The bulk of a Web API page is keys and short string
+//! values (GUIDs, names, formatted values), so the end of a string is found eight bytes at a
+//! time with a branch-light word test that the compiler inlines (a `memchr` call costs more
+//! than it saves on 20-60 byte strings). Only strings that contain escapes and are kept are
+//! copied, unescaped into a buffer the scanner reuses (`tests` check the unescaping against
+//! `serde_json`); skipped strings are never unescaped.
 
 use std::borrow::Cow;
 
@@ -26,6 +29,8 @@ pub struct Scanner<'a> {
     s: &'a str,
     b: &'a [u8],
     i: usize,
+    /// Reused for strings with escapes.
+    scratch: String,
 }
 
 /// A scanning error: what was expected, and the byte offset.
@@ -48,7 +53,7 @@ type Result<T> = std::result::Result<T, ScanError>;
 impl<'a> Scanner<'a> {
     /// A scanner at the start of `s`.
     pub fn new(s: &'a str) -> Self {
-        Self { s, b: s.as_bytes(), i: 0 }
+        Self { s, b: s.as_bytes(), i: 0, scratch: String::new() }
     }
 
     /// An error at the current position.
@@ -115,38 +120,114 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string (the scanner is on its opening quote), unescaped only if needed.
-    #[inline]
+    #[inline(always)]
     pub fn string(&mut self) -> Result<Cow<'a, str>> {
         if self.peek() != Some(b'"') {
             return Err(self.error("expected a string"));
         }
         let start = self.i;
-        let mut j = self.i + 1;
-        let mut escaped = false;
-        loop {
-            match memchr::memchr2(b'"', b'\\', &self.b[j..]) {
-                Some(k) if self.b[j + k] == b'"' => {
-                    let end = j + k;
-                    self.i = end + 1;
-                    if !escaped {
-                        return Ok(Cow::Borrowed(&self.s[start + 1..end]));
-                    }
-                    return serde_json::from_str::<String>(&self.s[start..=end])
-                        .map(Cow::Owned)
-                        .map_err(|e| ScanError { message: format!("bad string: {e}"), offset: start });
-                }
-                Some(k) => {
-                    escaped = true;
-                    j += k + 2;
-                    if j > self.b.len() {
-                        break;
-                    }
-                }
-                None => break,
-            }
+        let (end, escaped) = self.string_end(start)?;
+        self.i = end + 1;
+        if !escaped {
+            return Ok(Cow::Borrowed(&self.s[start + 1..end]));
         }
-        self.i = self.b.len();
+        self.unescape(start, end)
+    }
+
+    /// The string at the scanner (on its opening quote) as a slice of the page, consumed, if
+    /// it holds no escapes; `None` (nothing consumed) if it does, for [`Scanner::string`]. A
+    /// plain `&str` rather than a `Cow`, so it is passed on in registers.
+    #[inline(always)]
+    pub fn plain_string(&mut self) -> Result<Option<&'a str>> {
+        Ok(self.plain_span()?.map(|(start, end)| &self.s[start..end]))
+    }
+
+    /// [`Scanner::plain_string`] as the byte range of the content in [`Scanner::text`].
+    #[inline(always)]
+    pub fn plain_span(&mut self) -> Result<Option<(usize, usize)>> {
+        let start = self.i;
+        let (end, escaped) = self.string_end(start)?;
+        if escaped {
+            return Ok(None);
+        }
+        self.i = end + 1;
+        Ok(Some((start + 1, end)))
+    }
+
+    /// The whole text being scanned.
+    pub fn text(&self) -> &'a str {
+        self.s
+    }
+
+    /// The string at the scanner (on its opening quote), unescaped into a buffer the scanner
+    /// reuses: no allocation per string.
+    #[inline]
+    pub fn unescaped(&mut self) -> Result<&str> {
+        let start = self.i;
+        let (end, _) = self.string_end(start)?;
+        self.scratch.clear();
+        unescape_into(&self.s[start + 1..end], &mut self.scratch)
+            .map_err(|message| ScanError { message: format!("bad string: {message}"), offset: start })?;
+        self.i = end + 1;
+        Ok(&self.scratch)
+    }
+
+    /// The string from the quote at `start` to the one at `end`, unescaped (rare in pages:
+    /// kept out of line so the common path stays small).
+    #[cold]
+    #[inline(never)]
+    fn unescape(&self, start: usize, end: usize) -> Result<Cow<'a, str>> {
+        let mut out = String::with_capacity(end - start);
+        unescape_into(&self.s[start + 1..end], &mut out)
+            .map_err(|message| ScanError { message: format!("bad string: {message}"), offset: start })?;
+        Ok(Cow::Owned(out))
+    }
+
+    /// Skips a string (the scanner is on its opening quote) without unescaping it.
+    #[inline(always)]
+    pub fn skip_string(&mut self) -> Result<()> {
+        let (end, _) = self.string_end(self.i)?;
+        self.i = end + 1;
+        Ok(())
+    }
+
+    /// The offset of the closing quote of the string opening at `start`, and whether the
+    /// string holds escapes.
+    #[inline(always)]
+    fn string_end(&self, start: usize) -> Result<(usize, bool)> {
+        let mut j = start + 1;
+        let mut escaped = false;
+        while let Some(k) = find_quote_or_backslash(self.b, j) {
+            if self.b[k] == b'"' {
+                return Ok((k, escaped));
+            }
+            escaped = true;
+            j = k + 2;
+        }
         Err(ScanError { message: "unterminated string".into(), offset: start })
+    }
+
+    /// If the text at the scanner starts with `bytes`, consumes them.
+    #[inline]
+    pub fn eat(&mut self, bytes: &[u8]) -> bool {
+        match self.b.get(self.i..self.i + bytes.len()) {
+            Some(here) if same(here, bytes) => {
+                self.i += bytes.len();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A key and its colon, with the raw text they span (from the opening quote through the
+    /// colon): a later row holding the same key at the same place can be recognised with
+    /// [`Scanner::eat`] on that text, without scanning it.
+    #[inline]
+    pub fn key_raw(&mut self) -> Result<(Cow<'a, str>, &'a [u8])> {
+        self.ws();
+        let start = self.i;
+        let k = self.key()?;
+        Ok((k, &self.b[start..self.i]))
     }
 
     /// A key and its colon.
@@ -169,23 +250,28 @@ impl<'a> Scanner<'a> {
             Some(b'n') => self.word("null", Token::Null),
             Some(b't') => self.word("true", Token::Bool(true)),
             Some(b'f') => self.word("false", Token::Bool(false)),
-            Some(b'-' | b'0'..=b'9') => {
-                let start = self.i;
-                while let Some(c) = self.b.get(self.i) {
-                    if matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
-                        self.i += 1;
-                    } else {
-                        break;
-                    }
-                }
-                Ok(Token::Number(&self.s[start..self.i]))
-            }
+            Some(b'-' | b'0'..=b'9') => Ok(Token::Number(self.number())),
             _ => Err(self.error("expected a value")),
         }
     }
 
+    /// The number at the scanner (which is on its first character), as written.
+    #[inline]
+    pub fn number(&mut self) -> &'a str {
+        let start = self.i;
+        while let Some(c) = self.b.get(self.i) {
+            if matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+                self.i += 1;
+            } else {
+                break;
+            }
+        }
+        &self.s[start..self.i]
+    }
+
+    #[inline]
     fn word(&mut self, w: &str, t: Token<'a>) -> Result<Token<'a>> {
-        if self.b[self.i..].starts_with(w.as_bytes()) {
+        if self.b.get(self.i..self.i + w.len()).is_some_and(|here| same(here, w.as_bytes())) {
             self.i += w.len();
             Ok(t)
         } else {
@@ -219,6 +305,7 @@ impl<'a> Scanner<'a> {
                 }
                 Ok(())
             }
+            Some(b'"') => self.skip_string(),
             _ => self.token().map(|_| ()),
         }
     }
@@ -227,6 +314,105 @@ impl<'a> Scanner<'a> {
     pub fn at_end(&mut self) -> bool {
         self.peek().is_none()
     }
+}
+
+/// Whether two slices of the same length hold the same bytes: eight at a time, inline (keys
+/// are 10-80 bytes, where a call to `memcmp` costs as much as the comparison).
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let word = |s: &[u8], i: usize| s.get(i..).and_then(<[u8]>::first_chunk::<8>).map_or(0, |w| u64::from_ne_bytes(*w));
+    let differ = |i: usize| word(a, i) ^ word(b, i);
+    // Sixteen bytes per step, then the last eight (overlapping what was compared before).
+    let mut i = 0;
+    while i + 16 <= n {
+        if differ(i) | differ(i + 8) != 0 {
+            return false;
+        }
+        i += 16;
+    }
+    (if i + 8 <= n { differ(i) } else { 0 }) | differ(n - 8) == 0
+}
+
+/// Appends the JSON string content `text` (between its quotes) to `out`, unescaped.
+fn unescape_into(text: &str, out: &mut String) -> std::result::Result<(), String> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    // Inside a string's content, the only quotes are escaped ones, so this finds backslashes.
+    while let Some(k) = find_quote_or_backslash(b, i) {
+        out.push_str(&text[i..k]);
+        let escape = b.get(k + 1).copied();
+        i = k + 2;
+        let c = match escape {
+            Some(b'"') => '"',
+            Some(b'\\') => '\\',
+            Some(b'/') => '/',
+            Some(b'b') => '\u{8}',
+            Some(b'f') => '\u{c}',
+            Some(b'n') => '\n',
+            Some(b'r') => '\r',
+            Some(b't') => '\t',
+            Some(b'u') => {
+                let unit = |at: usize| {
+                    text.get(at..at + 4)
+                        .and_then(|h| {
+                            u32::from_str_radix(h, 16).ok().filter(|_| h.bytes().all(|c| c.is_ascii_hexdigit()))
+                        })
+                        .ok_or_else(|| "\\u needs four hexadecimal digits".to_string())
+                };
+                let high = unit(i)?;
+                i += 4;
+                let code = match high {
+                    0xD800..=0xDBFF => {
+                        if b.get(i..i + 2) != Some(b"\\u") {
+                            return Err("a high surrogate must be followed by a low one".into());
+                        }
+                        let low = unit(i + 2)?;
+                        if !(0xDC00..=0xDFFF).contains(&low) {
+                            return Err("a high surrogate must be followed by a low one".into());
+                        }
+                        i += 6;
+                        0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+                    }
+                    0xDC00..=0xDFFF => return Err("a lone low surrogate".into()),
+                    c => c,
+                };
+                char::from_u32(code).ok_or_else(|| format!("\\u{code:x} is not a character"))?
+            }
+            _ => return Err("an invalid escape".into()),
+        };
+        out.push(c);
+    }
+    out.push_str(&text[i..]);
+    Ok(())
+}
+
+/// The first `"` or `\\` at or after `from`. Eight bytes at a time: a byte equal to the
+/// searched one becomes zero after the xor, and `(x - 0x01…) & !x & 0x80…` flags zero bytes
+/// (flags above the first true one may be spurious, so only the lowest flag is used).
+#[inline]
+fn find_quote_or_backslash(b: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const QUOTES: u64 = ONES * b'"' as u64;
+    const SLASHES: u64 = ONES * b'\\' as u64;
+    let mut j = from;
+    while let Some(chunk) = b.get(j..).and_then(<[u8]>::first_chunk::<8>) {
+        let w = u64::from_le_bytes(*chunk);
+        let (q, s) = (w ^ QUOTES, w ^ SLASHES);
+        let hits = ((q.wrapping_sub(ONES) & !q) | (s.wrapping_sub(ONES) & !s)) & HIGHS;
+        if hits != 0 {
+            return Some(j + (hits.trailing_zeros() / 8) as usize);
+        }
+        j += 8;
+    }
+    b.get(j..)?.iter().position(|&c| c == b'"' || c == b'\\').map(|k| j + k)
 }
 
 #[cfg(test)]
@@ -254,5 +440,80 @@ mod tests {
         assert!(Scanner::new(r#""abc"#).string().is_err());
         assert!(Scanner::new(r#""ab\"#).string().is_err());
         assert!(Scanner::new("nul").token().is_err());
+    }
+
+    #[test]
+    fn quote_search_agrees_with_a_plain_loop() {
+        // Every position of a quote or backslash, in and out of 8-byte words, with bytes whose
+        // borrow could fool the word test (0x21, 0x23, 0x5b, 0x5d, 0x80+).
+        let alphabet = [b'a', b'"', b'\\', 0x21, 0x23, 0x5b, 0x5d, 0xc3, 0x00, b' '];
+        let mut seed = 7u64;
+        for len in 0..40 {
+            for _ in 0..200 {
+                let text: Vec<u8> = (0..len)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                        alphabet[(seed >> 33) as usize % alphabet.len()]
+                    })
+                    .collect();
+                for from in 0..=len {
+                    let plain = text[from..].iter().position(|&c| c == b'"' || c == b'\\').map(|k| from + k);
+                    assert_eq!(find_quote_or_backslash(&text, from), plain, "{text:?} from {from}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unescaping_agrees_with_serde_json() {
+        for text in [
+            r#""plain""#,
+            r#""a\"b\\c\/d\b\f\n\r\te""#,
+            r#""\u00e9\u20AC x \ud83d\ude00 end""#,
+            r#""Notes for record 0.\nLine two with \"quotes\" and a tab\tchar""#,
+            r#""\\""#,
+        ] {
+            let expected: String = serde_json::from_str(text).unwrap();
+            assert_eq!(Scanner::new(text).string().unwrap(), expected, "{text}");
+            assert_eq!(Scanner::new(text).unescaped().unwrap(), expected, "{text}");
+        }
+        for bad in [r#""\x""#, r#""\u12""#, r#""\u12G4""#, r#""\ud83d""#, r#""\ud83dx""#, r#""\ude00""#] {
+            assert!(serde_json::from_str::<String>(bad).is_err(), "{bad}");
+            assert!(Scanner::new(bad).string().is_err(), "{bad}");
+            assert!(Scanner::new(bad).unescaped().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn same_compares_every_byte() {
+        let a: Vec<u8> = (0..40).collect();
+        for n in 0..40 {
+            assert!(same(&a[..n], &a[..n]));
+            for k in 0..n {
+                let mut b = a[..n].to_vec();
+                b[k] ^= 0x40;
+                assert!(!same(&a[..n], &b), "length {n}, byte {k}");
+            }
+        }
+        assert!(!same(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn keys_are_recognised_by_their_raw_text() {
+        let text = r#"{"a\u0062":1,"ab":2}"#;
+        let mut s = Scanner::new(text);
+        assert!(s.open(b'{', b'}').unwrap());
+        let (k, raw) = s.key_raw().unwrap();
+        assert_eq!((k.as_ref(), raw), ("ab", &br#""a\u0062":"#[..]));
+        s.token().unwrap();
+        assert!(s.more(b'}').unwrap());
+        assert!(!s.eat(raw), "the same key spelled differently is not the same text");
+        assert!(s.eat(br#""ab":"#));
+        assert_eq!(s.token().unwrap(), Token::Number("2"));
+        assert!(!s.eat(b"}}"), "past the end");
+        // A skipped string is not unescaped, so a bad escape inside it costs nothing.
+        let mut s = Scanner::new(r#"["x\q", 1]"#);
+        s.skip_value().unwrap();
+        assert!(s.at_end());
     }
 }

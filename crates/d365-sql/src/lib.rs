@@ -67,6 +67,7 @@ mod nearest;
 pub mod scan;
 mod serde_decode;
 pub mod table_provider;
+mod text_builder;
 pub mod values;
 
 pub use arrow_schema::{ColumnRole, ColumnSpec, FilterKind, TableSchema, ValueKind, table_schema};

@@ -5,6 +5,11 @@
 /// Parses a JSON number's text (`-12.5`, `1E+3`, `7`) as an integer scaled by `10^scale`,
 /// rounding half away from zero beyond the scale. `None` if it is not a number or overflows.
 pub fn parse_decimal(text: &str, scale: u8) -> Option<i128> {
+    plain_decimal(text.as_bytes(), scale).or_else(|| any_decimal(text, scale))
+}
+
+/// [`parse_decimal`] for every shape: sign, exponent, rounding, surrounding spaces.
+fn any_decimal(text: &str, scale: u8) -> Option<i128> {
     let text = text.trim();
     let (negative, rest) = match text.as_bytes().first()? {
         b'-' => (true, &text[1..]),
@@ -19,21 +24,21 @@ pub fn parse_decimal(text: &str, scale: u8) -> Option<i128> {
     if int_part.is_empty() && frac_part.is_empty() {
         return None;
     }
-    let digits = int_part.bytes().chain(frac_part.bytes());
-    // The value is digits × 10^(exponent - frac_len); we want it × 10^scale.
-    let shift = i64::from(exponent) - frac_part.len() as i64 + i64::from(scale);
-    let mut value: i128 = 0;
-    let all: Vec<u8> = digits.collect();
-    if all.iter().any(|b| !b.is_ascii_digit()) {
+    let digits = || int_part.bytes().chain(frac_part.bytes());
+    if !digits().all(|b| b.is_ascii_digit()) {
         return None;
     }
+    // The value is digits × 10^(exponent - frac_len); we want it × 10^scale.
+    let shift = i64::from(exponent) - frac_part.len() as i64 + i64::from(scale);
+    let all = int_part.len() + frac_part.len();
     let drop = if shift >= 0 { 0 } else { usize::try_from(shift.unsigned_abs()).unwrap_or(usize::MAX) };
-    if drop > all.len() {
+    if drop > all {
         // Smaller than half a unit of the last kept digit.
         return Some(0);
     }
-    let keep = all.len() - drop;
-    for &b in &all[..keep] {
+    let keep = all - drop;
+    let mut value: i128 = 0;
+    for b in digits().take(keep) {
         value = value.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
     }
     if shift > 0 {
@@ -41,9 +46,42 @@ pub fn parse_decimal(text: &str, scale: u8) -> Option<i128> {
             return if value == 0 { Some(0) } else { None };
         }
         value = value.checked_mul(10i128.checked_pow(shift as u32)?)?;
-    } else if keep < all.len() && all[keep] >= b'5' {
+    } else if digits().nth(keep).is_some_and(|b| b >= b'5') {
         value = value.checked_add(1)?;
     }
+    Some(if negative { -value } else { value })
+}
+
+/// The common shape, `[-]digits[.digits]` with at most 18 digits and no more decimals than
+/// `scale`, in one pass without rounding; `None` sends anything else to the general parser.
+#[inline]
+fn plain_decimal(b: &[u8], scale: u8) -> Option<i128> {
+    let (negative, b) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        _ => (false, b),
+    };
+    let (mut value, mut digits, mut decimals) = (0u64, 0u32, None::<u32>);
+    for &c in b {
+        match c {
+            b'0'..=b'9' => {
+                value = value * 10 + u64::from(c - b'0');
+                digits += 1;
+                if let Some(d) = &mut decimals {
+                    *d += 1;
+                }
+            }
+            b'.' if decimals.is_none() => decimals = Some(0),
+            _ => return None,
+        }
+        if digits > 18 {
+            return None;
+        }
+    }
+    let decimals = decimals.unwrap_or(0);
+    if digits == 0 || decimals > u32::from(scale) {
+        return None;
+    }
+    let value = i128::from(value).checked_mul(10i128.checked_pow(u32::from(scale) - decimals)?)?;
     Some(if negative { -value } else { value })
 }
 
@@ -202,6 +240,16 @@ mod tests {
         assert_eq!(parse_decimal("922337203685477.1234", 4), Some(9_223_372_036_854_771_234));
         assert_eq!(parse_decimal("x", 2), None);
         assert_eq!(parse_decimal("", 2), None);
+        // The one-pass parser agrees with the general one wherever it answers.
+        for text in ["0", "-0", "12.", ".5", "-.5", "5591638.16", "999999999999999999", "1.0000000000", "-3.1400"] {
+            for scale in [0u8, 2, 4, 10, 20] {
+                if let Some(v) = plain_decimal(text.as_bytes(), scale) {
+                    assert_eq!(Some(v), any_decimal(text, scale), "{text} at scale {scale}");
+                }
+            }
+        }
+        assert_eq!(plain_decimal(b"1.005", 2), None, "rounding goes to the general parser");
+        assert_eq!(parse_decimal("1.005", 2), Some(101));
         assert_eq!(format_decimal(-125_000, 4), "-12.5000");
         assert_eq!(format_decimal(5, 2), "0.05");
         assert_eq!(format_decimal(5, 0), "5");
