@@ -379,28 +379,52 @@ struct Fetched {
     result: Result<(Envelope, bytes::Bytes), ClientError>,
 }
 
-/// The mean page body size, for [`ScanOptions::memory_budget`].
+/// Page bodies seen so far, for [`ScanOptions::memory_budget`]: their mean size per row sets
+/// both the page size and how many pages may be fetched at once.
 #[derive(Debug, Default)]
 struct BodySizes {
     pages: u64,
+    rows: u64,
     bytes: u64,
 }
 
+/// Under a memory budget, pages are sized so that this many fit in it: a wide table then
+/// reads several small pages at once rather than one or two huge ones.
+const PAGES_PER_BUDGET: usize = 4;
+
+/// Rows asked for in the first pages of a budgeted scan, before the width of a row is known.
+const FIRST_PAGE_ROWS: usize = 500;
+
 impl BodySizes {
-    fn add(&mut self, bytes: usize) {
+    fn add(&mut self, bytes: usize, rows: usize) {
         self.pages += 1;
+        self.rows += rows as u64;
         self.bytes += bytes as u64;
     }
 
-    /// Requests the budget allows at once; before the first page arrives, one (its size is
-    /// not known yet).
-    fn allowed(&self, budget: Option<usize>) -> usize {
+    /// Rows to ask for per page, at most `max`: without a budget, `max`; with one, about
+    /// `budget / PAGES_PER_BUDGET` bytes of rows (`FIRST_PAGE_ROWS` until a row was seen).
+    fn page_rows(&self, budget: Option<usize>, max: usize) -> usize {
+        let Some(budget) = budget else { return max };
+        if self.rows == 0 {
+            return FIRST_PAGE_ROWS.min(max).max(1);
+        }
+        let per_row = (self.bytes / self.rows).max(1);
+        usize::try_from(budget as u64 / PAGES_PER_BUDGET as u64 / per_row).unwrap_or(usize::MAX).clamp(1, max.max(1))
+    }
+
+    /// Requests the budget allows at once for pages of `page_rows` rows; before the first
+    /// page arrives, one (its size is not known yet).
+    fn allowed(&self, budget: Option<usize>, page_rows: usize) -> usize {
         let Some(budget) = budget else { return usize::MAX };
         if self.pages == 0 {
             return 1;
         }
-        let mean = (self.bytes / self.pages).max(1);
-        usize::try_from(budget as u64 / mean).unwrap_or(usize::MAX).max(1)
+        let page = match self.bytes.checked_div(self.rows) {
+            Some(per_row) => per_row.saturating_mul(page_rows as u64),
+            None => self.bytes / self.pages,
+        };
+        usize::try_from(budget as u64 / page.max(1)).unwrap_or(usize::MAX).max(1)
     }
 }
 
@@ -420,6 +444,17 @@ struct Scheduler {
 const ORDERED_BUFFER_PER_SLOT: usize = 2;
 
 impl Scheduler {
+    /// The `Prefer` header of a request for pages of `page_rows` rows (the query's own when
+    /// that is its page size).
+    fn prefer_for(&self, page_rows: usize) -> Option<String> {
+        if page_rows == self.page_size {
+            return self.prefer.clone();
+        }
+        let mut q = self.base.clone();
+        q.max_page_size = Some(u32::try_from(page_rows).unwrap_or(u32::MAX));
+        q.prefer(None)
+    }
+
     /// What `fetch` needs to know of the options.
     fn fetch_columns(&self) -> FetchColumns {
         FetchColumns {
@@ -450,7 +485,8 @@ impl Scheduler {
         let mut joins: JoinSet<Fetched> = JoinSet::new();
         let mut sizes = BodySizes::default();
         loop {
-            let limit = self.aimd.limit().min(sizes.allowed(self.options.memory_budget));
+            let page_rows = sizes.page_rows(self.options.memory_budget, self.page_size);
+            let limit = self.aimd.limit().min(sizes.allowed(self.options.memory_budget, page_rows));
             self.progress.concurrency.store(limit as u64, Ordering::Relaxed);
             self.progress.peak_concurrency.fetch_max(limit as u64, Ordering::Relaxed);
             while joins.len() < limit {
@@ -463,7 +499,7 @@ impl Scheduler {
                 joins.spawn(fetch(
                     self.client.clone(),
                     self.base.clone(),
-                    self.prefer.clone(),
+                    self.prefer_for(page_rows),
                     self.fetch_columns(),
                     p,
                 ));
@@ -484,7 +520,7 @@ impl Scheduler {
                     return;
                 }
             };
-            sizes.add(body.len());
+            sizes.add(body.len(), env.value.len());
             if self.aimd.on_page(self.client.request_log().stats().throttled) {
                 self.progress.backoffs.fetch_add(1, Ordering::Relaxed);
             }
@@ -515,7 +551,7 @@ impl Scheduler {
                         column: &self.options.column,
                         primary_key: &self.options.primary_key,
                         hi_estimate,
-                        page_size: self.page_size,
+                        page_size: sizes.page_rows(self.options.memory_budget, self.page_size),
                     };
                     split_remainder(&p, &rows, ctx, self.aimd.cap(), &mut next_id).unwrap_or_default()
                 }
@@ -662,15 +698,31 @@ mod tests {
     }
 
     #[test]
-    fn the_memory_budget_holds_concurrency_to_budget_over_mean_page_size() {
+    fn the_memory_budget_sizes_pages_and_holds_concurrency_to_it() {
         let mut s = BodySizes::default();
-        assert_eq!(s.allowed(None), usize::MAX);
-        assert_eq!(s.allowed(Some(64 << 20)), 1, "one request until a page size is known");
-        s.add(10 << 20);
-        s.add(6 << 20);
-        assert_eq!(s.allowed(Some(64 << 20)), 8);
-        assert_eq!(s.allowed(Some(1 << 20)), 1, "never below one request");
-        assert_eq!(s.allowed(None), usize::MAX);
+        assert_eq!(s.allowed(None, 5000), usize::MAX);
+        assert_eq!(s.page_rows(None, 5000), 5000, "no budget: the query's page size");
+        assert_eq!(s.page_rows(Some(16 << 20), 5000), FIRST_PAGE_ROWS, "small pages until a row's width is known");
+        assert_eq!(s.page_rows(Some(16 << 20), 100), 100, "never above the query's page size");
+        assert_eq!(s.allowed(Some(64 << 20), 500), 1, "one request until a page size is known");
+        // Wide rows (4 KiB): pages of a quarter of the budget, four at once.
+        s.add(2 << 20, 512);
+        assert_eq!(s.page_rows(Some(16 << 20), 5000), 1024);
+        assert_eq!(s.allowed(Some(16 << 20), 1024), 4);
+        // Narrow rows: the query's page size, and as many requests as fit.
+        let mut narrow = BodySizes::default();
+        narrow.add(500_000, 5000);
+        assert_eq!(narrow.page_rows(Some(16 << 20), 5000), 5000);
+        assert_eq!(narrow.allowed(Some(16 << 20), 5000), 33);
+        // Rows wider than the budget: one row per page, one request.
+        let mut huge = BodySizes::default();
+        huge.add(64 << 20, 2);
+        assert_eq!(huge.page_rows(Some(16 << 20), 5000), 1);
+        assert_eq!(huge.allowed(Some(16 << 20), 1), 1, "never below one request");
+        // Pages without rows (empty partitions) fall back to the mean page size.
+        let mut empty = BodySizes::default();
+        empty.add(1 << 20, 0);
+        assert_eq!(empty.allowed(Some(8 << 20), FIRST_PAGE_ROWS), 8);
     }
 
     #[test]
