@@ -35,6 +35,9 @@ use d365_sql::datafusion::arrow::json::ReaderBuilder;
 use futures::StreamExt;
 use serde_json::{Map, Value};
 
+/// Each decoder's time is the best of this many runs (the Python baseline uses the same).
+const REPS: usize = 5;
+
 /// CPU time of the calling thread, in nanoseconds.
 fn thread_cpu_ns() -> u64 {
     // schedstat's first field is the time spent on the CPU, in ns.
@@ -195,8 +198,8 @@ async fn run() {
         return;
     }
     let ours =
-        best(3, || pages.iter().map(|(b, n)| decoder.decode(b, usize::MAX, *n).expect("decode").num_rows()).sum());
-    let visitors = best(3, || {
+        best(REPS, || pages.iter().map(|(b, n)| decoder.decode(b, usize::MAX, *n).expect("decode").num_rows()).sum());
+    let visitors = best(REPS, || {
         pages.iter().map(|(b, n)| decoder.decode_with_serde(b, usize::MAX, *n).expect("decode").num_rows()).sum()
     });
     println!("{} columns decoded per row", shape.columns.len());
@@ -205,7 +208,7 @@ async fn run() {
     let json_schema = Arc::new(Schema::new(
         shape.columns.iter().map(|c| Field::new(&c.json_key, c.kind.data_type(), true)).collect::<Vec<_>>(),
     ));
-    let arrow_json = best(3, || {
+    let arrow_json = best(REPS, || {
         let mut n = 0;
         for (b, _) in &pages {
             let env: Envelope = serde_json::from_slice(b).expect("page");
@@ -226,8 +229,9 @@ async fn run() {
         n
     });
     // For reference: parsing into serde_json::Value only.
-    let value_only =
-        best(3, || pages.iter().map(|(b, _)| serde_json::from_slice::<Envelope>(b).expect("page").value.len()).sum());
+    let value_only = best(REPS, || {
+        pages.iter().map(|(b, _)| serde_json::from_slice::<Envelope>(b).expect("page").value.len()).sum()
+    });
 
     // 5. Python on the same bytes, and live.
     let py_pages = python(&["pages", &dir.path().display().to_string()]);

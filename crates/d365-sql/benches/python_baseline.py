@@ -13,6 +13,9 @@ import os
 import sys
 import time
 
+# Best of this many runs, as for the Rust decoders (benches/decode.rs: REPS).
+REPS = 5
+
 
 def rows_of(page, out):
     # One dict per row, as the recipe hands rows on.
@@ -26,7 +29,7 @@ def pages(directory):
         with open(path, "rb") as f:
             blobs.append(f.read())
     best = None
-    for _ in range(3):
+    for _ in range(REPS):
         out = []
         c0, w0 = time.process_time(), time.perf_counter()
         for b in blobs:

@@ -1,7 +1,7 @@
 //! One Web API page (`{"value": [{...}, ...], "@odata.nextLink": ...}`) → one Arrow
 //! [`RecordBatch`], in a single pass over the bytes.
 //!
-//! The body is checked to be UTF-8 once, then walked with a small JSON scanner
+//! The body is walked with a small JSON scanner
 //! ([`crate::json_scan`]): each key of a row is matched against the projected columns' JSON
 //! keys (`name`, `_parentaccountid_value`,
 //! `statecode@OData.Community.Display.V1.FormattedValue`, ...) and the value is appended
@@ -37,7 +37,9 @@ use crate::arrow_schema::{ColumnSpec, ValueKind};
 use crate::error::SqlError;
 use crate::json_scan::{ScanError, Scanner, Token};
 use crate::text_builder::TextBuilder;
-use crate::values::{parse_date_days, parse_decimal, parse_timestamp_micros};
+use crate::values::{
+    decimal_bytes, parse_date_days, parse_decimal, parse_timestamp_micros, plain_int, timestamp_micros,
+};
 
 /// FxHash (rustc's hasher): fast for short keys; the keys are column names, not attacker
 /// controlled in any way that matters (a collision only costs time).
@@ -134,10 +136,10 @@ impl PageDecoder {
     /// Decodes the first `max_rows` rows of the page `body` (`rows_hint`: how many rows it
     /// holds, for pre-sizing the builders).
     pub fn decode(&self, body: &[u8], max_rows: usize, rows_hint: usize) -> Result<RecordBatch, SqlError> {
-        let text = std::str::from_utf8(body).map_err(|e| self.error(format!("the page is not UTF-8: {e}")))?;
         let mut builders = self.builders(rows_hint.min(max_rows));
-        let rows =
-            self.page(&mut Scanner::new(text), &mut builders, max_rows).map_err(|e| self.error(e.to_string()))?;
+        let rows = self
+            .page(&mut Scanner::from_bytes(body), &mut builders, max_rows)
+            .map_err(|e| self.error(e.to_string()))?;
         self.finish(builders, rows)
     }
 
@@ -166,9 +168,9 @@ impl PageDecoder {
         }
         let arrays = builders
             .into_iter()
-            .map(Builder::finish)
-            .collect::<Result<Vec<ArrayRef>, _>>()
-            .map_err(|e| self.error(e.to_string()))?;
+            .zip(&self.names)
+            .map(|(b, name)| b.finish().map_err(|e| self.error(format!("column {name}: {e}"))))
+            .collect::<Result<Vec<ArrayRef>, _>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(rows));
         RecordBatch::try_new_with_options(self.schema.clone(), arrays, &options).map_err(|e| self.error(e.to_string()))
     }
@@ -349,7 +351,7 @@ impl Builder {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn append_null(&mut self) {
         match self {
             Builder::Utf8(b) => b.append_null(),
@@ -392,20 +394,29 @@ impl Builder {
         let number = matches!(first, Some(b'-' | b'0'..=b'9'));
         match self {
             Builder::Utf8(b) if first == Some(b'"') => match s.plain_span()? {
-                Some((start, end)) => b.append_slice_of(s.text(), start, end),
+                Some((start, end)) => b.append_slice_of(s.bytes(), start, end),
                 None => b.append_value(s.unescaped()?),
             },
             Builder::Int32(b) if number => {
-                let n = s.number();
-                match int(n).map(i32::try_from) {
-                    Ok(Ok(v)) => b.append_value(v),
-                    _ => return Ok(Err(format!("'{n}' is not a 32-bit integer"))),
+                let n = s.number_bytes();
+                match plain_int(n).map(i32::try_from) {
+                    Some(Ok(v)) => b.append_value(v),
+                    _ => {
+                        let n = String::from_utf8_lossy(n);
+                        match int(&n).map(i32::try_from) {
+                            Ok(Ok(v)) => b.append_value(v),
+                            _ => return Ok(Err(format!("'{n}' is not a 32-bit integer"))),
+                        }
+                    }
                 }
             }
-            Builder::Int64(b) if number => match int(s.number()) {
-                Ok(v) => b.append_value(v),
-                Err(e) => return Ok(Err(e)),
-            },
+            Builder::Int64(b) if number => {
+                let n = s.number_bytes();
+                match plain_int(n).map_or_else(|| int(&String::from_utf8_lossy(n)), Ok) {
+                    Ok(v) => b.append_value(v),
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
             Builder::Float64(b) if number => {
                 let n = s.number();
                 match n.parse() {
@@ -414,20 +425,24 @@ impl Builder {
                 }
             }
             Builder::Decimal(b, scale) if number => {
-                let n = s.number();
-                match parse_decimal(n, *scale) {
+                let n = s.number_bytes();
+                match decimal_bytes(n, *scale) {
                     Some(v) => b.append_value(v),
-                    None => return Ok(Err(format!("'{n}' is not a decimal number"))),
+                    None => return Ok(Err(format!("'{}' is not a decimal number", String::from_utf8_lossy(n)))),
                 }
             }
             Builder::Timestamp(b) if first == Some(b'"') => {
-                let t = match s.plain_string()? {
-                    Some(t) => std::borrow::Cow::Borrowed(t),
-                    None => s.string()?,
+                let at = s.position();
+                let value = match s.plain_span()? {
+                    Some((start, end)) => timestamp_micros(&s.bytes()[start..end]),
+                    None => parse_timestamp_micros(&s.string()?),
                 };
-                match parse_timestamp_micros(&t) {
+                match value {
                     Some(v) => b.append_value(v),
-                    None => return Ok(Err(format!("'{t}' is not a date and time"))),
+                    None => {
+                        let quoted = s.bytes().get(at + 1..s.position().saturating_sub(1)).unwrap_or_default();
+                        return Ok(Err(format!("'{}' is not a date and time", String::from_utf8_lossy(quoted))));
+                    }
                 }
             }
             b => return Ok(b.append(s.token()?)),
@@ -560,6 +575,14 @@ mod tests {
         let err = dec.decode(br#"{"value":[{"n":"x"}]}"#, 10, 1).unwrap_err().to_string();
         assert!(err.contains("column n"), "{err}");
         assert!(dec.decode(br#"{"nope":1}"#, 10, 1).is_err());
+        let err = dec.decode(br#"{"value":[{"t":"2024-13-01T00:00:00Z"}]}"#, 10, 1).unwrap_err().to_string();
+        assert!(err.contains("column t: '2024-13-01T00:00:00Z' is not a date and time"), "{err}");
+        // Bytes that are not UTF-8: in a text value, refused naming the column; in a skipped
+        // value, harmless.
+        let err = dec.decode(b"{\"value\":[{\"name\":\"a\xffb\"}]}", 10, 1).unwrap_err().to_string();
+        assert!(err.contains("column name") && err.contains("UTF-8"), "{err}");
+        let ok = dec.decode(b"{\"value\":[{\"skipped\":\"a\xffb\",\"name\":\"x\"}]}", 10, 1).unwrap();
+        assert_eq!(ok.column(0).as_string::<i32>().value(0), "x");
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! A minimal JSON scanner over one page body, for [`crate::arrow_decode`]: it hands out keys
-//! and scalar tokens as slices of the (already UTF-8-validated) text and skips everything
-//! else, without building any value. The bulk of a Web API page is keys and short string
-//! values (GUIDs, names, formatted values), so the end of a string is found eight bytes at a
-//! time with a branch-light word test that the compiler inlines (a `memchr` call costs more
-//! than it saves on 20-60 byte strings). Only strings that contain escapes and are kept are
-//! copied, unescaped into a buffer the scanner reuses (`tests` check the unescaping against
-//! `serde_json`); skipped strings are never unescaped.
+//! and scalar tokens as slices of the body and skips everything else, without building any
+//! value. The body is not validated as UTF-8 up front: what is handed out as text is checked
+//! on its own (keys met for the first time, tokens), or, for text columns, when the Arrow array
+//! is built; bytes that are skipped are only scanned for quotes. The bulk of a Web API page is
+//! keys and short string values (GUIDs, names, formatted values), so the end of a string is
+//! found eight bytes at a time with a branch-light word test that the compiler inlines (a
+//! `memchr` call costs more than it saves on 20-60 byte strings). Only strings that contain
+//! escapes and are kept are copied, unescaped into a buffer the scanner reuses (`tests` check
+//! the unescaping against `serde_json`); skipped strings are never unescaped.
 
 use std::borrow::Cow;
 
@@ -26,7 +28,6 @@ pub enum Token<'a> {
 
 /// A position in a JSON text.
 pub struct Scanner<'a> {
-    s: &'a str,
     b: &'a [u8],
     i: usize,
     /// Reused for strings with escapes.
@@ -53,7 +54,19 @@ type Result<T> = std::result::Result<T, ScanError>;
 impl<'a> Scanner<'a> {
     /// A scanner at the start of `s`.
     pub fn new(s: &'a str) -> Self {
-        Self { s, b: s.as_bytes(), i: 0, scratch: String::new() }
+        Self::from_bytes(s.as_bytes())
+    }
+
+    /// A scanner at the start of `b`, which need not be valid UTF-8 where it is skipped.
+    pub fn from_bytes(b: &'a [u8]) -> Self {
+        Self { b, i: 0, scratch: String::new() }
+    }
+
+    /// `b[start..end]` as text, or an error at the first byte that is not UTF-8.
+    #[inline]
+    fn utf8(&self, start: usize, end: usize) -> Result<&'a str> {
+        std::str::from_utf8(&self.b[start..end])
+            .map_err(|e| ScanError { message: "the page is not UTF-8".into(), offset: start + e.valid_up_to() })
     }
 
     /// An error at the current position.
@@ -129,7 +142,7 @@ impl<'a> Scanner<'a> {
         let (end, escaped) = self.string_end(start)?;
         self.i = end + 1;
         if !escaped {
-            return Ok(Cow::Borrowed(&self.s[start + 1..end]));
+            return Ok(Cow::Borrowed(self.utf8(start + 1, end)?));
         }
         self.unescape(start, end)
     }
@@ -139,10 +152,14 @@ impl<'a> Scanner<'a> {
     /// plain `&str` rather than a `Cow`, so it is passed on in registers.
     #[inline(always)]
     pub fn plain_string(&mut self) -> Result<Option<&'a str>> {
-        Ok(self.plain_span()?.map(|(start, end)| &self.s[start..end]))
+        match self.plain_span()? {
+            Some((start, end)) => Ok(Some(self.utf8(start, end)?)),
+            None => Ok(None),
+        }
     }
 
-    /// [`Scanner::plain_string`] as the byte range of the content in [`Scanner::text`].
+    /// [`Scanner::plain_string`] as the byte range of the content in [`Scanner::bytes`]
+    /// (not checked to be UTF-8).
     #[inline(always)]
     pub fn plain_span(&mut self) -> Result<Option<(usize, usize)>> {
         let start = self.i;
@@ -154,9 +171,14 @@ impl<'a> Scanner<'a> {
         Ok(Some((start + 1, end)))
     }
 
-    /// The whole text being scanned.
-    pub fn text(&self) -> &'a str {
-        self.s
+    /// The current byte offset.
+    pub fn position(&self) -> usize {
+        self.i
+    }
+
+    /// The whole body being scanned.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.b
     }
 
     /// The string at the scanner (on its opening quote), unescaped into a buffer the scanner
@@ -166,7 +188,8 @@ impl<'a> Scanner<'a> {
         let start = self.i;
         let (end, _) = self.string_end(start)?;
         self.scratch.clear();
-        unescape_into(&self.s[start + 1..end], &mut self.scratch)
+        let content = self.utf8(start + 1, end)?;
+        unescape_into(content, &mut self.scratch)
             .map_err(|message| ScanError { message: format!("bad string: {message}"), offset: start })?;
         self.i = end + 1;
         Ok(&self.scratch)
@@ -178,7 +201,7 @@ impl<'a> Scanner<'a> {
     #[inline(never)]
     fn unescape(&self, start: usize, end: usize) -> Result<Cow<'a, str>> {
         let mut out = String::with_capacity(end - start);
-        unescape_into(&self.s[start + 1..end], &mut out)
+        unescape_into(self.utf8(start + 1, end)?, &mut out)
             .map_err(|message| ScanError { message: format!("bad string: {message}"), offset: start })?;
         Ok(Cow::Owned(out))
     }
@@ -258,6 +281,13 @@ impl<'a> Scanner<'a> {
     /// The number at the scanner (which is on its first character), as written.
     #[inline]
     pub fn number(&mut self) -> &'a str {
+        // Only ASCII characters are taken, so this is always text.
+        std::str::from_utf8(self.number_bytes()).unwrap_or_default()
+    }
+
+    /// [`Scanner::number`] as bytes.
+    #[inline]
+    pub fn number_bytes(&mut self) -> &'a [u8] {
         let start = self.i;
         while let Some(c) = self.b.get(self.i) {
             if matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
@@ -266,7 +296,7 @@ impl<'a> Scanner<'a> {
                 break;
             }
         }
-        &self.s[start..self.i]
+        &self.b[start..self.i]
     }
 
     #[inline]
@@ -482,6 +512,19 @@ mod tests {
             assert!(Scanner::new(bad).string().is_err(), "{bad}");
             assert!(Scanner::new(bad).unescaped().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn only_what_is_handed_out_must_be_utf8() {
+        let body = b"[\"ok\", \"skip \xff me\", \"bad \xfe\"]";
+        let mut s = Scanner::from_bytes(body);
+        assert!(s.open(b'[', b']').unwrap());
+        assert_eq!(s.string().unwrap(), "ok");
+        assert!(s.more(b']').unwrap());
+        s.skip_value().unwrap();
+        assert!(s.more(b']').unwrap());
+        let err = s.string().unwrap_err();
+        assert_eq!((err.message.as_str(), err.offset), ("the page is not UTF-8", 25));
     }
 
     #[test]

@@ -50,17 +50,18 @@ impl TextBuilder {
         self.end_value();
     }
 
-    /// Appends the value `text[start..end]` (both character boundaries of `text`).
+    /// Appends the value `text[start..end]`. It is checked to be UTF-8 (and to start and end
+    /// on character boundaries) by [`TextBuilder::finish`].
     #[inline(always)]
-    pub(crate) fn append_slice_of(&mut self, text: &str, start: usize, end: usize) {
+    pub(crate) fn append_slice_of(&mut self, text: &[u8], start: usize, end: usize) {
         let len = end.saturating_sub(start);
-        match text.as_bytes().get(start..).and_then(<[u8]>::first_chunk::<WINDOW>) {
+        match text.get(start..).and_then(<[u8]>::first_chunk::<WINDOW>) {
             Some(window) if len <= WINDOW => {
                 let keep = self.values.len() + len;
                 self.values.extend_from_slice(window);
                 self.values.truncate(keep);
             }
-            _ => self.values.extend_from_slice(text.as_bytes().get(start..end).unwrap_or_default()),
+            _ => self.values.extend_from_slice(text.get(start..end).unwrap_or_default()),
         }
         self.end_value();
     }
@@ -108,13 +109,13 @@ mod tests {
             (start, start + v.len())
         };
         let (s, e) = span("short");
-        b.append_slice_of(page, s, e);
+        b.append_slice_of(page.as_bytes(), s, e);
         b.append_null();
         let (s, e) = span("é and a value longer than thirty-two bytes");
-        b.append_slice_of(page, s, e);
+        b.append_slice_of(page.as_bytes(), s, e);
         // The last value lies within 32 bytes of the page's end: copied without the window.
         let (s, e) = span("end");
-        b.append_slice_of(page, s, e);
+        b.append_slice_of(page.as_bytes(), s, e);
         b.append_value(String::from("owned"));
         assert_eq!(b.len(), 5);
         let array = b.finish().unwrap();
@@ -130,7 +131,7 @@ mod tests {
     #[test]
     fn a_slice_off_character_boundaries_is_refused_when_built() {
         let mut b = TextBuilder::with_capacity(1, 4);
-        b.append_slice_of("é", 0, 1);
+        b.append_slice_of("é".as_bytes(), 0, 1);
         assert!(b.finish().is_err());
     }
 }

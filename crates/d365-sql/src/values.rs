@@ -8,6 +8,32 @@ pub fn parse_decimal(text: &str, scale: u8) -> Option<i128> {
     plain_decimal(text.as_bytes(), scale).or_else(|| any_decimal(text, scale))
 }
 
+/// [`parse_decimal`] of bytes.
+#[inline]
+pub(crate) fn decimal_bytes(text: &[u8], scale: u8) -> Option<i128> {
+    plain_decimal(text, scale).or_else(|| any_decimal(std::str::from_utf8(text).ok()?, scale))
+}
+
+/// A JSON integer's bytes (`-12`): one pass for up to 18 digits; `None` for anything else.
+#[inline]
+pub(crate) fn plain_int(b: &[u8]) -> Option<i64> {
+    let (negative, digits) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + i64::from(c - b'0');
+    }
+    Some(if negative { -v } else { v })
+}
+
 /// [`parse_decimal`] for every shape: sign, exponent, rounding, surrounding spaces.
 fn any_decimal(text: &str, scale: u8) -> Option<i128> {
     let text = text.trim();
@@ -161,7 +187,11 @@ pub fn parse_date_days(s: &str) -> Option<i32> {
 /// An ISO-8601 instant (`2024-02-29T23:59:59Z`, `…T23:59:59.1234567+02:00`, or without a zone,
 /// read as UTC) → microseconds since the epoch.
 pub fn parse_timestamp_micros(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
+    timestamp_micros(s.as_bytes())
+}
+
+/// [`parse_timestamp_micros`] of bytes (anything but ASCII is refused).
+pub(crate) fn timestamp_micros(b: &[u8]) -> Option<i64> {
     let (y, m, d) = date_parts(b)?;
     if b.len() < 19 || (b[10] != b'T' && b[10] != b' ') || b[13] != b':' || b[16] != b':' {
         return None;
@@ -249,6 +279,13 @@ mod tests {
             }
         }
         assert_eq!(plain_decimal(b"1.005", 2), None, "rounding goes to the general parser");
+        assert_eq!(decimal_bytes(b"1.005", 2), Some(101));
+        for (text, v) in [("0", Some(0)), ("-17", Some(-17)), ("999999999999999999", Some(999_999_999_999_999_999))] {
+            assert_eq!(plain_int(text.as_bytes()), v, "{text}");
+        }
+        for text in ["", "-", "1.0", "1e3", "9999999999999999999", "+1", "1-"] {
+            assert_eq!(plain_int(text.as_bytes()), None, "{text}");
+        }
         assert_eq!(parse_decimal("1.005", 2), Some(101));
         assert_eq!(format_decimal(-125_000, 4), "-12.5000");
         assert_eq!(format_decimal(5, 2), "0.05");
