@@ -10,10 +10,12 @@
 //! `SELECT * FROM account` through the SQL engine (rows/s, peak RSS growth); fetch every page
 //! body once and keep the bytes; then time, by the CPU clock of the decoding thread only (no
 //! server or network time):
-//! 1. `PageDecoder::decode` (this crate: a memchr-based scanner straight into Arrow builders),
+//! 1. `PageDecoder::decode` (this crate: a SIMD/word-at-a-time scanner straight into Arrow builders),
 //! 2. the same builders fed by serde's streaming visitors (the first version),
 //! 3. arrow-json's `Decoder` fed with parsed rows (the alternative the design notes mention),
 //! 4. Python: `json.loads` of each saved page + a list of row dicts (`python_baseline.py`),
+//!
+//! each the best of 5 runs; 1 and 4 are timed in turn in 3 rounds and the best of each kept,
 //!
 //! and, for reference, the Python recipe end to end over HTTPS (`requests`, following
 //! `@odata.nextLink`; its process CPU only).
@@ -37,6 +39,9 @@ use serde_json::{Map, Value};
 
 /// Each decoder's time is the best of this many runs (the Python baseline uses the same).
 const REPS: usize = 5;
+
+/// Rounds in which our decoder and the Python baseline are timed in turn.
+const ROUNDS: usize = 3;
 
 /// CPU time of the calling thread, in nanoseconds.
 fn thread_cpu_ns() -> u64 {
@@ -197,8 +202,26 @@ async fn run() {
         env.emu.shutdown().await;
         return;
     }
-    let ours =
-        best(REPS, || pages.iter().map(|(b, n)| decoder.decode(b, usize::MAX, *n).expect("decode").num_rows()).sum());
+    // Ours and the Python baseline, interleaved in ROUNDS rounds (each the best of REPS runs),
+    // and the best of each kept: on a shared machine, busy spells then fall on both sides.
+    let page_dir = dir.path().display().to_string();
+    let mut ours: Option<Measure> = None;
+    let mut py_pages: Option<Value> = None;
+    for _ in 0..ROUNDS {
+        let m = best(REPS, || {
+            pages.iter().map(|(b, n)| decoder.decode(b, usize::MAX, *n).expect("decode").num_rows()).sum()
+        });
+        if ours.as_ref().is_none_or(|o| m.cpu_ns < o.cpu_ns) {
+            ours = Some(m);
+        }
+        if let Some(v) = python(&["pages", &page_dir]) {
+            let cpu = |v: &Value| v["cpu_s"].as_f64().unwrap_or(f64::MAX);
+            if py_pages.as_ref().is_none_or(|p| cpu(&v) < cpu(p)) {
+                py_pages = Some(v);
+            }
+        }
+    }
+    let ours = ours.unwrap_or(Measure { rows: 0, cpu_ns: 0, wall_s: 1.0 });
     let visitors = best(REPS, || {
         pages.iter().map(|(b, n)| decoder.decode_with_serde(b, usize::MAX, *n).expect("decode").num_rows()).sum()
     });
@@ -234,7 +257,6 @@ async fn run() {
     });
 
     // 5. Python on the same bytes, and live.
-    let py_pages = python(&["pages", &dir.path().display().to_string()]);
     let url = client.url("accounts").expect("url").to_string();
     let ca = env.emu.ready().ca_pem.display().to_string();
     let py_live = python(&["live", &url, &env.token, &ca]);
