@@ -121,10 +121,29 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
     }
     println!("{}", ready.render());
     println!("Started in {:.1} s. Press Ctrl-C to stop.", started.elapsed().as_secs_f64());
-    tokio::signal::ctrl_c().await.context("cannot listen for Ctrl-C")?;
+    stop_signal().await?;
     eprintln!("stopping…");
     emu.shutdown().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for Ctrl-C or, on Unix, SIGTERM (what `kill`, shell traps and service managers
+/// send), so the emulator shuts down and removes its temporary files either way.
+async fn stop_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("cannot listen for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.context("cannot listen for Ctrl-C")
+    }
 }
 
 fn parse_limits(text: &str) -> Result<d365_emulator::webapi::limits::LimitSettings, String> {

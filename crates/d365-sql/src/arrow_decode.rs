@@ -524,6 +524,15 @@ mod tests {
         }
     }
 
+    /// A decoder of `cols`, each a nullable field named after the column.
+    fn decoder(cols: &[ColumnSpec]) -> PageDecoder {
+        let refs: Vec<&ColumnSpec> = cols.iter().collect();
+        let schema = Arc::new(Schema::new(
+            cols.iter().map(|c| Field::new(&c.name, c.kind.data_type(), true)).collect::<Vec<_>>(),
+        ));
+        PageDecoder::new(schema, &refs, "things")
+    }
+
     #[test]
     fn decodes_every_kind_nulls_and_annotations() {
         let cols = [
@@ -537,11 +546,7 @@ mod tests {
             spec("day", "day", ValueKind::Date32),
             spec("pname", "_p_value@OData.Community.Display.V1.FormattedValue", ValueKind::Utf8),
         ];
-        let refs: Vec<&ColumnSpec> = cols.iter().collect();
-        let schema = Arc::new(Schema::new(
-            cols.iter().map(|c| Field::new(&c.name, c.kind.data_type(), true)).collect::<Vec<_>>(),
-        ));
-        let dec = PageDecoder::new(schema, &refs, "things");
+        let dec = decoder(&cols);
         let body = br#"{"@odata.context":"x","value":[
             {"@odata.etag":"W/\"1\"","name":"A \"q\" \u00e9","n":-5,"big":9007199254740993,"d":1.5,"b":true,
              "m":12345678901234.1234,"t":"2024-02-29T23:59:59Z","day":"2024-02-29",
@@ -597,11 +602,7 @@ mod tests {
             spec("ptype", "_p_value@Microsoft.Dynamics.CRM.lookuplogicalname", ValueKind::Utf8),
             spec("m", "m", ValueKind::Decimal { scale: 2 }),
         ];
-        let refs: Vec<&ColumnSpec> = cols.iter().collect();
-        let schema = Arc::new(Schema::new(
-            cols.iter().map(|c| Field::new(&c.name, c.kind.data_type(), true)).collect::<Vec<_>>(),
-        ));
-        let dec = PageDecoder::new(schema, &refs, "things");
+        let dec = decoder(&cols);
         let pairs = [
             r#""@odata.etag":"W/\"1\"""#,
             r#""name":"a""#,
