@@ -399,24 +399,15 @@ impl Builder {
             },
             Builder::Int32(b) if number => {
                 let n = s.number_bytes();
-                match plain_int(n).map(i32::try_from) {
-                    Some(Ok(v)) => b.append_value(v),
-                    _ => {
-                        let n = String::from_utf8_lossy(n);
-                        match int(&n).map(i32::try_from) {
-                            Ok(Ok(v)) => b.append_value(v),
-                            _ => return Ok(Err(format!("'{n}' is not a 32-bit integer"))),
-                        }
-                    }
+                match int_bytes(n).map(i32::try_from) {
+                    Ok(Ok(v)) => b.append_value(v),
+                    _ => return Ok(Err(format!("'{}' is not a 32-bit integer", String::from_utf8_lossy(n)))),
                 }
             }
-            Builder::Int64(b) if number => {
-                let n = s.number_bytes();
-                match plain_int(n).map_or_else(|| int(&String::from_utf8_lossy(n)), Ok) {
-                    Ok(v) => b.append_value(v),
-                    Err(e) => return Ok(Err(e)),
-                }
-            }
+            Builder::Int64(b) if number => match int_bytes(s.number_bytes()) {
+                Ok(v) => b.append_value(v),
+                Err(e) => return Ok(Err(e)),
+            },
             Builder::Float64(b) if number => {
                 let n = s.number();
                 match n.parse() {
@@ -502,6 +493,12 @@ fn int(n: &str) -> Result<i64, String> {
         Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e18 => Ok(f as i64),
         _ => Err(format!("'{n}' is not an integer")),
     })
+}
+
+/// [`int`] of a number token's bytes, with a one-pass path for plain integers.
+#[inline]
+fn int_bytes(n: &[u8]) -> Result<i64, String> {
+    plain_int(n).map_or_else(|| int(&String::from_utf8_lossy(n)), Ok)
 }
 
 #[cfg(test)]

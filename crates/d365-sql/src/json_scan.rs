@@ -147,19 +147,9 @@ impl<'a> Scanner<'a> {
         self.unescape(start, end)
     }
 
-    /// The string at the scanner (on its opening quote) as a slice of the page, consumed, if
-    /// it holds no escapes; `None` (nothing consumed) if it does, for [`Scanner::string`]. A
-    /// plain `&str` rather than a `Cow`, so it is passed on in registers.
-    #[inline(always)]
-    pub fn plain_string(&mut self) -> Result<Option<&'a str>> {
-        match self.plain_span()? {
-            Some((start, end)) => Ok(Some(self.utf8(start, end)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// [`Scanner::plain_string`] as the byte range of the content in [`Scanner::bytes`]
-    /// (not checked to be UTF-8).
+    /// The byte range (in [`Scanner::bytes`]) of the content of the string at the scanner (on
+    /// its opening quote), consumed, if it holds no escapes; `None` (nothing consumed) if it
+    /// does, for [`Scanner::string`] or [`Scanner::unescaped`]. Not checked to be UTF-8.
     #[inline(always)]
     pub fn plain_span(&mut self) -> Result<Option<(usize, usize)>> {
         let start = self.i;
