@@ -8,7 +8,7 @@ use d365_emulator::webapi::limits::LimitSettings;
 use d365_emulator::{Emulator, EmulatorOptions};
 use d365_sync::bench::{BenchOptions, Limits};
 
-use crate::connect::{ConnectArgs, connect, demo_connection_string};
+use crate::connect::{ConnectArgs, connect};
 use crate::export_cmd::failure;
 use crate::failure::Failure;
 
@@ -82,7 +82,7 @@ pub async fn run(connect_args: &ConnectArgs, args: BenchArgs) -> Result<(), Fail
         })
         .await
         .map_err(|e| Failure::service(format!("the emulator could not start: {e}")))?;
-        let text = demo_connection_string(&emu)?;
+        let text = d365_core::emulator_connection_string(&emu).map_err(Failure::from_d365)?;
         emulator = Some(emu);
         ConnectArgs { connection: Some(text), demo: false, ..connect_args.clone() }
     };

@@ -92,7 +92,7 @@ fn options(args: &DmlArgs, parallel: Option<usize>) -> Result<DmlOptions, Failur
             .map_err(|_| Failure::bad_input(format!("--caller-id '{c}' is not a GUID (a systemuserid)")))?;
         write.caller_id = Some(id);
     }
-    Ok(DmlOptions { dry_run: args.dry_run, write, keep_failed_inputs: args.errors.is_some() })
+    Ok(DmlOptions { dry_run: args.dry_run, write, keep_failed_inputs: args.errors.is_some(), params: Vec::new() })
 }
 
 /// Runs a write statement (`d365_sql::is_dml(sql)`); `parallel`: `d365 query --parallel`, the

@@ -56,6 +56,20 @@ impl Failure {
         }
     }
 
+    /// From a front-door error.
+    pub fn from_d365(e: d365_core::Error) -> Self {
+        let code = match e.kind() {
+            d365_core::ErrorKind::BadInput | d365_core::ErrorKind::NotSupported => EXIT_BAD_INPUT,
+            d365_core::ErrorKind::Authentication => EXIT_AUTH,
+            d365_core::ErrorKind::Service | d365_core::ErrorKind::Data => EXIT_SERVICE,
+        };
+        match e {
+            d365_core::Error::Client(c) => Self::from_client(c),
+            d365_core::Error::Auth(a) => Self::from_auth(a),
+            e => Self { message: e.to_string(), code },
+        }
+    }
+
     /// The exit code.
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(self.code)

@@ -4,7 +4,6 @@ mod bench_cmd;
 mod connect;
 mod dml_cmd;
 mod emulator_cmd;
-mod exec_stmt;
 mod export_cmd;
 mod failure;
 mod login_cmd;

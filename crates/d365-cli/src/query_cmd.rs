@@ -5,7 +5,7 @@ use crate::connect::{ConnectArgs, Connection, connect};
 use crate::failure::Failure;
 use d365_sql::datafusion::arrow::array::RecordBatch;
 use d365_sql::datafusion::arrow::datatypes::SchemaRef;
-use d365_sql::{EngineOptions, SqlEngine, SqlError};
+use d365_sql::{SqlEngine, SqlError};
 use futures::StreamExt;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -101,25 +101,17 @@ fn output_format(args: &QueryArgs) -> Format {
     })
 }
 
-/// The engine of a connection: metadata cached on disk per organisation (in memory for the
-/// demo emulator, whose address changes every run); `parallel` fixes the concurrency of
-/// whole-table reads (1 = one page chain).
+/// The engine of a connection (see [`d365_core::Connection::engine`]); `parallel` fixes the
+/// concurrency of whole-table reads (1 = one page chain).
 pub(crate) async fn engine(
     conn: &Connection,
     refresh: bool,
     parallel: Option<usize>,
     page_size: Option<u32>,
 ) -> Result<SqlEngine, Failure> {
-    let metadata_cache =
-        conn.demo.is_none().then(|| d365_client::CacheOptions { refresh, ..d365_client::CacheOptions::default() });
-    let options = EngineOptions {
-        metadata_cache,
-        page_size,
-        parallel_scan: parallel != Some(1),
-        scan_parallelism: parallel,
-        ..EngineOptions::default()
-    };
-    SqlEngine::new(conn.client.clone(), options).await.map_err(sql_failure)
+    conn.engine(&d365_core::EngineSettings { refresh_metadata: refresh, parallel, page_size })
+        .await
+        .map_err(Failure::from_d365)
 }
 
 /// Runs `d365 query`.
@@ -127,7 +119,7 @@ pub async fn query(connect_args: &ConnectArgs, args: QueryArgs) -> Result<(), Fa
     if d365_sql::SqlEngine::is_dml(&args.sql) {
         return crate::dml_cmd::run(connect_args, &args.sql, args.refresh_metadata, args.parallel, &args.dml).await;
     }
-    if let Some(exec) = crate::exec_stmt::parse_exec(&args.sql) {
+    if let Some(exec) = d365_core::parse_exec(&args.sql) {
         let exec = exec.map_err(|e| Failure::bad_input(e.to_string()))?;
         return run_procedure(connect_args, exec, &args).await;
     }
@@ -151,31 +143,20 @@ pub async fn query(connect_args: &ConnectArgs, args: QueryArgs) -> Result<(), Fa
 /// a table of text columns in the chosen format.
 async fn run_procedure(
     connect_args: &ConnectArgs,
-    exec: crate::exec_stmt::ExecStatement,
+    exec: d365_core::ExecStatement,
     args: &QueryArgs,
 ) -> Result<(), Failure> {
-    use d365_sql::datafusion::arrow::array::{ArrayRef, StringArray};
-    use d365_sql::datafusion::arrow::datatypes::{DataType, Field, Schema};
-    use std::sync::Arc;
+    use std::time::Duration;
     if args.explain {
         return Err(Failure::bad_input("--explain shows query plans; EXEC runs a sign-in procedure, which has none"));
     }
     d365_auth::procedures::procedure(&exec.name).map_err(Failure::from_auth)?;
     let (config, env) = crate::login_cmd::connection_config(connect_args, "query \"EXEC ...\"")?;
-    let options = crate::login_cmd::interactive_options(env, false, None, 300);
-    let out = d365_auth::procedures::call_procedure(&exec.name, &exec.args, &config, &options)
-        .await
-        .map_err(Failure::from_auth)?;
-    let schema = Arc::new(Schema::new(
-        out.columns.iter().map(|c| Field::new(c.as_str(), DataType::Utf8, true)).collect::<Vec<_>>(),
-    ));
-    let columns: Vec<ArrayRef> = (0..out.columns.len())
-        .map(|i| {
-            Arc::new(StringArray::from(out.rows.iter().map(|r| r.get(i).map(String::as_str)).collect::<Vec<_>>()))
-                as ArrayRef
-        })
-        .collect();
-    let batch = RecordBatch::try_new(schema.clone(), columns).map_err(io_failure)?;
+    let batch =
+        d365_core::run_procedure(&exec, &config, env, d365_auth::Interactive::Browser, Duration::from_secs(300))
+            .await
+            .map_err(Failure::from_d365)?;
+    let schema = batch.schema();
     let format = output_format(args);
     let mut sink = Sink::new(format, open_output(args.output.as_deref(), format)?, schema)?;
     sink.write(batch)?;

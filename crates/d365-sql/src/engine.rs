@@ -10,6 +10,7 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_optimizer::limit_pushdown::LimitPushdown;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
+use datafusion::scalar::ScalarValue;
 
 use crate::arrow_schema::TableSchema;
 use crate::catalog::{CATALOG, DataverseCatalog, ReadSettings, TABLES_SCHEMA};
@@ -163,9 +164,29 @@ impl SqlEngine {
         Ok(self.ctx.sql_with_options(sql, Self::options()).await?)
     }
 
+    /// Plans `sql` with its `$1…$n` placeholders replaced by `params` (typed literals: the
+    /// values never pass through SQL text). No parameters plans `sql` as it is.
+    pub async fn sql_with_params(&self, sql: &str, params: &[ScalarValue]) -> Result<DataFrame, SqlError> {
+        let df = self.sql(sql).await?;
+        if params.is_empty() {
+            return Ok(df);
+        }
+        Ok(df.with_param_values(params.to_vec())?)
+    }
+
     /// Runs `sql`: record batches as pages arrive.
     pub async fn stream(&self, sql: &str) -> Result<SendableRecordBatchStream, SqlError> {
         Ok(self.sql(sql).await?.execute_stream().await?)
+    }
+
+    /// Runs `sql` with `params` bound to its `$1…$n` placeholders (see
+    /// [`SqlEngine::sql_with_params`]).
+    pub async fn stream_with_params(
+        &self,
+        sql: &str,
+        params: &[ScalarValue],
+    ) -> Result<SendableRecordBatchStream, SqlError> {
+        Ok(self.sql_with_params(sql, params).await?.execute_stream().await?)
     }
 
     /// Runs `sql` and collects every batch (convenience for small results).

@@ -71,6 +71,8 @@ pub struct DmlOptions {
     pub write: WriteOptions,
     /// Keep the input values of failed rows in [`DmlOutcome::inputs`] (for an error file).
     pub keep_failed_inputs: bool,
+    /// Values of the statement's `$1…$n` placeholders (bound as typed literals).
+    pub params: Vec<datafusion::scalar::ScalarValue>,
 }
 
 /// One row a dry run would send.
@@ -223,21 +225,8 @@ impl SqlEngine {
     /// Registers a local file as table `name` (CSV, NDJSON — `.ndjson`/`.jsonl`/`.json` — or
     /// Parquet, by extension), for queries and as the source of `INSERT … SELECT` / `MERGE`.
     pub async fn register_file(&self, name: &str, path: &Path) -> Result<(), SqlError> {
-        let name = name.trim().to_ascii_lowercase();
-        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !name.starts_with(HIDDEN);
-        if !valid {
-            return Err(SqlError::Plan(format!(
-                "'{name}' is not a usable table name (letters, digits and _, starting with a letter)"
-            )));
-        }
+        let name = self.local_name(name)?;
         let state = self.dml_state();
-        if state.catalog.tables().entity(&name).is_some() {
-            return Err(SqlError::Plan(format!(
-                "a local table cannot be named '{name}': the organisation has a table of that name"
-            )));
-        }
         if !path.is_file() {
             return Err(SqlError::Plan(format!("cannot read '{}': no such file", path.display())));
         }
@@ -262,6 +251,46 @@ impl SqlEngine {
             }
         }
         Ok(())
+    }
+
+    /// Registers in-memory rows as local table `name` (like [`SqlEngine::register_file`]): e.g.
+    /// the parameter sets of a bulk insert, read by `INSERT … SELECT … FROM name`.
+    pub fn register_batch(
+        &self,
+        name: &str,
+        batch: datafusion::arrow::record_batch::RecordBatch,
+    ) -> Result<(), SqlError> {
+        let name = self.local_name(name)?;
+        let table = datafusion::datasource::MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+        self.dml_state().overlay(self.context()).register_table(name, Arc::new(table))?;
+        Ok(())
+    }
+
+    /// Removes a local table registered with [`SqlEngine::register_batch`] or
+    /// [`SqlEngine::register_file`]; `false` when there was none of that name.
+    pub fn deregister_local(&self, name: &str) -> Result<bool, SqlError> {
+        let name = name.trim().to_ascii_lowercase();
+        Ok(self.dml_state().overlay(self.context()).local.deregister_table(&name)?.is_some())
+    }
+
+    /// `name` lower-cased, if it can name a local table: letters, digits and `_`, not hidden,
+    /// not the name of one of the organisation's tables.
+    fn local_name(&self, name: &str) -> Result<String, SqlError> {
+        let name = name.trim().to_ascii_lowercase();
+        let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !name.starts_with(HIDDEN);
+        if !valid {
+            return Err(SqlError::Plan(format!(
+                "'{name}' is not a usable table name (letters, digits and _, starting with a letter)"
+            )));
+        }
+        if self.dml_state().catalog.tables().entity(&name).is_some() {
+            return Err(SqlError::Plan(format!(
+                "a local table cannot be named '{name}': the organisation has a table of that name"
+            )));
+        }
+        Ok(name)
     }
 
     /// Runs one write statement (see [`crate::dml`]), calling `progress` after every chunk.
@@ -322,7 +351,7 @@ impl SqlEngine {
                 let target = self.target(&table).await?;
                 let op = if upsert { WriteOp::Upsert } else { WriteOp::Create };
                 let text = parse::values_as_text(&source).unwrap_or_else(|| source.to_string());
-                let df = self.sql(&text).await?;
+                let df = self.sql_with_params(&text, &options.params).await?;
                 let width = df.schema().fields().len();
                 let names: Vec<String> = if columns.is_empty() {
                     if is_values(&source) {
@@ -360,10 +389,11 @@ impl SqlEngine {
                 Ok(Plan { target: Arc::new(target), layout: Arc::new(layout), df, skip: None, _hidden: None })
             }
             DmlStatement::Update { table, alias, assignments, selection } => {
-                self.plan_by_id(WriteOp::Update, &table, alias.as_deref(), &assignments, selection.as_ref()).await
+                self.plan_by_id(WriteOp::Update, &table, alias.as_deref(), &assignments, selection.as_ref(), options)
+                    .await
             }
             DmlStatement::Delete { table, alias, selection } => {
-                self.plan_by_id(WriteOp::Delete, &table, alias.as_deref(), &[], selection.as_ref()).await
+                self.plan_by_id(WriteOp::Delete, &table, alias.as_deref(), &[], selection.as_ref(), options).await
             }
             DmlStatement::Merge(m) => self.plan_merge(*m, options).await,
         }
@@ -378,6 +408,7 @@ impl SqlEngine {
         alias: Option<&str>,
         assignments: &[(String, datafusion::sql::sqlparser::ast::Expr)],
         selection: Option<&datafusion::sql::sqlparser::ast::Expr>,
+        options: &DmlOptions,
     ) -> Result<Plan, SqlError> {
         let target = self.target(table).await?;
         let names: Vec<String> = assignments.iter().map(|(c, _)| c.clone()).collect();
@@ -392,7 +423,7 @@ impl SqlEngine {
         if let Some(w) = selection {
             sql.push_str(&format!(" WHERE {w}"));
         }
-        let df = self.sql(&sql).await?;
+        let df = self.sql_with_params(&sql, &options.params).await?;
         let layout = Layout { op, id: Some(0), etag: Some(1), key: Vec::new(), names, setters, first_value: 2 };
         Ok(Plan { target: Arc::new(target), layout: Arc::new(layout), df, skip: None, _hidden: Some(hidden) })
     }
@@ -457,7 +488,7 @@ impl SqlEngine {
         items.extend(exprs.iter().enumerate().map(|(i, e)| format!("({e}) AS __v{i}")));
         sql.push_str(&items.join(", "));
         sql.push_str(&format!(" FROM {}", m.source));
-        let df = self.sql(&sql).await?;
+        let df = self.sql_with_params(&sql, &options.params).await?;
         let key = if op == WriteOp::Create {
             Vec::new()
         } else {

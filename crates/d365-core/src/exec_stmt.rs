@@ -1,6 +1,7 @@
 //! `EXEC name @Arg = 'value', ...`: the CData connector's way of calling its stored procedures
-//! from SQL. `d365 query` recognises the statement before it reaches the SQL engine and runs
-//! the sign-in procedures of `d365-auth` (the same ones as `d365 proc`).
+//! from SQL. [`crate::Session::execute`] (so `d365 query` and Python's `cursor.execute`)
+//! recognises the statement before it reaches the SQL engine and runs the sign-in procedures of
+//! `d365-auth` (the same ones as `d365 proc`).
 
 use std::fmt;
 
@@ -16,9 +17,13 @@ pub struct ExecStatement {
 /// Why an `EXEC` statement could not be read; `position` is a 1-based character column.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ExecSyntaxError {
+    /// 1-based character column where the statement went wrong.
     pub position: usize,
+    /// What was expected there.
     pub message: String,
 }
+
+impl std::error::Error for ExecSyntaxError {}
 
 impl fmt::Display for ExecSyntaxError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

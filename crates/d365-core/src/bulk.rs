@@ -1,0 +1,259 @@
+//! Many parameter sets for one write statement (PEP 249's `executemany`) as one bulk write:
+//! `INSERT/UPSERT INTO t (cols) VALUES (?, …)` becomes `INSERT/UPSERT INTO t (cols) SELECT … FROM
+//! <the parameter sets as a local table>`, so the rows travel in CreateMultiple /
+//! UpsertMultiple chunks (or `$batch`), never one request per row.
+
+use std::sync::Arc;
+
+use d365_sql::datafusion::arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder, RecordBatch,
+    StringBuilder, TimestampMicrosecondBuilder,
+};
+use d365_sql::datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use d365_sql::datafusion::scalar::ScalarValue;
+use d365_sql::datafusion::sql::sqlparser::dialect::GenericDialect;
+use d365_sql::datafusion::sql::sqlparser::keywords::Keyword;
+use d365_sql::datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
+use crate::error::Error;
+use crate::params::Param;
+
+/// An `INSERT/UPSERT … VALUES (?, …)` rewritten to read its values from table `source`:
+/// `(statement, markers)`. `None` when the statement has another shape (it then runs once per
+/// parameter set).
+pub fn values_from_table(sql: &str, source: &str) -> Option<(String, usize)> {
+    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
+    let first = tokens.iter().find(|t| !matches!(t, Token::Whitespace(_)))?;
+    let Token::Word(w) = first else { return None };
+    if !(w.keyword == Keyword::INSERT || w.value.eq_ignore_ascii_case("upsert")) {
+        return None;
+    }
+    let values = tokens.iter().position(|t| matches!(t, Token::Word(w) if w.keyword == Keyword::VALUES))?;
+    let open = values + 1 + tokens[values + 1..].iter().position(|t| !matches!(t, Token::Whitespace(_)))?;
+    if tokens[open] != Token::LParen {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut close = None;
+    for (i, t) in tokens.iter().enumerate().skip(open) {
+        match t {
+            Token::LParen => depth += 1,
+            Token::RParen => {
+                depth -= 1;
+                if depth == 0 {
+                    close = Some(i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let close = close?;
+    // Only white space or one ';' may follow the single row.
+    if tokens[close + 1..].iter().any(|t| !matches!(t, Token::Whitespace(_) | Token::SemiColon)) {
+        return None;
+    }
+    let mut out: String = tokens[..values].iter().map(Token::to_string).collect();
+    out.push_str("SELECT ");
+    let mut n = 0;
+    for t in &tokens[open + 1..close] {
+        match t {
+            Token::Placeholder(p) if p == "?" => {
+                n += 1;
+                out.push_str(&format!("{source}.p{n}"));
+            }
+            Token::Placeholder(_) => return None,
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    out.push_str(&format!(" FROM {source}"));
+    Some((out, n))
+}
+
+/// The type of one parameter column, from its values.
+fn column_type(rows: &[Vec<Param>], col: usize) -> Result<DataType, Error> {
+    let mut ty: Option<DataType> = None;
+    for (r, row) in rows.iter().enumerate() {
+        let t = match &row[col] {
+            Param::Null => continue,
+            Param::Bool(_) => DataType::Boolean,
+            Param::Int(_) => DataType::Int64,
+            Param::Float(_) => DataType::Float64,
+            Param::Decimal(_) => DataType::Decimal128(38, 0),
+            Param::Text(_) | Param::Guid(_) => DataType::Utf8,
+            Param::Timestamp(_) => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            Param::Date(_) => DataType::Date32,
+        };
+        ty = Some(match (ty, t) {
+            (None, t) => t,
+            (Some(a), b) if a == b => a,
+            (Some(DataType::Int64), DataType::Float64) | (Some(DataType::Float64), DataType::Int64) => {
+                DataType::Float64
+            }
+            (Some(DataType::Int64 | DataType::Decimal128(..)), DataType::Decimal128(..))
+            | (Some(DataType::Decimal128(..)), DataType::Int64) => DataType::Decimal128(38, 0),
+            (Some(a), b) => {
+                return Err(Error::Parameters(format!(
+                    "parameter {} is {a} in earlier rows but {b} in row {}: give each parameter one type in every row",
+                    col + 1,
+                    r + 1
+                )));
+            }
+        });
+    }
+    // A column of NULLs only: text, which every Dataverse column type takes as NULL.
+    Ok(ty.unwrap_or(DataType::Utf8))
+}
+
+/// The parameter sets as one batch: column `p<i>` holds parameter `i` of every row.
+pub fn params_batch(rows: &[Vec<Param>], width: usize) -> Result<RecordBatch, Error> {
+    if let Some((r, row)) = rows.iter().enumerate().find(|(_, row)| row.len() != width) {
+        return Err(Error::Parameters(format!(
+            "parameter set {} has {} values but the statement has {width} markers (?)",
+            r + 1,
+            row.len()
+        )));
+    }
+    let mut fields = Vec::with_capacity(width);
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(width);
+    for c in 0..width {
+        let mut ty = column_type(rows, c)?;
+        let scalars = rows.iter().map(|row| row[c].to_scalar());
+        let array: ArrayRef = match &ty {
+            DataType::Boolean => {
+                let mut b = BooleanBuilder::with_capacity(rows.len());
+                for row in rows {
+                    b.append_option(match row[c] {
+                        Param::Bool(v) => Some(v),
+                        _ => None,
+                    });
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Int64 => {
+                let mut b = Int64Builder::with_capacity(rows.len());
+                for row in rows {
+                    b.append_option(match row[c] {
+                        Param::Int(v) => Some(v),
+                        _ => None,
+                    });
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Float64 => {
+                let mut b = Float64Builder::with_capacity(rows.len());
+                for row in rows {
+                    b.append_option(match row[c] {
+                        Param::Float(v) => Some(v),
+                        Param::Int(v) => Some(v as f64),
+                        _ => None,
+                    });
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Decimal128(..) => {
+                // One scale for the column: the largest any value needs.
+                let values = scalars.collect::<Result<Vec<_>, _>>()?;
+                let scale = values
+                    .iter()
+                    .filter_map(|v| match v {
+                        ScalarValue::Decimal128(_, _, s) => Some(*s),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(0);
+                ty = DataType::Decimal128(38, scale);
+                let mut b = Decimal128Builder::with_capacity(rows.len());
+                for v in values {
+                    b.append_option(match v {
+                        ScalarValue::Decimal128(Some(v), _, s) => {
+                            Some(v.checked_mul(10i128.pow((scale - s) as u32)).ok_or_else(|| {
+                                Error::Parameters(format!("parameter {}: a decimal too large for 38 digits", c + 1))
+                            })?)
+                        }
+                        ScalarValue::Int64(Some(v)) => Some(i128::from(v) * 10i128.pow(scale as u32)),
+                        _ => None,
+                    });
+                }
+                Arc::new(b.finish().with_precision_and_scale(38, scale).map_err(|e| Error::Parameters(e.to_string()))?)
+            }
+            DataType::Utf8 => {
+                let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
+                for row in rows {
+                    match &row[c] {
+                        Param::Text(s) => b.append_value(s),
+                        Param::Guid(g) => b.append_value(g.to_string()),
+                        _ => b.append_null(),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Timestamp(..) => {
+                let mut b = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
+                for row in rows {
+                    b.append_option(match row[c] {
+                        Param::Timestamp(v) => Some(v),
+                        _ => None,
+                    });
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Date32 => {
+                let mut b = Date32Builder::with_capacity(rows.len());
+                for row in rows {
+                    b.append_option(match row[c] {
+                        Param::Date(v) => Some(v),
+                        _ => None,
+                    });
+                }
+                Arc::new(b.finish())
+            }
+            other => return Err(Error::Parameters(format!("parameter {}: unsupported type {other}", c + 1))),
+        };
+        fields.push(Field::new(format!("p{}", c + 1), ty, true));
+        columns.push(array);
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| Error::Parameters(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_rows_read_from_the_parameter_table() {
+        let (sql, n) =
+            values_from_table("INSERT INTO contact (firstname, lastname) VALUES (?, upper(?));", "d365_params_1")
+                .unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(
+            sql,
+            "INSERT INTO contact (firstname, lastname) SELECT d365_params_1.p1, upper(d365_params_1.p2) FROM d365_params_1"
+        );
+        let (sql, _) = values_from_table("upsert into account (accountnumber) values ('?', ?)", "t").unwrap();
+        assert!(sql.starts_with("upsert into account (accountnumber) SELECT '?', t.p1 FROM t"), "{sql}");
+        assert!(values_from_table("INSERT INTO a (x) VALUES (?), (?)", "t").is_none());
+        assert!(values_from_table("UPDATE a SET x = ?", "t").is_none());
+        assert!(values_from_table("INSERT INTO a (x) SELECT ? FROM b", "t").is_none());
+    }
+
+    #[test]
+    fn parameter_columns_take_one_type() {
+        let rows = vec![
+            vec![Param::Int(1), Param::Text("a".into()), Param::Decimal("1.5".into()), Param::Null],
+            vec![Param::Float(2.5), Param::Null, Param::Decimal("-0.25".into()), Param::Null],
+        ];
+        let b = params_batch(&rows, 4).unwrap();
+        assert_eq!(b.schema().field(0).data_type(), &DataType::Float64);
+        assert_eq!(b.schema().field(1).data_type(), &DataType::Utf8);
+        assert_eq!(b.schema().field(2).data_type(), &DataType::Decimal128(38, 2));
+        assert_eq!(b.schema().field(3).data_type(), &DataType::Utf8);
+        assert_eq!(b.column(3).null_count(), 2);
+        let dec = b.column(2).as_any().downcast_ref::<d365_sql::datafusion::arrow::array::Decimal128Array>().unwrap();
+        assert_eq!(dec.value(0), 150);
+        assert_eq!(dec.value(1), -25);
+        let e = params_batch(&[vec![Param::Int(1)], vec![Param::Text("x".into())]], 1).unwrap_err();
+        assert!(e.to_string().contains("parameter 1 is Int64 in earlier rows but Utf8 in row 2"), "{e}");
+        assert!(params_batch(&[vec![Param::Int(1)], vec![]], 1).is_err());
+    }
+}

@@ -1,0 +1,195 @@
+//! From a connection string to a connected client: parse the CData-style properties, build the
+//! sign-in flow, and open the Web API client. [`Connection::demo`] starts the built-in emulator
+//! in this process and connects to it through the same HTTPS + OAuth path as a real
+//! organisation.
+
+use std::sync::Arc;
+
+use d365_auth::connection_string::ConnectionString;
+use d365_auth::{ConnectionConfig, Environment, Interactive, ProviderOptions, TokenProvider, provider_from_config};
+use d365_client::{ClientOptions, DataverseClient};
+use d365_emulator::{Emulator, EmulatorOptions};
+use d365_sql::{EngineOptions, SqlEngine};
+
+use crate::error::Error;
+
+/// How a connection may sign a user in when no stored tokens exist.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Open a browser (or show a device code) for a delegated sign-in, or refuse with "run d365
+    /// login" ([`Interactive::Never`], for scripts and CI).
+    pub interactive: Interactive,
+    /// The process environment (config directory, token key, proxies); `None` reads the
+    /// current process's.
+    pub environment: Option<Environment>,
+}
+
+impl OpenOptions {
+    /// Interactive sign-in only when a person is there: a browser when standard error is a
+    /// terminal, otherwise a clear error.
+    pub fn detect() -> Self {
+        let interactive = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            Interactive::Browser
+        } else {
+            Interactive::Never
+        };
+        Self { interactive, environment: None }
+    }
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self::detect()
+    }
+}
+
+/// How the SQL engine of a connection reads.
+#[derive(Debug, Clone, Default)]
+pub struct EngineSettings {
+    /// Fetch table definitions again instead of using the on-disk metadata cache.
+    pub refresh_metadata: bool,
+    /// Concurrent requests for whole-table reads; `None` follows the service's
+    /// `x-ms-dop-hint` and adapts to throttling; `Some(1)` reads one page chain.
+    pub parallel: Option<usize>,
+    /// Rows per page (`Prefer: odata.maxpagesize`, 1–5000).
+    pub page_size: Option<u32>,
+}
+
+/// A live connection: the Web API client, the sign-in flow, the parsed connection and, for
+/// [`Connection::demo`], the emulator it runs.
+pub struct Connection {
+    /// The Web API client.
+    pub client: DataverseClient,
+    /// The sign-in flow in use.
+    pub tokens: Arc<dyn TokenProvider>,
+    /// The parsed connection.
+    pub config: ConnectionConfig,
+    /// The environment it was opened in (for the OAuth procedures).
+    pub environment: Environment,
+    /// The emulator of a demo connection (stopped by [`Connection::close`]).
+    pub demo: Option<Emulator>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("organization_url", &self.config.organization_url.as_str())
+            .field("demo", &self.demo.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses `text` with `overrides` applied on top (later keys win, as in the string itself).
+/// Errors name the property, never its value.
+pub fn parse_connection(
+    text: &str,
+    overrides: &[(String, String)],
+    env: &Environment,
+) -> Result<ConnectionConfig, Error> {
+    let mut cs = ConnectionString::parse(text).map_err(d365_auth::ConfigError::from)?;
+    for (k, v) in overrides {
+        cs.set(k, v);
+    }
+    Ok(ConnectionConfig::from_connection_string(&cs, env)?)
+}
+
+/// The connection string of `emu`'s certificate app (a System Administrator application user).
+pub fn emulator_connection_string(emu: &Emulator) -> Result<String, Error> {
+    let r = emu.ready();
+    let app = r
+        .apps
+        .iter()
+        .find(|a| a.certificate.is_some())
+        .ok_or_else(|| Error::Emulator("the emulator has no certificate app".into()))?;
+    let cert =
+        app.certificate.as_ref().ok_or_else(|| Error::Emulator("the certificate app has no certificate".into()))?;
+    Ok(format!(
+        "OrganizationUrl={};AuthScheme=AzureServicePrincipalCert;AzureTenant={};OAuthClientId={};\
+         OAuthJWTCert={};OAuthJWTCertType=PEMKEY_FILE;AzureAuthorityHost={};SSLServerCert={}",
+        r.org_url,
+        r.tenant_id,
+        app.client_id,
+        cert.combined_pem.display(),
+        r.authority,
+        r.ca_pem.display()
+    ))
+}
+
+impl Connection {
+    /// Opens a connection from a CData-style connection string (`overrides` set further
+    /// properties, as Python's `connect(cs, **props)`). Sends nothing yet: the first token is
+    /// requested with the first request.
+    pub async fn open(text: &str, overrides: &[(String, String)], options: OpenOptions) -> Result<Self, Error> {
+        let env = options.environment.clone().unwrap_or_else(Environment::from_process);
+        let config = parse_connection(text, overrides, &env)?;
+        Self::from_config(config, env, options.interactive, None)
+    }
+
+    /// Starts the built-in emulator with `rows` accounts (contacts, leads and opportunities in
+    /// proportion) and connects to it as its certificate app.
+    pub async fn demo(rows: usize) -> Result<Self, Error> {
+        let emu = Emulator::start(EmulatorOptions { rows, ..Default::default() })
+            .await
+            .map_err(|e| Error::Emulator(e.to_string()))?;
+        let env = Environment::from_process();
+        let config = match emulator_connection_string(&emu).and_then(|t| parse_connection(&t, &[], &env)) {
+            Ok(c) => c,
+            Err(e) => {
+                emu.shutdown().await;
+                return Err(e);
+            }
+        };
+        Self::from_config(config, env, Interactive::Never, Some(emu))
+    }
+
+    fn from_config(
+        config: ConnectionConfig,
+        env: Environment,
+        interactive: Interactive,
+        demo: Option<Emulator>,
+    ) -> Result<Self, Error> {
+        let options = ProviderOptions::new(env.clone()).with_interactive(interactive);
+        let tokens = provider_from_config(&config, &options)?;
+        let mut client_options = ClientOptions::new(config.organization_url.as_str());
+        client_options.api_version = config.api_version.trim_start_matches('v').to_string();
+        client_options.caller_id = config.caller_id;
+        client_options.caller_object_id = config.caller_object_id;
+        if let Some(t) = config.timeout {
+            client_options.timeout = t;
+        }
+        if let Some(cert) = &config.ssl_server_cert {
+            client_options.extra_ca_pem = Some(if cert.contains("-----BEGIN") {
+                cert.as_bytes().to_vec()
+            } else {
+                std::fs::read(cert)
+                    .map_err(|e| Error::BadInput(format!("cannot read SSLServerCert file {cert}: {e}")))?
+            });
+        }
+        let client = DataverseClient::new(client_options, tokens.clone())?;
+        Ok(Self { client, tokens, config, environment: env, demo })
+    }
+
+    /// The SQL engine over this connection: metadata cached on disk per organisation (in memory
+    /// for a demo emulator, whose address changes every run).
+    pub async fn engine(&self, settings: &EngineSettings) -> Result<SqlEngine, Error> {
+        let metadata_cache = self
+            .demo
+            .is_none()
+            .then(|| d365_client::CacheOptions { refresh: settings.refresh_metadata, ..Default::default() });
+        let options = EngineOptions {
+            metadata_cache,
+            page_size: settings.page_size,
+            parallel_scan: settings.parallel != Some(1),
+            scan_parallelism: settings.parallel,
+            ..EngineOptions::default()
+        };
+        Ok(SqlEngine::new(self.client.clone(), options).await?)
+    }
+
+    /// Stops the demo emulator, if any.
+    pub async fn close(self) {
+        if let Some(emu) = self.demo {
+            emu.shutdown().await;
+        }
+    }
+}

@@ -1,0 +1,437 @@
+"""PEP 249 (DB-API 2.0) over the d365 core: :func:`connect`, :class:`Connection`, :class:`Cursor`.
+
+Values
+    Parameters are bound to ``?`` markers as typed values (``paramstyle = "qmark"``), never
+    spliced into the SQL text. Python types map to SQL types and back:
+
+    ==========================  ======================  ===========================================
+    SQL type                    Python out              Python in
+    ==========================  ======================  ===========================================
+    VARCHAR                     ``str``                 ``str``
+    INTEGER, BIGINT             ``int``                 ``int``
+    DOUBLE                      ``float``               ``float``
+    DECIMAL(p,s) (money too)    ``decimal.Decimal``     ``decimal.Decimal`` (exact), ``int``
+    BOOLEAN                     ``bool``                ``bool``
+    TIMESTAMP (UTC)             ``datetime`` (UTC)      ``datetime`` (naive = UTC)
+    DATE                        ``datetime.date``       ``datetime.date``
+    GUID columns                ``str`` (lower case)    ``uuid.UUID`` or ``str``
+    NULL                        ``None``                ``None``
+    ==========================  ======================  ===========================================
+
+Transactions
+    Dataverse has no client transactions: every write takes effect when ``execute`` returns.
+    :meth:`Connection.commit` therefore does nothing (it is not an error, so code written for
+    other drivers runs unchanged) and :meth:`Connection.rollback` raises
+    :class:`NotSupportedError`. A write of several rows that must land together can ask for
+    ``atomic=True`` (one ``$batch`` change set, at most 1,000 rows).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Optional
+
+from d365 import _internal
+from d365._internal import InterfaceError, NotSupportedError, ProgrammingError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas
+    import polars
+    import pyarrow
+
+apilevel = "2.0"
+"""PEP 249 level."""
+threadsafety = 2
+"""Threads may share the module and connections, but not cursors."""
+paramstyle = "qmark"
+"""Parameters are ``?`` markers bound in order."""
+
+Row = tuple[Any, ...]
+Params = Optional[Sequence[Any]]
+
+
+class _TypeObject:
+    """A PEP 249 type object: equal to every ``type_code`` of its group."""
+
+    def __init__(self, name: str, *prefixes: str) -> None:
+        self.name = name
+        self._prefixes = prefixes
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and other.upper().startswith(self._prefixes)
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __repr__(self) -> str:
+        return f"d365.{self.name}"
+
+
+STRING = _TypeObject("STRING", "VARCHAR", "CHAR", "TEXT")
+BINARY = _TypeObject("BINARY", "BINARY", "VARBINARY", "BLOB")
+NUMBER = _TypeObject("NUMBER", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "REAL", "DOUBLE", "DECIMAL")
+DATETIME = _TypeObject("DATETIME", "TIMESTAMP", "DATE", "TIME")
+ROWID = _TypeObject("ROWID", "UNIQUEIDENTIFIER")
+
+Date = _dt.date
+Time = _dt.time
+
+
+def Timestamp(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> _dt.datetime:
+    """A UTC timestamp (PEP 249 constructor)."""
+    return _dt.datetime(year, month, day, hour, minute, second, tzinfo=_dt.timezone.utc)
+
+
+def DateFromTicks(ticks: float) -> _dt.date:
+    """The UTC date of a POSIX time."""
+    return _dt.datetime.fromtimestamp(ticks, _dt.timezone.utc).date()
+
+
+def TimeFromTicks(ticks: float) -> _dt.time:
+    """The UTC time of day of a POSIX time."""
+    return _dt.datetime.fromtimestamp(ticks, _dt.timezone.utc).timetz()
+
+
+def TimestampFromTicks(ticks: float) -> _dt.datetime:
+    """The UTC timestamp of a POSIX time."""
+    return _dt.datetime.fromtimestamp(ticks, _dt.timezone.utc)
+
+
+def Binary(value: bytes) -> bytes:
+    """Binary values: Dataverse file and image columns are not readable through SQL yet."""
+    return bytes(value)
+
+
+def _property_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def connect(
+    connection_string: str = "",
+    *,
+    interactive: bool | None = None,
+    parallel: int | None = None,
+    page_size: int | None = None,
+    **properties: Any,
+) -> Connection:
+    """Open a connection to a Dataverse organisation.
+
+    Args:
+        connection_string: CData-style properties, e.g.
+            ``"OrganizationUrl=https://contoso.crm.dynamics.com;AuthScheme=AzureAD;InitiateOAuth=GETANDREFRESH"``.
+            Every sign-in flow of the ``d365`` CLI works, and tokens stored by ``d365 login``
+            are used (the same encrypted token store).
+        interactive: allow a browser sign-in when a user connection has no stored tokens.
+            Default: only when standard error is a terminal (scripts get a clear error
+            instead of a wait).
+        parallel: concurrent requests for whole-table reads (default: the service's
+            ``x-ms-dop-hint``, adapting to throttling; ``1`` reads one page chain).
+        page_size: rows per page (1-5000).
+        **properties: further properties by their CData names (``OrganizationUrl=...``,
+            ``AuthScheme=...``); they override the string.
+
+    Raises:
+        InterfaceError: the connection string is wrong (the message names the property).
+        OperationalError: the sign-in flow cannot be set up.
+    """
+    if not isinstance(connection_string, str):
+        raise InterfaceError("connect() takes the connection string as a str")
+    if interactive is None:
+        interactive = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    overrides = [(k, _property_text(v)) for k, v in properties.items()]
+    session = _internal.Session.open(connection_string, overrides, interactive, parallel, page_size)
+    return Connection(session)
+
+
+class Connection:
+    """A connection to one organisation (PEP 249). Use it as a context manager to close it."""
+
+    def __init__(self, session: _internal.Session) -> None:
+        self._session: _internal.Session | None = session
+        self.write_options: dict[str, Any] = {}
+        """Default options of every write: ``chunk_size`` (rows per request, 1-1000),
+        ``parallel``, ``bypass_plugins``, ``optimistic``, ``atomic``, ``caller_id``."""
+
+    @property
+    def session(self) -> _internal.Session:
+        if self._session is None:
+            raise InterfaceError("the connection is closed")
+        return self._session
+
+    @property
+    def organization_url(self) -> str:
+        """The organisation's URL."""
+        return self.session.organization_url
+
+    @property
+    def closed(self) -> bool:
+        return self._session is None
+
+    def cursor(self) -> Cursor:
+        """A new cursor."""
+        return Cursor(self)
+
+    def execute(self, operation: str, parameters: Params = None) -> Cursor:
+        """Run a statement on a new cursor and return it (the sqlite3-style shortcut)."""
+        return self.cursor().execute(operation, parameters)
+
+    def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any]]) -> Cursor:
+        """Run a write statement for every parameter set on a new cursor and return it."""
+        return self.cursor().executemany(operation, seq_of_parameters)
+
+    def commit(self) -> None:
+        """Does nothing: writes take effect when ``execute`` returns (see the module docs)."""
+        self.session  # noqa: B018 - a closed connection raises
+
+    def rollback(self) -> None:
+        """Always raises :class:`NotSupportedError`: Dataverse has no client transactions."""
+        raise NotSupportedError(
+            "rollback is not supported: Dataverse applies each write when it is sent "
+            "(use atomic=True for an all-or-nothing write of up to 1,000 rows)"
+        )
+
+    def close(self) -> None:
+        """Close the connection; closing twice is harmless."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def table_names(self) -> list[str]:
+        """Logical names of the tables SQL can read."""
+        return self.session.table_names()
+
+    def columns(self, table: str) -> list[dict[str, Any]]:
+        """The columns of ``table``: ``name``, ``type``, ``precision``, ``scale``, ``nullable``,
+        ``dataverse_type``, ``primary_key``."""
+        return self.session.columns(table)
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._session is None:
+            return "<d365.Connection closed>"
+        return f"<d365.Connection {self._session.organization_url}>"
+
+
+Description = tuple[str, str, None, None, Optional[int], Optional[int], bool]
+
+
+class Cursor:
+    """A cursor (PEP 249). Rows stream: each page is fetched and decoded when the rows before
+    it have been consumed, so a large result never sits in memory whole."""
+
+    arraysize: int
+    """Rows :meth:`fetchmany` returns by default."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.arraysize = 1
+        self._result: _internal.ResultStream | None = None
+        self._description: list[Description] | None = None
+        self._rowcount = -1
+        self._closed = False
+        self.last_write: dict[str, Any] | None = None
+        """What the last write did: ``rows``, ``written``, ``requests``, ``skipped``,
+        ``dry_run`` and, for a dry run, ``planned`` (the requests that would be sent)."""
+
+    # -- PEP 249 attributes -------------------------------------------------------------------
+
+    @property
+    def description(self) -> list[Description] | None:
+        """``(name, type_code, None, None, precision, scale, null_ok)`` per column of the last
+        query; ``type_code`` is the SQL type name (``"DECIMAL(38,2)"``, ``"TIMESTAMP"``...).
+        ``None`` after a write."""
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        """Rows written by the last write (``executemany``: by all its parameter sets); -1 for
+        a query, whose size is not known before it is read, and before anything ran."""
+        return self._rowcount
+
+    def setinputsizes(self, sizes: Any) -> None:
+        """Accepted and ignored (PEP 249)."""
+
+    def setoutputsize(self, size: Any, column: int | None = None) -> None:
+        """Accepted and ignored (PEP 249)."""
+
+    # -- running statements -----------------------------------------------------------------
+
+    def _check(self) -> _internal.Session:
+        if self._closed:
+            raise InterfaceError("the cursor is closed")
+        return self.connection.session
+
+    def _reset(self) -> None:
+        if self._result is not None:
+            self._result.close()
+        self._result = None
+        self._description = None
+        self._rowcount = -1
+        self.last_write = None
+
+    def execute(self, operation: str, parameters: Params = None, **write_options: Any) -> Cursor:
+        """Run one statement: a query, ``INSERT``/``UPSERT``/``UPDATE``/``DELETE``/``MERGE``,
+        or ``EXEC Procedure @Arg = 'value'``. ``parameters`` are bound to the ``?`` markers.
+        Keyword arguments are write options (see :attr:`Connection.write_options`), plus
+        ``dry_run=True`` to see what a write would send.
+
+        Returns the cursor itself, so ``cur.execute(...).fetchall()`` works.
+
+        Raises:
+            ProgrammingError: bad SQL, unknown table or column (with the nearest name), wrong
+                parameter count or type.
+            OperationalError: the service refused (403 on a table), throttling past the retry
+                budget, sign-in failure. Writes that left rows unwritten raise with
+                ``rowcount`` and ``failures`` (one dict per row) on the exception.
+        """
+        session = self._check()
+        self._reset()
+        options = {**self.connection.write_options, **write_options}
+        out = session.execute(operation, parameters, options or None)
+        self._take(out)
+        return self
+
+    def executemany(
+        self, operation: str, seq_of_parameters: Sequence[Sequence[Any]], **write_options: Any
+    ) -> Cursor:
+        """Run a write statement for every parameter set. ``INSERT``/``UPSERT ... VALUES (?, ...)``
+        sends all sets as one bulk write (CreateMultiple/UpsertMultiple chunks of up to 1,000
+        rows, in parallel), never one request per row. Other statements run once per set."""
+        session = self._check()
+        self._reset()
+        options = {**self.connection.write_options, **write_options}
+        out = session.execute_many(operation, list(seq_of_parameters), options or None)
+        self._take(out)
+        return self
+
+    def callproc(self, procname: str, parameters: Mapping[str, Any] | Sequence[Any] | None = None) -> Any:
+        """Call one of the OAuth procedures (``GetOAuthAuthorizationUrl``,
+        ``GetOAuthAccessToken``, ``RefreshOAuthAccessToken``, ``GetAdminConsentURL``) with
+        named arguments (a dict, or a sequence of ``(name, value)`` pairs); its result row is
+        then fetched like a query's. Returns ``parameters`` unchanged (PEP 249)."""
+        session = self._check()
+        self._reset()
+        if parameters is None:
+            pairs: list[tuple[str, str]] = []
+        elif isinstance(parameters, Mapping):
+            pairs = [(str(k).lstrip("@"), str(v)) for k, v in parameters.items()]
+        else:
+            try:
+                pairs = [(str(k).lstrip("@"), str(v)) for k, v in parameters]
+            except (TypeError, ValueError):
+                raise ProgrammingError(
+                    "callproc takes named arguments: a dict or (name, value) pairs, e.g. "
+                    "{'CallbackURL': 'http://localhost:33333'}"
+                ) from None
+        self._take(session.call_procedure(procname, pairs))
+        return parameters
+
+    def _take(self, out: Any) -> None:
+        if isinstance(out, _internal.ResultStream):
+            self._result = out
+            self._description = [(n, t, None, None, p, s, null) for (n, t, p, s, null) in out.columns()]
+            self._rowcount = -1
+        else:
+            self.last_write = out
+            self._rowcount = int(out.get("written", 0))
+
+    # -- fetching ----------------------------------------------------------------------------
+
+    def _stream(self) -> _internal.ResultStream:
+        self._check()
+        if self._result is None:
+            raise ProgrammingError("no result to fetch: the last statement was not a query (or none ran)")
+        return self._result
+
+    def fetchone(self) -> Row | None:
+        """The next row, or ``None`` at the end."""
+        rows = self._stream().fetch(1)
+        return rows[0] if rows else None
+
+    def fetchmany(self, size: int | None = None) -> list[Row]:
+        """The next ``size`` rows (default :attr:`arraysize`); fewer only at the end."""
+        n = self.arraysize if size is None else size
+        if n < 0:
+            raise ProgrammingError("fetchmany size must be 0 or more")
+        return self._stream().fetch(n)
+
+    def fetchall(self) -> list[Row]:
+        """Every remaining row."""
+        return self._stream().fetch(None)
+
+    def __iter__(self) -> Iterator[Row]:
+        stream = self._stream()
+        while True:
+            rows = stream.fetch(max(self.arraysize, 1000))
+            if not rows:
+                return
+            yield from rows
+
+    def nextset(self) -> None:
+        """Only one result set per statement: always ``None``."""
+        return None
+
+    # -- Arrow and data frames --------------------------------------------------------------
+
+    def __arrow_c_schema__(self) -> Any:
+        """The result's schema as an Arrow C schema capsule."""
+        return self._stream().__arrow_c_schema__()
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        """The remaining rows as an Arrow C stream (the Arrow PyCapsule interface): pyarrow,
+        polars and DuckDB read the pages without copying."""
+        return self._stream().__arrow_c_stream__(requested_schema)
+
+    def fetch_record_batch(self) -> pyarrow.RecordBatchReader:
+        """The remaining rows as a streaming ``pyarrow.RecordBatchReader`` (one batch per page)."""
+        import pyarrow
+
+        return pyarrow.RecordBatchReader.from_stream(self._stream())
+
+    def fetch_arrow_table(self) -> pyarrow.Table:
+        """The remaining rows as a ``pyarrow.Table`` (zero-copy from the decoded pages)."""
+        import pyarrow
+
+        return pyarrow.RecordBatchReader.from_stream(self._stream()).read_all()
+
+    def fetch_df(self) -> pandas.DataFrame:
+        """The remaining rows as a pandas DataFrame (through Arrow: decimals stay exact as
+        ``decimal.Decimal`` objects, timestamps are UTC ``datetime64``)."""
+        return self.fetch_arrow_table().to_pandas()
+
+    def fetch_polars(self) -> polars.DataFrame:
+        """The remaining rows as a polars DataFrame (zero-copy through the Arrow C stream)."""
+        import polars
+
+        return polars.DataFrame(self)
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the cursor: the rest of the result is not read. :attr:`rowcount` keeps its
+        value (SQLAlchemy reads it after closing)."""
+        if not self._closed:
+            if self._result is not None:
+                self._result.close()
+            self._result = None
+            self._closed = True
+
+    def __enter__(self) -> Cursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<d365.Cursor {'closed' if self._closed else 'open'}>"

@@ -1,0 +1,92 @@
+//! [`Emulator`]: the built-in emulator of Entra ID and the Dataverse Web API, run in this
+//! process (on the d365 runtime) for as long as the Python object is open.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use d365_core::d365_emulator::{Emulator as Inner, EmulatorOptions};
+use pyo3::prelude::*;
+
+use crate::errors::{interface, to_py};
+use crate::runtime::wait;
+
+/// A running emulator.
+#[pyclass(module = "d365._internal", frozen)]
+pub struct Emulator {
+    inner: Mutex<Option<Inner>>,
+    ready_json: String,
+    connection_string: String,
+    org_url: String,
+}
+
+#[pymethods]
+impl Emulator {
+    /// Starts an emulator: `rows` accounts (contacts, leads, opportunities in proportion),
+    /// HTTPS on `port` (0 picks a free one), data in memory or in `data` (a SQLite file),
+    /// `latency_ms` added to every Web API request.
+    #[new]
+    #[pyo3(signature = (rows=1000, port=0, data=None, config=None, latency_ms=0, latency_per_row_us=0, dop_hint=None, verbose=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        rows: usize,
+        port: u16,
+        data: Option<PathBuf>,
+        config: Option<PathBuf>,
+        latency_ms: u64,
+        latency_per_row_us: u64,
+        dop_hint: Option<u32>,
+        verbose: bool,
+    ) -> PyResult<Self> {
+        let options = EmulatorOptions {
+            rows,
+            port,
+            data,
+            config,
+            latency: Duration::from_millis(latency_ms),
+            latency_per_row: Duration::from_micros(latency_per_row_us),
+            dop_hint,
+            verbose,
+            ..EmulatorOptions::default()
+        };
+        let emu = wait(py, Inner::start(options))?.map_err(|e| to_py(py, d365_core::Error::Emulator(e.to_string())))?;
+        let connection_string = d365_core::emulator_connection_string(&emu).map_err(|e| to_py(py, e))?;
+        let ready_json = serde_json::to_string(emu.ready())
+            .map_err(|e| to_py(py, d365_core::Error::Emulator(format!("cannot describe the emulator: {e}"))))?;
+        let org_url = emu.ready().org_url.clone();
+        Ok(Self { inner: Mutex::new(Some(emu)), ready_json, connection_string, org_url })
+    }
+
+    /// The connection string of the emulator's certificate app (System Administrator).
+    #[getter]
+    fn connection_string(&self) -> &str {
+        &self.connection_string
+    }
+
+    /// The ready information as JSON: authority, tenant, org URL, CA file, apps (with their
+    /// test secrets and certificate files) and users.
+    #[getter]
+    fn ready_json(&self) -> &str {
+        &self.ready_json
+    }
+
+    /// Whether it still runs.
+    #[getter]
+    fn running(&self) -> bool {
+        self.inner.lock().map(|g| g.is_some()).unwrap_or(false)
+    }
+
+    /// Stops it and removes its temporary files.
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
+        let emu = self.inner.lock().map_err(|_| interface("the emulator handle is unusable"))?.take();
+        if let Some(emu) = emu {
+            wait(py, emu.shutdown())?;
+        }
+        Ok(())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<d365 Emulator {} {}>", self.org_url, if self.running() { "running" } else { "stopped" })
+    }
+}

@@ -1,0 +1,102 @@
+"""Errors: the PEP 249 class for each failure, with status, code and request id; no secrets."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+import d365
+
+SECRET = "emu~integration~secret~0001"
+
+
+def test_bad_sql_is_a_programming_error_with_the_nearest_name(conn: d365.Connection) -> None:
+    with pytest.raises(d365.ProgrammingError, match="contact") as e:
+        conn.execute("SELECT fullname FROM contcat")
+    assert e.value.status is None and e.value.code is None
+    with pytest.raises(d365.ProgrammingError, match="fullname"):
+        conn.execute("SELECT fulname FROM contact")
+    with pytest.raises(d365.ProgrammingError, match="syntax"):
+        conn.execute("SELEC 1")
+
+
+def test_bad_connection_strings_are_interface_errors() -> None:
+    with pytest.raises(d365.InterfaceError, match="OrganizationUrl"):
+        d365.connect("AuthScheme=AzureAD")
+    with pytest.raises(d365.InterfaceError, match="OrganisationUrl"):
+        d365.connect("OrganisationUrl=https://x.crm.dynamics.com")
+    with pytest.raises(d365.InterfaceError):
+        d365.connect(42)  # type: ignore[arg-type]
+
+
+def test_forbidden_table_is_operational_with_status_and_code(emulator: d365.Emulator) -> None:
+    # The integration app's role cannot read new_widget.
+    with d365.connect(emulator.secret_connection_string("integration")) as conn:
+        with pytest.raises(d365.OperationalError, match=r"(?i)prvReadnew_widget") as e:
+            conn.execute("SELECT * FROM new_widget").fetchall()
+        assert e.value.status == 403
+        assert e.value.code == "0x80040220"
+        assert e.value.request_id
+        assert SECRET not in str(e.value) and SECRET not in repr(e.value)
+
+
+def test_wrong_secret_is_operational_and_never_shown(emulator: d365.Emulator) -> None:
+    wrong = "emu~not~the~secret~42"
+    text = emulator.secret_connection_string("integration").replace(SECRET, wrong)
+    conn = d365.connect(text)
+    assert wrong not in repr(conn)
+    with pytest.raises(d365.OperationalError) as e:
+        conn.execute("SELECT name FROM account LIMIT 1")
+    assert e.value.code is not None and e.value.code.startswith("AADSTS")
+    assert e.value.status == 401
+    for text_of_error in (str(e.value), repr(e.value), str(e.value.args)):
+        assert wrong not in text_of_error
+
+
+def test_duplicate_key_is_an_integrity_error(conn: d365.Connection) -> None:
+    new_id = uuid.uuid4()
+    conn.execute("INSERT INTO contact (contactid, lastname) VALUES (?, ?)", [new_id, "Dup"])
+    with pytest.raises(d365.IntegrityError) as e:
+        conn.execute("INSERT INTO contact (contactid, lastname) VALUES (?, ?)", [new_id, "Dup"])
+    assert e.value.rowcount == 0
+    assert len(e.value.failures) == 1 and e.value.failures[0]["row"] == 1
+    conn.execute("DELETE FROM contact WHERE contactid = ?", [new_id])
+
+
+def test_unconvertible_values_are_data_errors(conn: d365.Connection) -> None:
+    with pytest.raises(d365.DataError) as e:
+        conn.execute("INSERT INTO account (name, numberofemployees) VALUES (?, ?)", ["x", "many"])
+    failure = e.value.failures[0]
+    assert failure["column"] == "numberofemployees"
+    assert e.value.rowcount == 0
+
+
+def test_unsupported_sql_is_not_supported(conn: d365.Connection) -> None:
+    with pytest.raises(d365.NotSupportedError):
+        conn.execute("UPDATE account SET (name, telephone1) = ('a', 'b')")
+
+
+def test_exec_procedure_and_callproc(emulator: d365.Emulator) -> None:
+    desktop = emulator.app("desktop")["client_id"]
+    text = (
+        f"OrganizationUrl={emulator.org_url};AuthScheme=AzureAD;OAuthClientId={desktop};"
+        f"AzureTenant={emulator.info['tenant_id']};AzureAuthorityHost={emulator.info['authority']};"
+        f"SSLServerCert={emulator.info['ca_pem']};CallbackURL=http://localhost:33333"
+    )
+    with d365.connect(text, interactive=False) as conn:
+        cur = conn.execute(
+            "EXEC GetOAuthAuthorizationUrl @CallbackURL = 'http://localhost:33333', @State = 'q''1'"
+        )
+        assert [d[0] for d in cur.description] == ["URL"]
+        (url,) = cur.fetchone()
+        assert "/oauth2/v2.0/authorize" in url and "state=q%271" in url and desktop in url
+        assert cur.callproc("GetOAuthAuthorizationUrl", {"State": "abc"}) == {"State": "abc"}
+        assert "state=abc" in cur.fetchone()[0]
+        with pytest.raises(d365.ProgrammingError, match="GetOAuthAuthorizationUrl"):
+            cur.callproc("GetOAuthAuthorisationUrl")
+        with pytest.raises(d365.ProgrammingError, match="EXEC syntax error"):
+            cur.execute("EXEC GetOAuthAuthorizationUrl @State 'x'")
+        # No stored sign-in and no browser allowed: a clear error, not a wait.
+        with pytest.raises(d365.OperationalError, match="login"):
+            conn.execute("SELECT name FROM account LIMIT 1")

@@ -1,0 +1,79 @@
+"""qmark parameters: every Python type in and out, bound as values (never spliced)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+
+import pytest
+
+import d365
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        True,
+        False,
+        0,
+        -42,
+        2**62,
+        1.5,
+        "text with 'quotes' and ? marks",
+        decimal.Decimal("12345.6789"),
+        decimal.Decimal("-0.0001"),
+        dt.datetime(2024, 2, 29, 13, 14, 15, 123456, tzinfo=dt.timezone.utc),
+        dt.date(1999, 12, 31),
+    ],
+)
+def test_round_trip(conn: d365.Connection, value: object) -> None:
+    (out,) = conn.execute("SELECT ?", [value]).fetchone()
+    assert out == value and type(out) is type(value)
+
+
+def test_naive_and_offset_datetimes_are_utc(conn: d365.Connection) -> None:
+    naive = dt.datetime(2024, 1, 1, 12, 0)
+    (out,) = conn.execute("SELECT ?", [naive]).fetchone()
+    assert out == naive.replace(tzinfo=dt.timezone.utc)
+    plus2 = dt.datetime(2024, 1, 1, 14, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    (out,) = conn.execute("SELECT ?", (plus2,)).fetchone()
+    assert out == plus2 and out.tzinfo == dt.timezone.utc and out.hour == 12
+
+
+def test_guids(conn: d365.Connection) -> None:
+    accountid, name = conn.execute("SELECT accountid, name FROM account LIMIT 1").fetchone()
+    by_uuid = conn.execute("SELECT name FROM account WHERE accountid = ?", [uuid.UUID(accountid)]).fetchall()
+    by_str = conn.execute("SELECT name FROM account WHERE accountid = ?", [accountid]).fetchall()
+    assert by_uuid == by_str == [(name,)]
+
+
+def test_injection_looking_strings_are_values(conn: d365.Connection) -> None:
+    (name,) = conn.execute("SELECT name FROM account LIMIT 1").fetchone()
+    assert conn.execute("SELECT name FROM account WHERE name = ?", [name]).fetchall() == [(name,)]
+    for evil in ["x' OR 1=1 --", "' OR ''='", "x'; DELETE FROM account; --", name + "' OR 'a'='a"]:
+        assert conn.execute("SELECT name FROM account WHERE name = ?", [evil]).fetchall() == []
+    assert conn.execute("SELECT count(*) FROM account").fetchone()[0] == 500
+
+
+def test_filters_on_parameters_reach_the_service(conn: d365.Connection) -> None:
+    rows = conn.execute(
+        "SELECT revenue FROM account WHERE revenue > ? AND statecode = ?", [decimal.Decimal("1000000"), 0]
+    ).fetchall()
+    assert rows and all(r[0] > 1_000_000 for r in rows)
+
+
+def test_marker_count_and_types_are_checked(conn: d365.Connection) -> None:
+    with pytest.raises(d365.ProgrammingError, match=r"2 parameter markers .* but 1 parameter was given"):
+        conn.execute("SELECT ?, ?", [1])
+    with pytest.raises(d365.ProgrammingError, match="0 parameter markers"):
+        conn.execute("SELECT '?'", [1])
+    with pytest.raises(d365.ProgrammingError, match="type bytes cannot be bound"):
+        conn.execute("SELECT ?", [b"raw"])
+    with pytest.raises(d365.ProgrammingError, match="64 bits"):
+        conn.execute("SELECT ?", [2**70])
+    with pytest.raises(d365.ProgrammingError, match="sequence"):
+        conn.execute("SELECT ?", "abc")
+    with pytest.raises(d365.ProgrammingError, match="NaN"):
+        conn.execute("SELECT ?", [decimal.Decimal("NaN")])

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Every test of d365 — Rust and Python — on a fresh machine, with every set-up step done here:
+# Chromium + chromedriver (the desktop sign-in test), gnome-keyring + D-Bus (the OS keyring
+# test), a Python virtual environment with the test packages, the Python extension built from
+# the same cargo target directory as the Rust tests (debug; nothing is compiled twice).
+#
+#   scripts/test-all.sh            # fmt, clippy, cargo test, the extension, ruff, pytest, keyring
+#   D365_SKIP_LINT=1 scripts/test-all.sh   # skip fmt/clippy/ruff (quicker local runs)
+#
+# .ci/run calls exactly this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root="$PWD"
+
+export CARGO_TERM_COLOR=never
+export CARGO_INCREMENTAL=0
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo is required (rustup toolchain)" >&2
+  exit 1
+fi
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    $SUDO apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# The desktop sign-in test (crates/d365-cli/tests/browser_login.rs) drives a real headless
+# Chromium through chromedriver: Debian's chromium and chromium-driver.
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  echo "== installing chromium and chromium-driver (apt-get)"
+  apt_install chromium chromium-driver
+fi
+chromium --version
+chromedriver --version
+
+# The OS keyring test (crates/d365-auth/tests/os_keyring.rs) needs a Secret Service on a D-Bus
+# session bus: Debian's gnome-keyring, and dbus for dbus-run-session.
+if ! command -v gnome-keyring-daemon >/dev/null 2>&1 || ! command -v dbus-run-session >/dev/null 2>&1; then
+  echo "== installing gnome-keyring and dbus (apt-get)"
+  apt_install gnome-keyring dbus
+fi
+
+# Python: a virtual environment with the packages the Python tests use.
+python="${PYTHON:-python3}"
+if ! command -v "$python" >/dev/null 2>&1 || ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  echo "== installing python3 with venv (apt-get)"
+  apt_install python3 python3-venv python3-pip
+  python=python3
+fi
+venv="$root/.venv"
+if [ ! -x "$venv/bin/python" ]; then
+  echo "== creating $venv"
+  "$python" -m venv "$venv"
+fi
+echo "== Python test packages (pip)"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check \
+  "pytest>=8" "pyarrow>=15" "pandas>=2" "polars>=1.3" "duckdb>=1.1" "sqlalchemy>=2" "ruff>=0.6"
+"$venv/bin/python" --version
+
+# The extension links against no libpython (it is loaded by one); the same settings for every
+# cargo command below, so pyo3 is built once.
+export PYO3_PYTHON="$venv/bin/python"
+export PYO3_BUILD_EXTENSION_MODULE=1
+
+if [ -z "${D365_SKIP_LINT:-}" ]; then
+  echo "== cargo fmt --check"
+  cargo fmt --all -- --check
+  echo "== cargo clippy"
+  cargo clippy --workspace --all-targets -- -D warnings
+  echo "== ruff (Python lint and format)"
+  "$venv/bin/ruff" check crates/d365-python
+  "$venv/bin/ruff" format --check crates/d365-python
+fi
+
+echo "== cargo test --workspace"
+cargo test --workspace
+
+# Without a session bus the workspace run skipped os_keyring (it says so). Here it runs for real:
+# a private bus, gnome-keyring started with a throwaway keyring (in a temporary XDG_DATA_HOME)
+# unlocked by a throwaway password, and D365_KEYRING_TEST=require so that it fails, not skips.
+echo "== OS keyring test on a private D-Bus session (gnome-keyring)"
+keyring_data="$(mktemp -d)"
+XDG_DATA_HOME="$keyring_data" dbus-run-session -- sh -c \
+  'echo -n ci-keyring-password | gnome-keyring-daemon --unlock --components=secrets >/dev/null &&
+   D365_KEYRING_TEST=require cargo test -p d365-auth --test os_keyring'
+rm -rf "$keyring_data"
+
+echo "== the Python extension (debug build, same target directory)"
+# `--workspace`, not `-p d365-python`: features are unified over the packages a command selects,
+# and only the whole workspace gives the set the tests were built with (DataFusion is not
+# compiled a second time; only the extension itself is linked).
+cargo build --workspace
+target_dir="$("$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' \
+  < <(cargo metadata --format-version 1 --no-deps))"
+pkg="$target_dir/python-package"
+rm -rf "$pkg"
+mkdir -p "$pkg"
+cp -r crates/d365-python/python/d365 "$pkg/d365"
+cp "$target_dir/debug/lib_internal.so" "$pkg/d365/_internal.abi3.so"
+# What an installed wheel carries besides the code: its metadata and entry points (the
+# SQLAlchemy dialect), from pyproject.toml.
+"$venv/bin/python" - "$pkg" <<'PY'
+import pathlib, sys, tomllib
+project = tomllib.loads(pathlib.Path("crates/d365-python/pyproject.toml").read_text())["project"]
+info = pathlib.Path(sys.argv[1]) / "d365-0.0.0.dist-info"
+info.mkdir()
+(info / "METADATA").write_text("Metadata-Version: 2.1\nName: d365\nVersion: 0.0.0\n")
+lines = []
+for group, entries in project.get("entry-points", {}).items():
+    lines.append(f"[{group}]")
+    lines += [f"{name} = {target}" for name, target in entries.items()]
+(info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+PY
+
+echo "== pytest (crates/d365-python/tests)"
+PYTHONPATH="$pkg" "$venv/bin/python" -m pytest -q -p no:cacheprovider crates/d365-python/tests
