@@ -4,6 +4,7 @@
 
 mod emulator;
 mod errors;
+mod logging;
 mod runtime;
 mod session;
 mod stream;
@@ -15,6 +16,7 @@ use pyo3::prelude::*;
 fn _internal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     errors::register(m)?;
+    logging::install(m)?;
     m.add_class::<session::Session>()?;
     m.add_class::<stream::ResultStream>()?;
     m.add_class::<emulator::Emulator>()?;

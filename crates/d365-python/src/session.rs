@@ -274,6 +274,19 @@ impl Session {
             .collect()
     }
 
+    /// Requests sent so far on this connection: `requests`, `retries`, `throttled` (429/503
+    /// answers), `throttle_wait_s` (seconds waited as the service asked), `bytes_received`.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.get()?.connection().client.request_log().stats();
+        let d = PyDict::new(py);
+        d.set_item("requests", s.requests)?;
+        d.set_item("retries", s.retries)?;
+        d.set_item("throttled", s.throttled)?;
+        d.set_item("throttle_wait_s", s.throttle_wait.as_secs_f64())?;
+        d.set_item("bytes_received", s.bytes_received)?;
+        Ok(d)
+    }
+
     /// Closes the connection (stops a demo emulator).
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let taken = self.inner.lock().map_err(|_| interface("the connection is unusable after a panic"))?.take();

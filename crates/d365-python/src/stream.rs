@@ -48,6 +48,9 @@ impl State {
     }
 }
 
+/// `(name, type_code, precision, scale, null_ok)` of a result column.
+type ColumnInfo = (String, String, Option<u8>, Option<i8>, bool);
+
 /// The result of a statement, read as it is consumed.
 #[pyclass(module = "d365._internal", frozen)]
 pub struct ResultStream {
@@ -91,7 +94,7 @@ fn sql_error(py: Python<'_>, e: d365_core::d365_sql::datafusion::error::DataFusi
 #[pymethods]
 impl ResultStream {
     /// `(name, type_code, precision, scale, null_ok)` of each column.
-    fn columns(&self) -> Vec<(String, String, Option<u8>, Option<i8>, bool)> {
+    fn columns(&self) -> Vec<ColumnInfo> {
         self.schema
             .fields()
             .iter()
@@ -183,7 +186,10 @@ impl Iterator for BlockingReader {
             Ok(rt) => rt,
             Err(e) => return Some(Err(ArrowError::ExternalError(Box::new(std::io::Error::other(e.to_string()))))),
         };
-        match rt.block_on(stream.next()) {
+        // The consumer (pyarrow, polars, DuckDB) may call in holding the GIL: release it while
+        // the page is fetched, so other Python threads (and log records) are not held up.
+        let next = Python::attach(|py| py.detach(|| rt.block_on(stream.next())));
+        match next {
             Some(Ok(b)) => Some(Ok(b)),
             Some(Err(e)) => {
                 self.stream = None;

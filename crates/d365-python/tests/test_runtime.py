@@ -143,3 +143,47 @@ def test_a_forked_child_gets_a_clear_error(emulator: d365.Emulator) -> None:
             os._exit(3)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_progress_line(emulator: d365.Emulator, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import d365.progress
+
+    monkeypatch.setattr(d365.progress, "DELAY", 0.0)
+    monkeypatch.setattr(d365.progress, "INTERVAL", 0.0)
+    with d365.connect(emulator.connection_string, progress=True) as conn:
+        assert conn.execute("SELECT name FROM account").fetchall()
+        err = capsys.readouterr().err
+        assert "500 rows" in err and "requests" in err and "rows/s" in err
+        conn.execute("SELECT name FROM account").fetch_arrow_table()
+        assert "500 rows" in capsys.readouterr().err
+    with d365.connect(emulator.connection_string, progress=False) as conn:
+        conn.execute("SELECT name FROM account").fetchall()
+        assert capsys.readouterr().err == ""
+    # Not a terminal here: off by default.
+    with d365.connect(emulator.connection_string) as conn:
+        assert conn.progress is False
+
+
+def test_log_records_reach_python_logging_without_secrets(
+    emulator: d365.Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    secret = emulator.app("integration")["client_secret"]
+    caplog.set_level(logging.DEBUG)
+    d365.refresh_logging()
+    try:
+        with d365.connect(emulator.secret_connection_string("integration")) as conn:
+            conn.execute("SELECT name FROM account LIMIT 3").fetchall()
+        wrong = emulator.secret_connection_string("integration").replace(secret, "emu~wrong~secret~1")
+        with d365.connect(wrong) as conn, pytest.raises(d365.OperationalError):
+            conn.execute("SELECT name FROM account LIMIT 3")
+    finally:
+        caplog.set_level(logging.WARNING)
+        d365.refresh_logging()
+    ours = [r for r in caplog.records if r.name.startswith("d365_")]
+    assert any("token obtained" in r.getMessage() for r in ours), [r.getMessage() for r in ours]
+    assert any(r.name.startswith("d365_auth") and "refused" in r.getMessage() for r in ours)
+    for r in caplog.records:
+        text = r.getMessage()
+        assert secret not in text and "emu~wrong~secret~1" not in text, text

@@ -12,6 +12,9 @@ A DB-API 2.0 (PEP 249) connector over the Dataverse Web API, on the d365 Rust co
 
     table = conn.execute("SELECT * FROM contact").fetch_arrow_table()   # pyarrow, zero-copy
 
+Log records of the Rust core go to Python's ``logging`` (loggers ``d365_core``, ``d365_auth``,
+``d365_client``, ``d365_sql``); call :func:`refresh_logging` after changing the configuration.
+
 Try it with no account against the built-in emulator::
 
     with d365.Emulator(rows=10_000) as emu:
@@ -32,6 +35,7 @@ from d365._internal import (
     ProgrammingError,
     Warning,
     __version__,
+    refresh_logging,
 )
 from d365.dbapi import (
     BINARY,
@@ -85,5 +89,6 @@ __all__ = [
     "apilevel",
     "connect",
     "paramstyle",
+    "refresh_logging",
     "threadsafety",
 ]

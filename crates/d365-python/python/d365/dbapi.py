@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from d365 import _internal
 from d365._internal import InterfaceError, NotSupportedError, ProgrammingError
+from d365.progress import Progress, watched
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas
@@ -118,6 +119,7 @@ def connect(
     interactive: bool | None = None,
     parallel: int | None = None,
     page_size: int | None = None,
+    progress: bool | None = None,
     **properties: Any,
 ) -> Connection:
     """Open a connection to a Dataverse organisation.
@@ -133,6 +135,8 @@ def connect(
         parallel: concurrent requests for whole-table reads (default: the service's
             ``x-ms-dop-hint``, adapting to throttling; ``1`` reads one page chain).
         page_size: rows per page (1-5000).
+        progress: show a progress line (rows, requests, rows/s, throttling pauses) on standard
+            error for reads that take over a second. Default: on in a terminal or notebook.
         **properties: further properties by their CData names (``OrganizationUrl=...``,
             ``AuthScheme=...``); they override the string.
 
@@ -146,14 +150,16 @@ def connect(
         interactive = bool(getattr(sys.stderr, "isatty", lambda: False)())
     overrides = [(k, _property_text(v)) for k, v in properties.items()]
     session = _internal.Session.open(connection_string, overrides, interactive, parallel, page_size)
-    return Connection(session)
+    return Connection(session, progress=watched() if progress is None else progress)
 
 
 class Connection:
     """A connection to one organisation (PEP 249). Use it as a context manager to close it."""
 
-    def __init__(self, session: _internal.Session) -> None:
+    def __init__(self, session: _internal.Session, progress: bool = False) -> None:
         self._session: _internal.Session | None = session
+        self.progress = progress
+        """Whether reads show a progress line on standard error."""
         self.write_options: dict[str, Any] = {}
         """Default options of every write: ``chunk_size`` (rows per request, 1-1000),
         ``parallel``, ``bypass_plugins``, ``optimistic``, ``atomic``, ``caller_id``."""
@@ -202,6 +208,11 @@ class Connection:
             self._session.close()
             self._session = None
 
+    def stats(self) -> dict[str, Any]:
+        """Requests sent so far: ``requests``, ``retries``, ``throttled``, ``throttle_wait_s``,
+        ``bytes_received``."""
+        return self.session.stats()
+
     def table_names(self) -> list[str]:
         """Logical names of the tables SQL can read."""
         return self.session.table_names()
@@ -237,6 +248,7 @@ class Cursor:
         self.connection = connection
         self.arraysize = 1
         self._result: _internal.ResultStream | None = None
+        self._progress: Progress | None = None
         self._description: list[Description] | None = None
         self._rowcount = -1
         self._closed = False
@@ -340,6 +352,7 @@ class Cursor:
     def _take(self, out: Any) -> None:
         if isinstance(out, _internal.ResultStream):
             self._result = out
+            self._progress = Progress(self.connection.session, self.connection.progress)
             self._description = [(n, t, None, None, p, s, null) for (n, t, p, s, null) in out.columns()]
             self._rowcount = -1
         else:
@@ -354,9 +367,17 @@ class Cursor:
             raise ProgrammingError("no result to fetch: the last statement was not a query (or none ran)")
         return self._result
 
+    def _rows(self, n: int | None) -> list[Row]:
+        rows = self._stream().fetch(n)
+        if self._progress is not None:
+            self._progress.add(len(rows))
+            if n is None or len(rows) < n:
+                self._progress.done()
+        return rows
+
     def fetchone(self) -> Row | None:
         """The next row, or ``None`` at the end."""
-        rows = self._stream().fetch(1)
+        rows = self._rows(1)
         return rows[0] if rows else None
 
     def fetchmany(self, size: int | None = None) -> list[Row]:
@@ -364,19 +385,20 @@ class Cursor:
         n = self.arraysize if size is None else size
         if n < 0:
             raise ProgrammingError("fetchmany size must be 0 or more")
-        return self._stream().fetch(n)
+        return self._rows(n)
 
     def fetchall(self) -> list[Row]:
         """Every remaining row."""
-        return self._stream().fetch(None)
+        return self._rows(None)
 
     def __iter__(self) -> Iterator[Row]:
-        stream = self._stream()
+        self._stream()
+        step = max(self.arraysize, 1000)
         while True:
-            rows = stream.fetch(max(self.arraysize, 1000))
-            if not rows:
-                return
+            rows = self._rows(step)
             yield from rows
+            if len(rows) < step:
+                return
 
     def nextset(self) -> None:
         """Only one result set per statement: always ``None``."""
@@ -397,13 +419,25 @@ class Cursor:
         """The remaining rows as a streaming ``pyarrow.RecordBatchReader`` (one batch per page)."""
         import pyarrow
 
-        return pyarrow.RecordBatchReader.from_stream(self._stream())
+        reader = pyarrow.RecordBatchReader.from_stream(self._stream())
+        progress = self._progress
+        if progress is None or not progress.enabled:
+            return reader
+
+        def batches() -> Iterator[pyarrow.RecordBatch]:
+            for batch in reader:
+                progress.add(batch.num_rows)
+                yield batch
+            progress.done()
+
+        return pyarrow.RecordBatchReader.from_batches(reader.schema, batches())
 
     def fetch_arrow_table(self) -> pyarrow.Table:
         """The remaining rows as a ``pyarrow.Table`` (zero-copy from the decoded pages)."""
         import pyarrow
 
-        return pyarrow.RecordBatchReader.from_stream(self._stream()).read_all()
+        reader = self.fetch_record_batch()
+        return pyarrow.Table.from_batches(list(reader), schema=reader.schema)
 
     def fetch_df(self) -> pandas.DataFrame:
         """The remaining rows as a pandas DataFrame (through Arrow: decimals stay exact as
