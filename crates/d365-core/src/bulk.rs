@@ -1,7 +1,8 @@
-//! Many parameter sets for one write statement (PEP 249's `executemany`) as one bulk write:
-//! `INSERT/UPSERT INTO t (cols) VALUES (?, …)` becomes `INSERT/UPSERT INTO t (cols) SELECT … FROM
-//! <the parameter sets as a local table>`, so the rows travel in CreateMultiple /
-//! UpsertMultiple chunks (or `$batch`), never one request per row.
+//! Many parameter sets for one write statement (PEP 249's `executemany`) as bulk writes, never
+//! one request per row (see [`crate::Session::write_many`]): `INSERT/UPSERT INTO t (cols) VALUES
+//! (?, …)` becomes `INSERT/UPSERT INTO t (cols) SELECT … FROM <the parameter sets as a local
+//! table>` (CreateMultiple / UpsertMultiple chunks), `UPDATE t SET … WHERE <key> = ?` one
+//! `MERGE` by that key over the same table, and `DELETE FROM t WHERE <column> = ?` `IN` lists.
 
 use std::sync::Arc;
 
@@ -68,6 +69,116 @@ pub fn values_from_table(sql: &str, source: &str) -> Option<(String, usize)> {
     }
     out.push_str(&format!(" FROM {source}"));
     Some((out, n))
+}
+
+/// The tokens of `sql` and the positions of its significant (non-white-space) ones, or `None`
+/// when it does not tokenize.
+fn tokens(sql: &str) -> Option<(Vec<Token>, Vec<usize>)> {
+    let all = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
+    let sig = all.iter().enumerate().filter(|(_, t)| !matches!(t, Token::Whitespace(_))).map(|(i, _)| i).collect();
+    Some((all, sig))
+}
+
+fn is_keyword(t: &Token, k: Keyword) -> bool {
+    matches!(t, Token::Word(w) if w.keyword == k && w.quote_style.is_none())
+}
+
+/// A (possibly quoted) table or column name. Many Dataverse names are keywords of some SQL
+/// dialect (`account`, `contact`), so only the words of the statement shapes read here are
+/// refused.
+fn is_name(t: &Token) -> bool {
+    const STRUCTURE: [Keyword; 10] = [
+        Keyword::SET,
+        Keyword::WHERE,
+        Keyword::FROM,
+        Keyword::AND,
+        Keyword::OR,
+        Keyword::NOT,
+        Keyword::IN,
+        Keyword::IS,
+        Keyword::NULL,
+        Keyword::SELECT,
+    ];
+    matches!(t, Token::Word(w) if w.quote_style.is_some() || !STRUCTURE.contains(&w.keyword))
+}
+
+/// `… WHERE <column> = ? [;]` at the end of `tokens` (from index `at`, the `WHERE`): the column.
+fn where_key_equals_marker(tokens: &[Token], at: usize) -> Option<String> {
+    let rest = &tokens[at + 1..];
+    let rest = match rest.last() {
+        Some(Token::SemiColon) => &rest[..rest.len() - 1],
+        _ => rest,
+    };
+    match rest {
+        [k, Token::Eq, Token::Placeholder(p)] | [Token::Placeholder(p), Token::Eq, k] if p == "?" && is_name(k) => {
+            Some(k.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// `UPDATE t SET a = ?, b = f(?) WHERE k = ?` rewritten as one `MERGE` over the parameter table
+/// `source`: `MERGE INTO t USING source ON (t.k = source.p3) WHEN MATCHED THEN UPDATE SET a =
+/// source.p1, b = f(source.p2)`, i.e. one bulk update by key where rows without a record are
+/// skipped, as the UPDATE would have found nothing. `(statement, markers)`; `None` for any other
+/// shape (the key must be the table's primary or an alternate key: the MERGE checks).
+pub fn update_as_merge(sql: &str, source: &str) -> Option<(String, usize)> {
+    let (all, sig) = tokens(sql)?;
+    let t: Vec<Token> = sig.iter().map(|&i| all[i].clone()).collect();
+    if t.len() < 8 || !is_keyword(&t[0], Keyword::UPDATE) || !is_name(&t[1]) || !is_keyword(&t[2], Keyword::SET) {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut at = None;
+    for (i, tok) in t.iter().enumerate().skip(3) {
+        match tok {
+            Token::LParen => depth += 1,
+            Token::RParen => depth = depth.checked_sub(1)?,
+            _ if depth == 0 && is_keyword(tok, Keyword::WHERE) => {
+                at = Some(i);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let at = at?;
+    let key = where_key_equals_marker(&t, at)?;
+    let table = t[1].to_string();
+    let mut set = String::new();
+    let mut n = 0;
+    for tok in &all[sig[2] + 1..sig[at]] {
+        match tok {
+            Token::Placeholder(p) if p == "?" => {
+                n += 1;
+                set.push_str(&format!("{source}.p{n}"));
+            }
+            Token::Placeholder(_) => return None,
+            other => set.push_str(&other.to_string()),
+        }
+    }
+    let markers = n + 1;
+    let merge = format!(
+        "MERGE INTO {table} USING {source} ON ({table}.{key} = {source}.p{markers}) WHEN MATCHED THEN UPDATE SET {}",
+        set.trim()
+    );
+    Some((merge, markers))
+}
+
+/// `DELETE FROM t WHERE k = ?` as the text before an `IN` list: `DELETE FROM t WHERE k IN (`;
+/// `None` for any other shape.
+pub fn delete_in_prefix(sql: &str) -> Option<String> {
+    let (all, sig) = tokens(sql)?;
+    let t: Vec<Token> = sig.iter().map(|&i| all[i].clone()).collect();
+    if t.len() < 7
+        || !is_keyword(&t[0], Keyword::DELETE)
+        || !is_keyword(&t[1], Keyword::FROM)
+        || !is_name(&t[2])
+        || !is_keyword(&t[3], Keyword::WHERE)
+    {
+        return None;
+    }
+    let key = where_key_equals_marker(&t, 3)?;
+    Some(format!("DELETE FROM {} WHERE {key} IN (", t[2]))
 }
 
 /// The type of one parameter column, from its values.
@@ -255,5 +366,32 @@ mod tests {
         let e = params_batch(&[vec![Param::Int(1)], vec![Param::Text("x".into())]], 1).unwrap_err();
         assert!(e.to_string().contains("parameter 1 is Int64 in earlier rows but Utf8 in row 2"), "{e}");
         assert!(params_batch(&[vec![Param::Int(1)], vec![]], 1).is_err());
+    }
+
+    #[test]
+    fn updates_by_key_become_one_merge() {
+        let (sql, n) =
+            update_as_merge("UPDATE contact SET firstname = ?, jobtitle = upper(?) WHERE contactid = ?;", "s").unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(
+            sql,
+            "MERGE INTO contact USING s ON (contact.contactid = s.p3) WHEN MATCHED THEN UPDATE SET firstname = s.p1, jobtitle = upper(s.p2)"
+        );
+        let (sql, _) = update_as_merge("update account set name = 'x' where ? = accountid", "s").unwrap();
+        assert!(sql.ends_with("ON (account.accountid = s.p1) WHEN MATCHED THEN UPDATE SET name = 'x'"), "{sql}");
+        assert!(update_as_merge("UPDATE contact SET a = ? WHERE b = ? AND c = ?", "s").is_none());
+        assert!(update_as_merge("UPDATE contact SET a = ? WHERE b > ?", "s").is_none());
+        assert!(update_as_merge("UPDATE contact c SET a = ? WHERE b = ?", "s").is_none());
+        assert!(update_as_merge("UPDATE contact SET a = (SELECT 1 WHERE x = ?) WHERE b = ?", "s").is_some());
+    }
+
+    #[test]
+    fn deletes_by_key_become_in_lists() {
+        assert_eq!(
+            delete_in_prefix("DELETE FROM contact WHERE contactid = ?").as_deref(),
+            Some("DELETE FROM contact WHERE contactid IN (")
+        );
+        assert!(delete_in_prefix("DELETE FROM contact WHERE a = ? AND b = ?").is_none());
+        assert!(delete_in_prefix("DELETE FROM contact").is_none());
     }
 }

@@ -19,6 +19,35 @@ use crate::exec_stmt::{ExecStatement, parse_exec};
 use crate::params::{Param, bind};
 use crate::procedure::run_procedure;
 
+/// Values per `IN` list when `executemany` runs a `DELETE … WHERE <column> = ?`: the read's
+/// `$filter` stays near 13 KB of URL (Dataverse takes up to 32 KB).
+pub const DELETE_CHUNK: usize = 200;
+
+/// Adds `outcome` to `total` (rows renumbered after the ones before); `true` when the statement
+/// stopped and no further set should run.
+fn absorb(total: &mut Option<DmlOutcome>, outcome: DmlOutcome) -> bool {
+    let stopped = outcome.stopped.is_some();
+    match total {
+        None => *total = Some(outcome),
+        Some(t) => {
+            let offset = t.report.rows;
+            t.report.rows += outcome.report.rows;
+            t.report.written += outcome.report.written;
+            t.report.requests += outcome.report.requests;
+            t.report.elapsed += outcome.report.elapsed;
+            t.report.failed.extend(outcome.report.failed.into_iter().map(|mut e| {
+                e.index += offset;
+                e
+            }));
+            t.report.not_attempted.extend(outcome.report.not_attempted.iter().map(|i| i + offset));
+            t.skipped += outcome.skipped;
+            t.planned.extend(outcome.planned);
+            t.stopped = outcome.stopped;
+        }
+    }
+    stopped
+}
+
 /// What a statement is, by its first keyword.
 #[derive(Debug, PartialEq, Eq)]
 pub enum StatementKind {
@@ -112,10 +141,17 @@ impl Session {
         Ok(self.engine().await?.execute_dml(&text, &options, progress).await?)
     }
 
-    /// Runs one write statement for many parameter sets. `INSERT`/`UPSERT … VALUES (?, …)` is
-    /// one bulk write of every set (CreateMultiple/UpsertMultiple chunks); any other statement
-    /// runs once per set, and the reports are added up. Stops at the first set whose statement
-    /// stops (the outcome says so).
+    /// Runs one write statement for many parameter sets, as few requests as the statement
+    /// allows:
+    ///
+    /// - `INSERT`/`UPSERT … VALUES (?, …)`: one bulk write of every set (CreateMultiple /
+    ///   UpsertMultiple chunks);
+    /// - `UPDATE t SET … WHERE <key> = ?`: one `MERGE` by that key (UpdateMultiple chunks; sets
+    ///   whose record does not exist are skipped, as their UPDATE would match nothing);
+    /// - `DELETE FROM t WHERE <column> = ?`: `IN` lists of [`DELETE_CHUNK`] values (one read and
+    ///   one `$batch` per list);
+    /// - anything else runs once per set. The reports are added up; the first set whose
+    ///   statement stops ends the run (the outcome says so).
     pub async fn write_many(
         &self,
         sql: &str,
@@ -124,38 +160,42 @@ impl Session {
         progress: impl Fn(&WriteProgress) + Send + Sync,
     ) -> Result<DmlOutcome, Error> {
         let name = format!("d365_params_{}", self.next_table.fetch_add(1, Ordering::Relaxed));
-        if let Some((text, width)) = bulk::values_from_table(sql, &name) {
+        if let Some((text, width)) = bulk::values_from_table(sql, &name).or_else(|| bulk::update_as_merge(sql, &name)) {
             let batch = bulk::params_batch(rows, width)?;
             let engine = self.engine().await?;
             engine.register_batch(&name, batch)?;
-            let result = engine.execute_dml(&text, &options, progress).await;
+            let result = engine.execute_dml(&text, &options, &progress).await;
             engine.deregister_local(&name)?;
-            return Ok(result?);
+            match result {
+                // The WHERE column is not a key, or SET reads the record: the MERGE is refused
+                // before anything is sent, and the UPDATE runs once per set below.
+                Err(e) if text.starts_with("MERGE") && e.is_user_error() => {
+                    tracing::debug!(error = %e, "executemany: UPDATE by key not possible as one MERGE");
+                }
+                result => return Ok(result?),
+            }
         }
         let mut total: Option<DmlOutcome> = None;
-        for row in rows {
-            let outcome = self.write(sql, row, options.clone(), &progress).await?;
-            let stopped = outcome.stopped.is_some();
-            total = Some(match total {
-                None => outcome,
-                Some(mut t) => {
-                    let offset = t.report.rows;
-                    t.report.rows += outcome.report.rows;
-                    t.report.written += outcome.report.written;
-                    t.report.requests += outcome.report.requests;
-                    t.report.elapsed += outcome.report.elapsed;
-                    t.report.failed.extend(outcome.report.failed.into_iter().map(|mut e| {
-                        e.index += offset;
-                        e
-                    }));
-                    t.report.not_attempted.extend(outcome.report.not_attempted.iter().map(|i| i + offset));
-                    t.skipped += outcome.skipped;
-                    t.stopped = outcome.stopped;
-                    t
+        if let Some(prefix) = bulk::delete_in_prefix(sql) {
+            if let Some((r, row)) = rows.iter().enumerate().find(|(_, row)| row.len() != 1) {
+                return Err(Error::Parameters(format!(
+                    "parameter set {} has {} values but the statement has 1 marker (?)",
+                    r + 1,
+                    row.len()
+                )));
+            }
+            for chunk in rows.chunks(DELETE_CHUNK) {
+                let text = format!("{prefix}{})", vec!["?"; chunk.len()].join(", "));
+                let values: Vec<Param> = chunk.iter().map(|row| row[0].clone()).collect();
+                if absorb(&mut total, self.write(&text, &values, options.clone(), &progress).await?) {
+                    break;
                 }
-            });
-            if stopped {
-                break;
+            }
+        } else {
+            for row in rows {
+                if absorb(&mut total, self.write(sql, row, options.clone(), &progress).await?) {
+                    break;
+                }
             }
         }
         total.ok_or_else(|| Error::Parameters("executemany needs at least one parameter set".into()))

@@ -76,3 +76,26 @@ def test_executemany_other_statements_run_per_set(conn: d365.Connection) -> None
 def test_executemany_mixed_types_in_a_column(conn: d365.Connection) -> None:
     with pytest.raises(d365.ProgrammingError, match="parameter 1 is Int64 in earlier rows but Utf8 in row 2"):
         conn.executemany("INSERT INTO contact (lastname) VALUES (?)", [(1,), ("x",)])
+
+
+def test_executemany_update_and_delete_by_key_are_bulk(conn: d365.Connection) -> None:
+    tag = f"upd-{uuid.uuid4().hex[:8]}"
+    ids = [uuid.uuid4() for _ in range(1000)]
+    conn.executemany(
+        "INSERT INTO contact (contactid, lastname, jobtitle) VALUES (?, ?, ?)",
+        [(i, f"L{n}", tag) for n, i in enumerate(ids)],
+    )
+    missing = uuid.uuid4()
+    cur = conn.executemany(
+        "UPDATE contact SET firstname = ?, lastname = upper(?) WHERE contactid = ?",
+        [(f"F{n}", f"l{n}", i) for n, i in enumerate(ids)] + [("x", "y", missing)],
+    )
+    assert cur.rowcount == 1000
+    assert cur.last_write["skipped"] == 1  # no record: the UPDATE matched nothing
+    assert cur.last_write["requests"] < 20, cur.last_write
+    got = conn.execute("SELECT firstname, lastname FROM contact WHERE contactid = ?", [ids[7]]).fetchall()
+    assert got == [("F7", "L7")]
+    cur = conn.executemany("DELETE FROM contact WHERE contactid = ?", [(i,) for i in ids])
+    assert cur.rowcount == 1000
+    assert cur.last_write["requests"] <= 2 * (1000 // 200) + 2, cur.last_write
+    assert conn.execute("SELECT count(*) FROM contact WHERE jobtitle = ?", [tag]).fetchone() == (0,)
