@@ -13,6 +13,7 @@ use d365_core::d365_sql::datafusion::physical_plan::stream::RecordBatchStreamAda
 use futures::StreamExt;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
+use pyo3_arrow::PyRecordBatch;
 use pyo3_arrow::ffi::{ArrayIterator, to_schema_pycapsule, to_stream_pycapsule};
 
 use crate::errors::{interface, to_py};
@@ -133,6 +134,27 @@ impl ResultStream {
         }
         state.delivered += out.len() as u64;
         Ok(out)
+    }
+
+    /// The next page as an Arrow record batch (the rest of the current page if rows were
+    /// already fetched), handed over without copying through `__arrow_c_array__`; `None` at the
+    /// end. Waits like `fetch`: the GIL is released and Ctrl-C stops it.
+    fn next_batch(&self, py: Python<'_>) -> PyResult<Option<PyRecordBatch>> {
+        let mut state = self.lock()?;
+        let batch = match state.current.take() {
+            Some((b, used)) if used < b.num_rows() => b.slice(used, b.num_rows() - used),
+            _ => {
+                if !state.pull(py)? {
+                    return Ok(None);
+                }
+                match state.current.take() {
+                    Some((b, _)) => b,
+                    None => return Ok(None),
+                }
+            }
+        };
+        state.delivered += batch.num_rows() as u64;
+        Ok(Some(PyRecordBatch::new(batch)))
     }
 
     /// The schema of the result as an Arrow C schema capsule.

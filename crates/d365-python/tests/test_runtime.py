@@ -187,3 +187,34 @@ def test_log_records_reach_python_logging_without_secrets(
     for r in caplog.records:
         text = r.getMessage()
         assert secret not in text and "emu~wrong~secret~1" not in text, text
+
+
+ARROW_CHILD = textwrap.dedent(
+    """
+    import time, d365, pyarrow
+    with d365.Emulator(rows=5000, latency_ms=2_000) as emu:
+        conn = d365.connect(emu.connection_string, page_size=500, parallel=1)
+        cur = conn.execute("SELECT name FROM account")   # the first page arrives now
+        print("ready", flush=True)
+        start = time.monotonic()
+        try:
+            cur.fetch_arrow_table()
+            print("finished", flush=True)
+        except KeyboardInterrupt:
+            print(f"interrupted {time.monotonic() - start:.2f}", flush=True)
+    """
+)
+
+
+def test_ctrl_c_interrupts_fetch_arrow_table(python: str) -> None:
+    pytest.importorskip("pyarrow")
+    child = subprocess.Popen([python, "-c", ARROW_CHILD], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "ready"
+    import time
+
+    time.sleep(0.5)  # the next page now waits on the 2 s latency (ten pages: 20 s)
+    child.send_signal(signal.SIGINT)
+    out, _ = child.communicate(timeout=60)
+    assert out.startswith("interrupted"), out
+    assert float(out.split()[1]) < 1.9, out

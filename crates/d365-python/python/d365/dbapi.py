@@ -415,29 +415,36 @@ class Cursor:
         polars and DuckDB read the pages without copying."""
         return self._stream().__arrow_c_stream__(requested_schema)
 
+    def _batches(self) -> Iterator[pyarrow.RecordBatch]:
+        import pyarrow
+
+        stream = self._stream()
+        progress = self._progress
+        while True:
+            # Each page is imported without a copy (Arrow C data interface); waiting for it
+            # releases the GIL and Ctrl-C interrupts it.
+            page = stream.next_batch()
+            if page is None:
+                break
+            batch = pyarrow.record_batch(page)
+            if progress is not None:
+                progress.add(batch.num_rows)
+            yield batch
+        if progress is not None:
+            progress.done()
+
     def fetch_record_batch(self) -> pyarrow.RecordBatchReader:
         """The remaining rows as a streaming ``pyarrow.RecordBatchReader`` (one batch per page)."""
         import pyarrow
 
-        reader = pyarrow.RecordBatchReader.from_stream(self._stream())
-        progress = self._progress
-        if progress is None or not progress.enabled:
-            return reader
-
-        def batches() -> Iterator[pyarrow.RecordBatch]:
-            for batch in reader:
-                progress.add(batch.num_rows)
-                yield batch
-            progress.done()
-
-        return pyarrow.RecordBatchReader.from_batches(reader.schema, batches())
+        return pyarrow.RecordBatchReader.from_batches(pyarrow.schema(self._stream()), self._batches())
 
     def fetch_arrow_table(self) -> pyarrow.Table:
         """The remaining rows as a ``pyarrow.Table`` (zero-copy from the decoded pages)."""
         import pyarrow
 
-        reader = self.fetch_record_batch()
-        return pyarrow.Table.from_batches(list(reader), schema=reader.schema)
+        schema = pyarrow.schema(self._stream())
+        return pyarrow.Table.from_batches(list(self._batches()), schema=schema)
 
     def fetch_df(self) -> pandas.DataFrame:
         """The remaining rows as a pandas DataFrame (through Arrow: decimals stay exact as
