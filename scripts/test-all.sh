@@ -122,4 +122,4 @@ for group, entries in project.get("entry-points", {}).items():
 PY
 
 echo "== pytest (crates/d365-python/tests)"
-PYTHONPATH="$pkg" "$venv/bin/python" -m pytest -q -p no:cacheprovider crates/d365-python/tests
+D365_CLI="$target_dir/debug/d365" PYTHONPATH="$pkg" "$venv/bin/python" -m pytest -q -p no:cacheprovider crates/d365-python/tests

@@ -24,9 +24,10 @@ pub struct Emulator {
 impl Emulator {
     /// Starts an emulator: `rows` accounts (contacts, leads, opportunities in proportion),
     /// HTTPS on `port` (0 picks a free one), data in memory or in `data` (a SQLite file),
-    /// `latency_ms` added to every Web API request.
+    /// `latency_ms` added to every Web API request; `auto_approve` signs that user in on the
+    /// sign-in and device-code pages by itself (tests).
     #[new]
-    #[pyo3(signature = (rows=1000, port=0, data=None, config=None, latency_ms=0, latency_per_row_us=0, dop_hint=None, verbose=false))]
+    #[pyo3(signature = (rows=1000, port=0, data=None, config=None, latency_ms=0, latency_per_row_us=0, dop_hint=None, verbose=false, auto_approve=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -38,6 +39,7 @@ impl Emulator {
         latency_per_row_us: u64,
         dop_hint: Option<u32>,
         verbose: bool,
+        auto_approve: Option<String>,
     ) -> PyResult<Self> {
         let options = EmulatorOptions {
             rows,
@@ -48,6 +50,7 @@ impl Emulator {
             latency_per_row: Duration::from_micros(latency_per_row_us),
             dop_hint,
             verbose,
+            auto_approve,
             ..EmulatorOptions::default()
         };
         let emu = wait(py, Inner::start(options))?.map_err(|e| to_py(py, d365_core::Error::Emulator(e.to_string())))?;

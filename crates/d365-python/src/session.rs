@@ -140,27 +140,35 @@ fn write_result(py: Python<'_>, outcome: DmlOutcome) -> PyResult<Py<PyAny>> {
 #[pymethods]
 impl Session {
     /// Opens a connection. `overrides` are further properties (later wins); `interactive`
-    /// allows a browser sign-in when no stored tokens exist.
+    /// (`never`, `browser`, `device_code`) says how a user may sign in when no stored tokens
+    /// exist.
     #[staticmethod]
     #[pyo3(signature = (connection_string, overrides, interactive, parallel=None, page_size=None))]
     fn open(
         py: Python<'_>,
         connection_string: &str,
         overrides: Vec<(String, String)>,
-        interactive: bool,
+        interactive: &str,
         parallel: Option<usize>,
         page_size: Option<u32>,
     ) -> PyResult<Self> {
-        let options = OpenOptions {
-            interactive: if interactive { Interactive::Browser } else { Interactive::Never },
-            environment: None,
+        let interactive = match interactive {
+            "never" => Interactive::Never,
+            "browser" => Interactive::Browser,
+            "device_code" => Interactive::DeviceCode,
+            other => {
+                return Err(interface(format!(
+                    "interactive={other:?}: use True or \"browser\", \"device_code\", or False"
+                )));
+            }
         };
+        let options = OpenOptions { interactive, environment: None };
         let conn =
             wait(py, d365_core::Connection::open(connection_string, &overrides, options))?.map_err(|e| to_py(py, e))?;
         let organization_url = conn.config.organization_url.to_string();
         let mut session =
             d365_core::Session::new(conn, EngineSettings { refresh_metadata: false, parallel, page_size });
-        session.interactive = if interactive { Interactive::Browser } else { Interactive::Never };
+        session.interactive = interactive;
         Ok(Self { inner: Mutex::new(Some(Arc::new(session))), organization_url })
     }
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import pathlib
+import subprocess
 import uuid
 
 import pytest
@@ -100,3 +103,52 @@ def test_exec_procedure_and_callproc(emulator: d365.Emulator) -> None:
         # No stored sign-in and no browser allowed: a clear error, not a wait.
         with pytest.raises(d365.OperationalError, match="login"):
             conn.execute("SELECT name FROM account LIMIT 1")
+
+
+def _user_connection(emu: d365.Emulator, settings: str) -> str:
+    return (
+        f"OrganizationUrl={emu.org_url};AuthScheme=AzureAD;OAuthClientId={emu.app('desktop')['client_id']};"
+        f"AzureTenant={emu.info['tenant_id']};AzureAuthorityHost={emu.info['authority']};"
+        f"SSLServerCert={emu.info['ca_pem']};InitiateOAuth=GETANDREFRESH;OAuthSettingsLocation={settings}"
+    )
+
+
+def test_device_code_sign_in_stores_tokens_for_later_connections(
+    tmp_path: pathlib.Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    settings = tmp_path / "user.tokens"
+    with d365.Emulator(rows=5, auto_approve="sales@contoso.onmicrosoft.com") as emu:
+        text = _user_connection(emu, str(settings))
+        with d365.connect(text, interactive="device_code") as conn:
+            assert conn.execute("SELECT count(*) FROM account").fetchone()[0] >= 0
+        assert "enter the code" in capfd.readouterr().err
+        assert settings.exists()
+        assert b"refresh_token" not in settings.read_bytes()  # encrypted at rest
+        with d365.connect(text, interactive=False) as conn:  # the stored tokens: no prompt
+            assert conn.execute("SELECT count(*) FROM account").fetchone()[0] >= 0
+        assert capfd.readouterr().err == ""
+    with pytest.raises(d365.InterfaceError, match="device_code"):
+        d365.connect(text, interactive="telepathy")
+
+
+def _cli() -> pathlib.Path | None:
+    env = os.environ.get("D365_CLI")
+    candidates = [pathlib.Path(env)] if env else []
+    candidates.append(pathlib.Path(__file__).resolve().parents[3] / "target" / "debug" / "d365")
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def test_d365_login_in_a_shell_then_python_just_works(tmp_path: pathlib.Path) -> None:
+    cli = _cli()
+    if cli is None:
+        pytest.skip("the d365 binary is not built (scripts/test-all.sh builds it and sets D365_CLI)")
+    settings = tmp_path / "shared.tokens"
+    with d365.Emulator(rows=5, auto_approve="sales@contoso.onmicrosoft.com") as emu:
+        text = _user_connection(emu, str(settings))
+        env = {**os.environ, "D365_CONNECTION": text}
+        run = subprocess.run(
+            [str(cli), "login", "--device-code"], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 0, run.stderr
+        with d365.connect(text, interactive=False) as conn:
+            assert conn.execute("SELECT count(*) FROM account").fetchone()[0] >= 0

@@ -37,7 +37,7 @@ class Session:
     def open(
         connection_string: str,
         overrides: list[tuple[str, str]],
-        interactive: bool,
+        interactive: str,
         parallel: int | None = None,
         page_size: int | None = None,
     ) -> Session: ...
@@ -66,6 +66,7 @@ class Emulator:
         latency_per_row_us: int = 0,
         dop_hint: int | None = None,
         verbose: bool = False,
+        auto_approve: Optional[str] = None,
     ) -> None: ...
     @property
     def connection_string(self) -> str: ...

@@ -116,7 +116,7 @@ def _property_text(value: Any) -> str:
 def connect(
     connection_string: str = "",
     *,
-    interactive: bool | None = None,
+    interactive: bool | str | None = None,
     parallel: int | None = None,
     page_size: int | None = None,
     progress: bool | None = None,
@@ -129,9 +129,10 @@ def connect(
             ``"OrganizationUrl=https://contoso.crm.dynamics.com;AuthScheme=AzureAD;InitiateOAuth=GETANDREFRESH"``.
             Every sign-in flow of the ``d365`` CLI works, and tokens stored by ``d365 login``
             are used (the same encrypted token store).
-        interactive: allow a browser sign-in when a user connection has no stored tokens.
-            Default: only when standard error is a terminal (scripts get a clear error
-            instead of a wait).
+        interactive: how a user connection without stored tokens may sign in: ``True`` or
+            ``"browser"`` (a browser on this machine), ``"device_code"`` (a code to type on any
+            device, printed to standard error), ``False`` (never: a clear error instead of a
+            wait). Default: a browser when standard error is a terminal, else never.
         parallel: concurrent requests for whole-table reads (default: the service's
             ``x-ms-dop-hint``, adapting to throttling; ``1`` reads one page chain).
         page_size: rows per page (1-5000).
@@ -148,8 +149,12 @@ def connect(
         raise InterfaceError("connect() takes the connection string as a str")
     if interactive is None:
         interactive = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    if isinstance(interactive, bool):
+        mode = "browser" if interactive else "never"
+    else:
+        mode = str(interactive)
     overrides = [(k, _property_text(v)) for k, v in properties.items()]
-    session = _internal.Session.open(connection_string, overrides, interactive, parallel, page_size)
+    session = _internal.Session.open(connection_string, overrides, mode, parallel, page_size)
     return Connection(session, progress=watched() if progress is None else progress)
 
 

@@ -26,6 +26,8 @@ class Emulator:
         latency_per_row_us: extra delay per row returned or written.
         dop_hint: the ``x-ms-dop-hint`` it announces.
         verbose: log every request to standard error.
+        auto_approve: sign this user (``sales@contoso.onmicrosoft.com``...) in on the sign-in
+            and device-code pages by itself, for tests of user sign-ins.
     """
 
     def __init__(
@@ -39,9 +41,10 @@ class Emulator:
         latency_per_row_us: int = 0,
         dop_hint: int | None = None,
         verbose: bool = False,
+        auto_approve: str | None = None,
     ) -> None:
         self._inner = _internal.Emulator(
-            rows, port, data, config, latency_ms, latency_per_row_us, dop_hint, verbose
+            rows, port, data, config, latency_ms, latency_per_row_us, dop_hint, verbose, auto_approve
         )
         self.info: dict[str, Any] = json.loads(self._inner.ready_json)
         """The ready information: ``authority``, ``tenant_id``, ``org_url``, ``ca_pem``,
