@@ -66,7 +66,7 @@ class Emulator:
         latency_per_row_us: int = 0,
         dop_hint: int | None = None,
         verbose: bool = False,
-        auto_approve: Optional[str] = None,
+        auto_approve: str | None = None,
     ) -> None: ...
     @property
     def connection_string(self) -> str: ...
