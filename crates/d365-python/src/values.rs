@@ -18,6 +18,7 @@ use d365_core::d365_sql::datafusion::arrow::array::{
 };
 use d365_core::d365_sql::datafusion::arrow::datatypes::{DataType, TimeUnit};
 use d365_core::d365_sql::datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use d365_core::d365_sql::values::{civil_from_days, format_decimal};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyString, PyTuple};
 
@@ -190,7 +191,7 @@ pub fn column_objects(py: Python<'_>, array: &ArrayRef, offset: usize, len: usiz
                     if a.is_null(i) {
                         return Ok(py.None());
                     }
-                    Ok(decimal.call1((decimal_text(a.value(i), scale),))?.unbind())
+                    Ok(decimal.call1((format_decimal(a.value(i), scale),))?.unbind())
                 })
                 .collect()
         }
@@ -260,33 +261,4 @@ pub fn rows(
             Ok(PyTuple::new(py, cells)?.into_any().unbind())
         })
         .collect()
-}
-
-/// An unscaled decimal as text with `scale` digits after the point.
-fn decimal_text(v: i128, scale: i8) -> String {
-    if scale <= 0 {
-        let mut s = v.to_string();
-        s.extend(std::iter::repeat_n('0', (-scale) as usize));
-        return s;
-    }
-    let scale = scale as usize;
-    let digits = v.unsigned_abs().to_string();
-    let padded =
-        if digits.len() <= scale { format!("{}{digits}", "0".repeat(scale + 1 - digits.len())) } else { digits };
-    let (int, frac) = padded.split_at(padded.len() - scale);
-    format!("{}{int}.{frac}", if v < 0 { "-" } else { "" })
-}
-
-/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i32, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    ((if m <= 2 { y + 1 } else { y }) as i32, m, d)
 }

@@ -26,6 +26,11 @@ import d365
         decimal.Decimal("-0.0001"),
         dt.datetime(2024, 2, 29, 13, 14, 15, 123456, tzinfo=dt.timezone.utc),
         dt.date(1999, 12, 31),
+        dt.date(1601, 1, 1),
+        dt.date(9999, 12, 31),
+        dt.datetime(1960, 5, 6, 7, 8, 9, 10, tzinfo=dt.timezone.utc),
+        decimal.Decimal("-12345678901234567890.123456"),
+        decimal.Decimal("0.000000001"),
     ],
 )
 def test_round_trip(conn: d365.Connection, value: object) -> None:
