@@ -62,7 +62,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 echo "== Python test packages (pip)"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-  "pytest>=8" "pyarrow>=15" "pandas>=2" "polars>=1.3" "duckdb>=1.1" "sqlalchemy>=2" "ruff>=0.6"
+  "pytest>=8" "pyarrow>=15" "pandas>=2" "polars>=1.3" "duckdb>=1.1" "sqlalchemy>=2" "ruff>=0.6" "mypy>=1.10" "tomli; python_version < '3.11'"
 "$venv/bin/python" --version
 
 # The extension links against no libpython (it is loaded by one); the same settings for every
@@ -78,6 +78,8 @@ if [ -z "${D365_SKIP_LINT:-}" ]; then
   echo "== ruff (Python lint and format)"
   "$venv/bin/ruff" check crates/d365-python
   "$venv/bin/ruff" format --check crates/d365-python
+  echo "== mypy --strict (the package and its stubs)"
+  (cd crates/d365-python/python && "$venv/bin/mypy" --config-file ../pyproject.toml d365)
 fi
 
 echo "== cargo test --workspace"
@@ -109,7 +111,11 @@ cp "$target_dir/debug/lib_internal.so" "$pkg/d365/_internal.abi3.so"
 # What an installed wheel carries besides the code: its metadata and entry points (the
 # SQLAlchemy dialect), from pyproject.toml.
 "$venv/bin/python" - "$pkg" <<'PY'
-import pathlib, sys, tomllib
+import pathlib, sys
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib
 project = tomllib.loads(pathlib.Path("crates/d365-python/pyproject.toml").read_text())["project"]
 info = pathlib.Path(sys.argv[1]) / "d365-0.0.0.dist-info"
 info.mkdir()

@@ -21,10 +21,17 @@ its pool) is ignored; writes take effect at once.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import default, reflection
+from sqlalchemy.engine.interfaces import (
+    IsolationLevel,
+    ReflectedColumn,
+    ReflectedForeignKeyConstraint,
+    ReflectedIndex,
+    ReflectedPrimaryKeyConstraint,
+)
 from sqlalchemy.engine.url import URL
 
 import d365
@@ -36,7 +43,7 @@ def _sql_type(name: str) -> sqltypes.TypeEngine[Any]:
     m = _DECIMAL.fullmatch(name)
     if m:
         return sqltypes.Numeric(int(m.group(1)), int(m.group(2)))
-    return {
+    types: dict[str, sqltypes.TypeEngine[Any]] = {
         "VARCHAR": sqltypes.String(),
         "BOOLEAN": sqltypes.Boolean(),
         "TINYINT": sqltypes.SmallInteger(),
@@ -47,7 +54,8 @@ def _sql_type(name: str) -> sqltypes.TypeEngine[Any]:
         "DOUBLE": sqltypes.Float(),
         "TIMESTAMP": sqltypes.DateTime(timezone=True),
         "DATE": sqltypes.Date(),
-    }.get(name, sqltypes.NullType())
+    }
+    return types.get(name, sqltypes.NullType())
 
 
 class D365Dialect(default.DefaultDialect):
@@ -74,7 +82,7 @@ class D365Dialect(default.DefaultDialect):
 
     def create_connect_args(self, url: URL) -> tuple[list[Any], dict[str, Any]]:
         # `d365:///?A=1;B=2` arrives as query {"A": "1;B=2"}: join the pairs back.
-        parts = []
+        parts: list[str] = []
         for key, value in url.query.items():
             values = value if isinstance(value, tuple) else (value,)
             parts.extend(f"{key}={v}" for v in values)
@@ -96,10 +104,10 @@ class D365Dialect(default.DefaultDialect):
     def do_commit(self, dbapi_connection: Any) -> None:
         pass
 
-    def get_isolation_level(self, dbapi_connection: Any) -> str:
+    def get_isolation_level(self, dbapi_connection: Any) -> IsolationLevel:
         return "AUTOCOMMIT"
 
-    def get_default_isolation_level(self, dbapi_conn: Any) -> str:
+    def get_default_isolation_level(self, dbapi_conn: Any) -> IsolationLevel:
         return "AUTOCOMMIT"
 
     def _get_server_version_info(self, connection: Any) -> tuple[int, ...] | None:
@@ -114,7 +122,7 @@ class D365Dialect(default.DefaultDialect):
 
     @staticmethod
     def _d365(connection: Any) -> d365.Connection:
-        return connection.connection.dbapi_connection
+        return cast(d365.Connection, connection.connection.dbapi_connection)
 
     @reflection.cache
     def get_schema_names(self, connection: Any, **kw: Any) -> list[str]:
@@ -133,7 +141,7 @@ class D365Dialect(default.DefaultDialect):
     @reflection.cache
     def get_columns(
         self, connection: Any, table_name: str, schema: str | None = None, **kw: Any
-    ) -> list[dict[str, Any]]:
+    ) -> list[ReflectedColumn]:
         return [
             {
                 "name": c["name"],
@@ -148,14 +156,14 @@ class D365Dialect(default.DefaultDialect):
     @reflection.cache
     def get_pk_constraint(
         self, connection: Any, table_name: str, schema: str | None = None, **kw: Any
-    ) -> dict[str, Any]:
+    ) -> ReflectedPrimaryKeyConstraint:
         keys = [c["name"] for c in self._d365(connection).columns(table_name) if c["primary_key"]]
         return {"constrained_columns": keys, "name": None}
 
     @reflection.cache
     def get_foreign_keys(
         self, connection: Any, table_name: str, schema: str | None = None, **kw: Any
-    ) -> list[dict[str, Any]]:
+    ) -> list[ReflectedForeignKeyConstraint]:
         conn = self._d365(connection)
         readable = set(conn.table_names())
         rows = conn.execute(
@@ -178,7 +186,7 @@ class D365Dialect(default.DefaultDialect):
 
     def get_indexes(
         self, connection: Any, table_name: str, schema: str | None = None, **kw: Any
-    ) -> list[dict[str, Any]]:
+    ) -> list[ReflectedIndex]:
         return []
 
 
