@@ -8,7 +8,10 @@ use std::time::Duration;
 use d365_core::d365_emulator::{Emulator as Inner, EmulatorOptions};
 use pyo3::prelude::*;
 
-use crate::errors::{interface, to_py};
+use d365_core::d365_emulator::webapi::faults::FaultSettings;
+use d365_core::d365_emulator::webapi::limits::LimitSettings;
+
+use crate::errors::{interface, programming, to_py};
 use crate::runtime::wait;
 
 /// A running emulator.
@@ -25,9 +28,14 @@ impl Emulator {
     /// Starts an emulator: `rows` accounts (contacts, leads, opportunities in proportion),
     /// HTTPS on `port` (0 picks a free one), data in memory or in `data` (a SQLite file),
     /// `latency_ms` added to every Web API request; `auto_approve` signs that user in on the
-    /// sign-in and device-code pages by itself (tests).
+    /// sign-in and device-code pages by itself (tests); `limits` and `faults` as the CLI's
+    /// `--limits requests=6000,window=300,concurrent=52` and `--faults 429=0.02,reset=0.01`.
     #[new]
-    #[pyo3(signature = (rows=1000, port=0, data=None, config=None, latency_ms=0, latency_per_row_us=0, dop_hint=None, verbose=false, auto_approve=None))]
+    #[pyo3(signature = (
+        rows=1000, port=0, data=None, config=None, latency_ms=0, latency_per_row_us=0, dop_hint=None,
+        verbose=false, auto_approve=None, state_dir=None, token_lifetime_s=3600, limits=None, faults=None,
+        fault_seed=1
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -40,7 +48,21 @@ impl Emulator {
         dop_hint: Option<u32>,
         verbose: bool,
         auto_approve: Option<String>,
+        state_dir: Option<PathBuf>,
+        token_lifetime_s: u64,
+        limits: Option<&str>,
+        faults: Option<&str>,
+        fault_seed: u64,
     ) -> PyResult<Self> {
+        let bad = |what: &str, text: &str, e: String| programming(format!("{what}={text:?}: {e}"));
+        let limits = match limits {
+            Some(text) => LimitSettings::parse(text).map_err(|e| bad("limits", text, e))?,
+            None => LimitSettings::default(),
+        };
+        let faults = match faults {
+            Some(text) => FaultSettings::parse(text, fault_seed).map_err(|e| bad("faults", text, e))?,
+            None => FaultSettings::default(),
+        };
         let options = EmulatorOptions {
             rows,
             port,
@@ -51,6 +73,10 @@ impl Emulator {
             dop_hint,
             verbose,
             auto_approve,
+            state_dir,
+            token_lifetime: Duration::from_secs(token_lifetime_s),
+            limits,
+            faults,
             ..EmulatorOptions::default()
         };
         let emu = wait(py, Inner::start(options))?.map_err(|e| to_py(py, d365_core::Error::Emulator(e.to_string())))?;

@@ -218,3 +218,18 @@ def test_ctrl_c_interrupts_fetch_arrow_table(python: str) -> None:
     out, _ = child.communicate(timeout=60)
     assert out.startswith("interrupted"), out
     assert float(out.split()[1]) < 1.9, out
+
+
+def test_emulator_limits_and_faults_are_absorbed_or_reported() -> None:
+    # Every request answered 429 once in a while: the client's retry policy absorbs it.
+    with (
+        d365.Emulator(rows=200, faults="429=0.3", fault_seed=3) as emu,
+        d365.connect(emu.connection_string) as conn,
+    ):
+        assert conn.execute("SELECT count(*) FROM account").fetchone() == (200,)
+        assert len(conn.execute("SELECT name FROM account").fetchall()) == 200
+        assert conn.stats()["throttled"] > 0
+    with pytest.raises(d365.ProgrammingError, match="limits="):
+        d365.Emulator(limits="requests=lots")
+    with pytest.raises(d365.ProgrammingError, match="faults="):
+        d365.Emulator(faults="teapot=1")

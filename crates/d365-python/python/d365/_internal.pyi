@@ -69,6 +69,11 @@ class Emulator:
         dop_hint: int | None = None,
         verbose: bool = False,
         auto_approve: str | None = None,
+        state_dir: str | None = None,
+        token_lifetime_s: int = 3600,
+        limits: str | None = None,
+        faults: str | None = None,
+        fault_seed: int = 1,
     ) -> None: ...
     @property
     def connection_string(self) -> str: ...

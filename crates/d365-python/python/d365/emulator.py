@@ -28,6 +28,13 @@ class Emulator:
         verbose: log every request to standard error.
         auto_approve: sign this user (``sales@contoso.onmicrosoft.com``...) in on the sign-in
             and device-code pages by itself, for tests of user sign-ins.
+        state_dir: where the CA, keys and app certificates go (default: beside ``data``, or a
+            temporary directory removed by :meth:`stop`).
+        token_lifetime_s: lifetime of the access tokens it issues.
+        limits: service-protection limits per user, as ``d365 emulator --limits``:
+            ``"requests=6000,window=300,exec-seconds=1200,concurrent=52"``.
+        faults: injected faults, as ``d365 emulator --faults``: ``"429=0.02,503=0.01,reset=0.01"``.
+        fault_seed: seed of the fault generator (same seed, same faults).
     """
 
     def __init__(
@@ -42,9 +49,27 @@ class Emulator:
         dop_hint: int | None = None,
         verbose: bool = False,
         auto_approve: str | None = None,
+        state_dir: str | None = None,
+        token_lifetime_s: int = 3600,
+        limits: str | None = None,
+        faults: str | None = None,
+        fault_seed: int = 1,
     ) -> None:
         self._inner = _internal.Emulator(
-            rows, port, data, config, latency_ms, latency_per_row_us, dop_hint, verbose, auto_approve
+            rows,
+            port,
+            data,
+            config,
+            latency_ms,
+            latency_per_row_us,
+            dop_hint,
+            verbose,
+            auto_approve,
+            state_dir,
+            token_lifetime_s,
+            limits,
+            faults,
+            fault_seed,
         )
         self.info: dict[str, Any] = json.loads(self._inner.ready_json)
         """The ready information: ``authority``, ``tenant_id``, ``org_url``, ``ca_pem``,
