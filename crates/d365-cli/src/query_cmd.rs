@@ -116,12 +116,12 @@ pub(crate) async fn engine(
 
 /// Runs `d365 query`.
 pub async fn query(connect_args: &ConnectArgs, args: QueryArgs) -> Result<(), Failure> {
-    if d365_sql::SqlEngine::is_dml(&args.sql) {
-        return crate::dml_cmd::run(connect_args, &args.sql, args.refresh_metadata, args.parallel, &args.dml).await;
-    }
-    if let Some(exec) = d365_core::parse_exec(&args.sql) {
-        let exec = exec.map_err(|e| Failure::bad_input(e.to_string()))?;
-        return run_procedure(connect_args, exec, &args).await;
+    match d365_core::classify(&args.sql).map_err(Failure::from_d365)? {
+        d365_core::StatementKind::Write => {
+            return crate::dml_cmd::run(connect_args, &args.sql, args.refresh_metadata, args.parallel, &args.dml).await;
+        }
+        d365_core::StatementKind::Exec(exec) => return run_procedure(connect_args, exec, &args).await,
+        d365_core::StatementKind::Query => {}
     }
     let conn = connect(connect_args).await?;
     let result = async {
