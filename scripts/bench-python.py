@@ -30,7 +30,8 @@ import d365
 SERVE = textwrap.dedent(
     """
     import sys, d365
-    with d365.Emulator(rows=int(sys.argv[1]), latency_ms=int(sys.argv[2])) as emu:
+    with d365.Emulator(rows=int(sys.argv[1]), latency_ms=int(sys.argv[2]),
+                       latency_per_row_us=int(sys.argv[3])) as emu:
         print(emu._inner.ready_json, flush=True)
         sys.stdin.read()
     """
@@ -103,12 +104,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, default=200_000, help="accounts to read")
     p.add_argument("--latency-ms", type=int, default=50, help="emulator latency per Web API request")
+    p.add_argument(
+        "--latency-per-row-us",
+        type=int,
+        default=0,
+        help="emulator service time per row returned (a sleep: server time that costs the client no CPU)",
+    )
     p.add_argument("--rounds", type=int, default=2, help="rounds; the best of each method is kept")
     p.add_argument("--skip-sdk", action="store_true", help="leave out Microsoft's SDK")
     a = p.parse_args()
 
     server = subprocess.Popen(
-        [sys.executable, "-c", SERVE, str(a.rows), str(a.latency_ms)],
+        [sys.executable, "-c", SERVE, str(a.rows), str(a.latency_ms), str(a.latency_per_row_us)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -148,7 +155,10 @@ def main() -> None:
                 if name not in best or wall < best[name][1]:
                     best[name] = (n, wall, cpu)
         base = best["requests + json recipe"]
-        print(f"\n{a.rows} accounts, every column with formatted values, emulator latency {a.latency_ms} ms/request")
+        print(
+            f"\n{a.rows} accounts, every column with formatted values, emulator latency {a.latency_ms} ms/request"
+            f" + {a.latency_per_row_us} µs/row"
+        )
         print(f"{'method':<44}{'rows':>9}{'wall s':>9}{'rows/s':>10}{'CPU µs/row':>12}{'speed×':>8}{'CPU÷':>7}")
         for name, (n, wall, cpu) in best.items():
             print(

@@ -12,7 +12,7 @@ use pyo3_log::{Caching, Logger, ResetHandle};
 
 static RESET: OnceLock<ResetHandle> = OnceLock::new();
 
-/// The crates whose records go to Python at every level.
+/// The crates whose records go to Python down to DEBUG.
 const OURS: [&str; 5] = ["d365_core", "d365_auth", "d365_client", "d365_sql", "_internal"];
 
 /// Installs the bridge (once per process) and adds `refresh_logging` to the module.
@@ -20,7 +20,10 @@ pub fn install(m: &Bound<'_, PyModule>) -> PyResult<()> {
     if RESET.get().is_none() {
         let mut logger = Logger::new(m.py(), Caching::LoggersAndLevels)?.filter(log::LevelFilter::Warn);
         for target in OURS {
-            logger = logger.filter_target(target.to_string(), log::LevelFilter::Trace);
+            // Debug, not Trace: the max level then lets the TLS and HTTP crates' trace records
+            // be dropped by a static check instead of a logger look-up each (2-3 % of a read's
+            // CPU in a profile of 200,000 rows).
+            logger = logger.filter_target(target.to_string(), log::LevelFilter::Debug);
         }
         // Another extension may have installed a logger already: then ours stays out.
         if let Ok(handle) = logger.install() {
