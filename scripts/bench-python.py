@@ -126,7 +126,8 @@ def main() -> None:
         os.environ["REQUESTS_CA_BUNDLE"] = info["ca_pem"]
         app = next(x for x in info["apps"] if x["name"] == "integration")
         conn_str = (
-            f"OrganizationUrl={info['org_url']};AuthScheme=AzureServicePrincipal;AzureTenant={info['tenant_id']};"
+            f"OrganizationUrl={info['org_url']};AuthScheme=AzureServicePrincipal;"
+            f"AzureTenant={info['tenant_id']};"
             f"OAuthClientId={app['client_id']};OAuthClientSecret={app['client_secret']};"
             f"AzureAuthorityHost={info['authority']};SSLServerCert={info['ca_pem']}"
         )
@@ -156,10 +157,14 @@ def main() -> None:
                     best[name] = (n, wall, cpu)
         base = best["requests + json recipe"]
         print(
-            f"\n{a.rows} accounts, every column with formatted values, emulator latency {a.latency_ms} ms/request"
+            f"\n{a.rows} accounts, every column with formatted values, "
+            f"emulator latency {a.latency_ms} ms/request"
             f" + {a.latency_per_row_us} µs/row"
         )
-        print(f"{'method':<44}{'rows':>9}{'wall s':>9}{'rows/s':>10}{'CPU µs/row':>12}{'speed×':>8}{'CPU÷':>7}")
+        print(
+            f"{'method':<44}{'rows':>9}{'wall s':>9}{'rows/s':>10}{'CPU µs/row':>12}"
+            f"{'speed x':>8}{'CPU /':>7}"
+        )
         for name, (n, wall, cpu) in best.items():
             print(
                 f"{name:<44}{n:>9}{wall:>9.2f}{n / wall:>10.0f}{cpu / n * 1e6:>12.2f}"

@@ -76,8 +76,8 @@ if [ -z "${D365_SKIP_LINT:-}" ]; then
   echo "== cargo clippy"
   cargo clippy --workspace --all-targets -- -D warnings
   echo "== ruff (Python lint and format)"
-  "$venv/bin/ruff" check crates/d365-python
-  "$venv/bin/ruff" format --check crates/d365-python
+  "$venv/bin/ruff" check --config crates/d365-python/pyproject.toml crates/d365-python scripts
+  "$venv/bin/ruff" format --check --config crates/d365-python/pyproject.toml crates/d365-python scripts
   echo "== mypy --strict (the package and its stubs)"
   (cd crates/d365-python/python && "$venv/bin/mypy" --config-file ../pyproject.toml d365)
 fi
