@@ -6,10 +6,7 @@
 
 use std::sync::Arc;
 
-use d365_sql::datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int64Builder, RecordBatch,
-    StringBuilder, TimestampMicrosecondBuilder,
-};
+use d365_sql::datafusion::arrow::array::{ArrayRef, RecordBatch};
 use d365_sql::datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use d365_sql::datafusion::scalar::ScalarValue;
 use d365_sql::datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -225,104 +222,32 @@ pub fn params_batch(rows: &[Vec<Param>], width: usize) -> Result<RecordBatch, Er
             row.len()
         )));
     }
+    if rows.is_empty() {
+        return Err(Error::Parameters("executemany needs at least one parameter set".into()));
+    }
     let mut fields = Vec::with_capacity(width);
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(width);
     for c in 0..width {
         let mut ty = column_type(rows, c)?;
-        let scalars = rows.iter().map(|row| row[c].to_scalar());
-        let array: ArrayRef = match &ty {
-            DataType::Boolean => {
-                let mut b = BooleanBuilder::with_capacity(rows.len());
-                for row in rows {
-                    b.append_option(match row[c] {
-                        Param::Bool(v) => Some(v),
-                        _ => None,
-                    });
-                }
-                Arc::new(b.finish())
-            }
-            DataType::Int64 => {
-                let mut b = Int64Builder::with_capacity(rows.len());
-                for row in rows {
-                    b.append_option(match row[c] {
-                        Param::Int(v) => Some(v),
-                        _ => None,
-                    });
-                }
-                Arc::new(b.finish())
-            }
-            DataType::Float64 => {
-                let mut b = Float64Builder::with_capacity(rows.len());
-                for row in rows {
-                    b.append_option(match row[c] {
-                        Param::Float(v) => Some(v),
-                        Param::Int(v) => Some(v as f64),
-                        _ => None,
-                    });
-                }
-                Arc::new(b.finish())
-            }
-            DataType::Decimal128(..) => {
-                // One scale for the column: the largest any value needs.
-                let values = scalars.collect::<Result<Vec<_>, _>>()?;
-                let scale = values
-                    .iter()
-                    .filter_map(|v| match v {
-                        ScalarValue::Decimal128(_, _, s) => Some(*s),
-                        _ => None,
-                    })
-                    .max()
-                    .unwrap_or(0);
-                ty = DataType::Decimal128(38, scale);
-                let mut b = Decimal128Builder::with_capacity(rows.len());
-                for v in values {
-                    b.append_option(match v {
-                        ScalarValue::Decimal128(Some(v), _, s) => {
-                            Some(v.checked_mul(10i128.pow((scale - s) as u32)).ok_or_else(|| {
-                                Error::Parameters(format!("parameter {}: a decimal too large for 38 digits", c + 1))
-                            })?)
-                        }
-                        ScalarValue::Int64(Some(v)) => Some(i128::from(v) * 10i128.pow(scale as u32)),
-                        _ => None,
-                    });
-                }
-                Arc::new(b.finish().with_precision_and_scale(38, scale).map_err(|e| Error::Parameters(e.to_string()))?)
-            }
-            DataType::Utf8 => {
-                let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
-                for row in rows {
-                    match &row[c] {
-                        Param::Text(s) => b.append_value(s),
-                        Param::Guid(g) => b.append_value(g.to_string()),
-                        _ => b.append_null(),
-                    }
-                }
-                Arc::new(b.finish())
-            }
-            DataType::Timestamp(..) => {
-                let mut b = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
-                for row in rows {
-                    b.append_option(match row[c] {
-                        Param::Timestamp(v) => Some(v),
-                        _ => None,
-                    });
-                }
-                Arc::new(b.finish())
-            }
-            DataType::Date32 => {
-                let mut b = Date32Builder::with_capacity(rows.len());
-                for row in rows {
-                    b.append_option(match row[c] {
-                        Param::Date(v) => Some(v),
-                        _ => None,
-                    });
-                }
-                Arc::new(b.finish())
-            }
-            other => return Err(Error::Parameters(format!("parameter {}: unsupported type {other}", c + 1))),
+        let values = rows.iter().map(|row| row[c].to_scalar()).collect::<Result<Vec<_>, _>>()?;
+        if let DataType::Decimal128(..) = ty {
+            // One scale for the column: the largest any value needs (casts are exact).
+            let scale = values
+                .iter()
+                .filter_map(|v| match v {
+                    ScalarValue::Decimal128(_, _, s) => Some(*s),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(0);
+            ty = DataType::Decimal128(38, scale);
+        }
+        let bad = |e: d365_sql::datafusion::error::DataFusionError| {
+            Error::Parameters(format!("parameter {}: {}", c + 1, e.message()))
         };
+        let typed = values.iter().map(|v| v.cast_to(&ty)).collect::<Result<Vec<_>, _>>().map_err(bad)?;
+        columns.push(ScalarValue::iter_to_array(typed).map_err(bad)?);
         fields.push(Field::new(format!("p{}", c + 1), ty, true));
-        columns.push(array);
     }
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| Error::Parameters(e.to_string()))
 }
