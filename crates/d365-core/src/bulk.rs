@@ -20,21 +20,20 @@ use crate::params::Param;
 /// `(statement, markers)`. `None` when the statement has another shape (it then runs once per
 /// parameter set).
 pub fn values_from_table(sql: &str, source: &str) -> Option<(String, usize)> {
-    let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
-    let first = tokens.iter().find(|t| !matches!(t, Token::Whitespace(_)))?;
-    let Token::Word(w) = first else { return None };
+    let (all, sig) = tokens(sql)?;
+    let Token::Word(w) = &all[*sig.first()?] else { return None };
     if !(w.keyword == Keyword::INSERT || w.value.eq_ignore_ascii_case("upsert")) {
         return None;
     }
-    let values = tokens.iter().position(|t| matches!(t, Token::Word(w) if w.keyword == Keyword::VALUES))?;
-    let open = values + 1 + tokens[values + 1..].iter().position(|t| !matches!(t, Token::Whitespace(_)))?;
-    if tokens[open] != Token::LParen {
+    let values = sig.iter().position(|&i| is_keyword(&all[i], Keyword::VALUES))?;
+    let open = *sig.get(values + 1)?;
+    if all[open] != Token::LParen {
         return None;
     }
     let mut depth = 0usize;
     let mut close = None;
-    for (i, t) in tokens.iter().enumerate().skip(open) {
-        match t {
+    for &i in &sig[values + 1..] {
+        match all[i] {
             Token::LParen => depth += 1,
             Token::RParen => {
                 depth -= 1;
@@ -48,13 +47,20 @@ pub fn values_from_table(sql: &str, source: &str) -> Option<(String, usize)> {
     }
     let close = close?;
     // Only white space or one ';' may follow the single row.
-    if tokens[close + 1..].iter().any(|t| !matches!(t, Token::Whitespace(_) | Token::SemiColon)) {
+    if all[close + 1..].iter().any(|t| !matches!(t, Token::Whitespace(_) | Token::SemiColon)) {
         return None;
     }
-    let mut out: String = tokens[..values].iter().map(Token::to_string).collect();
-    out.push_str("SELECT ");
+    let (row, n) = markers_as_columns(&all[open + 1..close], source)?;
+    let head: String = all[..sig[values]].iter().map(Token::to_string).collect();
+    Some((format!("{head}SELECT {row} FROM {source}"), n))
+}
+
+/// `tokens` as text with their `?` markers replaced by the parameter table's columns in order
+/// (`source.p1`, `source.p2`, …), and the number of markers; `None` for any other kind of marker.
+fn markers_as_columns(tokens: &[Token], source: &str) -> Option<(String, usize)> {
+    let mut out = String::new();
     let mut n = 0;
-    for t in &tokens[open + 1..close] {
+    for t in tokens {
         match t {
             Token::Placeholder(p) if p == "?" => {
                 n += 1;
@@ -64,7 +70,6 @@ pub fn values_from_table(sql: &str, source: &str) -> Option<(String, usize)> {
             other => out.push_str(&other.to_string()),
         }
     }
-    out.push_str(&format!(" FROM {source}"));
     Some((out, n))
 }
 
@@ -141,18 +146,7 @@ pub fn update_as_merge(sql: &str, source: &str) -> Option<(String, usize)> {
     let at = at?;
     let key = where_key_equals_marker(&t, at)?;
     let table = t[1].to_string();
-    let mut set = String::new();
-    let mut n = 0;
-    for tok in &all[sig[2] + 1..sig[at]] {
-        match tok {
-            Token::Placeholder(p) if p == "?" => {
-                n += 1;
-                set.push_str(&format!("{source}.p{n}"));
-            }
-            Token::Placeholder(_) => return None,
-            other => set.push_str(&other.to_string()),
-        }
-    }
+    let (set, n) = markers_as_columns(&all[sig[2] + 1..sig[at]], source)?;
     let markers = n + 1;
     let merge = format!(
         "MERGE INTO {table} USING {source} ON ({table}.{key} = {source}.p{markers}) WHEN MATCHED THEN UPDATE SET {}",

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use d365_core::d365_sql::SqlError;
-use d365_core::d365_sql::datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchReader, StructArray};
+use d365_core::d365_sql::datafusion::arrow::array::{ArrayRef, RecordBatch, StructArray};
 use d365_core::d365_sql::datafusion::arrow::datatypes::{Field, SchemaRef};
 use d365_core::d365_sql::datafusion::arrow::error::ArrowError;
 use d365_core::d365_sql::datafusion::execution::SendableRecordBatchStream;
@@ -24,8 +24,6 @@ struct State {
     stream: Option<SendableRecordBatchStream>,
     /// The page being handed out, and how many of its rows are gone.
     current: Option<(RecordBatch, usize)>,
-    /// Rows handed out so far.
-    delivered: u64,
 }
 
 impl State {
@@ -62,7 +60,7 @@ pub struct ResultStream {
 impl ResultStream {
     /// A stream of pages.
     pub fn new(stream: SendableRecordBatchStream) -> Self {
-        Self { schema: stream.schema(), state: Mutex::new(State { stream: Some(stream), current: None, delivered: 0 }) }
+        Self { schema: stream.schema(), state: Mutex::new(State { stream: Some(stream), current: None }) }
     }
 
     /// One batch (a procedure's result).
@@ -106,12 +104,6 @@ impl ResultStream {
             .collect()
     }
 
-    /// Rows handed out so far.
-    #[getter]
-    fn delivered(&self) -> PyResult<u64> {
-        Ok(self.lock()?.delivered)
-    }
-
     /// Up to `n` rows as tuples (all remaining rows when `n` is None); fewer only at the end.
     #[pyo3(signature = (n=None))]
     fn fetch(&self, py: Python<'_>, n: Option<usize>) -> PyResult<Vec<Py<PyAny>>> {
@@ -132,7 +124,6 @@ impl ResultStream {
                 break;
             }
         }
-        state.delivered += out.len() as u64;
         Ok(out)
     }
 
@@ -153,7 +144,6 @@ impl ResultStream {
                 }
             }
         };
-        state.delivered += batch.num_rows() as u64;
         Ok(Some(PyRecordBatch::new(batch)))
     }
 
@@ -172,7 +162,7 @@ impl ResultStream {
     ) -> PyResult<Bound<'py, PyCapsule>> {
         let mut state = self.lock()?;
         let first = state.current.take().map(|(b, used)| b.slice(used, b.num_rows() - used));
-        let reader = BlockingReader { schema: self.schema.clone(), first, stream: state.stream.take() };
+        let reader = BlockingReader { first, stream: state.stream.take() };
         let fields = self.schema.fields().clone();
         let arrays = reader.map(|batch| batch.map(|b| Arc::new(StructArray::from(b)) as ArrayRef));
         let field = Field::new_struct("", fields, false).with_metadata(self.schema.metadata().clone());
@@ -189,9 +179,8 @@ impl ResultStream {
     }
 }
 
-/// The rest of a result as a blocking [`RecordBatchReader`] for the Arrow C stream.
+/// The rest of a result as a blocking iterator of batches, for the Arrow C stream.
 struct BlockingReader {
-    schema: SchemaRef,
     first: Option<RecordBatch>,
     stream: Option<SendableRecordBatchStream>,
 }
@@ -223,11 +212,5 @@ impl Iterator for BlockingReader {
                 None
             }
         }
-    }
-}
-
-impl RecordBatchReader for BlockingReader {
-    fn schema(&self) -> SchemaRef {
-        self.schema.clone()
     }
 }

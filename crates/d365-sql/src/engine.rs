@@ -176,7 +176,7 @@ impl SqlEngine {
 
     /// Runs `sql`: record batches as pages arrive.
     pub async fn stream(&self, sql: &str) -> Result<SendableRecordBatchStream, SqlError> {
-        Ok(self.sql(sql).await?.execute_stream().await?)
+        self.stream_with_params(sql, &[]).await
     }
 
     /// Runs `sql` with `params` bound to its `$1…$n` placeholders (see
