@@ -20,6 +20,7 @@
 //! | `$expand` | [`parse_expand`] | `Vec<`[`ExpandItem`]`>` |
 //! | `$apply` | [`parse_apply`] | `Vec<`[`Transformation`]`>` |
 //! | all of a request | [`QueryOptions::parse`] | [`QueryOptions`] |
+//! | `fetchXml` | [`fetchxml::parse_fetchxml`] | [`fetchxml::Fetch`] |
 //!
 //! # The expression AST ([`Expr`])
 //!
@@ -86,6 +87,7 @@
 
 mod ast;
 mod datetime;
+pub mod fetchxml;
 mod error;
 mod json;
 mod lexer;
