@@ -13,6 +13,7 @@ pub mod csdl;
 pub mod error;
 pub mod expand;
 pub mod faults;
+pub mod fetch;
 pub mod filter_sql;
 pub mod limits;
 pub mod metadata;

@@ -85,11 +85,7 @@ fn attr(v: &Option<String>, name: &str) -> String {
 impl Cookie {
     /// The outer cookie XML (what goes, URL-encoded once more, into `$skiptoken`).
     pub fn to_xml(&self) -> String {
-        let mut inner = format!("<cookie page=\"{}\">", self.page_number.saturating_sub(1));
-        for b in &self.boundaries {
-            inner.push_str(&format!("<{}{}{} />", b.column, attr(&b.last, "last"), attr(&b.first, "first")));
-        }
-        inner.push_str("</cookie>");
+        let inner = self.inner_xml();
         match self.tracking {
             None => format!(
                 "<cookie pagenumber=\"{}\" pagingcookie=\"{}\" istracking=\"False\" />",
@@ -102,6 +98,33 @@ impl Cookie {
                 enc(&inner)
             ),
         }
+    }
+
+    /// The inner cookie: `<cookie page="1"><name last="…" first="…" />…</cookie>`.
+    fn inner_xml(&self) -> String {
+        let mut inner = format!("<cookie page=\"{}\">", self.page_number.saturating_sub(1));
+        for b in &self.boundaries {
+            inner.push_str(&format!("<{}{}{} />", b.column, attr(&b.last, "last"), attr(&b.first, "first")));
+        }
+        inner.push_str("</cookie>");
+        inner
+    }
+
+    /// The `@Microsoft.Dynamics.CRM.fetchxmlpagingcookie` annotation of a FetchXML page: the
+    /// outer cookie with its `pagingcookie` attribute URL-encoded twice, as Dataverse sends it.
+    pub fn to_fetchxml_annotation(&self) -> String {
+        format!(
+            "<cookie pagenumber=\"{}\" pagingcookie=\"{}\" istracking=\"False\" />",
+            self.page_number,
+            enc(&enc(&self.inner_xml()))
+        )
+    }
+
+    /// Reads the inner cookie a client puts in FetchXML's `paging-cookie` attribute (already
+    /// XML-unescaped), for the page `page_number`. `None` when it is not a cookie.
+    pub fn from_fetch_paging_cookie(page_number: u32, inner: &str) -> Option<Self> {
+        let boundaries = parse_inner(inner.trim())?;
+        Some(Self { page_number, boundaries, tracking: None })
     }
 
     /// Parses a `$skiptoken` value (already URL-decoded once by the query-string parser).
@@ -119,34 +142,36 @@ impl Cookie {
         if inner.starts_with("%3c") || inner.starts_with("%3C") {
             inner = percent_decode_str(&inner).decode_utf8().map_err(|_| bad())?.into_owned();
         }
-        let body =
-            inner.strip_prefix("<cookie").and_then(|s| s.split_once('>')).map(|(_, rest)| rest).ok_or_else(bad)?;
-        let body = body.strip_suffix("</cookie>").ok_or_else(bad)?;
-        let mut boundaries = Vec::new();
-        for el in body.split("/>").map(str::trim).filter(|s| !s.is_empty()) {
-            let el = el.strip_prefix('<').ok_or_else(bad)?;
-            let column: String = el.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-            if column.is_empty() {
-                return Err(bad());
-            }
-            let field = |n: &str| -> Option<String> {
-                if attr_value(el, &format!("{n}null")).is_some() {
-                    None
-                } else {
-                    attr_value(el, n).map(|v| xml_unescape(&v))
-                }
-            };
-            boundaries.push(Boundary { column, last: field("last"), first: field("first") });
-        }
-        if boundaries.is_empty() {
-            return Err(bad());
-        }
+        let boundaries = parse_inner(&inner).ok_or_else(bad)?;
         let tracking = match attr_value(token, "istracking").as_deref() {
             Some("True") => Some(attr_value(token, "trackingversion").and_then(|v| v.parse().ok()).ok_or_else(bad)?),
             _ => None,
         };
         Ok(Self { page_number, boundaries, tracking })
     }
+}
+
+/// The boundaries of an inner cookie (`<cookie page="1"><col last="…" first="…" />…</cookie>`).
+fn parse_inner(inner: &str) -> Option<Vec<Boundary>> {
+    let body = inner.strip_prefix("<cookie").and_then(|s| s.split_once('>')).map(|(_, rest)| rest)?;
+    let body = body.strip_suffix("</cookie>")?;
+    let mut boundaries = Vec::new();
+    for el in body.split("/>").map(str::trim).filter(|s| !s.is_empty()) {
+        let el = el.strip_prefix('<')?;
+        let column: String = el.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        if column.is_empty() {
+            return None;
+        }
+        let field = |n: &str| -> Option<String> {
+            if attr_value(el, &format!("{n}null")).is_some() {
+                None
+            } else {
+                attr_value(el, n).map(|v| xml_unescape(&v))
+            }
+        };
+        boundaries.push(Boundary { column, last: field("last"), first: field("first") });
+    }
+    if boundaries.is_empty() { None } else { Some(boundaries) }
 }
 
 /// The value of XML attribute `name` in `text` (first occurrence, preceded by a space).

@@ -79,7 +79,7 @@ pub fn parse_orderby<'a>(
 }
 
 /// Reads a cookie boundary back into the SQL value of `column`.
-fn boundary_value(column: &Column, v: &Option<String>) -> DvResult<Sql> {
+pub(super) fn boundary_value(column: &Column, v: &Option<String>) -> DvResult<Sql> {
     let bad = || {
         DvError::bad_query("The $skiptoken paging cookie does not match this query. Follow @odata.nextLink unchanged.")
     };
@@ -94,7 +94,7 @@ fn boundary_value(column: &Column, v: &Option<String>) -> DvResult<Sql> {
     })
 }
 
-fn boundary_text(column: &Column, v: &Sql) -> Option<String> {
+pub(super) fn boundary_text(column: &Column, v: &Sql) -> Option<String> {
     match v {
         Sql::Null => None,
         Sql::Integer(i) => Some(i.to_string()),
@@ -196,6 +196,9 @@ pub async fn collection_in(ctx: Ctx, set: &str, scope: Option<Scope>) -> DvResul
     }
     if ctx.query.get("$apply").is_some() {
         return super::apply::run(&ctx, table).await;
+    }
+    if ctx.query.get("fetchXml").is_some() {
+        return super::fetch::run(&ctx, table).await;
     }
     let ann = Annotations::from_prefer(&ctx.prefer);
     let proj = Projection::new(table, ctx.query.get("$select"), ann)?;

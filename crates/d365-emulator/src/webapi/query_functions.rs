@@ -140,7 +140,7 @@ pub fn translate(
             Ok(cond)
         }
         _ => {
-            let (lo, hi) = relative_range(f, short, now, today)?;
+            let (lo, hi) = relative_range(&f.name, short, || int_value(f), now, today)?;
             date_column(f, column)?;
             Ok(range(column, &col, lo, hi, &mut push))
         }
@@ -148,9 +148,12 @@ pub fn translate(
 }
 
 /// The `[lo, hi)` range a relative date function selects (`None` = open).
-fn relative_range(
-    f: &QueryFunction,
+/// The `[lo, hi)` range of relative date function `short` (`Today`, `LastXDays`, ...);
+/// `x_value` supplies the count of the `X` functions; `name` is used in errors.
+pub(super) fn relative_range(
+    name: &str,
     short: &str,
+    x_value: impl FnOnce() -> DvResult<i64>,
     now: OffsetDateTime,
     today: Date,
 ) -> DvResult<(Option<OffsetDateTime>, Option<OffsetDateTime>)> {
@@ -176,9 +179,9 @@ fn relative_range(
         "ThisYear" => (Some(day(year_start)), Some(day(add_months(year_start, 12)))),
         "LastYear" => (Some(day(add_months(year_start, -12))), Some(day(year_start))),
         "NextYear" => (Some(day(add_months(year_start, 12))), Some(day(add_months(year_start, 24)))),
-        _ if !X_FUNCTIONS.contains(&short) => return Err(unknown_function(&f.name)),
+        _ if !X_FUNCTIONS.contains(&short) => return Err(unknown_function(name)),
         _ => {
-            let x = int_value(f)?;
+            let x = x_value()?;
             match short {
                 "LastXHours" => (Some(now - Duration::hours(x)), Some(until_now)),
                 "NextXHours" => (Some(now), Some(now + Duration::hours(x))),
@@ -196,7 +199,7 @@ fn relative_range(
                 "OlderThanXWeeks" => (None, Some(now - Duration::weeks(x))),
                 "OlderThanXMonths" => (None, Some(day(add_months(today, -x)))),
                 "OlderThanXYears" => (None, Some(day(add_months(today, -12 * x)))),
-                _ => return Err(unknown_function(&f.name)),
+                _ => return Err(unknown_function(name)),
             }
         }
     })
@@ -222,7 +225,8 @@ const X_FUNCTIONS: &[&str] = &[
     "OlderThanXYears",
 ];
 
-fn start_of(d: Date) -> OffsetDateTime {
+/// Midnight UTC at the start of `d`.
+pub(super) fn start_of(d: Date) -> OffsetDateTime {
     d.with_time(Time::MIDNIGHT).assume_utc()
 }
 
@@ -236,7 +240,7 @@ fn add_months(d: Date, n: i64) -> Date {
 }
 
 /// `lo <= col < hi` for a DateTime or DateOnly column.
-fn range(
+pub(super) fn range(
     column: &Column,
     col: &str,
     lo: Option<OffsetDateTime>,

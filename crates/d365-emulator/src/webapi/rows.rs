@@ -194,7 +194,7 @@ impl<'a> Projection<'a> {
 }
 
 /// SQL for the primary name of the record a lookup points to.
-fn lookup_name_sql(schema: &Schema, c: &Column, alias: &str) -> String {
+pub fn lookup_name_sql(schema: &Schema, c: &Column, alias: &str) -> String {
     let one = |target: &str| -> String {
         match schema.table(target) {
             Some(t) => format!(
