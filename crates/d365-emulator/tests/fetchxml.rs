@@ -86,7 +86,16 @@ async fn conditions_select_exactly_the_rows_a_predicate_selects() {
     let mid = emp[emp.len() / 2];
     let (e1, e2, e3) = (emp[1], emp[10], emp[20]);
     let first_name = s(&rows[3], "name").unwrap().to_string();
-    let tail: String = s(&rows[5], "name").unwrap().to_lowercase().chars().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect();
+    let tail: String = s(&rows[5], "name")
+        .unwrap()
+        .to_lowercase()
+        .chars()
+        .rev()
+        .take(3)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
     let tail = tail.as_str();
     let lower = |r: &Value, k: &str| s(r, k).map(|x| x.to_lowercase());
     let some_owner = s(&rows[0], "_ownerid_value").unwrap().to_string();
@@ -133,7 +142,8 @@ async fn conditions_select_exactly_the_rows_a_predicate_selects() {
 async fn date_operators_use_the_emulator_clock() {
     let env = start(20).await;
     let t = env.admin_app();
-    let r = env.http.post(env.url("contacts")).bearer_auth(&t).json(&json!({"lastname": "Recent"})).send().await.unwrap();
+    let r =
+        env.http.post(env.url("contacts")).bearer_auth(&t).json(&json!({"lastname": "Recent"})).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let total = all_rows(&env, &t, "contacts", "contactid").await.len();
     let today = env.emu.state().clock.now().date().to_string();
@@ -141,7 +151,9 @@ async fn date_operators_use_the_emulator_clock() {
         let env = &env;
         let t = t.clone();
         async move {
-            let xml = format!("<fetch><entity name='contact'><attribute name='contactid'/><filter><condition attribute='createdon' {op}/></filter></entity></fetch>");
+            let xml = format!(
+                "<fetch><entity name='contact'><attribute name='contactid'/><filter><condition attribute='createdon' {op}/></filter></entity></fetch>"
+            );
             ok(env, &t, "contacts", &xml).await.len()
         }
     };
@@ -164,7 +176,11 @@ async fn date_operators_use_the_emulator_clock() {
     }
     env.emu.state().clock.advance(3 * 86_400);
     let t = env.admin_app();
-    let xml = |op: &str| format!("<fetch><entity name='contact'><attribute name='contactid'/><filter><condition attribute='createdon' operator='{op}'/></filter></entity></fetch>");
+    let xml = |op: &str| {
+        format!(
+            "<fetch><entity name='contact'><attribute name='contactid'/><filter><condition attribute='createdon' operator='{op}'/></filter></entity></fetch>"
+        )
+    };
     assert_eq!(ok(&env, &t, "contacts", &xml("today")).await.len(), 0);
     assert_eq!(ok(&env, &t, "contacts", &xml("last-seven-days")).await.len(), 1);
     let (st, e) = fetch(&env, &t, "contacts", &xml("in-fiscal-year' value='2023"), None).await;
@@ -190,7 +206,10 @@ async fn rows_omit_nulls_and_carry_annotations() {
         let o = r.as_object().unwrap();
         assert!(o.values().all(|v| !v.is_null()), "{r}");
         assert!(o["@odata.etag"].as_str().unwrap().starts_with("W/\""));
-        assert!(o.contains_key("accountid") && o.contains_key("_transactioncurrencyid_value") == o.contains_key("revenue") || o.contains_key("_transactioncurrencyid_value"));
+        assert!(
+            o.contains_key("accountid") && o.contains_key("_transactioncurrencyid_value") == o.contains_key("revenue")
+                || o.contains_key("_transactioncurrencyid_value")
+        );
         saw_null |= !o.contains_key("address1_city") || !o.contains_key("revenue") || !o.contains_key("industrycode");
         assert!(o.contains_key("_ownerid_value@OData.Community.Display.V1.FormattedValue"));
         assert!(o.contains_key("_ownerid_value@Microsoft.Dynamics.CRM.lookuplogicalname"));
@@ -203,7 +222,13 @@ async fn rows_omit_nulls_and_carry_annotations() {
     }
     assert!(saw_null, "the seed has null columns; they must be omitted");
     // distinct: no primary key, no etag, no duplicates
-    let rows = ok(&env, &t, "accounts", "<fetch distinct='true'><entity name='account'><attribute name='statecode'/></entity></fetch>").await;
+    let rows = ok(
+        &env,
+        &t,
+        "accounts",
+        "<fetch distinct='true'><entity name='account'><attribute name='statecode'/></entity></fetch>",
+    )
+    .await;
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert!(rows.iter().all(|r| r.get("accountid").is_none() && r.get("@odata.etag").is_none()));
 }
@@ -223,7 +248,11 @@ async fn link_entities_join_filter_and_check_privileges() {
           <link-entity name='systemuser' from='systemuserid' to='ownerid' alias='own'><attribute name='fullname'/></link-entity>\
         </link-entity></entity></fetch>";
     let rows = ok(&env, &t, "contacts", xml).await;
-    assert_eq!(ids(&rows, "contactid"), ids_where(&contacts, "contactid", |c| parent(c).is_some_and(|a| users.iter().any(|u| u["systemuserid"] == a["_ownerid_value"]))));
+    assert_eq!(
+        ids(&rows, "contactid"),
+        ids_where(&contacts, "contactid", |c| parent(c)
+            .is_some_and(|a| users.iter().any(|u| u["systemuserid"] == a["_ownerid_value"])))
+    );
     assert!(!rows.is_empty());
     for r in &rows {
         let c = contacts.iter().find(|c| c["contactid"] == r["contactid"]).unwrap();
@@ -238,7 +267,11 @@ async fn link_entities_join_filter_and_check_privileges() {
     assert_eq!(rows.len(), contacts.len());
     for r in &rows {
         let c = contacts.iter().find(|c| c["contactid"] == r["contactid"]).unwrap();
-        assert_eq!(r.get("account.name"), parent(c).map(|a| &a["name"]), "default alias of a many-to-one link is the table name");
+        assert_eq!(
+            r.get("account.name"),
+            parent(c).map(|a| &a["name"]),
+            "default alias of a many-to-one link is the table name"
+        );
     }
     // condition inside the link, and a root condition on the outer link's alias (contacts without such account)
     let xml = "<fetch><entity name='contact'><attribute name='contactid'/>\
@@ -252,14 +285,23 @@ async fn link_entities_join_filter_and_check_privileges() {
     assert!(!with_c.is_empty());
     let xml = "<fetch><entity name='contact'><attribute name='contactid'/><link-entity name='account' from='accountid' to='parentcustomerid' link-type='exists'><filter><condition attribute='name' operator='begins-with' value='c'/></filter></link-entity></entity></fetch>";
     assert_eq!(ids(&ok(&env, &t, "contacts", xml).await, "contactid"), with_c);
-    let any = |ty: &str| format!("<fetch><entity name='contact'><attribute name='contactid'/><filter><link-entity name='account' from='accountid' to='parentcustomerid' link-type='{ty}'><filter><condition attribute='name' operator='begins-with' value='c'/></filter></link-entity></filter></entity></fetch>");
+    let any = |ty: &str| {
+        format!(
+            "<fetch><entity name='contact'><attribute name='contactid'/><filter><link-entity name='account' from='accountid' to='parentcustomerid' link-type='{ty}'><filter><condition attribute='name' operator='begins-with' value='c'/></filter></link-entity></filter></entity></fetch>"
+        )
+    };
     assert_eq!(ids(&ok(&env, &t, "contacts", &any("any")).await, "contactid"), with_c);
-    assert_eq!(ids(&ok(&env, &t, "contacts", &any("not any")).await, "contactid"), ids_where(&contacts, "contactid", |c| !starts_c(c)));
+    assert_eq!(
+        ids(&ok(&env, &t, "contacts", &any("not any")).await, "contactid"),
+        ids_where(&contacts, "contactid", |c| !starts_c(c))
+    );
     // one-to-many without alias: generated `{table}{N}` alias; one row per contact
     let xml = "<fetch><entity name='account'><attribute name='accountid'/><link-entity name='contact' from='parentcustomerid' to='accountid'><attribute name='fullname'/></link-entity></entity></fetch>";
     let rows = ok(&env, &t, "accounts", xml).await;
     assert_eq!(rows.len(), contacts.iter().filter(|c| parent(c).is_some()).count());
-    assert!(rows.iter().all(|r| r.get("contact1.fullname").is_some() || contacts.iter().any(|c| c["fullname"].is_null())));
+    assert!(
+        rows.iter().all(|r| r.get("contact1.fullname").is_some() || contacts.iter().any(|c| c["fullname"].is_null()))
+    );
     // A linked table the caller may not read is a 403, as on OData reads.
     let i = env.integration();
     let xml = "<fetch><entity name='contact'><attribute name='contactid'/><link-entity name='new_widget' from='new_customerid' to='contactid' link-type='outer'><attribute name='new_name'/></link-entity></entity></fetch>";
@@ -270,7 +312,8 @@ async fn link_entities_join_filter_and_check_privileges() {
     assert_eq!(st, StatusCode::OK);
     // 16 link-entities: the documented limit error
     let links = "<link-entity name='account' from='accountid' to='parentcustomerid' link-type='exists'/>".repeat(16);
-    let (st, e) = fetch(&env, &t, "contacts", &format!("<fetch><entity name='contact'>{links}</entity></fetch>"), None).await;
+    let (st, e) =
+        fetch(&env, &t, "contacts", &format!("<fetch><entity name='contact'>{links}</entity></fetch>"), None).await;
     assert_eq!((st, e["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("0x8004430D")));
 }
 
@@ -278,9 +321,17 @@ async fn link_entities_join_filter_and_check_privileges() {
 async fn aggregates_match_the_data() {
     let env = start(300).await;
     let t = env.admin_app();
-    let r = env.http.post(env.url("accounts")).bearer_auth(&t).json(&json!({"name": "No City", "numberofemployees": 7})).send().await.unwrap();
+    let r = env
+        .http
+        .post(env.url("accounts"))
+        .bearer_auth(&t)
+        .json(&json!({"name": "No City", "numberofemployees": 7}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let rows = all_rows(&env, &t, "accounts", "accountid,numberofemployees,revenue,address1_city,statecode,createdon").await;
+    let rows =
+        all_rows(&env, &t, "accounts", "accountid,numberofemployees,revenue,address1_city,statecode,createdon").await;
     let emp: Vec<i64> = rows.iter().filter_map(|r| r["numberofemployees"].as_i64()).collect();
     let xml = "<fetch aggregate='true'><entity name='account'>\
         <attribute name='numberofemployees' alias='Average' aggregate='avg'/>\
@@ -331,7 +382,11 @@ async fn aggregates_match_the_data() {
     let groups = ok(&env, &t, "accounts", xml).await;
     let mut want: BTreeMap<(i64, i64, i64, i64, i64), u64> = BTreeMap::new();
     for r in &rows {
-        let c = time::OffsetDateTime::parse(r["createdon"].as_str().unwrap(), &time::format_description::well_known::Rfc3339).unwrap();
+        let c = time::OffsetDateTime::parse(
+            r["createdon"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
         let jan1 = time::Date::from_calendar_date(c.year(), time::Month::January, 1).unwrap();
         let week = (i64::from(c.ordinal()) - 1 + i64::from(jan1.weekday().number_days_from_sunday())) / 7 + 1;
         let m = i64::from(u8::from(c.month()));
@@ -339,7 +394,18 @@ async fn aggregates_match_the_data() {
     }
     let got: BTreeMap<(i64, i64, i64, i64, i64), u64> = groups
         .iter()
-        .map(|g| ((g["y"].as_i64().unwrap(), g["q"].as_i64().unwrap(), g["m"].as_i64().unwrap(), g["w"].as_i64().unwrap(), g["d"].as_i64().unwrap()), g["n"].as_u64().unwrap()))
+        .map(|g| {
+            (
+                (
+                    g["y"].as_i64().unwrap(),
+                    g["q"].as_i64().unwrap(),
+                    g["m"].as_i64().unwrap(),
+                    g["w"].as_i64().unwrap(),
+                    g["d"].as_i64().unwrap(),
+                ),
+                g["n"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(got, want);
     // a lower aggregatelimit is enforced; errors for malformed aggregates
@@ -352,7 +418,14 @@ async fn aggregates_match_the_data() {
         "<attribute name='numberofemployees' aggregate='sum'/>",
         "<all-attributes/>",
     ] {
-        let (st, e) = fetch(&env, &t, "accounts", &format!("<fetch aggregate='true'><entity name='account'>{bad}</entity></fetch>"), None).await;
+        let (st, e) = fetch(
+            &env,
+            &t,
+            "accounts",
+            &format!("<fetch aggregate='true'><entity name='account'>{bad}</entity></fetch>"),
+            None,
+        )
+        .await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{bad}: {e}");
     }
 }
@@ -362,11 +435,22 @@ async fn paging_cookies_walk_every_row_once() {
     let env = start(300).await;
     let t = env.admin_app();
     let accounts = all_rows(&env, &t, "accounts", "accountid").await;
-    let prefer = "odata.include-annotations=\"Microsoft.Dynamics.CRM.fetchxmlpagingcookie,Microsoft.Dynamics.CRM.morerecords\"";
+    let prefer =
+        "odata.include-annotations=\"Microsoft.Dynamics.CRM.fetchxmlpagingcookie,Microsoft.Dynamics.CRM.morerecords\"";
     let (mut page, mut cookie, mut seen, mut order) = (1, None::<String>, BTreeSet::new(), Vec::new());
     loop {
-        let pc = cookie.as_ref().map(|c: &String| format!(" paging-cookie='{}'", c.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('\'', "&apos;"))).unwrap_or_default();
-        let xml = format!("<fetch count='7' page='{page}'{pc}><entity name='account'><attribute name='name'/><order attribute='name' descending='true'/></entity></fetch>");
+        let pc = cookie
+            .as_ref()
+            .map(|c: &String| {
+                format!(
+                    " paging-cookie='{}'",
+                    c.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('\'', "&apos;")
+                )
+            })
+            .unwrap_or_default();
+        let xml = format!(
+            "<fetch count='7' page='{page}'{pc}><entity name='account'><attribute name='name'/><order attribute='name' descending='true'/></entity></fetch>"
+        );
         let (st, body) = fetch(&env, &t, "accounts", &xml, Some(prefer)).await;
         assert_eq!(st, StatusCode::OK, "{body}");
         let rows = body["value"].as_array().unwrap();
@@ -384,7 +468,13 @@ async fn paging_cookies_walk_every_row_once() {
             Some(Value::Bool(true)) => {
                 assert_eq!(rows.len(), 7);
                 let c = body["@Microsoft.Dynamics.CRM.fetchxmlpagingcookie"].as_str().unwrap();
-                assert!(c.starts_with(&format!("<cookie pagenumber=\"{}\" pagingcookie=\"%253ccookie%2520page%253d%2522{page}%2522%253e", page + 1)), "{c}");
+                assert!(
+                    c.starts_with(&format!(
+                        "<cookie pagenumber=\"{}\" pagingcookie=\"%253ccookie%2520page%253d%2522{page}%2522%253e",
+                        page + 1
+                    )),
+                    "{c}"
+                );
                 assert!(c.ends_with("istracking=\"False\" />"));
                 let attr = c.split("pagingcookie=\"").nth(1).unwrap().split('"').next().unwrap();
                 let once = percent_encoding::percent_decode_str(attr).decode_utf8().unwrap().into_owned();
@@ -414,9 +504,28 @@ async fn paging_cookies_walk_every_row_once() {
     // Without the Prefer annotations there are none; count above 5000 is capped.
     let (_, body) = fetch(&env, &t, "accounts", "<fetch count='7'><entity name='account'/></fetch>", None).await;
     assert!(body.get("@Microsoft.Dynamics.CRM.morerecords").is_none());
-    assert_eq!(ok(&env, &t, "accounts", "<fetch count='9000'><entity name='account'><attribute name='name'/></entity></fetch>").await.len(), accounts.len() - 1);
+    assert_eq!(
+        ok(
+            &env,
+            &t,
+            "accounts",
+            "<fetch count='9000'><entity name='account'><attribute name='name'/></entity></fetch>"
+        )
+        .await
+        .len(),
+        accounts.len() - 1
+    );
     // $count=true: the total on every page
-    let r = env.http.get(env.url(&format!("accounts?fetchXml={}&$count=true", enc("<fetch count='5'><entity name='account'/></fetch>")))).bearer_auth(&t).send().await.unwrap();
+    let r = env
+        .http
+        .get(env.url(&format!(
+            "accounts?fetchXml={}&$count=true",
+            enc("<fetch count='5'><entity name='account'/></fetch>")
+        )))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(json_of(r).await["@odata.count"].as_u64().unwrap() as usize, accounts.len() - 1);
 }
 
@@ -424,11 +533,22 @@ async fn paging_cookies_walk_every_row_once() {
 async fn aggregates_over_more_than_50000_rows_are_refused() {
     let env = start(50_001).await;
     let t = env.admin_app();
-    let xml = |f: &str| format!("<fetch aggregate='true'><entity name='account'><attribute name='accountid' alias='c' aggregate='count'/>{f}</entity></fetch>");
+    let xml = |f: &str| {
+        format!(
+            "<fetch aggregate='true'><entity name='account'><attribute name='accountid' alias='c' aggregate='count'/>{f}</entity></fetch>"
+        )
+    };
     let (st, e) = fetch(&env, &t, "accounts", &xml(""), None).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert_eq!(e["error"]["code"], "0x8004E023");
-    let (st, body) = fetch(&env, &t, "accounts", &xml("<filter><condition attribute='statecode' operator='eq' value='1'/></filter>"), None).await;
+    let (st, body) = fetch(
+        &env,
+        &t,
+        "accounts",
+        &xml("<filter><condition attribute='statecode' operator='eq' value='1'/></filter>"),
+        None,
+    )
+    .await;
     assert_eq!(st, StatusCode::OK, "{body}");
     assert!(body["value"][0]["c"].as_u64().unwrap() <= 50_000);
 }
@@ -441,19 +561,55 @@ async fn malformed_fetchxml_gets_dataverse_errors() {
         ("<fetch><entity name='account'>", "0x80040203", ""),
         ("<fetch><entity name='account'><column name='x'/></entity></fetch>", "0x8004111c", ""),
         ("<fetch colour='red'><entity name='account'/></fetch>", "0x80040203", ""),
-        ("<fetch><entity name='account'><attribute name='nope'/></entity></fetch>", "0x80041103", "'account' entity doesn't contain attribute with Name = 'nope'"),
-        ("<fetch><entity name='account'><filter><condition attribute='nope' operator='eq' value='1'/></filter></entity></fetch>", "0x80041103", ""),
-        ("<fetch><entity name='account'><link-entity name='nosuchtable' from='a' to='accountid'/></entity></fetch>", "0x80041102", ""),
+        (
+            "<fetch><entity name='account'><attribute name='nope'/></entity></fetch>",
+            "0x80041103",
+            "'account' entity doesn't contain attribute with Name = 'nope'",
+        ),
+        (
+            "<fetch><entity name='account'><filter><condition attribute='nope' operator='eq' value='1'/></filter></entity></fetch>",
+            "0x80041103",
+            "",
+        ),
+        (
+            "<fetch><entity name='account'><link-entity name='nosuchtable' from='a' to='accountid'/></entity></fetch>",
+            "0x80041102",
+            "",
+        ),
         ("<fetch><entity name='nosuchtable'/></fetch>", "0x80041102", ""),
         ("<fetch><entity name='contact'/></fetch>", "0x80041128", ""),
-        ("<fetch><entity name='account'><filter><condition attribute='name' operator='equals' value='1'/></filter></entity></fetch>", "0x80041120", ""),
-        ("<fetch><entity name='account'><filter><condition attribute='numberofemployees' operator='eq' value='many'/></filter></entity></fetch>", "0x80040203", "System.Int32"),
-        ("<fetch><entity name='account'><filter><condition attribute='createdon' operator='on' value='soon'/></filter></entity></fetch>", "0x80040203", ""),
-        ("<fetch><entity name='account'><filter><condition attribute='numberofemployees' operator='like' value='1'/></filter></entity></fetch>", "0x80041106", ""),
-        ("<fetch><entity name='account'><filter><condition attribute='name' operator='between' value='1'/></filter></entity></fetch>", "0x80041106", ""),
+        (
+            "<fetch><entity name='account'><filter><condition attribute='name' operator='equals' value='1'/></filter></entity></fetch>",
+            "0x80041120",
+            "",
+        ),
+        (
+            "<fetch><entity name='account'><filter><condition attribute='numberofemployees' operator='eq' value='many'/></filter></entity></fetch>",
+            "0x80040203",
+            "System.Int32",
+        ),
+        (
+            "<fetch><entity name='account'><filter><condition attribute='createdon' operator='on' value='soon'/></filter></entity></fetch>",
+            "0x80040203",
+            "",
+        ),
+        (
+            "<fetch><entity name='account'><filter><condition attribute='numberofemployees' operator='like' value='1'/></filter></entity></fetch>",
+            "0x80041106",
+            "",
+        ),
+        (
+            "<fetch><entity name='account'><filter><condition attribute='name' operator='between' value='1'/></filter></entity></fetch>",
+            "0x80041106",
+            "",
+        ),
         ("<fetch top='6000'><entity name='account'/></fetch>", "0x80040203", ""),
         ("<fetch top='5' page='2'><entity name='account'/></fetch>", "0x80040203", ""),
-        ("<fetch><entity name='account'><filter><condition entityname='x' attribute='name' operator='null'/></filter></entity></fetch>", "0x8004110a", ""),
+        (
+            "<fetch><entity name='account'><filter><condition entityname='x' attribute='name' operator='null'/></filter></entity></fetch>",
+            "0x8004110a",
+            "",
+        ),
         ("", "0x80040203", ""),
     ];
     for (xml, code, text) in cases {
@@ -462,14 +618,24 @@ async fn malformed_fetchxml_gets_dataverse_errors() {
         assert_eq!(e["error"]["code"], code, "{xml}: {e}");
         assert!(e["error"]["message"].as_str().unwrap().contains(text), "{xml}: {e}");
     }
-    let r = env.get(&t, &format!("accounts?fetchXml={}&$select=name", enc("<fetch><entity name='account'/></fetch>"))).await;
+    let r = env
+        .get(&t, &format!("accounts?fetchXml={}&$select=name", enc("<fetch><entity name='account'/></fetch>")))
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // In a $batch, the GET runs through the same handler.
     let get = format!(
         "--batch_AAA\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\nGET /api/data/v9.2/accounts?fetchXml={} HTTP/1.1\r\n\r\n\r\n--batch_AAA--\r\n",
         enc("<fetch top='2'><entity name='account'><attribute name='name'/></entity></fetch>")
     );
-    let r = env.http.post(env.url("$batch")).bearer_auth(&t).header("Content-Type", "multipart/mixed; boundary=batch_AAA").body(get).send().await.unwrap();
+    let r = env
+        .http
+        .post(env.url("$batch"))
+        .bearer_auth(&t)
+        .header("Content-Type", "multipart/mixed; boundary=batch_AAA")
+        .body(get)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let text = r.text().await.unwrap();
     assert!(text.contains("HTTP/1.1 200") && text.contains("\"name\""), "{text}");

@@ -87,8 +87,8 @@
 
 mod ast;
 mod datetime;
-pub mod fetchxml;
 mod error;
+pub mod fetchxml;
 mod json;
 mod lexer;
 mod options;

@@ -75,7 +75,10 @@ fn nesting_depth(text: &str) -> usize {
 }
 
 fn invalid_node(n: XNode<'_, '_>) -> FetchXmlError {
-    err(K::InvalidNode, format!("The element '{}' is not valid in this position of a FetchXML query.", n.tag_name().name()))
+    err(
+        K::InvalidNode,
+        format!("The element '{}' is not valid in this position of a FetchXML query.", n.tag_name().name()),
+    )
 }
 
 /// The element children of `n`; text other than whitespace is refused.
@@ -248,18 +251,33 @@ fn node(n: XNode<'_, '_>, depth: usize) -> Result<Node> {
 fn attribute(n: XNode<'_, '_>) -> Result<Attribute> {
     check_attributes(
         n,
-        &["name", "build", "addedby", "alias", "aggregate", "groupby", "dategrouping", "usertimezone", "distinct", "rowaggregate"],
+        &[
+            "name",
+            "build",
+            "addedby",
+            "alias",
+            "aggregate",
+            "groupby",
+            "dategrouping",
+            "usertimezone",
+            "distinct",
+            "rowaggregate",
+        ],
     )?;
     if !elements(n)?.is_empty() {
         return Err(err(K::InvalidNode, "The 'attribute' element cannot have child elements."));
     }
     let aggregate = match attr(n, "aggregate") {
         None => None,
-        Some(v) => Some(AggregateFn::from_name(v.trim()).ok_or_else(|| invalid_value(n, "aggregate", v, K::InvalidAggregate))?),
+        Some(v) => Some(
+            AggregateFn::from_name(v.trim()).ok_or_else(|| invalid_value(n, "aggregate", v, K::InvalidAggregate))?,
+        ),
     };
     let dategrouping = match attr(n, "dategrouping") {
         None => None,
-        Some(v) => Some(DateGrouping::from_name(v.trim()).ok_or_else(|| invalid_value(n, "dategrouping", v, K::InvalidValue))?),
+        Some(v) => Some(
+            DateGrouping::from_name(v.trim()).ok_or_else(|| invalid_value(n, "dategrouping", v, K::InvalidValue))?,
+        ),
     };
     let alias = attr(n, "alias").map(str::trim).map(str::to_string);
     if alias.as_deref() == Some("") {
@@ -301,7 +319,14 @@ fn filter(n: XNode<'_, '_>, depth: usize) -> Result<Filter> {
     }
     check_attributes(
         n,
-        &["type", "isquickfindfields", "overridequickfindrecordlimitenabled", "overridequickfindrecordlimitdisabled", "hint", "bypassquickfind"],
+        &[
+            "type",
+            "isquickfindfields",
+            "overridequickfindrecordlimitenabled",
+            "overridequickfindrecordlimitdisabled",
+            "hint",
+            "bypassquickfind",
+        ],
     )?;
     let or = match attr(n, "type").map(str::trim) {
         None | Some("and") => false,
@@ -329,15 +354,36 @@ fn filter(n: XNode<'_, '_>, depth: usize) -> Result<Filter> {
 fn condition(n: XNode<'_, '_>) -> Result<Condition> {
     check_attributes(
         n,
-        &["column", "attribute", "entityname", "operator", "value", "valueof", "aggregate", "alias", "uiname", "uitype", "uihidden", "rowaggregate"],
+        &[
+            "column",
+            "attribute",
+            "entityname",
+            "operator",
+            "value",
+            "valueof",
+            "aggregate",
+            "alias",
+            "uiname",
+            "uitype",
+            "uihidden",
+            "rowaggregate",
+        ],
     )?;
     let attribute = match (attr(n, "attribute"), attr(n, "column")) {
         (Some(a), _) | (None, Some(a)) if !a.trim().is_empty() => a.trim().to_string(),
-        _ => return Err(err(K::MissingAttribute, "The required attribute 'attribute' is missing on the 'condition' element.")),
+        _ => {
+            return Err(err(
+                K::MissingAttribute,
+                "The required attribute 'attribute' is missing on the 'condition' element.",
+            ));
+        }
     };
     let op_text = required(n, "operator")?;
     let operator = Operator::from_name(op_text).ok_or_else(|| {
-        err(K::InvalidOperator, format!("The 'operator' attribute of the 'condition' element has an invalid value '{op_text}'."))
+        err(
+            K::InvalidOperator,
+            format!("The 'operator' attribute of the 'condition' element has an invalid value '{op_text}'."),
+        )
     })?;
     let mut values = Vec::new();
     for c in elements(n)? {
@@ -352,14 +398,16 @@ fn condition(n: XNode<'_, '_>) -> Result<Condition> {
     }
     if let Some(v) = attr(n, "value") {
         if !values.is_empty() {
-            return Err(err(K::InvalidValueCount, "A condition cannot have both a 'value' attribute and 'value' elements."));
+            return Err(err(
+                K::InvalidValueCount,
+                "A condition cannot have both a 'value' attribute and 'value' elements.",
+            ));
         }
         values.push(v.to_string());
     }
     let valueof = attr(n, "valueof").map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
-    let count_error = |what: &str| {
-        err(K::InvalidValueCount, format!("The condition operator '{}' {what}.", operator.as_str()))
-    };
+    let count_error =
+        |what: &str| err(K::InvalidValueCount, format!("The condition operator '{}' {what}.", operator.as_str()));
     if valueof.is_some() {
         if !values.is_empty() || operator.arity() != Arity::One {
             return Err(count_error("cannot be used with both a value and 'valueof'"));
@@ -385,7 +433,17 @@ fn condition(n: XNode<'_, '_>) -> Result<Condition> {
 fn link(n: XNode<'_, '_>, depth: usize) -> Result<LinkEntity> {
     check_attributes(
         n,
-        &["name", "to", "from", "alias", "link-type", "visible", "intersect", "enableprefiltering", "prefilterparametername"],
+        &[
+            "name",
+            "to",
+            "from",
+            "alias",
+            "link-type",
+            "visible",
+            "intersect",
+            "enableprefiltering",
+            "prefilterparametername",
+        ],
     )?;
     let link_type = match attr(n, "link-type") {
         None => LinkType::Inner,

@@ -46,13 +46,19 @@ fn parses_every_part_of_a_query() {
     let n = &f.entity.node;
     assert_eq!(n.attributes.len(), 2);
     assert_eq!(n.attributes[1].alias.as_deref(), Some("job"));
-    assert_eq!(n.orders[0], Order { attribute: Some("fullname".into()), alias: None, entityname: None, descending: true });
+    assert_eq!(
+        n.orders[0],
+        Order { attribute: Some("fullname".into()), alias: None, entityname: None, descending: true }
+    );
     let filter = &n.filters[0];
     assert!(!filter.or);
     let FilterItem::Filter(inner) = &filter.items[1] else { panic!() };
     assert!(inner.or);
     let FilterItem::Condition(c) = &inner.items[0] else { panic!() };
-    assert_eq!((c.attribute.as_str(), c.operator, c.values.as_slice()), ("statecode", Operator::Eq, &["0".to_string()][..]));
+    assert_eq!(
+        (c.attribute.as_str(), c.operator, c.values.as_slice()),
+        ("statecode", Operator::Eq, &["0".to_string()][..])
+    );
     let FilterItem::Condition(c) = &inner.items[2] else { panic!() };
     assert_eq!(c.entityname.as_deref(), Some("acct"));
     let FilterItem::Link(l) = &filter.items[2] else { panic!() };
@@ -85,7 +91,10 @@ fn parses_aggregates() {
 fn value_counts_follow_the_operator() {
     let q = |cond: &str| format!("<fetch><entity name='account'><filter>{cond}</filter></entity></fetch>");
     assert!(parse_fetchxml(&q("<condition attribute='a' operator='null'/>")).is_ok());
-    assert!(parse_fetchxml(&q("<condition attribute='a' operator='between'><value>1</value><value>2</value></condition>")).is_ok());
+    assert!(
+        parse_fetchxml(&q("<condition attribute='a' operator='between'><value>1</value><value>2</value></condition>"))
+            .is_ok()
+    );
     assert!(parse_fetchxml(&q("<condition attribute='a' operator='eq' valueof='b'/>")).is_ok());
     for bad in [
         "<condition attribute='a' operator='null' value='1'/>",
@@ -119,24 +128,30 @@ fn structural_errors_are_classified() {
     assert_eq!(kind("<fetch distinct='maybe'><entity name='a'/></fetch>"), K::InvalidValue);
     assert_eq!(kind("<fetch mapping='internal'><entity name='a'/></fetch>"), K::InvalidValue);
     assert_eq!(kind("<fetch><entity name='a'><filter type='xor'/></entity></fetch>"), K::InvalidFilterType);
-    assert_eq!(kind("<fetch><entity name='a'><link-entity name='b' link-type='left'/></entity></fetch>"), K::InvalidLinkType);
-    assert_eq!(kind("<fetch><entity name='a'><link-entity name='b' link-type='any'/></entity></fetch>"), K::InvalidLinkType);
+    assert_eq!(
+        kind("<fetch><entity name='a'><link-entity name='b' link-type='left'/></entity></fetch>"),
+        K::InvalidLinkType
+    );
+    assert_eq!(
+        kind("<fetch><entity name='a'><link-entity name='b' link-type='any'/></entity></fetch>"),
+        K::InvalidLinkType
+    );
     assert_eq!(
         kind("<fetch><entity name='a'><filter><link-entity name='b' link-type='inner'/></filter></entity></fetch>"),
         K::InvalidLinkType
     );
-    assert_eq!(kind("<fetch><entity name='a'><attribute name='x' aggregate='median' alias='m'/></entity></fetch>"), K::InvalidAggregate);
+    assert_eq!(
+        kind("<fetch><entity name='a'><attribute name='x' aggregate='median' alias='m'/></entity></fetch>"),
+        K::InvalidAggregate
+    );
     assert_eq!(kind("<fetch><entity name='a'><order descending='true'/></entity></fetch>"), K::MissingAttribute);
 }
 
 #[test]
 fn deep_nesting_is_refused_without_overflowing_the_stack() {
     let depth = 10_000;
-    let text = format!(
-        "<fetch><entity name='a'>{}{}</entity></fetch>",
-        "<filter>".repeat(depth),
-        "</filter>".repeat(depth)
-    );
+    let text =
+        format!("<fetch><entity name='a'>{}{}</entity></fetch>", "<filter>".repeat(depth), "</filter>".repeat(depth));
     assert_eq!(kind(&text), FetchXmlErrorKind::TooDeep);
     for depth in [60, 63, 64, 65, 100, 130, 140, 250] {
         let mixed = format!(

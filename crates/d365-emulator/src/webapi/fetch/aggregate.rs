@@ -9,10 +9,10 @@
 //! Week numbers count weeks starting on Sunday, week 1 holding January 1st (SQL Server's
 //! `DATEPART(week, …)`, which gives the documentation's 12 for 3/25/2023).
 
+use super::MAX_ROWS;
 use super::errors;
 use super::plan::Plan;
 use super::read::want_count;
-use super::MAX_ROWS;
 use crate::schema::{AttrKind, Column, Table};
 use crate::store::codec::{formatted, storage_scale, write_json, write_json_str};
 use crate::store::ddl::q;
@@ -53,10 +53,9 @@ fn date_part(g: DateGrouping, x: &str) -> DvResult<String> {
         DateGrouping::Month => int("%m"),
         DateGrouping::Year => int("%Y"),
         DateGrouping::Quarter => format!("(({} + 2) / 3)", int("%m")),
-        DateGrouping::Week => format!(
-            "(({} - 1 + CAST(strftime('%w', strftime('%Y-01-01', {x})) AS INTEGER)) / 7 + 1)",
-            int("%j")
-        ),
+        DateGrouping::Week => {
+            format!("(({} - 1 + CAST(strftime('%w', strftime('%Y-01-01', {x})) AS INTEGER)) / 7 + 1)", int("%j"))
+        }
         DateGrouping::FiscalPeriod => return Err(errors::not_emulated("dategrouping='fiscal-period'")),
         DateGrouping::FiscalYear => return Err(errors::not_emulated("dategrouping='fiscal-year'")),
     })
@@ -75,11 +74,15 @@ fn outputs<'s>(fetch: &'s Fetch, plan: &Plan<'s>) -> DvResult<Vec<Out<'s>>> {
             return Err(errors::aggregate("The all-attributes element cannot be used in an aggregate query."));
         }
         for a in &node.attributes {
-            let c = scope.table.column(&a.name).ok_or_else(|| errors::no_attribute(&scope.table.logical_name, &a.name))?;
+            let c =
+                scope.table.column(&a.name).ok_or_else(|| errors::no_attribute(&scope.table.logical_name, &a.name))?;
             let col = format!("{}.{}", scope.sql, q(&c.logical_name));
             let (sql, kind) = match (a.aggregate, a.groupby) {
                 (Some(_), true) => {
-                    return Err(errors::aggregate(format!("The attribute '{}' cannot be both aggregated and grouped by.", a.name)));
+                    return Err(errors::aggregate(format!(
+                        "The attribute '{}' cannot be both aggregated and grouped by.",
+                        a.name
+                    )));
                 }
                 (None, false) => {
                     return Err(errors::aggregate(
@@ -89,7 +92,10 @@ fn outputs<'s>(fetch: &'s Fetch, plan: &Plan<'s>) -> DvResult<Vec<Out<'s>>> {
                 (None, true) => match a.dategrouping {
                     Some(g) => {
                         if !matches!(c.kind, AttrKind::DateTime | AttrKind::DateOnly) {
-                            return Err(errors::aggregate(format!("dategrouping requires a date and time attribute; '{}' is not one.", a.name)));
+                            return Err(errors::aggregate(format!(
+                                "dategrouping requires a date and time attribute; '{}' is not one.",
+                                a.name
+                            )));
                         }
                         (date_part(g, &col)?, OutKind::DatePart)
                     }
@@ -102,7 +108,9 @@ fn outputs<'s>(fetch: &'s Fetch, plan: &Plan<'s>) -> DvResult<Vec<Out<'s>>> {
                     let ok = match f {
                         AggregateFn::Count | AggregateFn::CountColumn => true,
                         AggregateFn::Sum | AggregateFn::Avg => numeric(c),
-                        AggregateFn::Min | AggregateFn::Max => numeric(c) || matches!(c.kind, AttrKind::DateTime | AttrKind::DateOnly),
+                        AggregateFn::Min | AggregateFn::Max => {
+                            numeric(c) || matches!(c.kind, AttrKind::DateTime | AttrKind::DateOnly)
+                        }
                     };
                     if !ok {
                         return Err(errors::aggregate(format!(
@@ -117,7 +125,9 @@ fn outputs<'s>(fetch: &'s Fetch, plan: &Plan<'s>) -> DvResult<Vec<Out<'s>>> {
                         AggregateFn::CountColumn if a.distinct => format!("count(DISTINCT {col})"),
                         AggregateFn::CountColumn => format!("count({col})"),
                         AggregateFn::Sum => format!("coalesce(sum({col}), 0)"),
-                        AggregateFn::Avg if matches!(c.kind, AttrKind::Integer | AttrKind::BigInt) => format!("CAST(avg({col}) AS INTEGER)"),
+                        AggregateFn::Avg if matches!(c.kind, AttrKind::Integer | AttrKind::BigInt) => {
+                            format!("CAST(avg({col}) AS INTEGER)")
+                        }
                         AggregateFn::Avg => format!("avg({col})"),
                         AggregateFn::Min => format!("min({col})"),
                         AggregateFn::Max => format!("max({col})"),
@@ -161,9 +171,11 @@ pub async fn run(ctx: &Ctx, table: &Table, fetch: &Fetch, plan: Plan<'_>) -> DvR
             select.push(if ann.formatted { lookup_name_sql(&schema, o.column, &alias) } else { "NULL".into() });
         }
     }
-    let groups: Vec<&str> = outs.iter().filter(|o| !matches!(o.kind, OutKind::Agg(_))).map(|o| o.sql.as_str()).collect();
+    let groups: Vec<&str> =
+        outs.iter().filter(|o| !matches!(o.kind, OutKind::Agg(_))).map(|o| o.sql.as_str()).collect();
     let mut order: Vec<String> = Vec::new();
-    let all_orders = std::iter::once(&fetch.entity.node.orders).chain(plan.scopes.iter().skip(1).filter_map(|s| s.node.map(|n| &n.orders)));
+    let all_orders = std::iter::once(&fetch.entity.node.orders)
+        .chain(plan.scopes.iter().skip(1).filter_map(|s| s.node.map(|n| &n.orders)));
     for list in all_orders {
         for o in list {
             let target = match (&o.alias, &o.attribute) {
@@ -206,7 +218,9 @@ pub async fn run(ctx: &Ctx, table: &Table, fetch: &Fetch, plan: Plan<'_>) -> DvR
             }
             let mut stmt = c.prepare(&sql)?;
             let rows: Vec<Vec<Sql>> = stmt
-                .query_map(rusqlite::params_from_iter(params.iter()), |r| (0..ncols).map(|i| r.get::<_, Sql>(i)).collect())?
+                .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                    (0..ncols).map(|i| r.get::<_, Sql>(i)).collect()
+                })?
                 .collect::<rusqlite::Result<_>>()?;
             Ok((n, rows, currency_symbols(c)?))
         })
@@ -243,7 +257,7 @@ fn group_thousands(i: i64) -> String {
     let digits = i.unsigned_abs().to_string();
     let mut out = String::new();
     for (n, ch) in digits.chars().enumerate() {
-        if n > 0 && (digits.len() - n) % 3 == 0 {
+        if n > 0 && (digits.len() - n).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

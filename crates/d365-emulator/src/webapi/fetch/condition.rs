@@ -19,7 +19,13 @@ use time::Date;
 
 impl<'s> Plan<'s> {
     /// A `<filter>` over `table` at SQL alias `sql`.
-    pub fn filter_sql(&mut self, table: &'s Table, sql: &str, f: &'s Filter, params: &mut Vec<Sql>) -> DvResult<String> {
+    pub fn filter_sql(
+        &mut self,
+        table: &'s Table,
+        sql: &str,
+        f: &'s Filter,
+        params: &mut Vec<Sql>,
+    ) -> DvResult<String> {
         let mut parts = Vec::with_capacity(f.items.len());
         for item in &f.items {
             parts.push(match item {
@@ -35,7 +41,13 @@ impl<'s> Plan<'s> {
     }
 
     /// A link-entity of a filter link type: `any` / `not any` / `all` / `not all`.
-    fn filter_link_sql(&mut self, table: &'s Table, sql: &str, l: &'s LinkEntity, params: &mut Vec<Sql>) -> DvResult<String> {
+    fn filter_link_sql(
+        &mut self,
+        table: &'s Table,
+        sql: &str,
+        l: &'s LinkEntity,
+        params: &mut Vec<Sql>,
+    ) -> DvResult<String> {
         match l.link_type {
             LinkType::Any | LinkType::NotAny => {
                 let (body, _) = self.link_subquery(table, sql, l, params)?;
@@ -77,7 +89,8 @@ impl<'s> Plan<'s> {
             }
             None => (table, sql.to_string()),
         };
-        let column = table.column(&c.attribute).ok_or_else(|| errors::no_attribute(&table.logical_name, &c.attribute))?;
+        let column =
+            table.column(&c.attribute).ok_or_else(|| errors::no_attribute(&table.logical_name, &c.attribute))?;
         let col = format!("{alias}.{}", q(&column.logical_name));
         if let Some(other) = &c.valueof {
             return self.valueof_sql(table, &alias, &col, column, c.operator, other);
@@ -129,7 +142,10 @@ impl<'s> Plan<'s> {
             Op::Null => format!("({col} IS NULL)"),
             Op::NotNull => format!("({col} IS NOT NULL)"),
             Op::EqUserId | Op::NeUserId | Op::EqBusinessId | Op::NeBusinessId => {
-                if !matches!(column.kind, AttrKind::Lookup | AttrKind::Owner | AttrKind::Customer | AttrKind::Uniqueidentifier) {
+                if !matches!(
+                    column.kind,
+                    AttrKind::Lookup | AttrKind::Owner | AttrKind::Customer | AttrKind::Uniqueidentifier
+                ) {
                     return Err(errors::operator_type(c.operator.as_str(), &table.logical_name, column));
                 }
                 let id = if matches!(c.operator, Op::EqUserId | Op::NeUserId) {
@@ -159,7 +175,14 @@ impl<'s> Plan<'s> {
                             .first()
                             .and_then(|v| v.trim().parse::<i64>().ok())
                             .filter(|x| (0..=100_000).contains(x))
-                            .ok_or_else(|| errors::bad_value(c.values.first().map(String::as_str).unwrap_or(""), table, column, "System.Int32"))
+                            .ok_or_else(|| {
+                                errors::bad_value(
+                                    c.values.first().map(String::as_str).unwrap_or(""),
+                                    table,
+                                    column,
+                                    "System.Int32",
+                                )
+                            })
                     };
                     let (lo, hi) = relative_range(op.as_str(), short, x, now, today)?;
                     range(column, &col, lo, hi, &mut push)
@@ -170,7 +193,15 @@ impl<'s> Plan<'s> {
     }
 
     /// `valueof`: the column compared with another column of the same row.
-    fn valueof_sql(&self, table: &'s Table, alias: &str, col: &str, column: &Column, op: Op, other: &str) -> DvResult<String> {
+    fn valueof_sql(
+        &self,
+        table: &'s Table,
+        alias: &str,
+        col: &str,
+        column: &Column,
+        op: Op,
+        other: &str,
+    ) -> DvResult<String> {
         let (other_table, other_alias, name) = match other.split_once('.') {
             Some((a, n)) => {
                 let s = self.scope_by_alias(a)?;
@@ -247,7 +278,8 @@ fn date_column(c: &Condition, table: &Table, column: &Column) -> DvResult<()> {
 
 fn date_value(table: &Table, column: &Column, text: &str) -> DvResult<Date> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(text.trim().get(..10).unwrap_or(""), &fmt).map_err(|_| errors::bad_value(text, table, column, "System.DateTime"))
+    Date::parse(text.trim().get(..10).unwrap_or(""), &fmt)
+        .map_err(|_| errors::bad_value(text, table, column, "System.DateTime"))
 }
 
 /// A condition value converted to the stored form of `column`.
@@ -265,7 +297,11 @@ pub fn stored(table: &Table, column: &Column, text: &str) -> DvResult<Sql> {
         },
         K::DateTime | K::DateOnly => {
             // `2023-01-01`, `2023-01-01T10:00:00Z`, `2023-01-01 10:00:00` (taken as UTC).
-            let iso = if t.len() > 10 && t.as_bytes().get(10) == Some(&b' ') { format!("{}T{}", &t[..10], &t[11..]) } else { t.to_string() };
+            let iso = if t.len() > 10 && t.as_bytes().get(10) == Some(&b' ') {
+                format!("{}T{}", &t[..10], &t[11..])
+            } else {
+                t.to_string()
+            };
             let iso = if iso.len() == 19 { format!("{iso}Z") } else { iso };
             match d365_odata::parse_filter(&iso, &d365_odata::Aliases::new()) {
                 Ok(Expr::Literal(l @ (Literal::Date(_) | Literal::DateTimeOffset(_)))) => l,

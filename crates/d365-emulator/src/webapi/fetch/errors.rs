@@ -20,13 +20,13 @@ fn bad(code: &'static str, message: impl Into<String>) -> DvError {
 /// A structural error of the parser, with the code of its kind.
 pub fn parse(e: FetchXmlError) -> DvError {
     let code = match e.kind {
-        K::InvalidNode => "0x8004111c",        // QueryBuilderDeserializeInvalidNode
-        K::InvalidOperator => "0x80041120",    // QueryBuilderInvalidConditionOperator
-        K::InvalidFilterType => "0x80041122",  // QueryBuilderInvalidFilterType
-        K::InvalidLinkType => "0x80041117",    // QueryBuilderDeserializeInvalidLinkType
-        K::InvalidAggregate => "0x8004111a",   // QueryBuilderDeserializeInvalidAggregate
-        K::InvalidValueCount => "0x80041106",  // QueryBuilderBad_Condition
-        _ => "0x80040203",                     // InvalidArgument: not well-formed / schema errors
+        K::InvalidNode => "0x8004111c",       // QueryBuilderDeserializeInvalidNode
+        K::InvalidOperator => "0x80041120",   // QueryBuilderInvalidConditionOperator
+        K::InvalidFilterType => "0x80041122", // QueryBuilderInvalidFilterType
+        K::InvalidLinkType => "0x80041117",   // QueryBuilderDeserializeInvalidLinkType
+        K::InvalidAggregate => "0x8004111a",  // QueryBuilderDeserializeInvalidAggregate
+        K::InvalidValueCount => "0x80041106", // QueryBuilderBad_Condition
+        _ => "0x80040203",                    // InvalidArgument: not well-formed / schema errors
     };
     bad(code, e.message)
 }

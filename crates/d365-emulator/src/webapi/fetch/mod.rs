@@ -27,7 +27,8 @@ use d365_odata::fetchxml::{Fetch, Node, parse_fetchxml};
 pub const MAX_ROWS: u32 = 5000;
 
 /// Options that cannot accompany `fetchXml`.
-const REFUSED_OPTIONS: &[&str] = &["$select", "$filter", "$orderby", "$top", "$expand", "$apply", "$skiptoken", "$deltatoken"];
+const REFUSED_OPTIONS: &[&str] =
+    &["$select", "$filter", "$orderby", "$top", "$expand", "$apply", "$skiptoken", "$deltatoken"];
 
 /// Runs the `fetchXml` query of a collection read of `table`.
 pub async fn run(ctx: &Ctx, table: &Table) -> DvResult<Response> {

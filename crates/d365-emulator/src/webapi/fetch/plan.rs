@@ -90,7 +90,12 @@ impl<'s> Plan<'s> {
 
     /// The `from` column (of the linked table) and `to` column (of the parent) of a link.
     /// When one is omitted, it is found from the relationship between the two tables.
-    pub fn join_columns(&self, parent: &'s Table, linked: &'s Table, l: &LinkEntity) -> DvResult<(&'s Column, &'s Column)> {
+    pub fn join_columns(
+        &self,
+        parent: &'s Table,
+        linked: &'s Table,
+        l: &LinkEntity,
+    ) -> DvResult<(&'s Column, &'s Column)> {
         let col = |t: &'s Table, name: &str| t.column(name).ok_or_else(|| errors::no_attribute(&t.logical_name, name));
         let schema = self.env.schema;
         let (from, to) = match (&l.from, &l.to) {
@@ -98,15 +103,25 @@ impl<'s> Plan<'s> {
             (f, t) => {
                 // N:1 (the parent's lookup to the linked table) or 1:N (the linked table's lookup to the parent).
                 let n1 = schema.many_to_one(&parent.logical_name).find(|r| {
-                    r.referenced_entity == linked.logical_name && t.as_ref().is_none_or(|t| *t == r.referencing_attribute)
+                    r.referenced_entity == linked.logical_name
+                        && t.as_ref().is_none_or(|t| *t == r.referencing_attribute)
                 });
                 let one_n = schema.many_to_one(&linked.logical_name).find(|r| {
-                    r.referenced_entity == parent.logical_name && f.as_ref().is_none_or(|f| *f == r.referencing_attribute)
+                    r.referenced_entity == parent.logical_name
+                        && f.as_ref().is_none_or(|f| *f == r.referencing_attribute)
                 });
                 match (n1, one_n) {
-                    (Some(r), _) => (f.clone().unwrap_or(linked.primary_id.clone()), t.clone().unwrap_or(r.referencing_attribute.clone())),
-                    (None, Some(r)) => (f.clone().unwrap_or(r.referencing_attribute.clone()), t.clone().unwrap_or(parent.primary_id.clone())),
-                    _ => (f.clone().unwrap_or(linked.primary_id.clone()), t.clone().unwrap_or(parent.primary_id.clone())),
+                    (Some(r), _) => (
+                        f.clone().unwrap_or(linked.primary_id.clone()),
+                        t.clone().unwrap_or(r.referencing_attribute.clone()),
+                    ),
+                    (None, Some(r)) => (
+                        f.clone().unwrap_or(r.referencing_attribute.clone()),
+                        t.clone().unwrap_or(parent.primary_id.clone()),
+                    ),
+                    _ => {
+                        (f.clone().unwrap_or(linked.primary_id.clone()), t.clone().unwrap_or(parent.primary_id.clone()))
+                    }
                 }
             }
         };
@@ -185,7 +200,13 @@ impl<'s> Plan<'s> {
 
     /// The conditions a node adds: its filters (and-ed) and its `exists` / `in` links, over
     /// `table` at SQL alias `sql`.
-    pub fn node_conditions(&mut self, table: &'s Table, sql: &str, node: &'s Node, params: &mut Vec<Sql>) -> DvResult<Vec<String>> {
+    pub fn node_conditions(
+        &mut self,
+        table: &'s Table,
+        sql: &str,
+        node: &'s Node,
+        params: &mut Vec<Sql>,
+    ) -> DvResult<Vec<String>> {
         let mut out = Vec::new();
         for f in &node.filters {
             out.push(self.filter_sql(table, sql, f, params)?);
@@ -202,7 +223,13 @@ impl<'s> Plan<'s> {
     /// `FROM <linked> x WHERE x.from = parent.to AND <its conditions>` for the subquery link
     /// types (`exists`, `in`, `any`, ...), and the linked table with its SQL alias. Columns
     /// cannot be selected from such links.
-    pub fn link_subquery(&mut self, parent: &'s Table, parent_sql: &str, l: &'s LinkEntity, params: &mut Vec<Sql>) -> DvResult<(String, String)> {
+    pub fn link_subquery(
+        &mut self,
+        parent: &'s Table,
+        parent_sql: &str,
+        l: &'s LinkEntity,
+        params: &mut Vec<Sql>,
+    ) -> DvResult<(String, String)> {
         let table = self.table(&l.name)?;
         if !l.node.attributes.is_empty() || l.node.all_attributes {
             return Err(errors::subquery_columns(l.link_type.as_str()));
@@ -241,13 +268,14 @@ pub struct Output<'s> {
 pub fn outputs<'s>(plan: &Plan<'s>, root_node: &'s Node, distinct: bool) -> DvResult<Vec<Output<'s>>> {
     let mut out: Vec<Output<'s>> = Vec::new();
     let root = plan.scopes[0].table;
-    let push = |out: &mut Vec<Output<'s>>, key: String, column: &'s Column, sql: &str, table: &'s Table| -> DvResult<()> {
-        if out.iter().any(|o| o.key == key) {
-            return Err(errors::duplicate_alias(&key));
-        }
-        out.push(Output { key, column, sql: sql.to_string(), table });
-        Ok(())
-    };
+    let push =
+        |out: &mut Vec<Output<'s>>, key: String, column: &'s Column, sql: &str, table: &'s Table| -> DvResult<()> {
+            if out.iter().any(|o| o.key == key) {
+                return Err(errors::duplicate_alias(&key));
+            }
+            out.push(Output { key, column, sql: sql.to_string(), table });
+            Ok(())
+        };
     if root_node.all_attributes || root_node.attributes.is_empty() {
         for c in &root.columns {
             push(&mut out, c.property_name(), c, "t", root)?;
@@ -282,7 +310,8 @@ pub fn outputs<'s>(plan: &Plan<'s>, root_node: &'s Node, distinct: bool) -> DvRe
             node.attributes
                 .iter()
                 .map(|a| {
-                    let c = s.table.column(&a.name).ok_or_else(|| errors::no_attribute(&s.table.logical_name, &a.name))?;
+                    let c =
+                        s.table.column(&a.name).ok_or_else(|| errors::no_attribute(&s.table.logical_name, &a.name))?;
                     Ok((c, a.alias.clone()))
                 })
                 .collect::<DvResult<_>>()?

@@ -7,9 +7,9 @@
 //! or joins make the root key ambiguous (ordering by a linked column, one-to-many joins,
 //! `distinct`) return no paging cookie, as the documentation says some queries do.
 
+use super::MAX_ROWS;
 use super::errors;
 use super::plan::{Output, Plan, outputs};
-use super::MAX_ROWS;
 use crate::schema::{Column, Table};
 use crate::store::codec::{formatted, write_json, write_json_str};
 use crate::store::ddl::q;
@@ -18,8 +18,8 @@ use crate::webapi::error::{DvError, DvResult};
 use crate::webapi::json_response;
 use crate::webapi::paging::{Boundary, Cookie};
 use crate::webapi::query::{
-    COUNT_CAP, Order, applied_preferences, boundary_text, boundary_value, currency_symbols, keyset_condition, per_row_latency,
-    sql_error,
+    COUNT_CAP, Order, applied_preferences, boundary_text, boundary_value, currency_symbols, keyset_condition,
+    per_row_latency, sql_error,
 };
 use crate::webapi::rows::{Annotations, lookup_name_sql};
 use axum::http::StatusCode;
@@ -70,7 +70,12 @@ fn sort_keys<'s>(fetch: &Fetch, plan: &Plan<'s>, outs: &[Output<'s>]) -> DvResul
                 }
                 (None, Some(alias)) => {
                     let out = outs.iter().find(|x| x.key == *alias).ok_or_else(|| errors::no_alias(alias))?;
-                    add(format!("{}.{}", out.sql, q(&out.column.logical_name)), out.column, o.descending, out.sql == "t");
+                    add(
+                        format!("{}.{}", out.sql, q(&out.column.logical_name)),
+                        out.column,
+                        o.descending,
+                        out.sql == "t",
+                    );
                 }
                 (None, None) => {}
             }
@@ -99,7 +104,12 @@ pub async fn run(ctx: &Ctx, table: &Table, fetch: &Fetch, plan: Plan<'_>) -> DvR
         }
         for s in &plan.scopes[1..] {
             let pk = s.table.primary_id_column();
-            keys.push(SortKey { sql: format!("{}.{}", s.sql, q(&pk.logical_name)), column: pk, desc: false, root: false });
+            keys.push(SortKey {
+                sql: format!("{}.{}", s.sql, q(&pk.logical_name)),
+                column: pk,
+                desc: false,
+                root: false,
+            });
         }
     }
     let (limit, page) = match fetch.top {
@@ -115,7 +125,8 @@ pub async fn run(ctx: &Ctx, table: &Table, fetch: &Fetch, plan: Plan<'_>) -> DvR
         .filter(|_| cookie_able && paged && page > 1)
         .and_then(|c| Cookie::from_fetch_paging_cookie(page, c))
         .filter(|c| {
-            c.boundaries.len() == keys.len() && c.boundaries.iter().zip(&keys).all(|(b, k)| b.column == k.column.logical_name)
+            c.boundaries.len() == keys.len()
+                && c.boundaries.iter().zip(&keys).all(|(b, k)| b.column == k.column.logical_name)
         });
     let mut params = plan.join_params.clone();
     params.extend(plan.where_params.iter().cloned());
@@ -131,7 +142,8 @@ pub async fn run(ctx: &Ctx, table: &Table, fetch: &Fetch, plan: Plan<'_>) -> DvR
             .map_err(|_| errors::invalid("The paging-cookie does not match this query."))?;
         conds.push(keyset_condition("t", &root_order, &values, &mut params));
     }
-    let where_sql = |conds: &[String]| if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    let where_sql =
+        |conds: &[String]| if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
     let schema = ctx.state.schema.clone();
     let mut cols: Vec<String> = Vec::new();
     if !fetch.distinct {
@@ -152,7 +164,8 @@ pub async fn run(ctx: &Ctx, table: &Table, fetch: &Fetch, plan: Plan<'_>) -> DvR
     if cookie_able {
         cols.extend(keys.iter().map(|k| k.sql.clone()));
     }
-    let order_by: Vec<String> = keys.iter().map(|k| format!("{}{}", k.sql, if k.desc { " DESC" } else { "" })).collect();
+    let order_by: Vec<String> =
+        keys.iter().map(|k| format!("{}{}", k.sql, if k.desc { " DESC" } else { "" })).collect();
     let offset = if cookie.is_some() || !paged { 0 } else { (page as usize - 1) * limit };
     let from = format!("FROM {} t{}", q(&table.logical_name), plan.joins);
     let distinct = if fetch.distinct { "DISTINCT " } else { "" };
@@ -174,10 +187,14 @@ pub async fn run(ctx: &Ctx, table: &Table, fetch: &Fetch, plan: Plan<'_>) -> DvR
         state.store.with_conn(|c| -> rusqlite::Result<_> {
             let mut stmt = c.prepare(&sql)?;
             let rows: Vec<Vec<Sql>> = stmt
-                .query_map(rusqlite::params_from_iter(params.iter()), |r| (0..ncols).map(|i| r.get::<_, Sql>(i)).collect())?
+                .query_map(rusqlite::params_from_iter(params.iter()), |r| {
+                    (0..ncols).map(|i| r.get::<_, Sql>(i)).collect()
+                })?
                 .collect::<rusqlite::Result<_>>()?;
             let count = match count_sql {
-                Some(s) => Some(c.query_row(&s, rusqlite::params_from_iter(count_params.iter()), |r| r.get::<_, i64>(0))?),
+                Some(s) => {
+                    Some(c.query_row(&s, rusqlite::params_from_iter(count_params.iter()), |r| r.get::<_, i64>(0))?)
+                }
                 None => None,
             };
             Ok((rows, count, currency_symbols(c)?))
