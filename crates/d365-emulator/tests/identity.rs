@@ -374,6 +374,55 @@ async fn instance_discovery_answers_for_the_emulator_host_only() {
     assert_aad(&env.get(bad.as_str()).await, 400, "invalid_instance", 50049);
 }
 
+/// The instance-discovery URL asking about `authorization_endpoint`.
+fn instance_url(authority: &str, authorization_endpoint: &str) -> String {
+    let mut u = url::Url::parse(&format!("{authority}/common/discovery/instance")).unwrap();
+    u.query_pairs_mut().append_pair("api-version", "1.1").append_pair("authorization_endpoint", authorization_endpoint);
+    u.to_string()
+}
+
+#[tokio::test]
+async fn instance_discovery_recognises_the_authority_host_without_its_port() {
+    let env = start().await;
+    let a = env.authority();
+    let real = a.trim_start_matches("https://").to_string();
+    let port = url::Url::parse(&a).unwrap().port().expect("the test emulator listens on a non-default port");
+    for host in ["localhost", "LocalHost", "127.0.0.1"] {
+        let asked = format!("https://{host}/{}/oauth2/v2.0/authorize", env.tid());
+        let r = env.get(&instance_url(&a, &asked)).await;
+        assert_eq!(r.status, 200, "{host}: {}", r.text);
+        let b = r.json();
+        let lower = host.to_ascii_lowercase();
+        let reachable = format!("{lower}:{port}");
+        assert_eq!(
+            b["tenant_discovery_endpoint"],
+            format!("https://{reachable}/{}/v2.0/.well-known/openid-configuration", env.tid())
+        );
+        let m = &b["metadata"][0];
+        assert_eq!(m["preferred_network"], reachable, "requests must go where the emulator listens");
+        assert_eq!(m["preferred_cache"], lower, "the cache keeps the host as asked");
+        let aliases = m["aliases"].as_array().unwrap();
+        for alias in [lower.as_str(), reachable.as_str(), real.as_str()] {
+            assert!(aliases.contains(&json!(alias)), "{alias} missing from {aliases:?}");
+        }
+        // The advertised discovery endpoint is reachable and describes the tenant.
+        let d = env.get(b["tenant_discovery_endpoint"].as_str().unwrap()).await;
+        assert_eq!(d.status, 200, "{}", d.text);
+        assert_eq!(d.json()["issuer"], format!("{a}/{}/v2.0", env.tid()));
+    }
+    // Still refused: another port, plain http (with or without the port), another host.
+    for bad in [
+        format!("https://localhost:{}/common/oauth2/v2.0/authorize", port.wrapping_add(1)),
+        "http://localhost/common/oauth2/v2.0/authorize".to_string(),
+        format!("http://localhost:{port}/common/oauth2/v2.0/authorize"),
+        "https://login.bogus.example/common/oauth2/v2.0/authorize".to_string(),
+        format!("https://login.bogus.example:{port}/common/oauth2/v2.0/authorize"),
+        "not a url".to_string(),
+    ] {
+        assert_aad(&env.get(&instance_url(&a, &bad)).await, 400, "invalid_instance", 50049);
+    }
+}
+
 // ------------------------------------------------------------------------------------------
 // Client credentials
 

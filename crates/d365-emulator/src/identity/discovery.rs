@@ -8,9 +8,12 @@
 //!   `kid` = `x5t` = SHA-1 thumbprint, with its certificate in `x5c`.
 //! * `GET /{tenant}/discovery/instance?api-version=1.1&authorization_endpoint=…`: what MSAL
 //!   (.NET, Java, Node) asks first for a non-Microsoft authority host. The emulator answers
-//!   for its own host (any alias, same port) with `tenant_discovery_endpoint` and one metadata
-//!   entry whose `preferred_network`/`preferred_cache` is the host as asked; any other host
-//!   is `invalid_instance` (AADSTS50049), as the real service answers for unknown hosts.
+//!   for its own host (any alias) over https, with its port or with none (some client
+//!   libraries build the parameter from the host name alone): `tenant_discovery_endpoint` is
+//!   on the real origin (with port), `preferred_network` is the host with the port (where
+//!   requests must go), `preferred_cache` the host as asked, and `aliases` every spelling.
+//!   Any other host, port or scheme is `invalid_instance` (AADSTS50049), as the real service
+//!   answers for unknown hosts.
 //!
 //! The documents are sent with `Cache-Control: max-age=86400, private` and
 //! `Access-Control-Allow-Origin: *`, like the real ones.
@@ -110,30 +113,78 @@ pub async fn instance(State(state): State<AppState>, RawQuery(q): RawQuery) -> A
     let endpoint = params.require("authorization_endpoint")?;
     let invalid = || AadError::new("invalid_instance", 50049, "Unknown or invalid instance.");
     let url = url::Url::parse(endpoint).map_err(|_| invalid())?;
-    let origin = url.origin().ascii_serialization();
-    let known = std::iter::once(&state.urls.authority)
-        .chain(state.urls.org_aliases.iter())
-        .any(|a| a.eq_ignore_ascii_case(&origin));
-    if !known || url.scheme() != "https" {
-        return Err(invalid());
-    }
+    let hosts = EmulatorHosts::of(&state);
+    let host = url.host_str().filter(|_| url.scheme() == "https").ok_or_else(invalid)?;
+    let known = hosts.known(host, url.port()).ok_or_else(invalid)?;
     let tenant = url.path_segments().and_then(|mut s| s.next()).filter(|s| !s.is_empty()).unwrap_or("common");
-    let host = |u: &str| u.trim_start_matches("https://").to_string();
-    let asked = host(&origin);
-    let mut aliases = vec![asked.clone()];
-    for a in std::iter::once(&state.urls.authority).chain(state.urls.org_aliases.iter()) {
-        let h = host(a);
-        if !aliases.contains(&h) {
-            aliases.push(h);
+    // The host as asked (what the client keys its cache by) and the host the emulator really
+    // answers on (with its port, so the client can reach it).
+    let asked = match url.port() {
+        Some(p) => format!("{known}:{p}"),
+        None => known.to_string(),
+    };
+    let network = hosts.with_port(known);
+    let mut aliases = vec![asked.clone(), network.clone()];
+    for h in &hosts.names {
+        for a in [hosts.with_port(h), h.clone()] {
+            if !aliases.contains(&a) {
+                aliases.push(a);
+            }
         }
     }
     Ok(metadata_response(json!({
-        "tenant_discovery_endpoint": format!("{origin}/{tenant}/v2.0/.well-known/openid-configuration"),
+        "tenant_discovery_endpoint": format!("https://{network}/{tenant}/v2.0/.well-known/openid-configuration"),
         "api-version": api_version,
         "metadata": [{
-            "preferred_network": asked,
+            "preferred_network": network,
             "preferred_cache": asked,
             "aliases": aliases,
         }],
     })))
+}
+
+/// The host names the emulator's authority answers on (all served by the same listener) and
+/// its port.
+struct EmulatorHosts {
+    /// Lower-case host names, the authority's first.
+    names: Vec<String>,
+    /// The port the emulator listens on.
+    port: u16,
+}
+
+impl EmulatorHosts {
+    fn of(state: &Shared) -> Self {
+        let mut names: Vec<String> = Vec::new();
+        let mut port = 443;
+        for (i, origin) in std::iter::once(&state.urls.authority).chain(state.urls.org_aliases.iter()).enumerate() {
+            let Ok(u) = url::Url::parse(origin) else { continue };
+            if i == 0 {
+                port = u.port_or_known_default().unwrap_or(443);
+            }
+            // Only spellings of the authority's own listener (same port) name this instance.
+            if u.port_or_known_default() != Some(port) {
+                continue;
+            }
+            if let Some(h) = u.host_str().map(str::to_ascii_lowercase)
+                && !names.contains(&h)
+            {
+                names.push(h);
+            }
+        }
+        Self { names, port }
+    }
+
+    /// The known host matching `host`, when `port` is the emulator's or absent (clients that
+    /// build the authority from the host name alone).
+    fn known(&self, host: &str, port: Option<u16>) -> Option<&str> {
+        if port.is_some_and(|p| p != self.port) {
+            return None;
+        }
+        self.names.iter().find(|h| h.eq_ignore_ascii_case(host)).map(String::as_str)
+    }
+
+    /// `host:port` as the emulator answers on it (`host` alone on port 443).
+    fn with_port(&self, host: &str) -> String {
+        if self.port == 443 { host.to_string() } else { format!("{host}:{}", self.port) }
+    }
 }
