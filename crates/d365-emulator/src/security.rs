@@ -2,6 +2,8 @@
 //! carries `prvActOnBehalfOfAnotherUser` (needed for impersonation).
 //!
 //! Every privilege is granted at organization depth (the emulator has one business unit).
+//! The platform tables the Web API only reads (`sdkmessage`, `sdkmessagefilter`) are readable
+//! under every role, and no role may write them.
 
 /// A table operation that needs a privilege.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,6 +105,9 @@ impl Role {
 
     /// Whether this role grants `access` on `table`.
     pub fn grants(&self, table: &str, access: Access) -> bool {
+        if crate::schema::platform_tables::is_read_only_table(table) {
+            return access == Access::Read;
+        }
         let list = self.tables.iter().find(|(t, _)| *t == table).map(|(_, a)| *a).unwrap_or(self.default);
         list.contains(&access)
     }
@@ -157,5 +162,19 @@ mod tests {
         assert!(!r.grants("new_widget", Access::Read));
         assert!(!r.can_act_on_behalf());
         assert!(RoleSet::from_names(&["system administrator"]).can_act_on_behalf());
+    }
+
+    #[test]
+    fn platform_tables_are_read_by_every_role_and_written_by_none() {
+        for role in Role::names() {
+            let r = RoleSet::from_names(&[role]);
+            for table in ["sdkmessage", "sdkmessagefilter"] {
+                assert!(r.grants(table, Access::Read), "{role} reads {table}");
+                for a in [Access::Create, Access::Write, Access::Delete] {
+                    assert!(!r.grants(table, a), "{role} must not {a:?} {table}");
+                }
+            }
+        }
+        assert!(!RoleSet::default().grants("sdkmessage", Access::Read), "no role, no privilege");
     }
 }

@@ -3,6 +3,8 @@
 //! values and write validation are all derived.
 
 mod builder;
+pub mod messages;
+pub mod platform_tables;
 mod tables;
 
 use std::collections::HashMap;
@@ -385,9 +387,11 @@ pub struct Schema {
 }
 
 impl Schema {
-    /// The emulator's built-in tables.
+    /// The emulator's built-in tables: the CRM tables, then the platform tables.
     pub fn builtin() -> Self {
-        Self::from_tables(tables::all())
+        let mut all = tables::all();
+        all.extend(platform_tables::all());
+        Self::from_tables(all)
     }
 
     fn from_tables(tables: Vec<Table>) -> Self {
@@ -435,7 +439,18 @@ mod tests {
     #[test]
     fn builtin_schema_is_consistent() {
         let s = Schema::builtin();
-        for name in ["account", "contact", "lead", "opportunity", "systemuser", "businessunit", "team", "new_widget"] {
+        for name in [
+            "account",
+            "contact",
+            "lead",
+            "opportunity",
+            "systemuser",
+            "businessunit",
+            "team",
+            "new_widget",
+            "sdkmessage",
+            "sdkmessagefilter",
+        ] {
             let t = s.table(name).unwrap_or_else(|| panic!("{name} missing"));
             assert!(t.column(&t.primary_id).unwrap().is_primary_id);
             assert!(t.column(&t.primary_name).unwrap().is_primary_name);
@@ -455,6 +470,14 @@ mod tests {
             "parentcustomerid"
         );
         assert_eq!(s.table_by_set("opportunities").unwrap().logical_name, "opportunity");
+        let r = s.single_nav("sdkmessagefilter", "sdkmessageid").unwrap();
+        assert_eq!(
+            (r.schema_name.as_str(), r.referenced_entity.as_str()),
+            ("sdkmessageid_sdkmessagefilter", "sdkmessage")
+        );
+        assert!(s.collection_nav("sdkmessage", "sdkmessageid_sdkmessagefilter").is_some());
+        assert_eq!(s.table_by_set("sdkmessagefilters").unwrap().object_type_code, 4607);
+        assert_eq!(s.table("sdkmessage").unwrap().privilege_name(crate::security::Access::Read), "prvReadSdkMessage");
         // Navigation property names are unique per table, except `ownerid`, which points to
         // systemuser or team through one navigation property typed `principal`.
         let others: Vec<_> = s.relationships.iter().filter(|r| r.referencing_attribute != "ownerid").collect();

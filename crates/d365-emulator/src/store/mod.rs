@@ -119,6 +119,8 @@ impl Store {
                 anchor.pragma_update(None, "cache_size", -16_384).map_err(store_err)?;
                 anchor.pragma_update(None, "journal_mode", "WAL").map_err(store_err)?;
             }
+        } else {
+            seed::add_platform_tables(&anchor, &schema, config).map_err(store_err)?;
         }
         let version = ddl::max_version(&anchor, &schema).map_err(store_err)?;
         Ok(Self {
@@ -164,5 +166,36 @@ impl Store {
     /// The latest row version handed out.
     pub fn current_version(&self) -> i64 {
         self.version.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(store: &Store, table: &str) -> i64 {
+        store.with_conn(|c| c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))).unwrap().unwrap()
+    }
+
+    #[test]
+    fn a_data_file_from_before_the_platform_tables_gets_them_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("data.sqlite");
+        let schema = Arc::new(Schema::builtin());
+        let config = Config::default();
+        let store = Store::open(Some(&file), schema.clone(), &config, 4).unwrap();
+        let (messages, filters) = (count(&store, "sdkmessage"), count(&store, "sdkmessagefilter"));
+        assert!(messages >= 10 && filters > messages, "{messages} messages, {filters} filters");
+        let version = store.current_version();
+        drop(store);
+        // What an older build left behind: the same data without the platform tables.
+        let c = Connection::open(&file).unwrap();
+        c.execute_batch("DROP TABLE sdkmessagefilter; DROP TABLE sdkmessage;").unwrap();
+        drop(c);
+        let store = Store::open(Some(&file), schema, &config, 4).unwrap();
+        assert_eq!((count(&store, "sdkmessage"), count(&store, "sdkmessagefilter")), (messages, filters));
+        assert_eq!(count(&store, "account"), 4, "the data is kept");
+        // The platform rows were seeded last, so their new versions follow the data's again.
+        assert_eq!(store.current_version(), version, "new rows get versions after the newest one");
     }
 }

@@ -1,10 +1,15 @@
 //! Deterministic sample data: the organization, its business unit, users (interactive and
 //! application users), teams and currency, then `rows` accounts with proportional contacts
 //! (½), opportunities (¼), leads (¼) and widgets (⅒). The same `rows` always produces the
-//! same data, so tests and benchmarks can rely on it.
+//! same data, so tests and benchmarks can rely on it. Last come the platform tables
+//! (`sdkmessage`, `sdkmessagefilter`), written from the schema's message catalogue
+//! ([`crate::schema::messages`]): one row per message, one filter per (message, table) pair
+//! the emulator serves.
 
 use super::ddl::q;
 use crate::config::Config;
+use crate::schema::messages::{self, MESSAGES, UNBOUND, supports_message};
+use crate::schema::platform_tables::is_read_only_table;
 use crate::schema::{AttrKind, Column, RequiredLevel, Schema, Table};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, params_from_iter};
@@ -358,7 +363,96 @@ fn seed_in_tx(c: &Connection, schema: &Schema, config: &Config, n: u64) -> rusql
         });
         result?;
     }
+    let org = config.dataverse.organization_id.to_string();
+    platform_rows(c, schema, &org, &mut ctx.version)
+}
+
+/// Writes the rows of the platform tables: one `sdkmessage` per message of the catalogue and
+/// one `sdkmessagefilter` per (message, table) pair the emulator serves (one `none` filter per
+/// unbound message). Row versions continue from `version`.
+fn platform_rows(c: &Connection, schema: &Schema, org: &str, version: &mut i64) -> rusqlite::Result<()> {
+    let (Some(message_table), Some(filter_table)) = (schema.table("sdkmessage"), schema.table("sdkmessagefilter"))
+    else {
+        return Ok(());
+    };
+    let created = dt(EPOCH - 86_400 * 30);
+    let mut next = || {
+        *version += 1;
+        Sql::Integer(*version)
+    };
+    let flag = |b: bool| Sql::Integer(i64::from(b));
+    let text = |s: &str| Sql::Text(s.to_string());
+    let mut rows = Inserter::new(c, message_table)?;
+    for m in MESSAGES {
+        rows.insert(&[
+            ("sdkmessageid", Sql::Text(messages::message_id(m.name).to_string())),
+            ("name", text(m.name)),
+            ("categoryname", text(m.name)),
+            ("availability", Sql::Integer(0)),
+            ("autotransact", flag(!m.read_only)),
+            ("expand", flag(false)),
+            ("isactive", flag(true)),
+            ("isprivate", flag(false)),
+            ("isreadonly", flag(m.read_only)),
+            ("template", flag(false)),
+            ("isvalidforexecuteasync", flag(false)),
+            ("workflowsdkstepenabled", flag(false)),
+            ("organizationid", text(org)),
+            ("createdon", created.clone()),
+            ("modifiedon", created.clone()),
+            ("versionnumber", next()),
+        ])?;
+    }
+    drop(rows);
+    let mut rows = Inserter::new(c, filter_table)?;
+    for m in MESSAGES {
+        let targets: Vec<&str> = if m.bound {
+            schema.tables.iter().filter(|t| supports_message(t, m.name)).map(|t| t.logical_name.as_str()).collect()
+        } else {
+            vec![UNBOUND]
+        };
+        for target in targets {
+            rows.insert(&[
+                ("sdkmessagefilterid", Sql::Text(messages::filter_id(m.name, target).to_string())),
+                ("sdkmessageid", Sql::Text(messages::message_id(m.name).to_string())),
+                ("primaryobjecttypecode", text(target)),
+                ("secondaryobjecttypecode", text(UNBOUND)),
+                ("availability", Sql::Integer(0)),
+                ("iscustomprocessingstepallowed", flag(m.bound && !is_read_only_table(target))),
+                ("isvisible", flag(true)),
+                ("restrictionlevel", Sql::Integer(0)),
+                ("workflowsdkstepenabled", flag(false)),
+                ("organizationid", text(org)),
+                ("createdon", created.clone()),
+                ("modifiedon", created.clone()),
+                ("versionnumber", next()),
+            ])?;
+        }
+    }
     Ok(())
+}
+
+/// Adds the platform tables to a database seeded by a build that did not have them (a
+/// `--data` file kept across upgrades): creates them with their indexes and writes their
+/// rows, with versions after the newest one in the file. Does nothing when they exist.
+pub(super) fn add_platform_tables(c: &Connection, schema: &Schema, config: &Config) -> rusqlite::Result<()> {
+    let present: i64 =
+        c.query_row("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='sdkmessage'", [], |r| r.get(0))?;
+    if present > 0 {
+        return Ok(());
+    }
+    super::ddl::create(c, schema)?;
+    let mut version = super::ddl::max_version(c, schema)?;
+    let org = config.dataverse.organization_id.to_string();
+    c.execute_batch("BEGIN")?;
+    match platform_rows(c, schema, &org, &mut version) {
+        Ok(()) => c.execute_batch("COMMIT")?,
+        Err(e) => {
+            let _ = c.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+    }
+    super::ddl::create_indexes(c, schema)
 }
 
 /// Fills `row` with the values of seeded row `i` of `table`.

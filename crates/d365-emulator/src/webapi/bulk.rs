@@ -4,11 +4,11 @@
 //! tables): any failing target rolls everything back and its error is the answer.
 //! `DeleteMultiple` is for elastic tables only and is refused on standard tables, as Dataverse does.
 //!
-//! Not every standard table offers the bulk messages (reference §9); clients find out with the
-//! documented probe `GET sdkmessagefilters?$select=sdkmessagefilterid&$filter=sdkmessageid/name
-//! eq @message and primaryobjecttypecode eq @table`, which [`message_filters`] answers. In the
-//! emulator the platform tables in [`NO_BULK_MESSAGES`] have no bulk messages (a choice made to
-//! exercise clients' fallbacks; which real tables lack them is not documented table by table).
+//! Not every table offers every message ([`crate::schema::messages`] says which do); clients
+//! find out with the documented probe `GET sdkmessagefilters?$select=sdkmessagefilterid&$filter=
+//! sdkmessageid/name eq @message and primaryobjecttypecode eq @table`, an ordinary query of the
+//! platform table seeded from that same source. A message a table lacks is refused by
+//! [`require_message`], for the bulk messages here and the single-record writes alike.
 
 use super::error::{DvError, DvResult};
 use super::path::{Key, Resource};
@@ -17,6 +17,7 @@ use super::records::{WriteInput, blocking, create_in, key_text, resolve_key, set
 use super::writes::{Op, parse_body};
 use super::{Ctx, json_response};
 use crate::schema::Table;
+use crate::schema::messages::supports_message;
 use crate::security::Access;
 use axum::body::Bytes;
 use axum::http::StatusCode;
@@ -26,25 +27,7 @@ use serde_json::{Map, Value};
 /// The bulk messages this module answers.
 pub const ACTIONS: &[&str] = &["CreateMultiple", "UpdateMultiple", "UpsertMultiple", "DeleteMultiple"];
 
-/// Tables without CreateMultiple / UpdateMultiple / UpsertMultiple in the emulator.
-pub const NO_BULK_MESSAGES: &[&str] = &["organization", "businessunit", "systemuser", "team", "transactioncurrency"];
-
-/// The entity set of the message-availability probe.
-pub const MESSAGE_FILTERS: &str = "sdkmessagefilters";
-
-/// Messages every table has.
-const SINGLE_MESSAGES: &[&str] = &["Create", "Retrieve", "RetrieveMultiple", "Update", "Upsert", "Delete"];
-
-/// Whether `table` offers message `name` (`Create`, `CreateMultiple`, ...).
-pub fn supports_message(table: &Table, name: &str) -> bool {
-    if SINGLE_MESSAGES.contains(&name) {
-        return true;
-    }
-    matches!(name, "CreateMultiple" | "UpdateMultiple" | "UpsertMultiple")
-        && !NO_BULK_MESSAGES.contains(&table.logical_name.as_str())
-}
-
-/// The refusal of a bulk message on a table without it. The code and text follow what the
+/// The refusal of a message on a table without it. The code and text follow what the
 /// platform is commonly seen to answer for a message a table lacks (unconfirmed in the docs).
 fn unsupported(table: &Table, action: &str) -> DvError {
     DvError::new(
@@ -57,57 +40,10 @@ fn unsupported(table: &Table, action: &str) -> DvError {
     )
 }
 
-/// `GET sdkmessagefilters?$select=sdkmessagefilterid&$filter=sdkmessageid/name eq 'X' and
-/// primaryobjecttypecode eq 'y'` (values inline or as `@p` aliases): one row when table `y`
-/// offers message `X`, none otherwise. Only this documented availability probe is emulated.
-pub fn message_filters(ctx: &Ctx) -> DvResult<Response> {
-    let not_emulated = || {
-        DvError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "0x80040216",
-            "sdkmessagefilters: only the message-availability probe ($filter=sdkmessageid/name eq 'X' and primaryobjecttypecode eq 'table') is implemented by this emulator build yet.",
-        )
-    };
-    let filter = ctx.query.get("$filter").ok_or_else(not_emulated)?;
-    let aliases = ctx.query.aliases();
-    let literal = |v: &str| -> Option<String> {
-        let v = v.trim();
-        let v = match v.strip_prefix('@') {
-            Some(name) => aliases.iter().find(|(k, _)| k.trim_start_matches('@') == name)?.1.trim().to_string(),
-            None => v.to_string(),
-        };
-        v.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')).map(|s| s.replace("''", "'"))
-    };
-    let (mut message, mut entity) = (None, None);
-    for cond in filter.split(" and ") {
-        let (lhs, rhs) = cond.split_once(" eq ").ok_or_else(not_emulated)?;
-        let value = literal(rhs).ok_or_else(not_emulated)?;
-        match lhs.trim() {
-            "sdkmessageid/name" => message = Some(value),
-            "primaryobjecttypecode" => entity = Some(value),
-            _ => return Err(not_emulated()),
-        }
-    }
-    let (Some(message), Some(entity)) = (message, entity) else { return Err(not_emulated()) };
-    let rows: Vec<Value> = ctx
-        .state
-        .schema
-        .table(&entity.to_ascii_lowercase())
-        .filter(|t| supports_message(t, &message))
-        .map(|t| {
-            let id = uuid::Uuid::new_v5(
-                &uuid::Uuid::NAMESPACE_OID,
-                format!("sdkmessagefilter/{message}/{}", t.logical_name).as_bytes(),
-            );
-            serde_json::json!({"@odata.etag": "W/\"1\"", "sdkmessagefilterid": id.to_string()})
-        })
-        .into_iter()
-        .collect();
-    let body = serde_json::json!({
-        "@odata.context": format!("{}/$metadata#sdkmessagefilters(sdkmessagefilterid)", ctx.api_root),
-        "value": rows,
-    });
-    Ok(json_response(StatusCode::OK, body.to_string()))
+/// Refuses message `name` (`Create`, `Update`, ...) on a table that does not offer it, with the
+/// platform's answer; the platform tables offer only reads.
+pub fn require_message(table: &Table, name: &str) -> DvResult<()> {
+    if supports_message(table, name) { Ok(()) } else { Err(unsupported(table, name)) }
 }
 
 fn targets(table: &Table, body: &[u8]) -> DvResult<Vec<Map<String, Value>>> {
@@ -175,9 +111,7 @@ pub async fn run(ctx: Ctx, set: &str, action: &str, body: Bytes) -> DvResult<Res
             "DeleteMultiple has not yet been implemented.",
         ));
     }
-    if !supports_message(&table, action) {
-        return Err(unsupported(&table, action));
-    }
+    require_message(&table, action)?;
     let items = targets(&table, &body)?;
     match action {
         "CreateMultiple" => ctx.caller.check(&table, Access::Create)?,

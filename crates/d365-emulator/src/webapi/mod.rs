@@ -190,7 +190,6 @@ async fn route(ctx: Ctx, method: &Method, resource: Resource, body: Bytes) -> Dv
         (&Method::GET, Resource::ServiceDocument) => Ok(service_document(&ctx)),
         (&Method::GET, Resource::Operation { name, .. }) if name == "WhoAmI" => Ok(who_am_i(&ctx)),
         (_, Resource::Operation { name, .. }) => Err(DvError::segment_not_found(&name)),
-        (&Method::GET, Resource::Collection(set)) if set == bulk::MESSAGE_FILTERS => bulk::message_filters(&ctx),
         (&Method::GET, Resource::Collection(set)) => query::collection(ctx, &set).await,
         (&Method::GET, Resource::Count(set)) => query::count(ctx, &set).await,
         (&Method::POST, Resource::Collection(set)) => records::create(ctx, &set, body).await,

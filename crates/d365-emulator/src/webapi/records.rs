@@ -430,6 +430,7 @@ fn entity_id_header(resp: &mut Response, api: &str, table: &Table, id: &str) {
 /// `POST [API]/<set>`.
 pub async fn create(ctx: Ctx, set: &str, body: Bytes) -> DvResult<Response> {
     let table = table_for(&ctx, set)?.clone();
+    super::bulk::require_message(&table, "Create")?;
     ctx.caller.check(&table, Access::Create)?;
     let ch = parse_body(&ctx.state.schema, &table, &body, Op::Create)?;
     let w = write_input(&ctx);
@@ -476,6 +477,8 @@ pub async fn update(ctx: Ctx, set: &str, key: Key, body: Bytes) -> DvResult<Resp
     let if_match = ctx.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_string());
     let if_none_match =
         ctx.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_string());
+    // `If-Match: *` makes the PATCH an Update; otherwise it is an Upsert.
+    super::bulk::require_message(&table, if if_match.as_deref() == Some("*") { "Update" } else { "Upsert" })?;
     let schema = ctx.state.schema.clone();
     let t2 = table.clone();
     let w = write_input(&ctx);
@@ -629,6 +632,7 @@ pub(super) fn update_in(
 /// `DELETE [API]/<set>(<key>)`.
 pub async fn delete(ctx: Ctx, set: &str, key: Key) -> DvResult<Response> {
     let table = table_for(&ctx, set)?.clone();
+    super::bulk::require_message(&table, "Delete")?;
     ctx.caller.check(&table, Access::Delete)?;
     let if_match = ctx.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_string());
     let schema = ctx.state.schema.clone();
