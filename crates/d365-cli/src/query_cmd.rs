@@ -33,6 +33,7 @@ pub enum Format {
   d365 query \"SELECT statecodename, count(*) FROM account GROUP BY statecodename\" --format json
   d365 query \"SELECT * FROM contact\" --format parquet --output contacts.parquet
   d365 query --explain \"SELECT name FROM account WHERE name LIKE 'Contoso%' LIMIT 5\"
+  d365 query --explain \"SELECT statecodename, count(*), sum(revenue) FROM account GROUP BY statecodename\"
   d365 query \"EXEC GetOAuthAuthorizationUrl @CallbackURL = 'http://localhost:33333'\"")]
 pub struct QueryArgs {
     /// The SQL query (DataFusion SQL; tables by logical name), or `EXEC Procedure @Arg = 'value'`.
@@ -53,6 +54,10 @@ pub struct QueryArgs {
     /// adapting to throttling); 1 reads one page chain.
     #[arg(long, value_name = "N")]
     parallel: Option<usize>,
+    /// Compute GROUP BY / COUNT / SUM / AVG / MIN / MAX locally from every row instead of at
+    /// the service (for comparison, or if a service-side aggregate misbehaves).
+    #[arg(long)]
+    no_aggregate_pushdown: bool,
     /// Write-back options (INSERT, UPSERT, UPDATE, DELETE, MERGE).
     #[command(flatten)]
     dml: crate::dml_cmd::DmlArgs,
@@ -109,9 +114,13 @@ pub(crate) async fn engine(
     parallel: Option<usize>,
     page_size: Option<u32>,
 ) -> Result<SqlEngine, Failure> {
-    conn.engine(&d365_core::EngineSettings { refresh_metadata: refresh, parallel, page_size })
-        .await
-        .map_err(Failure::from_d365)
+    let settings = d365_core::EngineSettings { refresh_metadata: refresh, parallel, page_size, ..Default::default() };
+    engine_with(conn, &settings).await
+}
+
+/// The engine of a connection with every setting given.
+pub(crate) async fn engine_with(conn: &Connection, settings: &d365_core::EngineSettings) -> Result<SqlEngine, Failure> {
+    conn.engine(settings).await.map_err(Failure::from_d365)
 }
 
 /// Runs `d365 query`.
@@ -125,7 +134,13 @@ pub async fn query(connect_args: &ConnectArgs, args: QueryArgs) -> Result<(), Fa
     }
     let conn = connect(connect_args).await?;
     let result = async {
-        let engine = engine(&conn, args.refresh_metadata, args.parallel, None).await?;
+        let settings = d365_core::EngineSettings {
+            refresh_metadata: args.refresh_metadata,
+            parallel: args.parallel,
+            page_size: None,
+            aggregate_pushdown: !args.no_aggregate_pushdown,
+        };
+        let engine = engine_with(&conn, &settings).await?;
         crate::dml_cmd::register_tables(&engine, &args.dml.tables).await?;
         if args.explain {
             println!("{}", engine.explain(&args.sql).await.map_err(sql_failure)?);

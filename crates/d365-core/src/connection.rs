@@ -44,7 +44,7 @@ impl Default for OpenOptions {
 }
 
 /// How the SQL engine of a connection reads.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EngineSettings {
     /// Fetch table definitions again instead of using the on-disk metadata cache.
     pub refresh_metadata: bool,
@@ -53,6 +53,15 @@ pub struct EngineSettings {
     pub parallel: Option<usize>,
     /// Rows per page (`Prefer: odata.maxpagesize`, 1–5000).
     pub page_size: Option<u32>,
+    /// Compute aggregates over one table at the service (on by default); off, they read
+    /// every row and aggregate locally.
+    pub aggregate_pushdown: bool,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self { refresh_metadata: false, parallel: None, page_size: None, aggregate_pushdown: true }
+    }
 }
 
 /// A live connection: the Web API client, the sign-in flow, the parsed connection and, for
@@ -181,6 +190,7 @@ impl Connection {
             page_size: settings.page_size,
             parallel_scan: settings.parallel != Some(1),
             scan_parallelism: settings.parallel,
+            aggregate_pushdown: settings.aggregate_pushdown,
             ..EngineOptions::default()
         };
         Ok(SqlEngine::new(self.client.clone(), options).await?)

@@ -143,7 +143,7 @@ impl Session {
     /// (`never`, `browser`, `device_code`) says how a user may sign in when no stored tokens
     /// exist.
     #[staticmethod]
-    #[pyo3(signature = (connection_string, overrides, interactive, parallel=None, page_size=None))]
+    #[pyo3(signature = (connection_string, overrides, interactive, parallel=None, page_size=None, aggregate_pushdown=true))]
     fn open(
         py: Python<'_>,
         connection_string: &str,
@@ -151,6 +151,7 @@ impl Session {
         interactive: &str,
         parallel: Option<usize>,
         page_size: Option<u32>,
+        aggregate_pushdown: bool,
     ) -> PyResult<Self> {
         let interactive = match interactive {
             "never" => Interactive::Never,
@@ -166,8 +167,10 @@ impl Session {
         let conn =
             wait(py, d365_core::Connection::open(connection_string, &overrides, options))?.map_err(|e| to_py(py, e))?;
         let organization_url = conn.config.organization_url.to_string();
-        let mut session =
-            d365_core::Session::new(conn, EngineSettings { refresh_metadata: false, parallel, page_size });
+        let mut session = d365_core::Session::new(
+            conn,
+            EngineSettings { refresh_metadata: false, parallel, page_size, aggregate_pushdown },
+        );
         session.interactive = interactive;
         Ok(Self { inner: Mutex::new(Some(Arc::new(session))), organization_url })
     }

@@ -12,6 +12,7 @@ use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 
+use crate::aggregate_pushdown::DataverseAggregateExec;
 use crate::arrow_schema::TableSchema;
 use crate::catalog::{CATALOG, DataverseCatalog, ReadSettings, TABLES_SCHEMA};
 use crate::error::SqlError;
@@ -38,6 +39,9 @@ pub struct EngineOptions {
     /// A fixed number of concurrent requests for those parallel scans (`--parallel N`);
     /// `None` starts at the service's `x-ms-dop-hint` and adapts to throttling.
     pub scan_parallelism: Option<usize>,
+    /// Compute `GROUP BY`/`COUNT`/`SUM`/`AVG`/`MIN`/`MAX` over one table at the service
+    /// (`$apply`; see [`crate::aggregate_pushdown`]). On by default; needs `pushdown`.
+    pub aggregate_pushdown: bool,
 }
 
 impl Default for EngineOptions {
@@ -49,6 +53,7 @@ impl Default for EngineOptions {
             target_partitions: None,
             parallel_scan: true,
             scan_parallelism: None,
+            aggregate_pushdown: true,
         }
     }
 }
@@ -112,15 +117,21 @@ impl SqlEngine {
         if let Some(n) = options.target_partitions {
             config = config.with_target_partitions(n.max(1));
         }
-        let state = SessionStateBuilder::new()
+        let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
             // Sort pushdown runs after limit pushdown; run it again so `ORDER BY … LIMIT n`
             // reaches the scan as `$orderby` + `$top`.
             .with_physical_optimizer_rule(Arc::new(LimitPushdown::new()))
             // After the limits are placed: scans under a LIMIT stay one ordered chain.
-            .with_physical_optimizer_rule(Arc::new(crate::limited_scans::SequentialUnderLimit))
-            .build();
+            .with_physical_optimizer_rule(Arc::new(crate::limited_scans::SequentialUnderLimit));
+        if options.pushdown && options.aggregate_pushdown {
+            // Last: it needs the final shape of the aggregates (partial/final steps combined).
+            builder = builder.with_physical_optimizer_rule(Arc::new(crate::aggregate_pushdown::AggregatePushdown {
+                parallelism: options.scan_parallelism,
+            }));
+        }
+        let state = builder.build();
         let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(CATALOG, catalog.clone());
         let dml = crate::dml::DmlState::new(dml_metadata, catalog.clone(), options.pushdown, options.page_size);
@@ -207,9 +218,19 @@ impl SqlEngine {
         out.push_str(&indent(&displayable(physical.as_ref()).indent(true).to_string()));
         out.push_str("\nWeb API requests:\n");
         let mut scans = Vec::new();
-        collect_scans(&physical, &mut scans);
-        if scans.is_empty() {
+        let mut aggregates = Vec::new();
+        collect_scans(&physical, &mut scans, &mut aggregates);
+        if scans.is_empty() && aggregates.is_empty() {
             out.push_str("  (none)\n");
+        }
+        for aggregate in aggregates {
+            for plan in aggregate.request_plans()? {
+                out.push_str(&indent(&plan.to_string()));
+            }
+            out.push_str(&indent(
+                "(computed by the service; past 50,000 rows (AggregateQueryRecordLimit) or 5,000 groups \
+                 the same requests run per createdon range, and partial results are merged locally)",
+            ));
         }
         for scan in scans {
             out.push_str(&indent(&scan.request_plan()?.to_string()));
@@ -219,6 +240,13 @@ impl SqlEngine {
                      once per {col} range, with `and {col} ge … and {col} lt …` added and $orderby={col})",
                     col = crate::scan::PARTITION_COLUMN
                 )));
+            }
+        }
+        let local = crate::aggregate_pushdown::local_reasons(&physical);
+        if !local.is_empty() {
+            out.push_str("\nAggregates computed locally (every row is read):\n");
+            for why in local {
+                out.push_str(&indent(&why));
             }
         }
         Ok(out)
@@ -233,11 +261,18 @@ fn indent(text: &str) -> String {
     s
 }
 
-fn collect_scans<'a>(plan: &'a Arc<dyn ExecutionPlan>, out: &mut Vec<&'a DataverseScanExec>) {
+fn collect_scans<'a>(
+    plan: &'a Arc<dyn ExecutionPlan>,
+    out: &mut Vec<&'a DataverseScanExec>,
+    aggregates: &mut Vec<&'a DataverseAggregateExec>,
+) {
     if let Some(scan) = plan.downcast_ref::<DataverseScanExec>() {
         out.push(scan);
     }
+    if let Some(aggregate) = plan.downcast_ref::<DataverseAggregateExec>() {
+        aggregates.push(aggregate);
+    }
     for child in plan.children() {
-        collect_scans(child, out);
+        collect_scans(child, out, aggregates);
     }
 }

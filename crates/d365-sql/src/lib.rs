@@ -44,7 +44,10 @@
 //!   `DESC NULLS LAST`, as in T-SQL and on the service): this engine sets DataFusion's default
 //!   null ordering accordingly. Text, GUID and choice columns are sorted locally (the service
 //!   orders them case-insensitively, as GUIDs, or by label).
-//! - Joins, aggregates, window functions, CTEs and functions run locally in DataFusion.
+//! - **Aggregates** (`GROUP BY` with `COUNT`, `SUM`, `AVG`, `MIN`, `MAX` over one table) →
+//!   `$apply`, split into `createdon` ranges past the service's 50,000-row limit; see
+//!   [`aggregate_pushdown`] for what qualifies.
+//! - Joins, other aggregates, window functions, CTEs and functions run locally in DataFusion.
 //!
 //! # Streaming
 //!
@@ -53,6 +56,7 @@
 //! consumer. Each page is decoded into one RecordBatch (see [`arrow_decode`]), so memory stays
 //! flat however large the table.
 
+pub mod aggregate_pushdown;
 pub mod arrow_decode;
 pub mod arrow_schema;
 pub mod catalog;

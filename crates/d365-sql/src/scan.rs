@@ -125,6 +125,26 @@ impl DataverseScanExec {
         &self.request
     }
 
+    /// The client it reads through.
+    pub fn client(&self) -> &DataverseClient {
+        &self.client
+    }
+
+    /// Whether pushdown is on for this scan (off: the reference plan of the differential tests).
+    pub fn pushdown(&self) -> bool {
+        self.pushdown
+    }
+
+    /// The same scan restricted to the rows matching the OData condition `extra` as well.
+    pub fn with_extra_filter(&self, extra: &str) -> Self {
+        let mut request = self.request.clone();
+        request.filter = Some(match request.filter.take() {
+            Some(f) => ODataFilter { text: format!("({}) and ({extra})", f.text), exact: f.exact },
+            None => ODataFilter { text: extra.to_string(), exact: true },
+        });
+        self.with_request(request)
+    }
+
     fn projected(&self) -> Vec<&ColumnSpec> {
         self.request.projection.iter().filter_map(|&i| self.table.columns.get(i)).collect()
     }

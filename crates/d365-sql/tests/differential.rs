@@ -173,17 +173,24 @@ fn sortable(c: &Col) -> bool {
 
 /// One generated query and whether its result order is fully determined.
 fn query(rng: &mut Rng, t: &Table) -> (String, bool) {
-    if rng.chance(10) {
-        // Aggregates over a filtered table.
+    if rng.chance(20) {
+        // Aggregates over a filtered table (pushed as $apply where the service can compute
+        // them exactly, local otherwise).
         let nums: Vec<&Col> =
             t.cols.iter().filter(|c| matches!(c.kind, ValueKind::Int32 | ValueKind::Decimal { .. })).collect();
         let n = rng.pick(&nums).name.clone();
-        let group = rng.pick(&t.cols).name.clone();
         let filter = predicate(rng, t, 0).map(|p| format!(" WHERE {p}")).unwrap_or_default();
-        return (
-            format!("SELECT {group}, COUNT(*), SUM({n}), MIN({n}), MAX({n}) FROM {}{filter} GROUP BY {group}", t.name),
-            false,
-        );
+        let aggs = match rng.below(3) {
+            0 => format!("COUNT(*), SUM({n}), MIN({n}), MAX({n})"),
+            1 => format!("COUNT({n}), AVG({n}), SUM({n})"),
+            _ => format!("COUNT(*), AVG({n}), MAX({n}), COUNT({n})"),
+        };
+        let groups: Vec<String> = (0..rng.below(3)).map(|_| rng.pick(&t.cols).name.clone()).collect();
+        if groups.is_empty() {
+            return (format!("SELECT {aggs} FROM {}{filter}", t.name), false);
+        }
+        let group = groups.join(", ");
+        return (format!("SELECT {group}, {aggs} FROM {}{filter} GROUP BY {group}", t.name), false);
     }
     let k = 1 + rng.below(5);
     let mut cols: Vec<String> = Vec::new();
@@ -266,7 +273,7 @@ async fn pushdown_and_local_evaluation_agree() {
         [load_table(&local, "new_widget", "new_widgetid").await, load_table(&local, "account", "accountid").await];
     let mut rng = Rng(0x5EED_D365);
     let mut stats: HashMap<&str, usize> = HashMap::new();
-    let total = 260;
+    let total = 300;
     for i in 0..total {
         let t = &tables[if i % 5 < 2 { 1 } else { 0 }];
         let (sql, ordered) = query(&mut rng, t);
@@ -274,7 +281,8 @@ async fn pushdown_and_local_evaluation_agree() {
         let a = pushed.collect(&sql).await.unwrap_or_else(|e| panic!("pushdown: {sql}: {e}"));
         let b = local.collect(&sql).await.unwrap_or_else(|e| panic!("local: {sql}: {e}"));
         let events = rec.take();
-        for (key, needle) in [("filter", "$filter="), ("top", "$top="), ("orderby", "$orderby=")] {
+        for (key, needle) in [("filter", "$filter="), ("top", "$top="), ("orderby", "$orderby="), ("apply", "$apply=")]
+        {
             if events.iter().any(|e| e.path.contains(needle)) {
                 *stats.entry(key).or_default() += 1;
             }
@@ -308,5 +316,6 @@ async fn pushdown_and_local_evaluation_agree() {
     assert!(stats.get("orderby").copied().unwrap_or(0) >= 15, "{stats:?}");
     assert!(stats.get("top").copied().unwrap_or(0) >= 20, "{stats:?}");
     assert!(stats.get("non_empty").copied().unwrap_or(0) >= 60, "{stats:?}");
+    assert!(stats.get("apply").copied().unwrap_or(0) >= 10, "{stats:?}");
     let _ = DataType::Null;
 }

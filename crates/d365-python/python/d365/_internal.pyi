@@ -40,6 +40,7 @@ class Session:
         interactive: str,
         parallel: int | None = None,
         page_size: int | None = None,
+        aggregate_pushdown: bool = True,
     ) -> Session: ...
     @property
     def organization_url(self) -> str: ...

@@ -120,6 +120,7 @@ def connect(
     parallel: int | None = None,
     page_size: int | None = None,
     progress: bool | None = None,
+    aggregate_pushdown: bool = True,
     **properties: Any,
 ) -> Connection:
     """Open a connection to a Dataverse organisation.
@@ -136,6 +137,9 @@ def connect(
         parallel: concurrent requests for whole-table reads (default: the service's
             ``x-ms-dop-hint``, adapting to throttling; ``1`` reads one page chain).
         page_size: rows per page (1-5000).
+        aggregate_pushdown: compute ``GROUP BY``/``COUNT``/``SUM``/``AVG``/``MIN``/``MAX``
+            over one table at the service (``$apply``, split into ranges past its 50,000-row
+            limit). ``False`` reads every row and aggregates locally.
         progress: show a progress line (rows, requests, rows/s, throttling pauses) on standard
             error for reads that take over a second. Default: on in a terminal or notebook.
         **properties: further properties by their CData names (``OrganizationUrl=...``,
@@ -154,7 +158,9 @@ def connect(
     else:
         mode = str(interactive)
     overrides = [(k, _property_text(v)) for k, v in properties.items()]
-    session = _internal.Session.open(connection_string, overrides, mode, parallel, page_size)
+    session = _internal.Session.open(
+        connection_string, overrides, mode, parallel, page_size, aggregate_pushdown
+    )
     return Connection(session, progress=watched() if progress is None else progress)
 
 

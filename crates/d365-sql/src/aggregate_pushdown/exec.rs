@@ -1,0 +1,488 @@
+//! [`DataverseAggregateExec`]: partial aggregate states computed by the service.
+//!
+//! It runs the `$apply` requests of an [`AggregateSpec`] and turns each response row into a
+//! row of partial states (a group's count, sum, min, max; the count of non-null values for
+//! `AVG` and `COUNT(col)`), which DataFusion's final aggregate above merges exactly as it
+//! would merge its own partial states: AVG from SUM and COUNT, decimals exact.
+//!
+//! The service aggregates at most 50,000 rows per request (`AggregateQueryRecordLimit`,
+//! `0x8004E023`) and returns at most 5,000 groups. A request refused for the first reason,
+//! or whose 5,000 groups may be cut, is split: the whole table into 16 `createdon` ranges
+//! (two `$top=1` probes find its span) plus the rows without `createdon`, a range into 8.
+//! Parts run concurrently. A part that cannot be split further (one second of `createdon`,
+//! or the null part) is read and aggregated locally, so a result is never truncated.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+
+use d365_client::partition::initial_partitions;
+use d365_client::{Bounds, ClientError, DataverseClient, FORMATTED_VALUE, Partition, Query, RequestPlan};
+use datafusion::arrow::array::{ArrayRef, Int64Array, new_null_array};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType, replace_children_if_necessary};
+use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, collect};
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+
+use super::spec::{AggregateSpec, StateSource};
+use crate::arrow_decode::PageDecoder;
+use crate::arrow_schema::{ColumnRole, ColumnSpec, FilterKind, ValueKind};
+use crate::error::SqlError;
+use crate::scan::{DataverseScanExec, PARTITION_COLUMN};
+
+/// Dataverse's error code for an aggregate over more than 50,000 rows.
+pub const AGGREGATE_LIMIT_CODE: &str = "0x8004E023";
+/// Most groups one aggregate response holds; a response this full may have been cut.
+pub const MAX_GROUPS: usize = 5000;
+/// Ranges the whole table is first split into once it is known to be too big.
+const FIRST_SPLIT: usize = 16;
+/// Ranges a range that is still too big is split into.
+const NEXT_SPLIT: usize = 8;
+/// Concurrent parts when the service gives no `x-ms-dop-hint`.
+const DEFAULT_PARALLELISM: usize = 4;
+/// Most concurrent parts.
+const MAX_PARALLELISM: usize = 16;
+
+/// Partial states of an aggregate, computed by the service (see the module docs).
+#[derive(Debug)]
+pub struct DataverseAggregateExec {
+    spec: Arc<AggregateSpec>,
+    client: DataverseClient,
+    /// The scan the aggregate read; a part too dense to split is read through it.
+    scan: Arc<DataverseScanExec>,
+    /// The same aggregate in `Partial` mode over `scan` (for those parts).
+    local_partial: Arc<dyn ExecutionPlan>,
+    parallelism: Option<usize>,
+    properties: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl DataverseAggregateExec {
+    /// The service-side form of `local_partial` (a `Partial` aggregate over `scan`).
+    pub fn new(
+        spec: AggregateSpec,
+        scan: Arc<DataverseScanExec>,
+        local_partial: Arc<dyn ExecutionPlan>,
+        parallelism: Option<usize>,
+    ) -> Self {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(spec.schema.clone()),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Incremental,
+            Boundedness::Bounded,
+        ));
+        Self {
+            client: scan.client().clone(),
+            spec: Arc::new(spec),
+            scan,
+            local_partial,
+            parallelism,
+            properties,
+            metrics: ExecutionPlanMetricsSet::new(),
+        }
+    }
+
+    /// What is computed where.
+    pub fn spec(&self) -> &AggregateSpec {
+        &self.spec
+    }
+
+    /// The requests of the first attempt (the whole table), as `--explain` prints them.
+    pub fn request_plans(&self) -> std::result::Result<Vec<RequestPlan>, SqlError> {
+        let base = self.client.base_url();
+        requests(&self.spec, None)
+            .into_iter()
+            .map(|(_, q)| Ok(q.plan(base, None)?))
+            .collect::<std::result::Result<Vec<_>, SqlError>>()
+    }
+}
+
+/// The queries of one part: the main one, then one per counted property.
+fn requests(spec: &AggregateSpec, extra: Option<&str>) -> Vec<(Option<String>, Query)> {
+    let query = |apply: String| {
+        let q = Query::new(spec.table.entity_set.clone()).apply(apply);
+        if spec.needs_formatted_values() { q.annotations([FORMATTED_VALUE]) } else { q }
+    };
+    let mut out = vec![(None, query(spec.main_apply(extra)))];
+    for p in &spec.non_null_counts {
+        out.push((Some(p.clone()), query(spec.count_apply(p, extra))));
+    }
+    out
+}
+
+/// A piece of the work: rows of a `createdon` range, read by the service or locally.
+#[derive(Debug, Clone)]
+struct Part {
+    bounds: Bounds,
+    /// The span `[lo, hi)` (Unix seconds) its rows are known to lie in, for splitting.
+    span: Option<(i64, i64)>,
+    local: bool,
+}
+
+enum Outcome {
+    Batches(Vec<RecordBatch>),
+    Split(Vec<Part>),
+}
+
+/// What every part needs.
+struct Runner {
+    spec: Arc<AggregateSpec>,
+    client: DataverseClient,
+    scan: Arc<DataverseScanExec>,
+    local_partial: Arc<dyn ExecutionPlan>,
+    context: Arc<TaskContext>,
+    requests: Count,
+    bytes: Count,
+    local_parts: Count,
+}
+
+impl Runner {
+    fn part_filter(part: &Part) -> Option<String> {
+        Partition::new(0, part.bounds).filter(PARTITION_COLUMN)
+    }
+
+    async fn run(self: Arc<Self>, part: Part) -> std::result::Result<Outcome, SqlError> {
+        if part.local {
+            return self.run_local(&part).await;
+        }
+        let extra = Self::part_filter(&part);
+        let queries = requests(&self.spec, extra.as_deref());
+        let results =
+            futures::future::join_all(queries.iter().map(|(counted, q)| self.fetch(q, counted.as_deref()))).await;
+        let mut batches = Vec::new();
+        for result in results {
+            match result {
+                Ok(Some(mut b)) => batches.append(&mut b),
+                Ok(None) => return self.split(part).await,
+                Err(e) if is_limit(&e) => return self.split(part).await,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Outcome::Batches(batches))
+    }
+
+    /// One request's pages as partial-state batches; `None` when the response may be cut.
+    async fn fetch(
+        &self,
+        query: &Query,
+        counted: Option<&str>,
+    ) -> std::result::Result<Option<Vec<RecordBatch>>, ClientError> {
+        let (decoder, names) = self.decoder(counted.is_none());
+        let mut pages = self.client.page_stream(query)?.raw();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page?;
+            self.requests.add(1);
+            let body = page.raw.as_deref().unwrap_or(b"{\"value\":[]}");
+            self.bytes.add(body.len());
+            if page.next_link.is_none() && page.row_count >= MAX_GROUPS {
+                return Ok(None);
+            }
+            let decoded = decoder.decode(body, page.row_count, page.row_count).map_err(decode_error)?;
+            out.push(self.states(&decoded, &names, counted).map_err(decode_error)?);
+        }
+        Ok(Some(out))
+    }
+
+    /// A decoder of the response rows: the group columns, `c`, then the main request's
+    /// aggregates (`main`).
+    fn decoder(&self, main: bool) -> (PageDecoder, Vec<String>) {
+        let mut specs: Vec<ColumnSpec> = self.spec.groups.clone();
+        let value = |name: &str, kind: ValueKind| ColumnSpec {
+            name: name.to_string(),
+            property: name.to_string(),
+            json_key: name.to_string(),
+            role: ColumnRole::Value,
+            kind,
+            attribute_type: String::new(),
+            filter: FilterKind::None,
+            sortable: false,
+        };
+        specs.push(value("c", ValueKind::Int64));
+        if main {
+            specs.extend(self.spec.aggregates.iter().map(|a| value(&a.alias, a.kind)));
+        }
+        // Unique field names for the decoder's own schema (group columns may repeat).
+        let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+        let fields: Vec<Field> =
+            specs.iter().enumerate().map(|(i, s)| Field::new(format!("f{i}"), s.kind.data_type(), true)).collect();
+        let refs: Vec<&ColumnSpec> = specs.iter().collect();
+        (PageDecoder::new(Arc::new(Schema::new(fields)), &refs, &self.spec.table.entity_set), names)
+    }
+
+    /// The partial-state batch of decoded response rows (see [`StateSource`]).
+    fn states(
+        &self,
+        decoded: &RecordBatch,
+        names: &[String],
+        counted: Option<&str>,
+    ) -> std::result::Result<RecordBatch, String> {
+        let rows = decoded.num_rows();
+        let n_groups = self.spec.groups.len();
+        let column_named = |name: &str| -> Option<&ArrayRef> {
+            names[n_groups..].iter().position(|n| n == name).map(|i| decoded.column(n_groups + i))
+        };
+        let count = column_named("c").ok_or("no count column")?;
+        let zeros: ArrayRef = Arc::new(Int64Array::from(vec![0i64; rows]));
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.spec.schema.fields().len());
+        for (field, source) in self.spec.schema.fields().iter().zip(&self.spec.sources) {
+            let target = field.data_type();
+            // A state this request does not compute: "no value seen" (null) where the state
+            // allows it, as DataFusion's own partial states do (a non-null zero count would mark
+            // the group as seen, and AVG would divide by it); else zero.
+            let absent = || if field.is_nullable() { new_null_array(target, rows) } else { zeros.clone() };
+            let array = match source {
+                StateSource::Group(i) => decoded.column(*i).clone(),
+                StateSource::RowCount if counted.is_none() => count.clone(),
+                StateSource::RowCount => absent(),
+                StateSource::NonNullCount(p) if counted == Some(p.as_str()) => count.clone(),
+                StateSource::NonNullCount(_) => absent(),
+                StateSource::Aggregated { alias } if counted.is_none() => {
+                    column_named(alias).ok_or_else(|| format!("no column {alias}"))?.clone()
+                }
+                StateSource::Aggregated { .. } => absent(),
+            };
+            let array =
+                if array.data_type() == target { array } else { cast(&array, target).map_err(|e| e.to_string())? };
+            columns.push(array);
+        }
+        RecordBatch::try_new(self.spec.schema.clone(), columns).map_err(|e| e.to_string())
+    }
+
+    /// The parts a part too big for one request is split into.
+    async fn split(&self, part: Part) -> std::result::Result<Outcome, SqlError> {
+        let has_column = self.spec.table.columns.iter().any(|c| c.property == PARTITION_COLUMN);
+        let local = |p: Part| Outcome::Split(vec![Part { local: true, ..p }]);
+        match (part.bounds, part.span) {
+            (Bounds::All, _) if has_column => {
+                let Some((min, max)) = self.span().await? else { return Ok(local(part)) };
+                let mut parts = vec![Part { bounds: Bounds::Null, span: None, local: false }];
+                for p in initial_partitions(min, max, false, FIRST_SPLIT, 0) {
+                    let span = range_span(p.bounds, (min, max + 1));
+                    parts.push(Part { bounds: p.bounds, span, local: false });
+                }
+                Ok(Outcome::Split(parts))
+            }
+            (Bounds::Range { lo, hi }, Some((a, b))) if b - a > 1 => {
+                let n = NEXT_SPLIT.min((b - a) as usize) as i64;
+                let cuts: Vec<i64> = (1..n).map(|i| a + (b - a) * i / n).collect();
+                let mut parts = Vec::new();
+                let mut start = lo;
+                let mut start_span = a;
+                for cut in cuts {
+                    parts.push(Part {
+                        bounds: Bounds::Range { lo: start, hi: Some(cut) },
+                        span: Some((start_span, cut)),
+                        local: false,
+                    });
+                    start = Some(cut);
+                    start_span = cut;
+                }
+                parts.push(Part { bounds: Bounds::Range { lo: start, hi }, span: Some((start_span, b)), local: false });
+                Ok(Outcome::Split(parts))
+            }
+            _ => Ok(local(part)),
+        }
+    }
+
+    /// The smallest and largest `createdon` (Unix seconds) of the rows aggregated.
+    async fn span(&self) -> std::result::Result<Option<(i64, i64)>, SqlError> {
+        let probe = |desc: bool| {
+            let not_null = format!("{PARTITION_COLUMN} ne null");
+            let filter = match &self.spec.filter {
+                Some(f) => format!("({f}) and ({not_null})"),
+                None => not_null,
+            };
+            Query::new(self.spec.table.entity_set.clone())
+                .select([PARTITION_COLUMN])
+                .filter(filter)
+                .order_by(PARTITION_COLUMN, desc)
+                .top(1)
+        };
+        let first = self.client.page_stream(&probe(false))?.collect_rows();
+        let last = self.client.page_stream(&probe(true))?.collect_rows();
+        let (first, last) = futures::try_join!(first, last)?;
+        self.requests.add(2);
+        let read = |rows: &[serde_json::Map<String, serde_json::Value>]| {
+            rows.first().and_then(|r| d365_client::partition::row_instant(r, PARTITION_COLUMN)).flatten()
+        };
+        Ok(match (read(&first), read(&last)) {
+            (Some(a), Some(b)) => Some((a.min(b), a.max(b))),
+            _ => None,
+        })
+    }
+
+    /// Reads the part's rows and aggregates them locally (same partial states).
+    async fn run_local(&self, part: &Part) -> std::result::Result<Outcome, SqlError> {
+        self.local_parts.add(1);
+        let scan: Arc<dyn ExecutionPlan> = match Self::part_filter(part) {
+            Some(extra) => Arc::new(self.scan.with_extra_filter(&extra)),
+            None => self.scan.clone(),
+        };
+        let plan = replace_children_if_necessary(self.local_partial.clone(), vec![scan])?;
+        Ok(Outcome::Batches(collect(plan, self.context.clone()).await?))
+    }
+}
+
+/// The known span of a planned range inside `[min, max_excl)`.
+fn range_span(bounds: Bounds, (min, max_excl): (i64, i64)) -> Option<(i64, i64)> {
+    match bounds {
+        Bounds::Range { lo, hi } => Some((lo.unwrap_or(min).max(min), hi.unwrap_or(max_excl).min(max_excl))),
+        _ => None,
+    }
+}
+
+fn is_limit(e: &ClientError) -> bool {
+    e.dataverse_code().is_some_and(|c| c.eq_ignore_ascii_case(AGGREGATE_LIMIT_CODE))
+}
+
+fn decode_error(message: impl fmt::Display) -> ClientError {
+    ClientError::InvalidArgument(format!("cannot decode an aggregate response: {message}"))
+}
+
+impl DisplayAs for DataverseAggregateExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "DataverseAggregateExec: table={}, apply={}",
+            self.spec.table.entity.logical_name,
+            self.spec.main_apply(None)
+        )?;
+        for p in &self.spec.non_null_counts {
+            write!(f, ", count_non_null={p}")?;
+        }
+        Ok(())
+    }
+}
+
+#[allow(deprecated)] // `with_new_children` is still required by the trait in DataFusion 55.
+impl ExecutionPlan for DataverseAggregateExec {
+    fn name(&self) -> &str {
+        "DataverseAggregateExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        Vec::new()
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            Err(DataFusionError::Internal("DataverseAggregateExec has no children".into()))
+        }
+    }
+
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return Err(DataFusionError::Internal(format!(
+                "DataverseAggregateExec has one partition, not {partition}"
+            )));
+        }
+        let runner = Arc::new(Runner {
+            spec: self.spec.clone(),
+            client: self.client.clone(),
+            scan: self.scan.clone(),
+            local_partial: self.local_partial.clone(),
+            context,
+            requests: MetricBuilder::new(&self.metrics).counter("requests", partition),
+            bytes: MetricBuilder::new(&self.metrics).counter("bytes_received", partition),
+            local_parts: MetricBuilder::new(&self.metrics).counter("local_parts", partition),
+        });
+        let rows = MetricBuilder::new(&self.metrics).output_rows(partition);
+        let parallelism = self.parallelism.unwrap_or_else(|| {
+            self.client.server_hints().dop_hint.map_or(DEFAULT_PARALLELISM, |d| d as usize).min(MAX_PARALLELISM)
+        });
+        let state = Driver {
+            runner,
+            queue: VecDeque::from([Part { bounds: Bounds::All, span: None, local: false }]),
+            running: FuturesUnordered::new(),
+            ready: VecDeque::new(),
+            parallelism: parallelism.max(1),
+            failed: false,
+        };
+        let stream = futures::stream::unfold(state, |mut s| async move {
+            let item = s.next().await?;
+            Some((item, s))
+        })
+        .map(move |b| {
+            if let Ok(b) = &b {
+                rows.add(b.num_rows());
+            }
+            b
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(self.spec.schema.clone(), stream)))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+}
+
+/// Runs parts concurrently, queueing the pieces of split ones.
+struct Driver {
+    runner: Arc<Runner>,
+    queue: VecDeque<Part>,
+    running: FuturesUnordered<BoxFuture<'static, std::result::Result<Outcome, SqlError>>>,
+    ready: VecDeque<RecordBatch>,
+    parallelism: usize,
+    failed: bool,
+}
+
+impl Driver {
+    async fn next(&mut self) -> Option<Result<RecordBatch>> {
+        loop {
+            if self.failed {
+                return None;
+            }
+            if let Some(b) = self.ready.pop_front() {
+                return Some(Ok(b));
+            }
+            while self.running.len() < self.parallelism {
+                let Some(part) = self.queue.pop_front() else { break };
+                self.running.push(self.runner.clone().run(part).boxed());
+            }
+            match self.running.next().await? {
+                Ok(Outcome::Batches(b)) => self.ready.extend(b.into_iter().filter(|b| b.num_rows() > 0)),
+                Ok(Outcome::Split(parts)) => self.queue.extend(parts),
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e.into_datafusion()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn planned_ranges_know_their_span() {
+        assert_eq!(range_span(Bounds::Range { lo: None, hi: Some(50) }, (10, 100)), Some((10, 50)));
+        assert_eq!(range_span(Bounds::Range { lo: Some(50), hi: None }, (10, 100)), Some((50, 100)));
+        assert_eq!(range_span(Bounds::Null, (10, 100)), None);
+    }
+}
