@@ -26,6 +26,32 @@ enum BenchWhat {
   d365 bench export --rows 200000 --latency-ms 100
   d365 bench export --connection @conn.txt --table contact --limits requests=6000,window=300,exec-seconds=1200,concurrent=52")]
     Export(ExportBench),
+    /// Aggregates with pushdown on and off, side by side: time, requests, bytes received.
+    #[command(after_help = "Examples:
+  d365 bench aggregate --rows 1000000 --latency-ms 50
+  d365 bench aggregate --connection @emu.txt --query \"SELECT statecodename, count(*) FROM account GROUP BY statecodename\"
+  scripts/bench-aggregates.sh   (release build, emulator in its own process)")]
+    Aggregate(AggregateBench),
+}
+
+#[derive(clap::Args, Debug)]
+struct AggregateBench {
+    /// A query to measure (repeatable; default: a GROUP BY with count and sum, and count(*),
+    /// over account).
+    #[arg(long = "query", value_name = "SQL")]
+    queries: Vec<String>,
+    /// Runs of each query in each mode; the best time is kept.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Accounts seeded in the emulator (when no --connection is given).
+    #[arg(long, default_value_t = 200_000)]
+    rows: usize,
+    /// Emulator latency per request, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    latency_ms: u64,
+    /// Emulator latency per row, in microseconds.
+    #[arg(long, default_value_t = 20)]
+    per_row_us: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -62,7 +88,10 @@ struct ExportBench {
 
 /// Runs `d365 bench`.
 pub async fn run(connect_args: &ConnectArgs, args: BenchArgs) -> Result<(), Failure> {
-    let BenchWhat::Export(b) = args.what;
+    let b = match args.what {
+        BenchWhat::Export(b) => b,
+        BenchWhat::Aggregate(a) => return aggregate(connect_args, a).await,
+    };
     let limits = Limits::parse(&b.limits).map_err(failure)?;
     let mut emulator = None;
     let conn_args = if connect_args.connection.is_some() && !connect_args.demo {
@@ -104,6 +133,44 @@ pub async fn run(connect_args: &ConnectArgs, args: BenchArgs) -> Result<(), Fail
         emu.shutdown().await;
     }
     let report = result.map_err(failure)?;
+    print!("{report}");
+    Ok(())
+}
+
+/// Runs `d365 bench aggregate`.
+async fn aggregate(connect_args: &ConnectArgs, a: AggregateBench) -> Result<(), Failure> {
+    let mut emulator = None;
+    let conn_args = if connect_args.connection.is_some() && !connect_args.demo {
+        connect_args.clone()
+    } else {
+        eprintln!(
+            "starting the emulator in this process: {} accounts, --latency-ms {}, {} µs per row…",
+            a.rows, a.latency_ms, a.per_row_us
+        );
+        let emu = Emulator::start(EmulatorOptions {
+            rows: a.rows,
+            latency: Duration::from_millis(a.latency_ms),
+            latency_per_row: Duration::from_micros(a.per_row_us),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Failure::service(format!("the emulator could not start: {e}")))?;
+        let text = d365_core::emulator_connection_string(&emu).map_err(Failure::from_d365)?;
+        emulator = Some(emu);
+        ConnectArgs { connection: Some(text), demo: false, ..connect_args.clone() }
+    };
+    let conn = connect(&conn_args).await?;
+    let queries: Vec<String> = if a.queries.is_empty() {
+        d365_core::aggregate_bench::DEFAULT_QUERIES.iter().map(|q| q.to_string()).collect()
+    } else {
+        a.queries
+    };
+    let result = d365_core::aggregate_bench::aggregate_bench(&conn, &queries, a.rounds).await;
+    conn.close().await;
+    if let Some(emu) = emulator {
+        emu.shutdown().await;
+    }
+    let report = result.map_err(Failure::from_d365)?;
     print!("{report}");
     Ok(())
 }

@@ -162,3 +162,23 @@ async fn tables_describe_and_exec() {
         .expect_output("column");
     env.d365(Some(&desktop), &["query", "EXEC NoSuchProc"]).run().await.expect_code(2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregates_run_at_the_service_unless_turned_off() {
+    let env = start().await;
+    let conn = env.secret_connection(SECRET);
+    let sql =
+        "SELECT statecodename, count(*) AS n, sum(revenue) AS total FROM account GROUP BY statecodename ORDER BY 1";
+    let explain = env.d365(Some(&conn), &["query", "--explain", sql]).run().await;
+    explain.expect_code(0).expect_output("$apply=groupby((statecode)");
+    let off = env.d365(Some(&conn), &["query", "--explain", "--no-aggregate-pushdown", sql]).run().await;
+    off.expect_code(0);
+    assert!(!off.stdout.contains("$apply"), "{}", off.stdout);
+    assert!(off.stdout.contains("aggregate pushdown is off"), "{}", off.stdout);
+    let pushed = env.d365(Some(&conn), &["query", sql]).run().await;
+    pushed.expect_code(0);
+    let local = env.d365(Some(&conn), &["query", "--no-aggregate-pushdown", sql]).run().await;
+    local.expect_code(0);
+    assert_eq!(pushed.stdout, local.stdout);
+    assert!(csv_rows(&pushed.stdout).len() >= 2, "{}", pushed.stdout);
+}

@@ -28,6 +28,7 @@
 //! - [`Error`] keeps the service's detail (status, code, request id) and says what
 //!   [`ErrorKind`] of failure it is.
 
+pub mod aggregate_bench;
 pub mod bulk;
 mod connection;
 mod error;

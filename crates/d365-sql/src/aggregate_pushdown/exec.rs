@@ -7,8 +7,9 @@
 //!
 //! The service aggregates at most 50,000 rows per request (`AggregateQueryRecordLimit`,
 //! `0x8004E023`) and returns at most 5,000 groups. A request refused for the first reason,
-//! or whose 5,000 groups may be cut, is split: the whole table into 16 `createdon` ranges
-//! (two `$top=1` probes find its span) plus the rows without `createdon`, a range into 8.
+//! or whose 5,000 groups may be cut, is split: the whole table into `createdon` ranges of
+//! about 30,000 rows each (two probes find the span and the rows per second) plus the rows
+//! without `createdon`, a range still too big into 8.
 //! Parts run concurrently. A part that cannot be split further (one second of `createdon`,
 //! or the null part) is read and aggregated locally, so a result is never truncated.
 
@@ -44,8 +45,13 @@ use crate::scan::{DataverseScanExec, PARTITION_COLUMN};
 pub const AGGREGATE_LIMIT_CODE: &str = "0x8004E023";
 /// Most groups one aggregate response holds; a response this full may have been cut.
 pub const MAX_GROUPS: usize = 5000;
-/// Ranges the whole table is first split into once it is known to be too big.
-const FIRST_SPLIT: usize = 16;
+/// Rows a range is planned to hold when the whole table is too big for one request: well
+/// under the 50,000 limit, so an uneven spread rarely needs a second split.
+const ROWS_PER_PART: f64 = 30_000.0;
+/// Most ranges of the first split.
+const MAX_FIRST_SPLIT: usize = 4096;
+/// `createdon` values read to estimate the rows per second.
+const DENSITY_SAMPLE: u64 = 2000;
 /// Ranges a range that is still too big is split into.
 const NEXT_SPLIT: usize = 8;
 /// Concurrent parts when the service gives no `x-ms-dop-hint`.
@@ -265,9 +271,10 @@ impl Runner {
         let local = |p: Part| Outcome::Split(vec![Part { local: true, ..p }]);
         match (part.bounds, part.span) {
             (Bounds::All, _) if has_column => {
-                let Some((min, max)) = self.span().await? else { return Ok(local(part)) };
+                let Some((min, max, estimate)) = self.span().await? else { return Ok(local(part)) };
                 let mut parts = vec![Part { bounds: Bounds::Null, span: None, local: false }];
-                for p in initial_partitions(min, max, false, FIRST_SPLIT, 0) {
+                let n = ((estimate / ROWS_PER_PART).ceil() as usize).clamp(2, MAX_FIRST_SPLIT);
+                for p in initial_partitions(min, max, false, n, 0) {
                     let span = range_span(p.bounds, (min, max + 1));
                     parts.push(Part { bounds: p.bounds, span, local: false });
                 }
@@ -295,9 +302,11 @@ impl Runner {
         }
     }
 
-    /// The smallest and largest `createdon` (Unix seconds) of the rows aggregated.
-    async fn span(&self) -> std::result::Result<Option<(i64, i64)>, SqlError> {
-        let probe = |desc: bool| {
+    /// The smallest and largest `createdon` (Unix seconds) of the rows aggregated, and an
+    /// estimate of their number: the first [`DENSITY_SAMPLE`] values in ascending order give
+    /// the rows per second, as the partitioned scan plans its ranges.
+    async fn span(&self) -> std::result::Result<Option<(i64, i64, f64)>, SqlError> {
+        let probe = |desc: bool, top: u64| {
             let not_null = format!("{PARTITION_COLUMN} ne null");
             let filter = match &self.spec.filter {
                 Some(f) => format!("({f}) and ({not_null})"),
@@ -307,19 +316,26 @@ impl Runner {
                 .select([PARTITION_COLUMN])
                 .filter(filter)
                 .order_by(PARTITION_COLUMN, desc)
-                .top(1)
+                .top(top)
+                .max_page_size(top as u32)
         };
-        let first = self.client.page_stream(&probe(false))?.collect_rows();
-        let last = self.client.page_stream(&probe(true))?.collect_rows();
+        let first = self.client.page_stream(&probe(false, DENSITY_SAMPLE))?.collect_rows();
+        let last = self.client.page_stream(&probe(true, 1))?.collect_rows();
         let (first, last) = futures::try_join!(first, last)?;
         self.requests.add(2);
-        let read = |rows: &[serde_json::Map<String, serde_json::Value>]| {
-            rows.first().and_then(|r| d365_client::partition::row_instant(r, PARTITION_COLUMN)).flatten()
+        let instants: Vec<i64> =
+            first.iter().filter_map(|r| d365_client::partition::row_instant(r, PARTITION_COLUMN).flatten()).collect();
+        let max = last.first().and_then(|r| d365_client::partition::row_instant(r, PARTITION_COLUMN)).flatten();
+        let (Some(&min), Some(&lo_sample), Some(max)) = (instants.first(), instants.last(), max) else {
+            return Ok(None);
         };
-        Ok(match (read(&first), read(&last)) {
-            (Some(a), Some(b)) => Some((a.min(b), a.max(b))),
-            _ => None,
-        })
+        let estimate = if (instants.len() as u64) < DENSITY_SAMPLE {
+            instants.len() as f64
+        } else {
+            let density = instants.len() as f64 / (lo_sample - min + 1) as f64;
+            density * (max - min + 1) as f64
+        };
+        Ok(Some((min.min(max), min.max(max), estimate)))
     }
 
     /// Reads the part's rows and aggregates them locally (same partial states).
