@@ -105,3 +105,31 @@ async fn explain_shows_the_apply_request_and_the_option_turns_it_off() {
     assert!(!text.contains("$apply"), "{text}");
     assert!(text.contains("DataverseScanExec"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_too_dense_to_split_is_aggregated_locally() {
+    let env = start(100).await;
+    // 5,100 migrated accounts created "at the same second" (overriddencreatedon): one group per
+    // account is more than one response holds, and no createdon range can divide them.
+    let admin = env.client(None);
+    let targets: Vec<serde_json::Value> = (0..5100)
+        .map(|i| {
+            serde_json::json!({"@odata.type": "Microsoft.Dynamics.CRM.account", "name": format!("Migrated {i}"),
+                "revenue": i, "overriddencreatedon": "2015-06-01T12:00:00Z"})
+        })
+        .collect();
+    for chunk in targets.chunks(1000) {
+        let url = admin.url("accounts/Microsoft.Dynamics.CRM.CreateMultiple").unwrap();
+        let req = d365_client::ApiRequest::new(reqwest::Method::POST, url)
+            .json(&serde_json::json!({"Targets": chunk}))
+            .unwrap();
+        admin.send(&req).await.expect("CreateMultiple");
+    }
+    let sql = "SELECT accountid, count(*), sum(revenue) FROM account \
+               WHERE createdon < '2016-01-01T00:00:00Z' GROUP BY accountid";
+    let (pushed, local, events) = both(&env, sql).await;
+    assert_eq!(pushed.len(), 5100);
+    assert_eq!(pushed, local);
+    assert!(events.iter().any(|e| e.path.contains("$apply=")), "tried at the service first");
+    assert!(reads_rows(&events) > 0, "the dense second was read and aggregated locally");
+}

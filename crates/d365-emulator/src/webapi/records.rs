@@ -272,6 +272,12 @@ fn creation_columns(
     now: &str,
     version: i64,
 ) {
+    // Data migration: a create that sets `overriddencreatedon` gets that instant as its
+    // `createdon`, and `overriddencreatedon` keeps when the record was really created.
+    if let Some(migrated) = ch.get("overriddencreatedon").filter(|v| !matches!(v, Sql::Null)).cloned() {
+        ch.set("createdon", migrated);
+        ch.set("overriddencreatedon", Sql::Text(now.into()));
+    }
     let mut set_default = |c: &str, v: Sql| {
         if table.column(c).is_some() && ch.get(c).is_none() {
             ch.set(c, v);
