@@ -65,6 +65,10 @@ pub fn failure(e: SyncError) -> Failure {
 
 /// Runs `d365 export`.
 pub async fn run(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Failure> {
+    // Before connecting: a store URL is refused at once, not after a sign-in.
+    if let Some(out) = &args.output {
+        d365_sync::local_path(&out.to_string_lossy(), "--output").map_err(failure)?;
+    }
     let parquet = args.format.eq_ignore_ascii_case("parquet");
     if parquet || args.query.is_some() {
         return run_sql(connect_args, args).await;

@@ -125,6 +125,9 @@ pub(crate) async fn engine_with(conn: &Connection, settings: &d365_core::EngineS
 
 /// Runs `d365 query`.
 pub async fn query(connect_args: &ConnectArgs, args: QueryArgs) -> Result<(), Failure> {
+    if let Some(out) = &args.output {
+        d365_sync::local_path(&out.to_string_lossy(), "--output").map_err(crate::export_cmd::failure)?;
+    }
     match d365_core::classify(&args.sql).map_err(Failure::from_d365)? {
         d365_core::StatementKind::Write => {
             return crate::dml_cmd::run(connect_args, &args.sql, args.refresh_metadata, args.parallel, &args.dml).await;
@@ -179,6 +182,9 @@ async fn run_procedure(
 }
 
 fn open_output(output: Option<&std::path::Path>, format: Format) -> Result<Box<dyn Write + Send>, Failure> {
+    if let Some(p) = output {
+        d365_sync::local_path(&p.to_string_lossy(), "--output").map_err(crate::export_cmd::failure)?;
+    }
     Ok(match output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).map_err(|e| Failure::bad_input(format!("cannot create {}: {e}", p.display())))?,
@@ -263,6 +269,7 @@ pub async fn export(
     page_size: Option<u32>,
     parallel: Option<usize>,
 ) -> Result<(), Failure> {
+    d365_sync::local_path(&output.to_string_lossy(), "--output").map_err(crate::export_cmd::failure)?;
     let conn = connect(connect_args).await?;
     let result = async {
         let engine = engine(&conn, false, parallel, page_size).await?;

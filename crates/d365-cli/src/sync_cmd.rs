@@ -2,7 +2,6 @@
 //! change tracking; `modifiedon` watermarks where change tracking is off).
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 
 use d365_sync::{Reporter, SyncOptions};
 
@@ -22,9 +21,10 @@ pub struct SyncArgs {
     /// Tables, comma-separated: logical names (account) or entity set names (accounts).
     #[arg(value_delimiter = ',', required = true)]
     tables: Vec<String>,
-    /// Directory of the local copy.
+    /// Directory of the local copy (a local path; store URLs such as postgresql:// or s3://
+    /// are refused with an explanation: not supported by this build yet).
     #[arg(long, value_name = "DIR")]
-    to: PathBuf,
+    to: String,
     /// Concurrent requests of full extracts (default: adaptive from the DOP hint).
     #[arg(long, value_name = "N")]
     parallel: Option<usize>,
@@ -39,7 +39,8 @@ pub struct SyncArgs {
 /// Runs `d365 sync`.
 pub async fn run(connect_args: &ConnectArgs, args: SyncArgs) -> Result<(), Failure> {
     let tables: Vec<String> = args.tables.into_iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
-    let mut options = SyncOptions::new(tables, args.to);
+    let dir = d365_sync::local_path(&args.to, "--to").map_err(failure)?;
+    let mut options = SyncOptions::new(tables, dir);
     options.parallel = args.parallel.map(|n| n.max(1));
     options.page_size = args.page_size;
     options.change_tracking = !args.no_change_tracking;

@@ -182,3 +182,22 @@ async fn aggregates_run_at_the_service_unless_turned_off() {
     assert_eq!(pushed.stdout, local.stdout);
     assert!(csv_rows(&pushed.stdout).len() >= 2, "{}", pushed.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_urls_as_destinations_are_refused_and_nothing_is_created() {
+    let env = start().await;
+    let conn = env.secret_connection(SECRET);
+    let url = "postgresql://postgres@127.0.0.1:5432/postgres";
+    let dir = env.path("work");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (args, name) in [
+        (vec!["sync", "contact", "--to", url], "PostgreSQL"),
+        (vec!["export", "account", "-o", "s3://bucket/accounts.ndjson"], "S3"),
+        (vec!["query", "SELECT name FROM account", "-o", "abfss://fs@acct.dfs.core.windows.net/a.csv"], "Data Lake"),
+        (vec!["sync", "contact", "--to", "ftp2://x/y"], "unknown destination scheme"),
+    ] {
+        let run = env.d365(Some(&conn), &args).current_dir(&dir).run().await;
+        run.expect_code(2).expect_output(name).expect_output("local path");
+    }
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing written beside the command");
+}

@@ -195,6 +195,7 @@ pub(crate) async fn plan(
 /// Exports as `options` say (see the module docs), resuming an interrupted run of the same
 /// export.
 pub async fn export(client: &DataverseClient, options: &ExportOptions) -> Result<ExportSummary, SyncError> {
+    crate::destination::local_path(&options.output.to_string_lossy(), "the export output")?;
     if options.format == Format::Parquet {
         return Err(SyncError::Unsupported(
             "Parquet export is not supported yet (it needs d365-sql's Arrow decoder); use --format ndjson or csv"

@@ -12,6 +12,7 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod destination;
 mod error;
 pub mod export;
 pub mod format;
@@ -20,6 +21,7 @@ pub mod store;
 pub mod sync;
 
 pub use checkpoint::Checkpoint;
+pub use destination::{Destination, local_path, parse_destination};
 pub use error::SyncError;
 pub use export::{ExportOptions, ExportSummary, export};
 pub use format::Format;

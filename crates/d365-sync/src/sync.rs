@@ -144,6 +144,8 @@ pub async fn sync(client: &DataverseClient, options: &SyncOptions) -> Result<Syn
     if options.tables.is_empty() {
         return Err(SyncError::InvalidArgument("no table to sync".into()));
     }
+    // A URL given as the directory is refused, never created as a folder of that name.
+    crate::destination::local_path(&options.dir.to_string_lossy(), "the sync destination")?;
     std::fs::create_dir_all(&options.dir).map_err(SyncError::io(&options.dir))?;
     let database = options.dir.join(DATABASE_FILE);
     let mut store = Store::open(&database)?;

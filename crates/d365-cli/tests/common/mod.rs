@@ -152,6 +152,12 @@ pub struct D365 {
 }
 
 impl D365 {
+    /// Runs the command in `dir`.
+    pub fn current_dir(mut self, dir: &std::path::Path) -> Self {
+        self.cmd.current_dir(dir);
+        self
+    }
+
     /// Sets an environment variable.
     pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
         self.cmd.env(k, v);

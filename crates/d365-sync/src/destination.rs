@@ -1,0 +1,121 @@
+//! Where an export or a sync writes: a local path today. A destination written as a URL
+//! (`postgresql://…`, `s3://…`, `abfss://…`, `delta+file://…`) is recognised and refused with
+//! a clear error instead of being taken for a directory name: without this check,
+//! `--to postgresql://host/db` would quietly create a local folder called `postgresql:`.
+
+use std::path::PathBuf;
+
+use crate::error::SyncError;
+
+/// A parsed destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// A local file or directory (`file://` URLs included).
+    Local(PathBuf),
+}
+
+/// Schemes users bring that this build does not write to yet, and what they are.
+const NOT_YET: &[(&str, &str)] = &[
+    ("postgresql", "PostgreSQL"),
+    ("postgres", "PostgreSQL"),
+    ("s3", "Amazon S3 (or an S3-compatible store)"),
+    ("s3a", "Amazon S3 (or an S3-compatible store)"),
+    ("az", "Azure Blob Storage"),
+    ("azure", "Azure Blob Storage"),
+    ("abfs", "Azure Data Lake Storage Gen2"),
+    ("abfss", "Azure Data Lake Storage Gen2 / OneLake"),
+    ("adl", "Azure Data Lake Storage"),
+    ("gs", "Google Cloud Storage"),
+    ("gcs", "Google Cloud Storage"),
+    ("delta", "Delta Lake"),
+    ("http", "HTTP"),
+    ("https", "HTTP"),
+    ("sqlite", "SQLite by URL"),
+    ("mssql", "SQL Server"),
+    ("sqlserver", "SQL Server"),
+    ("snowflake", "Snowflake"),
+];
+
+/// The scheme of `text` if it is written as a URL (`scheme://…`). One-letter schemes are not
+/// taken as URLs, so Windows paths such as `C://data` stay paths.
+fn scheme(text: &str) -> Option<&str> {
+    let (scheme, _) = text.split_once("://")?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (scheme.len() > 1
+        && first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
+}
+
+/// Parses a destination given as `what` (`--to`, `--output`): a local path, `file://` URL,
+/// or a clear error for a URL this build cannot write to.
+pub fn parse_destination(text: &str, what: &str) -> Result<Destination, SyncError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(SyncError::InvalidArgument(format!("{what} is empty: give a local path")));
+    }
+    let Some(scheme) = scheme(text) else { return Ok(Destination::Local(PathBuf::from(text))) };
+    let lower = scheme.to_ascii_lowercase();
+    if lower == "file" {
+        let url = url::Url::parse(text)
+            .map_err(|e| SyncError::InvalidArgument(format!("{what} {text}: not a valid file:// URL ({e})")))?;
+        let path = url.to_file_path().map_err(|()| {
+            SyncError::InvalidArgument(format!("{what} {text}: a file:// URL needs an absolute local path"))
+        })?;
+        return Ok(Destination::Local(path));
+    }
+    // `delta+s3://…`, `delta+file://…`: the first part names the format.
+    let base = lower.split('+').next().unwrap_or(&lower);
+    match NOT_YET.iter().find(|(s, _)| *s == base) {
+        Some((_, name)) => Err(SyncError::Unsupported(format!(
+            "{what} {scheme}://…: writing to {name} is not supported by this build yet; \
+             give a local path (a directory for sync, a file for export) and load it from there"
+        ))),
+        None => Err(SyncError::InvalidArgument(format!(
+            "{what} {scheme}://…: unknown destination scheme '{scheme}'; give a local path"
+        ))),
+    }
+}
+
+/// The local path of a destination (the only kind this build writes to).
+pub fn local_path(text: &str, what: &str) -> Result<PathBuf, SyncError> {
+    match parse_destination(text, what)? {
+        Destination::Local(p) => Ok(p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_paths_and_file_urls() {
+        assert_eq!(local_path("./crm", "--to").unwrap(), PathBuf::from("./crm"));
+        assert_eq!(local_path("crm/out.ndjson", "--output").unwrap(), PathBuf::from("crm/out.ndjson"));
+        assert_eq!(local_path("C://data", "--to").unwrap(), PathBuf::from("C://data"));
+        assert_eq!(local_path("file:///tmp/crm", "--to").unwrap(), PathBuf::from("/tmp/crm"));
+        assert!(local_path("", "--to").is_err());
+    }
+
+    #[test]
+    fn urls_of_stores_not_built_yet_are_refused_by_name() {
+        for (url, name) in [
+            ("postgresql://postgres@127.0.0.1:5432/postgres", "PostgreSQL"),
+            ("postgres://u:secret@db/x", "PostgreSQL"),
+            ("s3://bucket/prefix", "S3"),
+            ("abfss://fs@acct.dfs.core.windows.net/x", "Data Lake"),
+            ("delta+file:///tmp/t", "Delta Lake"),
+            ("gs://bucket/x", "Google Cloud Storage"),
+        ] {
+            let e = local_path(url, "--to").unwrap_err();
+            assert!(matches!(e, SyncError::Unsupported(_)), "{url}: {e}");
+            let text = e.to_string();
+            assert!(text.contains(name) && text.contains("local path"), "{url}: {text}");
+            // Credentials in the URL never reach the message.
+            assert!(!text.contains("secret") && !text.contains("127.0.0.1"), "{text}");
+        }
+        let e = local_path("ftp2://x/y", "--to").unwrap_err();
+        assert!(matches!(e, SyncError::InvalidArgument(_)) && e.to_string().contains("unknown destination scheme"));
+    }
+}
