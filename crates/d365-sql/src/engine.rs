@@ -113,7 +113,11 @@ impl SqlEngine {
             // answers, whatever the consumer needs (a local LIMIT would no longer stop the
             // page stream). Pages are network-bound anyway; joins and aggregates still
             // hash-partition.
-            .set_bool("datafusion.optimizer.enable_round_robin_repartition", false);
+            .set_bool("datafusion.optimizer.enable_round_robin_repartition", false)
+            // A hash join publishes its build-side keys as a list up to this many, which a
+            // Dataverse scan on the other side reads by (see `join_keys`).
+            .set_usize("datafusion.optimizer.hash_join_inlist_pushdown_max_distinct_values", crate::join_keys::MAX_KEYS)
+            .set_usize("datafusion.optimizer.hash_join_inlist_pushdown_max_size", crate::join_keys::MAX_KEYS * 64);
         if let Some(n) = options.target_partitions {
             config = config.with_target_partitions(n.max(1));
         }
@@ -125,6 +129,10 @@ impl SqlEngine {
             .with_physical_optimizer_rule(Arc::new(LimitPushdown::new()))
             // After the limits are placed: scans under a LIMIT stay one ordered chain.
             .with_physical_optimizer_rule(Arc::new(crate::limited_scans::SequentialUnderLimit));
+        if options.pushdown {
+            // After DataFusion's filter pushdown, which gives hash joins their key filters.
+            builder = builder.with_physical_optimizer_rule(Arc::new(crate::join_keys::JoinKeysToScans));
+        }
         if options.pushdown && options.aggregate_pushdown {
             // Last: it needs the final shape of the aggregates (partial/final steps combined).
             builder = builder.with_physical_optimizer_rule(Arc::new(crate::aggregate_pushdown::AggregatePushdown {
@@ -234,6 +242,16 @@ impl SqlEngine {
         }
         for scan in scans {
             out.push_str(&indent(&scan.request_plan()?.to_string()));
+            if scan.reads_by_join_keys() {
+                out.push_str(&indent(&format!(
+                    "(waits for the join's other side; if it has at most {} keys, this request runs \
+                     once per {} of them, with their `eq … or …` filter added, instead of reading \
+                     every row)",
+                    crate::join_keys::MAX_KEYS,
+                    crate::join_keys::KEYS_PER_REQUEST
+                )));
+                continue;
+            }
             if scan.is_partitioned() {
                 out.push_str(&indent(&format!(
                     "(read in parallel: two $top probes of {col} find its range, then this request runs \

@@ -64,6 +64,7 @@ pub mod dml;
 mod engine;
 mod error;
 pub mod filter_pushdown;
+pub mod join_keys;
 pub mod json_scan;
 pub mod limited_scans;
 pub mod metadata_tables;

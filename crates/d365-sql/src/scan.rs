@@ -24,6 +24,7 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
 use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, Partitioning, PhysicalExpr, PhysicalSortExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
@@ -59,6 +60,8 @@ pub struct DataverseScanExec {
     page_size: Option<u32>,
     parallel: bool,
     parallelism: Option<usize>,
+    /// A hash join's keys to read by (see [`crate::join_keys`]): the filter and the column.
+    join_filter: Option<(Arc<DynamicFilterPhysicalExpr>, usize)>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
@@ -85,6 +88,7 @@ impl DataverseScanExec {
             page_size,
             parallel: false,
             parallelism: None,
+            join_filter: None,
             schema,
             properties,
             metrics,
@@ -193,9 +197,58 @@ impl DataverseScanExec {
     }
 
     fn with_request(&self, request: ScanRequest) -> Self {
-        Self::new(self.client.clone(), self.table.clone(), request, self.pushdown, self.page_size)
+        let mut scan = Self::new(self.client.clone(), self.table.clone(), request, self.pushdown, self.page_size)
             .with_parallel(self.parallel)
-            .with_parallelism(self.parallelism)
+            .with_parallelism(self.parallelism);
+        scan.join_filter = self.join_filter.clone();
+        scan
+    }
+
+    /// Whether a hash join's keys will narrow this scan (see [`crate::join_keys`]).
+    pub fn reads_by_join_keys(&self) -> bool {
+        self.join_filter.is_some()
+    }
+
+    /// The same scan, reading by the keys of the hash join that owns `filter` (on the
+    /// table column `column`); see [`crate::join_keys::JoinKeysToScans`].
+    pub(crate) fn with_join_filter(&self, filter: Arc<DynamicFilterPhysicalExpr>, column: usize) -> Self {
+        let mut scan = self.clone();
+        scan.join_filter = Some((filter, column));
+        scan
+    }
+
+    /// Waits for the join's build side, then reads only the rows of its keys (or everything,
+    /// when the join published no key list).
+    fn execute_by_join_keys(
+        &self,
+        filter: Arc<DynamicFilterPhysicalExpr>,
+        column: usize,
+        context: Arc<TaskContext>,
+    ) -> SendableRecordBatchStream {
+        let mut plain = self.clone();
+        plain.join_filter = None;
+        let schema = self.schema.clone();
+        let name = self.table.columns.get(column).map(|c| c.name.clone()).unwrap_or_default();
+        let keyed = MetricBuilder::new(&self.metrics).counter("join_key_requests", 0);
+        let stream = futures::stream::once(async move {
+            filter.wait_complete().await;
+            let expr = filter.current()?;
+            let filters = match crate::join_keys::keys_of(&expr, &name) {
+                crate::join_keys::Keys::Only(keys) => crate::join_keys::key_filters(&plain.table, column, &keys),
+                crate::join_keys::Keys::Any => None,
+            };
+            let Some(filters) = filters else { return plain.execute(0, context) };
+            keyed.add(filters.len());
+            let streams = filters
+                .into_iter()
+                .map(|f| plain.with_extra_filter(&f.text).with_parallel(false).execute(0, context.clone()))
+                .collect::<Result<Vec<_>>>()?;
+            let schema = plain.schema.clone();
+            Ok(Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::iter(streams).flatten()))
+                as SendableRecordBatchStream)
+        })
+        .try_flatten();
+        Box::pin(RecordBatchStreamAdapter::new(schema, stream))
     }
 }
 
@@ -289,6 +342,10 @@ impl DisplayAs for DataverseScanExec {
         if self.is_partitioned() {
             write!(f, ", partitioned_on={PARTITION_COLUMN}")?;
         }
+        if let Some((_, column)) = &self.join_filter {
+            let name = self.table.columns.get(*column).map(|c| c.name.as_str()).unwrap_or("?");
+            write!(f, ", join_keys={name}")?;
+        }
         Ok(())
     }
 }
@@ -313,8 +370,14 @@ impl ExecutionPlan for DataverseScanExec {
 
     fn apply_expressions(
         &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
+        // The join finds its consumers by visiting expressions: without this it would never
+        // compute the key filter this scan waits for.
+        if let Some((filter, _)) = &self.join_filter {
+            let expr: Arc<dyn PhysicalExpr> = filter.clone();
+            return f(&expr);
+        }
         Ok(TreeNodeRecursion::Continue)
     }
 
@@ -326,9 +389,12 @@ impl ExecutionPlan for DataverseScanExec {
         }
     }
 
-    fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
+    fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         if partition != 0 {
             return Err(DataFusionError::Internal(format!("DataverseScanExec has one partition, not {partition}")));
+        }
+        if let Some((filter, column)) = &self.join_filter {
+            return Ok(self.execute_by_join_keys(filter.clone(), *column, context));
         }
         let query = self.query();
         let decoder = PageDecoder::new(self.schema.clone(), &self.projected(), &self.table.entity_set);
