@@ -1,6 +1,6 @@
 //! The aggregate-pushdown benchmark (`d365 bench aggregate`): each query run side by side
-//! with aggregate pushdown on and off over the same connection, reporting wall time, requests
-//! and bytes received, and checking that both give the same rows.
+//! with aggregate (and join) pushdown on and off over the same connection, reporting wall
+//! time, requests and bytes received, and checking that both give the same rows.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -16,6 +16,8 @@ use crate::error::Error;
 pub const DEFAULT_QUERIES: &[&str] = &[
     "SELECT statecodename, count(*), sum(revenue) FROM account GROUP BY statecodename",
     "SELECT count(*) FROM account",
+    "SELECT a.name, c.fullname FROM account a JOIN contact c ON c.parentcustomerid = a.accountid \
+     WHERE a.accountnumber IN ('ACC-0000010', 'ACC-0000020', 'ACC-0000030')",
 ];
 
 /// One run of one query.

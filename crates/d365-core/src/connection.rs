@@ -53,8 +53,8 @@ pub struct EngineSettings {
     pub parallel: Option<usize>,
     /// Rows per page (`Prefer: odata.maxpagesize`, 1–5000).
     pub page_size: Option<u32>,
-    /// Compute aggregates over one table at the service (on by default); off, they read
-    /// every row and aggregate locally.
+    /// Compute aggregates over one table at the service and read joined tables by the keys
+    /// of the other side (on by default); off, aggregates and joins read every row.
     pub aggregate_pushdown: bool,
 }
 

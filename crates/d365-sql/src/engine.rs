@@ -40,7 +40,9 @@ pub struct EngineOptions {
     /// `None` starts at the service's `x-ms-dop-hint` and adapts to throttling.
     pub scan_parallelism: Option<usize>,
     /// Compute `GROUP BY`/`COUNT`/`SUM`/`AVG`/`MIN`/`MAX` over one table at the service
-    /// (`$apply`; see [`crate::aggregate_pushdown`]). On by default; needs `pushdown`.
+    /// (`$apply`; see [`crate::aggregate_pushdown`]), and read the second table of an inner
+    /// join by the first one's keys (see [`crate::join_keys`]). On by default; needs
+    /// `pushdown`. Off, aggregates and joins read every row, for comparison.
     pub aggregate_pushdown: bool,
 }
 
@@ -129,7 +131,7 @@ impl SqlEngine {
             .with_physical_optimizer_rule(Arc::new(LimitPushdown::new()))
             // After the limits are placed: scans under a LIMIT stay one ordered chain.
             .with_physical_optimizer_rule(Arc::new(crate::limited_scans::SequentialUnderLimit));
-        if options.pushdown {
+        if options.pushdown && options.aggregate_pushdown {
             // After DataFusion's filter pushdown, which gives hash joins their key filters.
             builder = builder.with_physical_optimizer_rule(Arc::new(crate::join_keys::JoinKeysToScans));
         }

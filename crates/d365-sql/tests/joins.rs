@@ -81,3 +81,14 @@ async fn an_empty_build_side_reads_nothing_from_the_other_table() {
         events.iter().map(|e| &e.path).collect::<Vec<_>>()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_option_reads_joined_tables_whole() {
+    let env = start(200).await;
+    let off = env.engine_with(EngineOptions { aggregate_pushdown: false, ..Default::default() }).await;
+    let text = off
+        .explain("SELECT a.name, c.fullname FROM account a JOIN contact c ON c.parentcustomerid = a.accountid WHERE a.revenue > 1")
+        .await
+        .unwrap();
+    assert!(!text.contains("join_keys"), "{text}");
+}
