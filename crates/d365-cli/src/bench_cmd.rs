@@ -93,28 +93,9 @@ pub async fn run(connect_args: &ConnectArgs, args: BenchArgs) -> Result<(), Fail
         BenchWhat::Aggregate(a) => return aggregate(connect_args, a).await,
     };
     let limits = Limits::parse(&b.limits).map_err(failure)?;
-    let mut emulator = None;
-    let conn_args = if connect_args.connection.is_some() && !connect_args.demo {
-        connect_args.clone()
-    } else {
-        let settings = LimitSettings::parse(&b.limits).map_err(Failure::bad_input)?;
-        eprintln!(
-            "starting the emulator: {} accounts, --latency-ms {}, {} µs per row…",
-            b.rows, b.latency_ms, b.per_row_us
-        );
-        let emu = Emulator::start(EmulatorOptions {
-            rows: b.rows,
-            latency: Duration::from_millis(b.latency_ms),
-            latency_per_row: Duration::from_micros(b.per_row_us),
-            limits: settings,
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| Failure::service(format!("the emulator could not start: {e}")))?;
-        let text = d365_core::emulator_connection_string(&emu).map_err(Failure::from_d365)?;
-        emulator = Some(emu);
-        ConnectArgs { connection: Some(text), demo: false, ..connect_args.clone() }
-    };
+    let settings = LimitSettings::parse(&b.limits).map_err(Failure::bad_input)?;
+    let seed = Seed { rows: b.rows, latency_ms: b.latency_ms, per_row_us: b.per_row_us, limits: settings };
+    let (conn_args, emulator) = target(connect_args, seed).await?;
     let conn = connect(&conn_args).await?;
     let dir = std::env::temp_dir().join(format!("d365-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| Failure::service(format!("{}: {e}", dir.display())))?;
@@ -139,26 +120,9 @@ pub async fn run(connect_args: &ConnectArgs, args: BenchArgs) -> Result<(), Fail
 
 /// Runs `d365 bench aggregate`.
 async fn aggregate(connect_args: &ConnectArgs, a: AggregateBench) -> Result<(), Failure> {
-    let mut emulator = None;
-    let conn_args = if connect_args.connection.is_some() && !connect_args.demo {
-        connect_args.clone()
-    } else {
-        eprintln!(
-            "starting the emulator in this process: {} accounts, --latency-ms {}, {} µs per row…",
-            a.rows, a.latency_ms, a.per_row_us
-        );
-        let emu = Emulator::start(EmulatorOptions {
-            rows: a.rows,
-            latency: Duration::from_millis(a.latency_ms),
-            latency_per_row: Duration::from_micros(a.per_row_us),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| Failure::service(format!("the emulator could not start: {e}")))?;
-        let text = d365_core::emulator_connection_string(&emu).map_err(Failure::from_d365)?;
-        emulator = Some(emu);
-        ConnectArgs { connection: Some(text), demo: false, ..connect_args.clone() }
-    };
+    let seed =
+        Seed { rows: a.rows, latency_ms: a.latency_ms, per_row_us: a.per_row_us, limits: LimitSettings::default() };
+    let (conn_args, emulator) = target(connect_args, seed).await?;
     let conn = connect(&conn_args).await?;
     let queries: Vec<String> = if a.queries.is_empty() {
         d365_core::aggregate_bench::DEFAULT_QUERIES.iter().map(|q| q.to_string()).collect()
@@ -173,4 +137,35 @@ async fn aggregate(connect_args: &ConnectArgs, a: AggregateBench) -> Result<(), 
     let report = result.map_err(Failure::from_d365)?;
     print!("{report}");
     Ok(())
+}
+
+/// The emulator a benchmark starts in this process when no `--connection` is given.
+struct Seed {
+    rows: usize,
+    latency_ms: u64,
+    per_row_us: u64,
+    limits: LimitSettings,
+}
+
+/// The connection to measure: the one given, or an emulator started here with `seed`
+/// (returned, to shut down at the end).
+async fn target(connect_args: &ConnectArgs, seed: Seed) -> Result<(ConnectArgs, Option<Emulator>), Failure> {
+    if connect_args.connection.is_some() && !connect_args.demo {
+        return Ok((connect_args.clone(), None));
+    }
+    eprintln!(
+        "starting the emulator in this process: {} accounts, --latency-ms {}, {} µs per row…",
+        seed.rows, seed.latency_ms, seed.per_row_us
+    );
+    let emu = Emulator::start(EmulatorOptions {
+        rows: seed.rows,
+        latency: Duration::from_millis(seed.latency_ms),
+        latency_per_row: Duration::from_micros(seed.per_row_us),
+        limits: seed.limits,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| Failure::service(format!("the emulator could not start: {e}")))?;
+    let text = d365_core::emulator_connection_string(&emu).map_err(Failure::from_d365)?;
+    Ok((ConnectArgs { connection: Some(text), demo: false, ..connect_args.clone() }, Some(emu)))
 }
