@@ -123,9 +123,16 @@ impl SqlEngine {
         if let Some(n) = options.target_partitions {
             config = config.with_target_partitions(n.max(1));
         }
+        let mut physical = datafusion::physical_optimizer::optimizer::PhysicalOptimizer::new().rules;
+        if options.pushdown && options.aggregate_pushdown {
+            // Right after DataFusion's join selection: the filtered side of a join builds.
+            let at = physical.iter().position(|r| r.name() == "join_selection").map_or(0, |i| i + 1);
+            physical.insert(at, Arc::new(crate::join_order::FilteredSideBuilds));
+        }
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            .with_physical_optimizer_rules(physical)
             // Sort pushdown runs after limit pushdown; run it again so `ORDER BY … LIMIT n`
             // reaches the scan as `$orderby` + `$top`.
             .with_physical_optimizer_rule(Arc::new(LimitPushdown::new()))

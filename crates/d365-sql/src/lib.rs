@@ -65,6 +65,7 @@ mod engine;
 mod error;
 pub mod filter_pushdown;
 pub mod join_keys;
+pub mod join_order;
 pub mod json_scan;
 pub mod limited_scans;
 pub mod metadata_tables;

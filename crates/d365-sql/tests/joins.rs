@@ -32,6 +32,9 @@ async fn a_selective_join_reads_only_the_rows_of_its_keys() {
     for sql in [
         // The filtered side first (the build side of the hash join) …
         selective.as_str(),
+        // … the filtered table second: it still builds (the join is turned around) …
+        "SELECT c.fullname, a.name FROM contact c JOIN account a ON c.parentcustomerid = a.accountid \
+         WHERE a.revenue > 45000000",
         // … or a filter the service re-checks locally, and many keys (several requests).
         "SELECT a.name, c.fullname, c.emailaddress1 FROM account a JOIN contact c ON c.parentcustomerid = a.accountid \
          WHERE a.revenue > 40000000",
