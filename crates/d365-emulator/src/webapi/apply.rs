@@ -169,12 +169,7 @@ pub async fn run(ctx: &Ctx, table: &Table) -> DvResult<Response> {
             if n > AGGREGATE_LIMIT {
                 return Ok((n, Vec::new()));
             }
-            let mut stmt = c.prepare(&sql)?;
-            let rows: Vec<Vec<Sql>> = stmt
-                .query_map(rusqlite::params_from_iter(params.iter()), |r| {
-                    (0..ncols).map(|i| r.get::<_, Sql>(i)).collect()
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            let rows = super::query::select_rows(c, &sql, &params, ncols)?;
             Ok((n, rows))
         })
     })

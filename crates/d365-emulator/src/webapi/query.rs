@@ -14,6 +14,19 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rusqlite::types::Value as Sql;
 
+/// Every row of `sql` as `ncols` SQL values (the statement is cached on the connection).
+pub fn select_rows(
+    c: &rusqlite::Connection,
+    sql: &str,
+    params: &[Sql],
+    ncols: usize,
+) -> rusqlite::Result<Vec<Vec<Sql>>> {
+    let mut stmt = c.prepare_cached(sql)?;
+    let rows =
+        stmt.query_map(rusqlite::params_from_iter(params.iter()), |r| (0..ncols).map(|i| r.get::<_, Sql>(i)).collect());
+    rows?.collect()
+}
+
 /// Default and largest page size.
 pub const MAX_PAGE: usize = 5000;
 /// Cap of `@odata.count`.
@@ -287,12 +300,7 @@ pub async fn collection_in(ctx: Ctx, set: &str, scope: Option<Scope>) -> DvResul
     let ncols = cols.len();
     let (rows, count, symbols) = tokio::task::spawn_blocking(move || {
         state.store.with_conn(|c| -> rusqlite::Result<_> {
-            let mut stmt = c.prepare_cached(&sql)?;
-            let rows: Vec<Vec<Sql>> = stmt
-                .query_map(rusqlite::params_from_iter(params.iter()), |r| {
-                    (0..ncols).map(|i| r.get::<_, Sql>(i)).collect()
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            let rows = select_rows(c, &sql, &params, ncols)?;
             let count = match count_sql {
                 Some(s) => {
                     Some(c.query_row(&s, rusqlite::params_from_iter(filter_params.iter()), |r| r.get::<_, i64>(0))?)

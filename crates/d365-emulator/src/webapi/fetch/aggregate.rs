@@ -216,12 +216,7 @@ pub async fn run(ctx: &Ctx, table: &Table, fetch: &Fetch, plan: Plan<'_>) -> DvR
             if n > limit {
                 return Ok((n, Vec::new(), Vec::new()));
             }
-            let mut stmt = c.prepare(&sql)?;
-            let rows: Vec<Vec<Sql>> = stmt
-                .query_map(rusqlite::params_from_iter(params.iter()), |r| {
-                    (0..ncols).map(|i| r.get::<_, Sql>(i)).collect()
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            let rows = crate::webapi::query::select_rows(c, &sql, &params, ncols)?;
             Ok((n, rows, currency_symbols(c)?))
         })
     })

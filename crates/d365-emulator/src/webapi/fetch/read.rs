@@ -185,12 +185,7 @@ pub async fn run(ctx: &Ctx, table: &Table, fetch: &Fetch, plan: Plan<'_>) -> DvR
     let ncols = cols.len();
     let (rows, count, symbols) = tokio::task::spawn_blocking(move || {
         state.store.with_conn(|c| -> rusqlite::Result<_> {
-            let mut stmt = c.prepare(&sql)?;
-            let rows: Vec<Vec<Sql>> = stmt
-                .query_map(rusqlite::params_from_iter(params.iter()), |r| {
-                    (0..ncols).map(|i| r.get::<_, Sql>(i)).collect()
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            let rows = crate::webapi::query::select_rows(c, &sql, &params, ncols)?;
             let count = match count_sql {
                 Some(s) => {
                     Some(c.query_row(&s, rusqlite::params_from_iter(count_params.iter()), |r| r.get::<_, i64>(0))?)
