@@ -118,6 +118,25 @@ pub(super) fn boundary_text(column: &Column, v: &Sql) -> Option<String> {
     }
 }
 
+/// The paging-cookie boundaries of a page: the values of the ordering `columns` in its first
+/// and last rows, where they start at index `start`.
+pub(super) fn page_boundaries<'c>(
+    columns: impl IntoIterator<Item = &'c Column>,
+    first: &[Sql],
+    last: &[Sql],
+    start: usize,
+) -> Vec<Boundary> {
+    columns
+        .into_iter()
+        .enumerate()
+        .map(|(i, column)| Boundary {
+            column: column.logical_name.clone(),
+            last: boundary_text(column, &last[start + i]),
+            first: boundary_text(column, &first[start + i]),
+        })
+        .collect()
+}
+
 /// The keyset condition "row comes after the boundary" for the ordering, with SQLite's NULL
 /// order (first ascending, last descending).
 pub fn keyset_condition(alias: &str, order: &[Order], values: &[Sql], params: &mut Vec<Sql>) -> String {
@@ -357,15 +376,7 @@ pub async fn collection_in(ctx: Ctx, set: &str, scope: Option<Scope>) -> DvResul
         let first = rows.first().expect("more implies a row");
         let next = Cookie {
             page_number: cookie.as_ref().map(|c| c.page_number + 1).unwrap_or(2),
-            boundaries: order
-                .iter()
-                .enumerate()
-                .map(|(i, o)| Boundary {
-                    column: o.column.logical_name.clone(),
-                    last: boundary_text(o.column, &last[order_cols_start + i]),
-                    first: boundary_text(o.column, &first[order_cols_start + i]),
-                })
-                .collect(),
+            boundaries: page_boundaries(order.iter().map(|o| o.column), first, last, order_cols_start),
             tracking,
         };
         let base = scope.as_ref().map(|s| s.path.as_str()).unwrap_or(&table.set_name);

@@ -69,14 +69,7 @@ pub fn local_reasons(plan: &Arc<dyn ExecutionPlan>) -> Vec<String> {
             let why = if !scan.pushdown() {
                 "pushdown is off".to_string()
             } else {
-                match AggregateExec::try_new(
-                    AggregateMode::Partial,
-                    aggregate.group_expr().clone(),
-                    aggregate.aggr_expr().to_vec(),
-                    aggregate.filter_expr().to_vec(),
-                    scan.clone(),
-                    aggregate.input_schema(),
-                ) {
+                match partial_over(aggregate, scan.clone()) {
                     Ok(partial) => match spec::analyze(aggregate, &scan, partial.schema()) {
                         Ok(_) => "aggregate pushdown is off".to_string(),
                         Err(why) => why,
@@ -90,6 +83,18 @@ pub fn local_reasons(plan: &Arc<dyn ExecutionPlan>) -> Vec<String> {
     };
     let _ = plan.apply(visit);
     out
+}
+
+/// `aggregate`'s partial step (per-group states) reading `scan` directly.
+fn partial_over(aggregate: &AggregateExec, scan: Arc<DataverseScanExec>) -> Result<AggregateExec> {
+    AggregateExec::try_new(
+        AggregateMode::Partial,
+        aggregate.group_expr().clone(),
+        aggregate.aggr_expr().to_vec(),
+        aggregate.filter_expr().to_vec(),
+        scan,
+        aggregate.input_schema(),
+    )
 }
 
 /// The scan below pass-through operators (cooperative yielding, batch coalescing).
@@ -119,14 +124,7 @@ impl AggregatePushdown {
             }
             AggregateMode::Single => {
                 // Split into the two steps, then replace the partial one.
-                let partial: Arc<dyn ExecutionPlan> = Arc::new(AggregateExec::try_new(
-                    AggregateMode::Partial,
-                    aggregate.group_expr().clone(),
-                    aggregate.aggr_expr().to_vec(),
-                    aggregate.filter_expr().to_vec(),
-                    scan.clone(),
-                    aggregate.input_schema(),
-                )?);
+                let partial: Arc<dyn ExecutionPlan> = Arc::new(partial_over(aggregate, scan.clone())?);
                 let Some(exec) = self.pushed(aggregate, scan, partial) else { return Ok(Transformed::no(node)) };
                 let last = AggregateExec::try_new(
                     AggregateMode::Final,

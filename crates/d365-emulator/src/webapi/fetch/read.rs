@@ -16,9 +16,9 @@ use crate::store::ddl::q;
 use crate::webapi::Ctx;
 use crate::webapi::error::{DvError, DvResult};
 use crate::webapi::json_response;
-use crate::webapi::paging::{Boundary, Cookie};
+use crate::webapi::paging::Cookie;
 use crate::webapi::query::{
-    COUNT_CAP, Order, applied_preferences, boundary_text, boundary_value, currency_symbols, keyset_condition,
+    COUNT_CAP, Order, applied_preferences, boundary_value, currency_symbols, keyset_condition, page_boundaries,
     per_row_latency, sql_error,
 };
 use crate::webapi::rows::{Annotations, lookup_name_sql};
@@ -224,15 +224,7 @@ pub async fn run(ctx: &Ctx, table: &Table, fetch: &Fetch, plan: Plan<'_>) -> DvR
         {
             let next = Cookie {
                 page_number: page + 1,
-                boundaries: keys
-                    .iter()
-                    .enumerate()
-                    .map(|(i, k)| Boundary {
-                        column: k.column.logical_name.clone(),
-                        last: boundary_text(k.column, &last[order_start + i]),
-                        first: boundary_text(k.column, &first[order_start + i]),
-                    })
-                    .collect(),
+                boundaries: page_boundaries(keys.iter().map(|k| k.column), first, last, order_start),
                 tracking: None,
             };
             body.push_str(&format!(",\"@{COOKIE}\":"));
