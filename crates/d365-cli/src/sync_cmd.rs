@@ -1,5 +1,6 @@
-//! `d365 sync`: keeps a local SQLite copy of tables up to date (full extract first, then
-//! change tracking; `modifiedon` watermarks where change tracking is off).
+//! `d365 sync`: keeps a copy of tables up to date — a local SQLite file or a PostgreSQL
+//! database (full extract first, then change tracking; `modifiedon` watermarks where change
+//! tracking is off).
 
 use std::io::IsTerminal;
 
@@ -11,19 +12,29 @@ use crate::failure::Failure;
 
 /// Options of `d365 sync`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "The copy is one SQLite file, DIR/d365.sqlite, one table per Dataverse table (query it with \
-sqlite3, Python, DuckDB...). Delta tokens are kept in its _d365_sync_state table.
+#[command(after_help = "Destinations:
+  DIR                   one SQLite file, DIR/d365.sqlite, one table per Dataverse table (query it with
+                        sqlite3, Python, DuckDB...)
+  postgresql://USER[:PASSWORD]@HOST[:PORT]/DB[?schema=NAME]
+                        one PostgreSQL table per Dataverse table in schema NAME (default public), typed
+                        (uuid, numeric, timestamptz...), with choice labels and lookup names as ...name
+                        columns; loaded by binary COPY, changes merged on the primary key. Without a
+                        password in the URL, PGPASSWORD is used. TLS (sslmode=require) is not built yet.
+Delta tokens are kept in the destination's _d365_sync_state table, advanced in the same transaction
+as the rows they cover: a sync killed at any point and run again ends with exactly the source's rows.
 
 Examples:
   d365 --demo sync account,contact --to ./crm
-  d365 sync contact --to ./crm && sqlite3 ./crm/d365.sqlite 'select count(*) from contact'")]
+  d365 sync contact --to ./crm && sqlite3 ./crm/d365.sqlite 'select count(*) from contact'
+  d365 sync account,contact --to postgresql://etl@db.internal:5432/analytics?schema=crm
+  d365 sync account --to postgresql://etl@localhost/analytics --soft-delete")]
 pub struct SyncArgs {
     /// Tables, comma-separated: logical names (account) or entity set names (accounts).
     #[arg(value_delimiter = ',', required = true)]
     tables: Vec<String>,
-    /// Directory of the local copy (a local path; store URLs such as postgresql:// or s3://
-    /// are refused with an explanation: not supported by this build yet).
-    #[arg(long, value_name = "DIR")]
+    /// Where the copy is kept: a local directory (SQLite) or a postgresql:// URL (other store
+    /// URLs such as s3:// are refused with an explanation: not supported by this build yet).
+    #[arg(long, value_name = "DIR|URL")]
     to: String,
     /// Concurrent requests of full extracts (default: adaptive from the DOP hint).
     #[arg(long, value_name = "N")]
@@ -34,13 +45,17 @@ pub struct SyncArgs {
     /// Do not use change tracking: sync by modifiedon (deletions are then not seen).
     #[arg(long)]
     no_change_tracking: bool,
+    /// Keep rows deleted in Dataverse, stamped in a _d365_deleted column (PostgreSQL only).
+    #[arg(long)]
+    soft_delete: bool,
 }
 
 /// Runs `d365 sync`.
 pub async fn run(connect_args: &ConnectArgs, args: SyncArgs) -> Result<(), Failure> {
     let tables: Vec<String> = args.tables.into_iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
-    let dir = d365_sync::local_path(&args.to, "--to").map_err(failure)?;
-    let mut options = SyncOptions::new(tables, dir);
+    let to = d365_sync::parse_destination(&args.to, "--to").map_err(failure)?;
+    let mut options = SyncOptions::new(tables, to);
+    options.soft_delete = args.soft_delete;
     options.parallel = args.parallel.map(|n| n.max(1));
     options.page_size = args.page_size;
     options.change_tracking = !args.no_change_tracking;
@@ -55,6 +70,6 @@ pub async fn run(connect_args: &ConnectArgs, args: SyncArgs) -> Result<(), Failu
         }
         eprintln!("{t}");
     }
-    eprintln!("synced {} table(s) into {}", report.tables.len(), report.database.display());
+    eprintln!("synced {} table(s) into {}", report.tables.len(), report.destination);
     Ok(())
 }

@@ -37,6 +37,9 @@ pub enum PageBody {
     /// The raw JSON body in [`Page::raw`] (rows are only counted), for decoders that parse the
     /// body themselves (e.g. straight into Arrow).
     Raw,
+    /// Both: parsed rows in [`Page::rows`] and the body in [`Page::raw`] (for a change-tracking
+    /// read, whose deleted-row entries a consumer picks from the rows while decoding the body).
+    Both,
 }
 
 /// One page of a query.
@@ -48,7 +51,7 @@ pub struct Page {
     pub path: String,
     /// The rows (empty with [`PageBody::Raw`]). Truncated to the stream's limit.
     pub rows: Vec<Map<String, Value>>,
-    /// The whole response body, with [`PageBody::Raw`].
+    /// The whole response body, with [`PageBody::Raw`] and [`PageBody::Both`].
     pub raw: Option<Bytes>,
     /// Rows of this page the consumer should use: `rows.len()` with [`PageBody::Rows`]; with
     /// [`PageBody::Raw`] the first `row_count` rows of the body's `value` array (fewer than the
@@ -112,10 +115,13 @@ fn decode_page(req: &ApiRequest, resp: ApiResponse, body: PageBody, number: u32)
         }};
     }
     match body {
-        PageBody::Rows => {
+        PageBody::Rows | PageBody::Both => {
             let env: Envelope<Map<String, Value>> = serde_json::from_slice(&resp.body).map_err(decode_err)?;
             page.rows = fill!(env);
             page.row_count = page.rows.len();
+            if body == PageBody::Both {
+                page.raw = Some(resp.body);
+            }
         }
         PageBody::Raw => {
             let env: Envelope<serde::de::IgnoredAny> = serde_json::from_slice(&resp.body).map_err(decode_err)?;
@@ -158,6 +164,12 @@ impl PageStream {
     /// Hands over raw bodies instead of parsed rows (before the first poll).
     pub fn raw(mut self) -> Self {
         self.body = PageBody::Raw;
+        self
+    }
+
+    /// Hands over parsed rows and the raw bodies (before the first poll).
+    pub fn rows_and_raw(mut self) -> Self {
+        self.body = PageBody::Both;
         self
     }
 

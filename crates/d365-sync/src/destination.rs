@@ -1,23 +1,42 @@
-//! Where an export or a sync writes: a local path today. A destination written as a URL
-//! (`postgresql://…`, `s3://…`, `abfss://…`, `delta+file://…`) is recognised and refused with
-//! a clear error instead of being taken for a directory name: without this check,
-//! `--to postgresql://host/db` would quietly create a local folder called `postgresql:`.
+//! Where an export or a sync writes: a local path, or (for a sync) a PostgreSQL database. Other
+//! destinations written as a URL (`s3://…`, `abfss://…`, `delta+file://…`) are recognised and
+//! refused with a clear error instead of being taken for a directory name: without this check,
+//! `--to s3://bucket/x` would quietly create a local folder called `s3:`.
 
 use std::path::PathBuf;
 
 use crate::error::SyncError;
+use crate::postgres::PostgresUrl;
 
 /// A parsed destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
     /// A local file or directory (`file://` URLs included).
     Local(PathBuf),
+    /// A PostgreSQL database (`postgresql://…`).
+    Postgres(PostgresUrl),
+}
+
+impl From<PathBuf> for Destination {
+    fn from(p: PathBuf) -> Self {
+        Self::Local(p)
+    }
+}
+
+impl From<&std::path::Path> for Destination {
+    fn from(p: &std::path::Path) -> Self {
+        Self::Local(p.to_path_buf())
+    }
+}
+
+impl From<&str> for Destination {
+    fn from(p: &str) -> Self {
+        Self::Local(PathBuf::from(p))
+    }
 }
 
 /// Schemes users bring that this build does not write to yet, and what they are.
 const NOT_YET: &[(&str, &str)] = &[
-    ("postgresql", "PostgreSQL"),
-    ("postgres", "PostgreSQL"),
     ("s3", "Amazon S3 (or an S3-compatible store)"),
     ("s3a", "Amazon S3 (or an S3-compatible store)"),
     ("az", "Azure Blob Storage"),
@@ -49,7 +68,7 @@ fn scheme(text: &str) -> Option<&str> {
 }
 
 /// Parses a destination given as `what` (`--to`, `--output`): a local path, `file://` URL,
-/// or a clear error for a URL this build cannot write to.
+/// `postgresql://` URL, or a clear error for a URL this build cannot write to.
 pub fn parse_destination(text: &str, what: &str) -> Result<Destination, SyncError> {
     let text = text.trim();
     if text.is_empty() {
@@ -65,12 +84,16 @@ pub fn parse_destination(text: &str, what: &str) -> Result<Destination, SyncErro
         })?;
         return Ok(Destination::Local(path));
     }
+    if lower == "postgresql" || lower == "postgres" {
+        return Ok(Destination::Postgres(PostgresUrl::parse(text)?));
+    }
     // `delta+s3://…`, `delta+file://…`: the first part names the format.
     let base = lower.split('+').next().unwrap_or(&lower);
     match NOT_YET.iter().find(|(s, _)| *s == base) {
         Some((_, name)) => Err(SyncError::Unsupported(format!(
             "{what} {scheme}://…: writing to {name} is not supported by this build yet; \
-             give a local path (a directory for sync, a file for export) and load it from there"
+             give a local path (a directory for sync, a file for export) and load it from there; \
+             `d365 sync` also writes to postgresql://…"
         ))),
         None => Err(SyncError::InvalidArgument(format!(
             "{what} {scheme}://…: unknown destination scheme '{scheme}'; give a local path"
@@ -78,10 +101,14 @@ pub fn parse_destination(text: &str, what: &str) -> Result<Destination, SyncErro
     }
 }
 
-/// The local path of a destination (the only kind this build writes to).
+/// The local path of a destination, for the commands that write files only (exports).
 pub fn local_path(text: &str, what: &str) -> Result<PathBuf, SyncError> {
     match parse_destination(text, what)? {
         Destination::Local(p) => Ok(p),
+        Destination::Postgres(_) => Err(SyncError::Unsupported(format!(
+            "{what} postgresql://…: exports write files; to load tables into PostgreSQL use \
+             `d365 sync TABLES --to postgresql://…` (kept up to date by later runs)"
+        ))),
     }
 }
 
@@ -101,9 +128,9 @@ mod tests {
     #[test]
     fn urls_of_stores_not_built_yet_are_refused_by_name() {
         for (url, name) in [
-            ("postgresql://postgres@127.0.0.1:5432/postgres", "PostgreSQL"),
-            ("postgres://u:secret@db/x", "PostgreSQL"),
-            ("s3://bucket/prefix", "S3"),
+            ("postgresql://postgres@127.0.0.1:5432/postgres", "d365 sync"),
+            ("postgres://u:secret@db/x", "d365 sync"),
+            ("s3://u:secret@bucket/prefix", "S3"),
             ("abfss://fs@acct.dfs.core.windows.net/x", "Data Lake"),
             ("delta+file:///tmp/t", "Delta Lake"),
             ("gs://bucket/x", "Google Cloud Storage"),
@@ -111,10 +138,14 @@ mod tests {
             let e = local_path(url, "--to").unwrap_err();
             assert!(matches!(e, SyncError::Unsupported(_)), "{url}: {e}");
             let text = e.to_string();
-            assert!(text.contains(name) && text.contains("local path"), "{url}: {text}");
+            assert!(text.contains(name), "{url}: {text}");
             // Credentials in the URL never reach the message.
             assert!(!text.contains("secret") && !text.contains("127.0.0.1"), "{text}");
         }
+        assert!(matches!(
+            parse_destination("postgresql://u:secret@db:5433/crm?schema=x", "--to").unwrap(),
+            Destination::Postgres(u) if u.schema == "x"
+        ));
         let e = local_path("ftp2://x/y", "--to").unwrap_err();
         assert!(matches!(e, SyncError::InvalidArgument(_)) && e.to_string().contains("unknown destination scheme"));
     }

@@ -27,6 +27,14 @@ pub enum SyncError {
         /// The cause.
         source: rusqlite::Error,
     },
+    /// PostgreSQL refused or failed (the server's message, SQLSTATE, detail and hint).
+    #[error("PostgreSQL {target}: {message}")]
+    Postgres {
+        /// The destination (no password).
+        target: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The checkpoint of an earlier run cannot be used.
     #[error("checkpoint {}: {message}", path.display())]
     Checkpoint {

@@ -4,8 +4,8 @@
 //!   read as a parallel partitioned scan ([`d365_client::PartitionedScan`]); a checkpoint
 //!   beside the output makes a re-run resume after a crash, reading at most one page per
 //!   partition again.
-//! - [`sync()`]: keeps a local SQLite copy of tables up to date with change tracking (see
-//!   [`sync`](mod@sync) for why SQLite).
+//! - [`sync()`]: keeps a copy of tables up to date with change tracking, in a local SQLite
+//!   file or a PostgreSQL database ([`Target`]; see [`sync`](mod@sync)).
 //! - [`bench`](mod@bench): sequential paging against the parallel export, and the ceiling the service
 //!   limits allow.
 //! - [`Reporter`]: live progress on a terminal.
@@ -16,14 +16,18 @@ pub mod destination;
 mod error;
 pub mod export;
 pub mod format;
+pub mod postgres;
 pub mod progress;
 pub mod store;
 pub mod sync;
+pub mod target;
 
 pub use checkpoint::Checkpoint;
 pub use destination::{Destination, local_path, parse_destination};
 pub use error::SyncError;
 pub use export::{ExportOptions, ExportSummary, export};
 pub use format::Format;
+pub use postgres::{PostgresTarget, PostgresUrl};
 pub use progress::Reporter;
-pub use sync::{SyncKind, SyncOptions, SyncReport, TableSync, sync};
+pub use sync::{SyncKind, SyncOptions, SyncReport, TableSync, sync, sync_to};
+pub use target::{Batch, Target, TargetTable};

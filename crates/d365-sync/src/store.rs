@@ -18,6 +18,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
 use crate::error::SyncError;
+use crate::target::{Batch, Target, TargetTable};
 
 /// How a table is kept up to date.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +155,7 @@ impl Store {
 
     /// Creates an empty staging table for a full load of `table` (dropping an older one).
     pub fn begin_full(&self, table: &str, primary_key: &str) -> Result<String, SyncError> {
-        let staging = format!("{table}__d365_staging");
+        let staging = staging_name(table);
         self.conn
             .execute_batch(&format!(
                 "DROP TABLE IF EXISTS {s}; CREATE TABLE {s} ({pk} TEXT PRIMARY KEY);",
@@ -268,6 +269,56 @@ impl Store {
     pub fn save_state(&self, table: &str, state: &TableState) -> Result<(), SyncError> {
         save_state(&self.conn, table, state).map_err(self.err())
     }
+}
+
+/// The local SQLite copy as a sync target: rows are applied from the parsed pages (columns
+/// typed by their first value, see the module docs).
+#[async_trait::async_trait]
+impl Target for Store {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn wants_rows(&self) -> bool {
+        true
+    }
+
+    async fn state(&mut self, table: &TargetTable) -> Result<Option<TableState>, SyncError> {
+        if self.columns(&table.logical)?.is_empty() {
+            return Ok(None);
+        }
+        Store::state(self, &table.logical)
+    }
+
+    async fn begin_full(&mut self, table: &TargetTable) -> Result<(), SyncError> {
+        Store::begin_full(self, &table.logical, &table.pk).map(drop)
+    }
+
+    async fn load(&mut self, table: &TargetTable, batch: Batch<'_>) -> Result<u64, SyncError> {
+        let staging = staging_name(&table.logical);
+        Ok(Store::apply(self, &staging, &table.pk, batch.rows, &[], None)?.0)
+    }
+
+    async fn finish_full(&mut self, table: &TargetTable, state: &TableState) -> Result<(), SyncError> {
+        Store::finish_full(self, &table.logical, &staging_name(&table.logical), state)
+    }
+
+    async fn apply(
+        &mut self,
+        table: &TargetTable,
+        batch: Batch<'_>,
+        state: &TableState,
+    ) -> Result<(u64, u64), SyncError> {
+        Store::apply(self, &table.logical, &table.pk, batch.rows, batch.deleted, Some((&table.logical, state)))
+    }
+
+    async fn count(&mut self, table: &TargetTable) -> Result<u64, SyncError> {
+        Store::count(self, &table.logical)
+    }
+}
+
+fn staging_name(table: &str) -> String {
+    format!("{table}__d365_staging")
 }
 
 fn save_state(conn: &Connection, table: &str, state: &TableState) -> rusqlite::Result<()> {

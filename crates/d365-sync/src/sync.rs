@@ -1,12 +1,12 @@
-//! `sync`: keeps a local copy of Dataverse tables up to date.
+//! `sync`: keeps a copy of Dataverse tables up to date in a [`Target`]:
 //!
-//! **The local store is SQLite** (`DIR/d365.sqlite`, one table per Dataverse table; see
-//! [`crate::store`]). An incremental sync applies upserts and deletes *in place*, which SQLite
-//! does in a transaction per batch — together with the delta token, so the token never runs
-//! ahead of the data — while Parquet files are immutable and would need a rewrite or a merge
-//! layer (delete files, compaction) for every delete. And a SQLite file is queryable as it is
-//! by any tool (`sqlite3`, Python, DuckDB, DBeaver) with no schema to declare. For analytics
-//! at scale, `d365 export --format parquet` of the synced tables remains the way.
+//! - a local directory: **SQLite** (`DIR/d365.sqlite`, one table per Dataverse table; see
+//!   [`crate::store`]), queryable as it is by any tool (`sqlite3`, Python, DuckDB, DBeaver);
+//! - `postgresql://…`: **PostgreSQL**, typed like the SQL engine's columns (see
+//!   [`crate::postgres`]).
+//!
+//! An incremental sync applies upserts and deletes *in place*, in one transaction per page
+//! together with the delta token, so the token never runs ahead of the data.
 //!
 //! Per table:
 //!
@@ -17,7 +17,7 @@
 //!    extract and yields the `@odata.deltaLink` (its version is taken when that read starts, so
 //!    changes made during the extract come again in the next delta; applying them twice is
 //!    harmless). The link keeps the token and drops that read's `$select`, so the delta returns
-//!    every column.
+//!    every column. A run killed during the extract leaves the old copy and state untouched.
 //! 2. **Later runs**: the delta link is read (following `@odata.nextLink`), new and changed
 //!    rows are upserted and `$deletedEntity` rows deleted, one transaction per page, each also
 //!    saving the next position (the next link, then the new delta link).
@@ -26,20 +26,25 @@
 //!    `modifiedon` watermark: rows modified at or after the last maximum seen are read again and
 //!    upserted. Deletions are then not seen, and the report says so.
 //!
-//! Columns that appear later (added to the Dataverse table) are added to the local table.
+//! Columns that appear later (added to the Dataverse table) are added to the copy. Typed
+//! targets read every column with its choice labels and lookup names (the `…name` / `…type`
+//! columns of the SQL engine).
 
 use std::fmt;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use d365_client::partition::{format_instant, row_instant};
 use d365_client::{ClientError, DataverseClient, Metadata, Query, ScanOptions, ScanPlan};
+use d365_client::{FORMATTED_VALUE, LOOKUP_LOGICAL_NAME};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 
+use crate::destination::Destination;
 use crate::error::SyncError;
+use crate::postgres::PostgresTarget;
 use crate::progress::Reporter;
 use crate::store::{Store, TableState, Tracking};
+use crate::target::{Batch, Target, TargetTable};
 
 /// The database file inside the sync directory.
 pub const DATABASE_FILE: &str = "d365.sqlite";
@@ -49,32 +54,36 @@ pub const DATABASE_FILE: &str = "d365.sqlite";
 pub struct SyncOptions {
     /// Tables: logical names (`account`) or entity set names.
     pub tables: Vec<String>,
-    /// Directory of the local copy.
-    pub dir: PathBuf,
+    /// Where the copy is kept: a local directory (SQLite) or a PostgreSQL database.
+    pub to: Destination,
     /// Fixed concurrency of full extracts (`None`: adaptive).
     pub parallel: Option<usize>,
     /// Rows per page (`None`: 5000).
     pub page_size: Option<u32>,
     /// Use change tracking where the table has it (else `modifiedon` watermarks everywhere).
     pub change_tracking: bool,
+    /// Keep rows deleted in Dataverse, stamped in a `_d365_deleted` column, instead of
+    /// deleting them (PostgreSQL).
+    pub soft_delete: bool,
     /// Progress display.
     pub progress: Reporter,
 }
 
 impl SyncOptions {
-    /// Syncs `tables` into `dir` with change tracking.
-    pub fn new(tables: Vec<String>, dir: impl Into<PathBuf>) -> Self {
+    /// Syncs `tables` into `to` (a directory, or a parsed [`Destination`]) with change
+    /// tracking.
+    pub fn new(tables: Vec<String>, to: impl Into<Destination>) -> Self {
         Self {
             tables,
-            dir: dir.into(),
+            to: to.into(),
             parallel: None,
             page_size: None,
             change_tracking: true,
+            soft_delete: false,
             progress: Reporter::hidden(),
         }
     }
 }
-
 /// How a table was synced this time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncKind {
@@ -107,7 +116,7 @@ pub struct TableSync {
     pub upserted: u64,
     /// Rows deleted.
     pub deleted: u64,
-    /// Rows in the local table afterwards.
+    /// Rows in the copy afterwards.
     pub rows: u64,
     /// Warnings (fallbacks, unseen deletions).
     pub warnings: Vec<String>,
@@ -119,7 +128,7 @@ impl fmt::Display for TableSync {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: {}, {} upserted, {} deleted, {} rows locally ({:.1} s)",
+            "{}: {}, {} upserted, {} deleted, {} rows in the copy ({:.1} s)",
             self.table,
             self.kind,
             self.upserted,
@@ -133,43 +142,67 @@ impl fmt::Display for TableSync {
 /// What a sync did.
 #[derive(Debug, Clone)]
 pub struct SyncReport {
-    /// The SQLite database.
-    pub database: PathBuf,
+    /// Where the copy is (the SQLite file, or the PostgreSQL database and schema; never a
+    /// password).
+    pub destination: String,
     /// Per table.
     pub tables: Vec<TableSync>,
 }
 
-/// Syncs every table of `options` into `options.dir` (see the module docs).
+/// Syncs every table of `options` into `options.to` (see the module docs).
 pub async fn sync(client: &DataverseClient, options: &SyncOptions) -> Result<SyncReport, SyncError> {
     if options.tables.is_empty() {
         return Err(SyncError::InvalidArgument("no table to sync".into()));
     }
-    // A URL given as the directory is refused, never created as a folder of that name.
-    crate::destination::local_path(&options.dir.to_string_lossy(), "the sync destination")?;
-    std::fs::create_dir_all(&options.dir).map_err(SyncError::io(&options.dir))?;
-    let database = options.dir.join(DATABASE_FILE);
-    let mut store = Store::open(&database)?;
+    let mut target: Box<dyn Target> = match &options.to {
+        Destination::Local(dir) => {
+            // A URL given as the directory is refused, never created as a folder of that name.
+            crate::destination::local_path(&dir.to_string_lossy(), "the sync destination")?;
+            if options.soft_delete {
+                return Err(SyncError::Unsupported(
+                    "soft deletes are kept in PostgreSQL targets only; the SQLite copy deletes rows".into(),
+                ));
+            }
+            std::fs::create_dir_all(dir).map_err(SyncError::io(dir))?;
+            Box::new(Store::open(&dir.join(DATABASE_FILE))?)
+        }
+        Destination::Postgres(url) => Box::new(PostgresTarget::connect(url.clone(), options.soft_delete).await?),
+    };
+    sync_to(client, options, target.as_mut()).await
+}
+
+/// Syncs every table of `options` into `target` (`options.to` is not used): for targets
+/// built by the caller.
+pub async fn sync_to(
+    client: &DataverseClient,
+    options: &SyncOptions,
+    target: &mut dyn Target,
+) -> Result<SyncReport, SyncError> {
+    if options.tables.is_empty() {
+        return Err(SyncError::InvalidArgument("no table to sync".into()));
+    }
     let metadata = Metadata::in_memory(client.clone());
     let mut tables = Vec::new();
     for name in &options.tables {
-        tables.push(sync_table(client, &metadata, &mut store, name, options).await?);
+        tables.push(sync_table(client, &metadata, target, name, options).await?);
     }
-    Ok(SyncReport { database, tables })
+    Ok(SyncReport { destination: target.describe(), tables })
 }
 
 struct Table {
-    logical: String,
-    set: String,
-    pk: String,
+    target: TargetTable,
     change_tracking: bool,
     has_createdon: bool,
 }
 
 async fn resolve(metadata: &Metadata, name: &str) -> Result<Table, SyncError> {
     let info = metadata.find_entity(name).await?.ok_or_else(|| SyncError::UnknownTable(name.to_string()))?;
-    let set = info.entity_set_name.clone().ok_or_else(|| {
-        SyncError::InvalidArgument(format!("table '{}' has no entity set: it cannot be read", info.logical_name))
-    })?;
+    if info.entity_set_name.is_none() {
+        return Err(SyncError::InvalidArgument(format!(
+            "table '{}' has no entity set: it cannot be read",
+            info.logical_name
+        )));
+    }
     let meta = metadata.entity(&info.logical_name).await?;
     if meta.attribute("modifiedon").is_none() && !info.change_tracking_enabled {
         return Err(SyncError::Unsupported(format!(
@@ -178,9 +211,7 @@ async fn resolve(metadata: &Metadata, name: &str) -> Result<Table, SyncError> {
         )));
     }
     Ok(Table {
-        logical: info.logical_name.clone(),
-        set,
-        pk: info.primary_id_attribute.clone(),
+        target: TargetTable::new(d365_sql::table_schema(&meta)),
         change_tracking: info.change_tracking_enabled,
         has_createdon: meta.attribute("createdon").is_some(),
     })
@@ -189,47 +220,47 @@ async fn resolve(metadata: &Metadata, name: &str) -> Result<Table, SyncError> {
 async fn sync_table(
     client: &DataverseClient,
     metadata: &Metadata,
-    store: &mut Store,
+    target: &mut dyn Target,
     name: &str,
     options: &SyncOptions,
 ) -> Result<TableSync, SyncError> {
     let started = Instant::now();
     let t = resolve(metadata, name).await?;
+    let logical = t.target.logical.clone();
     let use_ct = options.change_tracking && t.change_tracking;
     let mut warnings = Vec::new();
     if !use_ct {
         let why = if t.change_tracking { "change tracking not used" } else { "change tracking is off for this table" };
         warnings.push(format!(
-            "{}: {why}: syncing by the modifiedon watermark; rows deleted in Dataverse are not deleted here",
-            t.logical
+            "{logical}: {why}: syncing by the modifiedon watermark; rows deleted in Dataverse are not deleted here"
         ));
     }
-    let state = store.state(&t.logical)?;
+    let state = target.state(&t.target).await?;
     let mut result = match state.map(|s| s.tracking) {
-        Some(Tracking::Delta { link, next }) if use_ct => match delta(client, store, &t, link, next, options).await {
+        Some(Tracking::Delta { link, next }) if use_ct => match delta(client, target, &t, link, next, options).await {
             Err(SyncError::Client(ClientError::Service(s))) if s.status == 400 => {
-                let w = format!("{}: the delta token was refused ({}): full re-sync", t.logical, s.message);
+                let w = format!("{logical}: the delta token was refused ({}): full re-sync", s.message);
                 tracing::warn!("{w}");
                 warnings.push(w);
-                full(client, store, &t, use_ct, options).await?
+                full(client, target, &t, use_ct, options).await?
             }
             other => other?,
         },
-        Some(Tracking::Watermark(Some(mark))) if !use_ct => watermark(client, store, &t, &mark, options).await?,
-        _ => full(client, store, &t, use_ct, options).await?,
+        Some(Tracking::Watermark(Some(mark))) if !use_ct => watermark(client, target, &t, &mark, options).await?,
+        _ => full(client, target, &t, use_ct, options).await?,
     };
     for w in &warnings {
         tracing::warn!("{w}");
     }
     result.warnings.extend(warnings);
-    result.rows = store.count(&t.logical)?;
+    result.rows = target.count(&t.target).await?;
     result.elapsed = started.elapsed();
     Ok(result)
 }
 
 fn blank(t: &Table, kind: SyncKind) -> TableSync {
     TableSync {
-        table: t.logical.clone(),
+        table: t.target.logical.clone(),
         kind,
         upserted: 0,
         deleted: 0,
@@ -239,8 +270,19 @@ fn blank(t: &Table, kind: SyncKind) -> TableSync {
     }
 }
 
-fn page_query(t: &Table, options: &SyncOptions) -> Query {
-    let mut q = Query::new(t.set.clone());
+/// The read of the whole table: every column; with the labels and lookup names a typed
+/// target stores (the SQLite copy keeps raw values only).
+fn page_query(t: &Table, target: &dyn Target, options: &SyncOptions) -> Query {
+    let mut q = Query::new(t.target.set.clone());
+    if !target.wants_rows() {
+        let mut select: Vec<String> = Vec::new();
+        for c in &t.target.schema.columns {
+            if !select.contains(&c.property) {
+                select.push(c.property.clone());
+            }
+        }
+        q = q.select(select).annotations([FORMATTED_VALUE, LOOKUP_LOGICAL_NAME]);
+    }
     if let Some(n) = options.page_size {
         q = q.max_page_size(n);
     }
@@ -256,44 +298,68 @@ fn fold_modified(max: &mut Option<i64>, rows: &[Map<String, Value>]) {
     }
 }
 
-/// Reads the whole table through a partitioned scan into `table`, calling `apply` per page.
+/// Where the pages of [`scan_into`] go.
+enum Dest<'a> {
+    /// The staging area of a full load.
+    Staging,
+    /// The table itself, with this state saved with every page.
+    Table(&'a TableState),
+}
+
+/// Reads the table through a partitioned scan, handing every page to `target`. With
+/// `max_modified` given, the largest `modifiedon` read is folded into it.
 async fn scan_into(
     client: &DataverseClient,
-    store: &mut Store,
+    target: &mut dyn Target,
     t: &Table,
-    into: &str,
+    into: Dest<'_>,
     query: &Query,
     options: &SyncOptions,
-    max_modified: &mut Option<i64>,
+    mut max_modified: Option<&mut Option<i64>>,
 ) -> Result<u64, SyncError> {
-    let mut scan_opts = ScanOptions::new(t.pk.clone());
+    let mut scan_opts = ScanOptions::new(t.target.pk.clone());
     scan_opts.parallel = options.parallel;
+    // A typed target decodes the bodies itself; rows are parsed only when the target wants
+    // them or the `modifiedon` watermark must be found (tables synced without change tracking).
+    scan_opts.keep_rows = target.wants_rows() || max_modified.is_some();
     let plan = if t.has_createdon { client.plan_scan(query, &scan_opts).await? } else { ScanPlan::single() };
     let mut scan = client.partitioned_scan(query, plan, scan_opts)?;
-    let _tracker = options.progress.track(&format!("sync {}", t.logical), client, scan.progress(), 0);
+    let _tracker = options.progress.track(&format!("sync {}", t.target.logical), client, scan.progress(), 0);
     let mut upserted = 0;
     while let Some(page) = scan.next().await {
         let page = page?;
-        fold_modified(max_modified, &page.rows);
-        upserted += store.apply(into, &t.pk, &page.rows, &[], None)?.0;
+        if let Some(max) = max_modified.as_deref_mut() {
+            fold_modified(max, &page.rows);
+        }
+        let batch = Batch {
+            rows: &page.rows,
+            body: &page.body,
+            body_rows: page.rows.len() + page.skipped.len(),
+            skip: &page.skipped,
+            deleted: &[],
+        };
+        upserted += match into {
+            Dest::Staging => target.load(&t.target, batch).await?,
+            Dest::Table(state) => target.apply(&t.target, batch, state).await?.0,
+        };
     }
     Ok(upserted)
 }
 
 async fn full(
     client: &DataverseClient,
-    store: &mut Store,
+    target: &mut dyn Target,
     t: &Table,
     use_ct: bool,
     options: &SyncOptions,
 ) -> Result<TableSync, SyncError> {
     let mut out = blank(t, SyncKind::Full);
-    let staging = store.begin_full(&t.logical, &t.pk)?;
-    let query = page_query(t, options);
-    let mut max_modified = None;
+    let logical = &t.target.logical;
+    target.begin_full(&t.target).await?;
+    let query = page_query(t, target, options);
     let tracking = if use_ct {
         // The keys-only change-tracking read starts first: its version precedes the extract.
-        let q = Query::new(t.set.clone()).select([t.pk.clone()]);
+        let q = Query::new(t.target.set.clone()).select([t.target.pk.clone()]);
         let plan = client.plan(&q)?;
         let prefer = match plan.prefer {
             Some(p) => format!("odata.track-changes,{p}"),
@@ -309,22 +375,22 @@ async fn full(
                 }
                 let link = last.and_then(|p| p.delta_link).ok_or_else(|| {
                     SyncError::InvalidArgument(format!(
-                        "{}: the change-tracking read ended without a delta link",
-                        t.logical
+                        "{logical}: the change-tracking read ended without a delta link"
                     ))
                 })?;
                 Ok::<_, SyncError>(link)
             },
-            scan_into(client, store, t, &staging, &query, options, &mut max_modified)
+            scan_into(client, target, t, Dest::Staging, &query, options, None)
         )?;
         out.upserted = upserted;
         Tracking::Delta { link: without_select(&link), next: None }
     } else {
-        out.upserted = scan_into(client, store, t, &staging, &query, options, &mut max_modified).await?;
+        let mut max_modified = None;
+        out.upserted = scan_into(client, target, t, Dest::Staging, &query, options, Some(&mut max_modified)).await?;
         Tracking::Watermark(max_modified.map(format_instant))
     };
-    let state = TableState { entity_set: t.set.clone(), primary_key: t.pk.clone(), tracking };
-    store.finish_full(&t.logical, &staging, &state)?;
+    let state = TableState { entity_set: t.target.set.clone(), primary_key: t.target.pk.clone(), tracking };
+    target.finish_full(&t.target, &state).await?;
     Ok(out)
 }
 
@@ -347,7 +413,7 @@ fn deleted_id(row: &Map<String, Value>) -> Option<&str> {
 
 async fn delta(
     client: &DataverseClient,
-    store: &mut Store,
+    target: &mut dyn Target,
     t: &Table,
     link: String,
     next: Option<String>,
@@ -355,19 +421,25 @@ async fn delta(
 ) -> Result<TableSync, SyncError> {
     let mut out = blank(t, SyncKind::Delta);
     let start = next.clone().unwrap_or_else(|| link.clone());
-    let url = client
-        .base_url()
-        .join(&start)
-        .map_err(|e| SyncError::InvalidArgument(format!("{}: the saved delta link is not a URL: {e}", t.logical)))?;
-    let prefer = format!("odata.maxpagesize={}", options.page_size.unwrap_or(d365_client::MAX_PAGE_SIZE));
-    let mut pages = client.page_stream_from(url, Some(prefer));
+    let url = client.base_url().join(&start).map_err(|e| {
+        SyncError::InvalidArgument(format!("{}: the saved delta link is not a URL: {e}", t.target.logical))
+    })?;
+    let mut prefer = format!("odata.maxpagesize={}", options.page_size.unwrap_or(d365_client::MAX_PAGE_SIZE));
+    if !target.wants_rows() {
+        prefer.push_str(&format!(",odata.include-annotations=\"{FORMATTED_VALUE},{LOOKUP_LOGICAL_NAME}\""));
+    }
+    let mut pages = client.page_stream_from(url, Some(prefer)).rows_and_raw();
     while let Some(page) = pages.next().await {
         let page = page?;
         let mut deleted = Vec::new();
+        let mut skip = Vec::new();
         let mut rows = Vec::with_capacity(page.rows.len());
-        for r in page.rows {
+        for (i, r) in page.rows.into_iter().enumerate() {
             match deleted_id(&r) {
-                Some(id) => deleted.push(id.to_string()),
+                Some(id) => {
+                    deleted.push(id.to_string());
+                    skip.push(i);
+                }
                 None => rows.push(r),
             }
         }
@@ -376,8 +448,11 @@ async fn delta(
             (None, Some(n)) => Tracking::Delta { link: link.clone(), next: Some(n.clone()) },
             (None, None) => Tracking::Delta { link: link.clone(), next: None },
         };
-        let state = TableState { entity_set: t.set.clone(), primary_key: t.pk.clone(), tracking };
-        let (u, d) = store.apply(&t.logical, &t.pk, &rows, &deleted, Some((&t.logical, &state)))?;
+        let state = TableState { entity_set: t.target.set.clone(), primary_key: t.target.pk.clone(), tracking };
+        let body = page.raw.unwrap_or_default();
+        let batch =
+            Batch { rows: &rows, body: &body, body_rows: rows.len() + skip.len(), skip: &skip, deleted: &deleted };
+        let (u, d) = target.apply(&t.target, batch, &state).await?;
         out.upserted += u;
         out.deleted += d;
     }
@@ -386,21 +461,27 @@ async fn delta(
 
 async fn watermark(
     client: &DataverseClient,
-    store: &mut Store,
+    target: &mut dyn Target,
     t: &Table,
     mark: &str,
     options: &SyncOptions,
 ) -> Result<TableSync, SyncError> {
     let mut out = blank(t, SyncKind::Watermark);
-    let query = page_query(t, options).filter(format!("modifiedon ge {mark}"));
+    let query = page_query(t, target, options).filter(format!("modifiedon ge {mark}"));
     let mut max_modified = d365_client::partition::parse_instant(mark);
-    out.upserted = scan_into(client, store, t, &t.logical, &query, options, &mut max_modified).await?;
-    let state = TableState {
-        entity_set: t.set.clone(),
-        primary_key: t.pk.clone(),
-        tracking: Tracking::Watermark(max_modified.map(format_instant).or_else(|| Some(mark.to_string()))),
+    let state = |mark: Option<String>| TableState {
+        entity_set: t.target.set.clone(),
+        primary_key: t.target.pk.clone(),
+        tracking: Tracking::Watermark(mark),
     };
-    store.save_state(&t.logical, &state)?;
+    // Pages of a partitioned scan come in no particular order: the watermark only advances
+    // once every page is applied.
+    let unchanged = state(Some(mark.to_string()));
+    out.upserted =
+        scan_into(client, target, t, Dest::Table(&unchanged), &query, options, Some(&mut max_modified)).await?;
+    let done = state(max_modified.map(format_instant).or_else(|| Some(mark.to_string())));
+    let empty = Batch { rows: &[], body: b"{\"value\":[]}", body_rows: 0, skip: &[], deleted: &[] };
+    target.apply(&t.target, empty, &done).await?;
     Ok(out)
 }
 

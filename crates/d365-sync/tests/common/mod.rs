@@ -184,3 +184,4 @@ pub async fn start_with(options: EmulatorOptions) -> Env {
     let minter = Arc::new(Minter::new(&emu, &ca_pem));
     Env { emu, ca_pem, minter }
 }
+pub mod postgres;

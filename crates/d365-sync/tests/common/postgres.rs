@@ -1,0 +1,131 @@
+//! A throwaway PostgreSQL server for the tests: Debian's server binaries (`initdb`, `pg_ctl`),
+//! a cluster in a temporary directory on a free port, trust authentication on 127.0.0.1, no
+//! fsync; stopped (immediately) when dropped. Run as root, the server runs as the `postgres`
+//! user (`initdb` refuses root).
+//!
+//! Without the binaries the tests using it skip with a message, unless `D365_PG_TEST=require`
+//! (set by `scripts/test-all.sh`, which installs them), where they fail.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub struct PgServer {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    user: Option<String>,
+    pub port: u16,
+}
+
+/// The directory of `initdb` and `pg_ctl`: `D365_PG_BIN`, the newest
+/// `/usr/lib/postgresql/*/bin`, or the `PATH`.
+fn bin_dir() -> Option<PathBuf> {
+    if let Ok(d) = std::env::var("D365_PG_BIN") {
+        return Some(PathBuf::from(d));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+        .filter(|(_, p): &(u32, PathBuf)| p.join("initdb").exists())
+        .collect();
+    versions.sort();
+    if let Some((_, p)) = versions.pop() {
+        return Some(p);
+    }
+    std::env::var_os("PATH")?.to_str()?.split(':').map(PathBuf::from).find(|p| p.join("initdb").exists())
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl PgServer {
+    /// Starts a server, or `None` (with a message) when PostgreSQL is not installed and not
+    /// required.
+    pub fn start() -> Option<Self> {
+        let Some(bin) = bin_dir() else {
+            assert!(
+                std::env::var("D365_PG_TEST").as_deref() != Ok("require"),
+                "D365_PG_TEST=require but no PostgreSQL server binaries (initdb) were found: install Debian's postgresql package or set D365_PG_BIN"
+            );
+            eprintln!("SKIPPED: no PostgreSQL server binaries (initdb); install postgresql or set D365_PG_BIN");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let user = is_root().then(|| "postgres".to_string());
+        if let Some(u) = &user {
+            let status = Command::new("chown").arg(format!("{u}:")).arg(dir.path()).status().unwrap();
+            assert!(status.success(), "chown of the cluster directory to {u}");
+        }
+        let server = Self { port: free_port(), dir, bin, user };
+        let data = server.data();
+        server.run("initdb", &["-D", &data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"]);
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            server.port,
+            server.dir.path().display()
+        );
+        let log = format!("{}/server.log", server.dir.path().display());
+        server.run("pg_ctl", &["-D", &data, "-l", &log, "-o", &opts, "-w", "-t", "60", "start"]);
+        Some(server)
+    }
+
+    fn data(&self) -> String {
+        format!("{}/data", self.dir.path().display())
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let exe = self.bin.join(program);
+        match &self.user {
+            Some(u) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", u, "--"]).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let out = self.command(program).args(args).stdin(Stdio::null()).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{program} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The URL of the `postgres` database, tables in `schema`.
+    pub fn url(&self, schema: &str) -> String {
+        format!("postgresql://postgres@127.0.0.1:{}/postgres?schema={schema}", self.port)
+    }
+
+    /// A plain client for checking what a sync wrote.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(
+            &format!("host=127.0.0.1 port={} user=postgres dbname=postgres", self.port),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .expect("connect to the test server");
+        tokio::spawn(conn);
+        client
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        let data = self.data();
+        let _ = self.command("pg_ctl").args(["-D", &data, "-m", "immediate", "stop"]).output();
+    }
+}

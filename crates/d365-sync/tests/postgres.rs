@@ -1,0 +1,285 @@
+//! `sync` into a real PostgreSQL server (a throwaway cluster, see `common/postgres.rs`):
+//! typed tables with labels; inserts, updates and deletes applied exactly; an expired token
+//! reloads; a sync that dies at any page and runs again ends with exactly the source's rows;
+//! soft deletes.
+
+mod common;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use d365_client::RecordKey;
+use d365_sync::store::TableState;
+use d365_sync::{
+    Batch, PostgresTarget, PostgresUrl, SyncError, SyncKind, SyncOptions, Target, TargetTable, parse_destination, sync,
+    sync_to,
+};
+use serde_json::json;
+
+use common::postgres::PgServer;
+use common::start;
+
+fn uuid(s: &str) -> uuid::Uuid {
+    uuid::Uuid::parse_str(s).unwrap()
+}
+
+/// (contactid, lastname) of the copy, sorted.
+async fn pg_contacts(pg: &tokio_postgres::Client, schema: &str, filter: &str) -> Vec<(String, String)> {
+    let rows = pg
+        .query(
+            &format!("SELECT contactid::text, coalesce(lastname, '') FROM {schema}.contact {filter} ORDER BY 1, 2"),
+            &[],
+        )
+        .await
+        .unwrap();
+    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_into_postgres_is_typed_applies_exactly_the_changes_and_reloads_after_an_expired_token() {
+    let Some(server) = PgServer::start() else { return };
+    let env = start(2_000, None, Duration::ZERO).await;
+    let (client, _clock) = env.client();
+    let pg = server.client().await;
+    let mut options = SyncOptions::new(
+        vec!["contact".into(), "account".into()],
+        parse_destination(&server.url("crm"), "--to").unwrap(),
+    );
+    options.page_size = Some(300);
+
+    let first = sync(&client, &options).await.expect("first sync");
+    assert!(first.destination.contains("(schema crm)"), "{}", first.destination);
+    let t = &first.tables[0];
+    assert_eq!((t.kind, t.rows, t.upserted), (SyncKind::Full, 1_000, 1_000), "{t}");
+    assert_eq!(pg_contacts(&pg, "crm", "").await, env.contacts());
+
+    // Typed like the SQL engine: uuid keys and lookups, exact money, instants, choice codes
+    // with their labels, lookup names.
+    let types: Vec<(String, String)> = pg
+        .query(
+            "SELECT column_name::text, data_type::text FROM information_schema.columns \
+             WHERE table_schema = 'crm' AND table_name = 'account'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    for (col, ty) in [
+        ("accountid", "uuid"),
+        ("revenue", "numeric"),
+        ("createdon", "timestamp with time zone"),
+        ("statecode", "integer"),
+        ("statecodename", "text"),
+        ("ownerid", "uuid"),
+        ("owneridname", "text"),
+    ] {
+        assert!(types.iter().any(|(c, t)| c == col && t == ty), "{col} {ty} not in {types:?}");
+    }
+    let unlabelled: i64 = pg
+        .query_one("SELECT count(*) FROM crm.account WHERE statecode IS NOT NULL AND statecodename IS NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(unlabelled, 0);
+    // Money is exact: the copy's total equals the emulator's (which keeps ten-thousandths as
+    // integers), digit for digit.
+    let pg_total: String =
+        pg.query_one("SELECT coalesce(sum(revenue), 0)::text FROM crm.account", &[]).await.unwrap().get(0);
+    let source_total: String = env
+        .emu
+        .state()
+        .store
+        .with_conn(|c| c.query_row(
+                "SELECT printf('%d.%04d', s / 10000, s % 10000) FROM (SELECT coalesce(sum(revenue), 0) AS s FROM account)",
+                [],
+                |r| r.get(0),
+            ))
+        .unwrap()
+        .unwrap();
+    assert_eq!(pg_total, source_total);
+
+    // Changes in Dataverse: 3 inserts, 2 updates (one row twice), 2 deletes.
+    let before = env.contacts();
+    for i in 0..3 {
+        client.create("contacts", &json!({"lastname": format!("New {i}")})).await.unwrap();
+    }
+    for (id, _) in &before[0..2] {
+        client.update("contacts", &RecordKey::Id(uuid(id)), &json!({"lastname": "Renamed"}), None).await.unwrap();
+    }
+    client.update("contacts", &RecordKey::Id(uuid(&before[0].0)), &json!({"lastname": "Twice"}), None).await.unwrap();
+    for (id, _) in &before[2..4] {
+        client.delete("contacts", &RecordKey::Id(uuid(id)), None).await.unwrap();
+    }
+    let second = sync(&client, &options).await.expect("delta sync");
+    let t = &second.tables[0];
+    assert_eq!((t.kind, t.upserted, t.deleted, t.rows), (SyncKind::Delta, 5, 2, 1_001), "{t}");
+    let copy = pg_contacts(&pg, "crm", "").await;
+    assert_eq!(copy, env.contacts());
+    assert!(copy.contains(&(before[0].0.clone(), "Twice".into())));
+
+    // Nothing changed: nothing applied.
+    let third = sync(&client, &options).await.expect("empty delta");
+    assert_eq!((third.tables[0].kind, third.tables[0].upserted, third.tables[0].deleted), (SyncKind::Delta, 0, 0));
+
+    // Eight days later the token has expired (7 days kept): a full reload, with a warning; a
+    // view on the table survives it.
+    pg.batch_execute("CREATE VIEW crm.renamed AS SELECT contactid FROM crm.contact WHERE lastname = 'Renamed'")
+        .await
+        .unwrap();
+    client.delete("contacts", &RecordKey::Id(uuid(&before[4].0)), None).await.unwrap();
+    env.emu.state().clock.advance(8 * 86_400);
+    let fourth = sync(&client, &options).await.expect("reload");
+    let t = &fourth.tables[0];
+    assert_eq!((t.kind, t.rows), (SyncKind::Full, 1_000), "{t}");
+    assert!(t.warnings.iter().any(|w| w.contains("refused") && w.contains("expired")), "{:?}", t.warnings);
+    assert_eq!(pg_contacts(&pg, "crm", "").await, env.contacts());
+    let renamed: i64 = pg.query_one("SELECT count(*) FROM crm.renamed", &[]).await.unwrap().get(0);
+    assert_eq!(renamed, 1);
+    let fifth = sync(&client, &options).await.expect("delta after reload");
+    assert_eq!(fifth.tables[0].kind, SyncKind::Delta);
+    let mode: String =
+        pg.query_one("SELECT mode FROM crm._d365_sync_state WHERE table_name = 'contact'", &[]).await.unwrap().get(0);
+    assert_eq!(mode, "delta");
+    env.emu.shutdown().await;
+}
+
+/// A target that fails after `pages` pages, as a process killed there would: whatever its
+/// transaction held is rolled back.
+struct Dies {
+    inner: PostgresTarget,
+    pages: usize,
+}
+
+impl Dies {
+    fn tick(&mut self) -> Result<(), SyncError> {
+        if self.pages == 0 {
+            return Err(SyncError::InvalidArgument("killed".into()));
+        }
+        self.pages -= 1;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Target for Dies {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    async fn state(&mut self, table: &TargetTable) -> Result<Option<TableState>, SyncError> {
+        self.inner.state(table).await
+    }
+    async fn begin_full(&mut self, table: &TargetTable) -> Result<(), SyncError> {
+        self.inner.begin_full(table).await
+    }
+    async fn load(&mut self, table: &TargetTable, batch: Batch<'_>) -> Result<u64, SyncError> {
+        self.tick()?;
+        self.inner.load(table, batch).await
+    }
+    async fn finish_full(&mut self, table: &TargetTable, state: &TableState) -> Result<(), SyncError> {
+        self.tick()?;
+        self.inner.finish_full(table, state).await
+    }
+    async fn apply(
+        &mut self,
+        table: &TargetTable,
+        batch: Batch<'_>,
+        state: &TableState,
+    ) -> Result<(u64, u64), SyncError> {
+        self.tick()?;
+        self.inner.apply(table, batch, state).await
+    }
+    async fn count(&mut self, table: &TargetTable) -> Result<u64, SyncError> {
+        self.inner.count(table).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_that_dies_at_any_page_and_runs_again_ends_with_exactly_the_source() {
+    let Some(server) = PgServer::start() else { return };
+    let env = start(2_000, None, Duration::ZERO).await;
+    let (client, _clock) = env.client();
+    let pg = server.client().await;
+    let url = PostgresUrl::parse(&server.url("kill")).unwrap();
+    let mut options = SyncOptions::new(vec!["contact".into()], std::path::Path::new("unused"));
+    options.page_size = Some(150);
+    // Pseudo-random death points (fixed seed): during the first load, then during deltas.
+    let mut seed = 0x9e37_79b9_u32;
+    let mut next = |n: u32| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        (seed % n) as usize
+    };
+    for round in 0..6 {
+        if round > 0 {
+            // Changes between rounds: inserts, updates, deletes.
+            let now = env.contacts();
+            for i in 0..40 {
+                client.create("contacts", &json!({"lastname": format!("R{round} {i}")})).await.unwrap();
+            }
+            for (id, _) in now.iter().skip(round * 7).take(30) {
+                client
+                    .update("contacts", &RecordKey::Id(uuid(id)), &json!({"lastname": format!("U{round}")}), None)
+                    .await
+                    .unwrap();
+            }
+            for (id, _) in now.iter().skip(500 + round * 5).take(5) {
+                client.delete("contacts", &RecordKey::Id(uuid(id)), None).await.unwrap();
+            }
+        }
+        let pages = next(8);
+        let mut dying = Dies { inner: PostgresTarget::connect(url.clone(), false).await.unwrap(), pages };
+        let died = sync_to(&client, &options, &mut dying).await;
+        drop(dying);
+        let mut target = PostgresTarget::connect(url.clone(), false).await.unwrap();
+        let report = sync_to(&client, &options, &mut target).await.expect("the re-run completes");
+        assert_eq!(
+            pg_contacts(&pg, "kill", "").await,
+            env.contacts(),
+            "round {round}: died after {pages} pages ({:?}), then {}",
+            died.err(),
+            report.tables[0]
+        );
+    }
+    env.emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_deletes_keep_the_row_stamped_and_a_bad_target_is_a_clear_error() {
+    let Some(server) = PgServer::start() else { return };
+    let env = start(400, None, Duration::ZERO).await;
+    let (client, _clock) = env.client();
+    let pg = server.client().await;
+    let mut options = SyncOptions::new(vec!["contact".into()], parse_destination(&server.url("soft"), "--to").unwrap());
+    options.soft_delete = true;
+    sync(&client, &options).await.expect("first sync");
+    let before = env.contacts();
+    client.delete("contacts", &RecordKey::Id(uuid(&before[0].0)), None).await.unwrap();
+    let t = sync(&client, &options).await.expect("delta").tables.remove(0);
+    assert_eq!((t.deleted, t.rows), (1, 199), "{t}");
+    let live = pg_contacts(&pg, "soft", "WHERE _d365_deleted IS NULL").await;
+    assert_eq!(live, env.contacts());
+    let stamped: i64 = pg
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM soft.contact WHERE _d365_deleted IS NOT NULL AND contactid = '{}'",
+                before[0].0
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stamped, 1);
+
+    // Nobody listening on that port: a PostgreSQL error naming the target, no password.
+    let dead = format!("postgresql://postgres:hunter2@127.0.0.1:{}/postgres", server.port + 1);
+    let options = SyncOptions::new(vec!["contact".into()], parse_destination(&dead, "--to").unwrap());
+    let e = sync(&client, &options).await.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, SyncError::Postgres { .. }) && text.contains("127.0.0.1"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+    env.emu.shutdown().await;
+}
