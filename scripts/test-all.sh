@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test of d365 — Rust and Python — on a fresh machine, with every set-up step done here:
 # Chromium + chromedriver (the desktop sign-in test), gnome-keyring + D-Bus (the OS keyring
-# test), a Python virtual environment with the test packages, the Python extension built from
+# test), PostgreSQL's server binaries (the sync-to-PostgreSQL tests), a Python virtual environment with the test packages, the Python extension built from
 # the same cargo target directory as the Rust tests (debug; nothing is compiled twice).
 #
 #   scripts/test-all.sh            # fmt, clippy, cargo test, the extension, ruff, pytest, keyring
@@ -47,6 +47,15 @@ if ! command -v gnome-keyring-daemon >/dev/null 2>&1 || ! command -v dbus-run-se
   echo "== installing gnome-keyring and dbus (apt-get)"
   apt_install gnome-keyring dbus
 fi
+
+# The PostgreSQL sync tests (crates/d365-sync/tests/postgres.rs, crates/d365-cli/tests/
+# sync_postgres.rs) start throwaway clusters with Debian's server binaries (initdb, pg_ctl);
+# D365_PG_TEST=require makes them fail, not skip, when the binaries are missing.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
+  echo "== installing postgresql (apt-get)"
+  apt_install postgresql
+fi
+export D365_PG_TEST=require
 
 # Python: a virtual environment with the packages the Python tests use.
 python="${PYTHON:-python3}"

@@ -190,8 +190,11 @@ async fn store_urls_as_destinations_are_refused_and_nothing_is_created() {
     let url = "postgresql://postgres@127.0.0.1:5432/postgres";
     let dir = env.path("work");
     std::fs::create_dir_all(&dir).unwrap();
+    // Exports write files: PostgreSQL is a sync destination, and the error says so.
+    let run = env.d365(Some(&conn), &["export", "account", "-o", url]).current_dir(&dir).run().await;
+    run.expect_code(2).expect_output("d365 sync TABLES --to postgresql://");
     for (args, name) in [
-        (vec!["sync", "contact", "--to", url], "PostgreSQL"),
+        (vec!["sync", "contact", "--to", "s3://bucket/crm"], "S3"),
         (vec!["export", "account", "-o", "s3://bucket/accounts.ndjson"], "S3"),
         (vec!["query", "SELECT name FROM account", "-o", "abfss://fs@acct.dfs.core.windows.net/a.csv"], "Data Lake"),
         (vec!["sync", "contact", "--to", "ftp2://x/y"], "unknown destination scheme"),

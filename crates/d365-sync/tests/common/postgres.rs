@@ -6,7 +6,7 @@
 //! Without the binaries the tests using it skip with a message, unless `D365_PG_TEST=require`
 //! (set by `scripts/test-all.sh`, which installs them), where they fail.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 pub struct PgServer {
@@ -116,10 +116,6 @@ impl PgServer {
         .expect("connect to the test server");
         tokio::spawn(conn);
         client
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 
