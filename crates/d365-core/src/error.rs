@@ -4,6 +4,7 @@
 use d365_auth::{AuthError, ConfigError};
 use d365_client::ClientError;
 use d365_sql::SqlError;
+use d365_sync::SyncError;
 
 use crate::exec_stmt::ExecSyntaxError;
 
@@ -39,6 +40,9 @@ pub enum Error {
     /// The SQL engine failed (bad SQL, unknown names, the service refused a read or write).
     #[error(transparent)]
     Sql(#[from] SqlError),
+    /// A sync or export failed (the destination, a table, the service).
+    #[error(transparent)]
+    Sync(#[from] SyncError),
     /// An `EXEC` statement that does not parse.
     #[error(transparent)]
     Exec(#[from] ExecSyntaxError),
@@ -64,14 +68,17 @@ impl Error {
             Error::Sql(SqlError::Unsupported(_)) => ErrorKind::NotSupported,
             Error::Sql(SqlError::Decode { .. }) => ErrorKind::Data,
             Error::Sql(e) if e.is_user_error() => ErrorKind::BadInput,
-            Error::Sql(_) | Error::Emulator(_) => ErrorKind::Service,
+            Error::Sync(SyncError::Client(c)) => client_kind(c),
+            Error::Sync(SyncError::Unsupported(_)) => ErrorKind::NotSupported,
+            Error::Sync(e) if e.is_user_error() => ErrorKind::BadInput,
+            Error::Sql(_) | Error::Sync(_) | Error::Emulator(_) => ErrorKind::Service,
         }
     }
 
     /// The Web API client error inside, if any.
     pub fn client_error(&self) -> Option<&ClientError> {
         match self {
-            Error::Client(c) | Error::Sql(SqlError::Client(c)) => Some(c),
+            Error::Client(c) | Error::Sql(SqlError::Client(c)) | Error::Sync(SyncError::Client(c)) => Some(c),
             _ => None,
         }
     }
@@ -81,7 +88,8 @@ impl Error {
         match self {
             Error::Auth(a)
             | Error::Client(ClientError::Auth(a))
-            | Error::Sql(SqlError::Client(ClientError::Auth(a))) => Some(a),
+            | Error::Sql(SqlError::Client(ClientError::Auth(a)))
+            | Error::Sync(SyncError::Client(ClientError::Auth(a))) => Some(a),
             _ => None,
         }
     }

@@ -48,3 +48,4 @@ pub use d365_auth;
 pub use d365_client;
 pub use d365_emulator;
 pub use d365_sql;
+pub use d365_sync;

@@ -117,6 +117,12 @@ impl Session {
         &self.connection
     }
 
+    /// Keeps a copy of tables up to date in `options.to` (a local SQLite directory or a
+    /// PostgreSQL database; see [`d365_sync::sync`]).
+    pub async fn sync(&self, options: &d365_sync::SyncOptions) -> Result<d365_sync::SyncReport, Error> {
+        Ok(d365_sync::sync(&self.connection.client, options).await?)
+    }
+
     /// The SQL engine (built on first call).
     pub async fn engine(&self) -> Result<&SqlEngine, Error> {
         self.engine.get_or_try_init(|| self.connection.engine(&self.settings)).await

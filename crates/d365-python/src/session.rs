@@ -285,6 +285,53 @@ impl Session {
             .collect()
     }
 
+    /// Keeps a copy of `tables` up to date in `to` (a local directory for SQLite, or a
+    /// `postgresql://` URL): one dict per table with `table`, `kind` (`full`, `delta`,
+    /// `watermark`), `upserted`, `deleted`, `rows`, `warnings`, `seconds`, `destination`.
+    #[pyo3(signature = (tables, to, parallel=None, page_size=None, change_tracking=true, soft_delete=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn sync<'py>(
+        &self,
+        py: Python<'py>,
+        tables: Vec<String>,
+        to: &str,
+        parallel: Option<usize>,
+        page_size: Option<u32>,
+        change_tracking: bool,
+        soft_delete: bool,
+    ) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        use d365_core::d365_sync::{SyncKind, SyncOptions, parse_destination};
+        let session = self.get()?;
+        let destination = parse_destination(to, "to").map_err(|e| to_py(py, e.into()))?;
+        let mut options = SyncOptions::new(tables, destination);
+        options.parallel = parallel.map(|n| n.max(1));
+        options.page_size = page_size;
+        options.change_tracking = change_tracking;
+        options.soft_delete = soft_delete;
+        let report = wait(py, async move { session.sync(&options).await })?.map_err(|e| to_py(py, e))?;
+        report
+            .tables
+            .iter()
+            .map(|t| {
+                let d = PyDict::new(py);
+                d.set_item("table", &t.table)?;
+                let kind = match t.kind {
+                    SyncKind::Full => "full",
+                    SyncKind::Delta => "delta",
+                    SyncKind::Watermark => "watermark",
+                };
+                d.set_item("kind", kind)?;
+                d.set_item("upserted", t.upserted)?;
+                d.set_item("deleted", t.deleted)?;
+                d.set_item("rows", t.rows)?;
+                d.set_item("warnings", PyList::new(py, &t.warnings)?)?;
+                d.set_item("seconds", t.elapsed.as_secs_f64())?;
+                d.set_item("destination", &report.destination)?;
+                Ok(d)
+            })
+            .collect()
+    }
+
     /// Requests sent so far on this connection: `requests`, `retries`, `throttled` (429/503
     /// answers), `throttle_wait_s` (seconds waited as the service asked), `bytes_received`.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

@@ -29,6 +29,7 @@ Transactions
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
@@ -233,6 +234,57 @@ class Connection:
         """The columns of ``table``: ``name``, ``type``, ``precision``, ``scale``, ``nullable``,
         ``dataverse_type``, ``primary_key``."""
         return self.session.columns(table)
+
+    def sync(
+        self,
+        tables: str | Sequence[str],
+        to: str | os.PathLike[str],
+        *,
+        parallel: int | None = None,
+        page_size: int | None = None,
+        change_tracking: bool = True,
+        soft_delete: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Keep a copy of ``tables`` up to date in ``to``; the same as ``d365 sync``.
+
+        ``to`` is a local directory (one SQLite file, ``d365.sqlite``, one table per Dataverse
+        table) or a ``postgresql://user[:password]@host[:port]/db[?schema=name]`` URL (typed
+        tables: ``uuid``, ``numeric``, ``timestamptz``; choice labels and lookup names as
+        ``…name`` columns). The first run loads each table in full; later runs apply the
+        changes since the last one (change tracking, or the ``modifiedon`` watermark for tables
+        without it, which cannot see deletes: the result's ``warnings`` say so). Each page is
+        applied in one transaction together with the sync position, so a run that dies can
+        simply be run again.
+
+        Args:
+            tables: logical names (``"account"``) or entity set names, a list or a
+                comma-separated string.
+            to: the destination.
+            parallel: concurrent requests of a full load (default: adaptive).
+            page_size: rows per page (1-5000).
+            change_tracking: use change tracking where the table has it.
+            soft_delete: keep rows deleted in Dataverse, stamped in ``_d365_deleted``
+                (PostgreSQL only).
+
+        Returns:
+            One dict per table: ``table``, ``kind`` (``"full"``, ``"delta"`` or
+            ``"watermark"``), ``upserted``, ``deleted``, ``rows`` (in the copy afterwards),
+            ``warnings``, ``seconds``, ``destination`` (never a password).
+
+        Raises:
+            NotSupportedError: a destination this build cannot write to (``s3://`` …).
+            ProgrammingError: an unknown table or a malformed destination.
+            OperationalError: the service or the database failed.
+        """
+        names = [t.strip() for t in tables.split(",")] if isinstance(tables, str) else list(tables)
+        return self.session.sync(
+            [t for t in names if t],
+            os.fspath(to),
+            parallel=parallel,
+            page_size=page_size,
+            change_tracking=change_tracking,
+            soft_delete=soft_delete,
+        )
 
     def __enter__(self) -> Connection:
         return self
