@@ -59,10 +59,11 @@ done
 python3 - "$work/ready.json" >"$work/conn.txt" <<'PY'
 import json, sys
 info = json.load(open(sys.argv[1]))
-app = next(a for a in info["apps"] if a.get("client_secret"))
-print(f"OrganizationUrl={info['org_url']};AuthScheme=AzureServicePrincipal;AzureTenant={info['tenant_id']};"
-      f"OAuthClientId={app['client_id']};OAuthClientSecret={app['client_secret']};"
-      f"AzureAuthorityHost={info['authority']};SSLServerCert={info['ca_pem']}")
+# The certificate app: its application user is a System Administrator (the changes are writes).
+app = next(a for a in info["apps"] if a.get("certificate"))
+print(f"OrganizationUrl={info['org_url']};AuthScheme=AzureServicePrincipalCert;AzureTenant={info['tenant_id']};"
+      f"OAuthClientId={app['client_id']};OAuthJWTCert={app['certificate']['combined_pem']};"
+      f"OAuthJWTCertType=PEMKEY_FILE;AzureAuthorityHost={info['authority']};SSLServerCert={info['ca_pem']}")
 PY
 conn="@$work/conn.txt"
 

@@ -72,8 +72,9 @@ async fn sync_to_postgresql_survives_kill_9_and_ends_with_exactly_the_source() {
     let pg = server.client().await;
     let url = server.url("crm");
 
-    // Killed during the first load, once 100 rows are staged: no table appears, no state.
-    let staged = "SELECT count(*) FROM crm._d365_stage_contact HAVING count(*) >= 100";
+    // Killed during the first load, once the server has taken 100 rows of its COPY: no table
+    // appears, no state.
+    let staged = "SELECT max(tuples_processed) FROM pg_stat_progress_copy HAVING max(tuples_processed) >= 100";
     let killed = sync_killed_when(&env, &conn, &url, &pg, staged).await;
     assert!(killed.is_none(), "the first load finished before it could be killed: {killed:?}");
     let table: Option<String> = pg.query_one("SELECT to_regclass('crm.contact')::text", &[]).await.unwrap().get(0);

@@ -322,6 +322,11 @@ async fn scan_into(
     // A typed target decodes the bodies itself; rows are parsed only when the target wants
     // them or the `modifiedon` watermark must be found (tables synced without change tracking).
     scan_opts.keep_rows = target.wants_rows() || max_modified.is_some();
+    if !scan_opts.keep_rows {
+        // Pages in flight stay within the SQL engine's budget (wide pages are made smaller
+        // rather than fetched many at a time).
+        scan_opts.memory_budget = Some(d365_sql::scan::SCAN_MEMORY_BUDGET);
+    }
     let plan = if t.has_createdon { client.plan_scan(query, &scan_opts).await? } else { ScanPlan::single() };
     let mut scan = client.partitioned_scan(query, plan, scan_opts)?;
     let _tracker = options.progress.track(&format!("sync {}", t.target.logical), client, scan.progress(), 0);

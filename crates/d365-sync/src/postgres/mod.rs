@@ -21,10 +21,12 @@ mod url;
 
 use std::collections::HashSet;
 
+use std::pin::Pin;
+
 use async_trait::async_trait;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures::SinkExt;
-use tokio_postgres::{Client, NoTls, Transaction};
+use tokio_postgres::{Client, CopyInSink, NoTls, Transaction};
 
 pub use copy::{PgType, encode_rows, numeric};
 pub use url::PostgresUrl;
@@ -48,6 +50,9 @@ pub struct PostgresTarget {
     client: Client,
     ctx: Ctx,
     task: tokio::task::JoinHandle<()>,
+    /// The COPY into the stage of the full load in progress: one stream for the whole load,
+    /// so the server stores rows while the next page is read and decoded.
+    load: Option<Pin<Box<CopyInSink<Bytes>>>>,
 }
 
 /// What the statements need besides the connection.
@@ -106,7 +111,7 @@ impl PostgresTarget {
                 tracing::warn!("PostgreSQL connection closed: {e}");
             }
         });
-        let target = Self { client, ctx, task };
+        let target = Self { client, ctx, task, load: None };
         target.prepare().await?;
         Ok(target)
     }
@@ -205,6 +210,24 @@ impl Ctx {
         table.schema.columns.iter().map(|c| ident(&c.name)).collect::<Vec<_>>().join(", ")
     }
 
+    /// The rows of `batch`, decoded and encoded as binary COPY rows (no header, no trailer),
+    /// and how many there are.
+    fn encode(table: &TargetTable, batch: &Batch<'_>) -> Result<(BytesMut, usize), SyncError> {
+        let rows = table.decode(batch)?;
+        let types: Vec<PgType> = table.schema.columns.iter().map(PgType::of).collect();
+        let names: Vec<&str> = table.schema.columns.iter().map(|c| c.name.as_str()).collect();
+        let mut buf = BytesMut::with_capacity(batch.body.len() / 3 + 64);
+        encode_rows(&rows, &types, &names, &mut buf).map_err(|e| match e {
+            SyncError::InvalidArgument(m) => SyncError::InvalidArgument(format!("{}: {m}", table.logical)),
+            other => other,
+        })?;
+        Ok((buf, rows.num_rows()))
+    }
+
+    fn copy_statement(table: &TargetTable, into: &str) -> String {
+        format!("COPY {into} ({}) FROM STDIN (FORMAT binary)", Self::column_list(table))
+    }
+
     /// Copies the rows of `batch` into the table `into` (qualified) by binary COPY.
     async fn copy_into(
         &self,
@@ -213,21 +236,15 @@ impl Ctx {
         batch: &Batch<'_>,
         into: &str,
     ) -> Result<u64, SyncError> {
-        let rows = table.decode(batch)?;
-        if rows.num_rows() == 0 {
+        let (rows, n) = Self::encode(table, batch)?;
+        if n == 0 {
             return Ok(0);
         }
-        let types: Vec<PgType> = table.schema.columns.iter().map(PgType::of).collect();
-        let names: Vec<&str> = table.schema.columns.iter().map(|c| c.name.as_str()).collect();
-        let mut buf = BytesMut::with_capacity(batch.body.len() / 2 + 64);
+        let mut buf = BytesMut::with_capacity(rows.len() + copy::HEADER.len() + copy::TRAILER.len());
         buf.extend_from_slice(copy::HEADER);
-        encode_rows(&rows, &types, &names, &mut buf).map_err(|e| match e {
-            SyncError::InvalidArgument(m) => SyncError::InvalidArgument(format!("{}: {m}", table.logical)),
-            other => other,
-        })?;
+        buf.extend_from_slice(&rows);
         buf.extend_from_slice(copy::TRAILER);
-        let statement = format!("COPY {into} ({}) FROM STDIN (FORMAT binary)", Self::column_list(table));
-        let sink = tx.copy_in(&statement).await.map_err(|e| self.err(e))?;
+        let sink = tx.copy_in(&Self::copy_statement(table, into)).await.map_err(|e| self.err(e))?;
         futures::pin_mut!(sink);
         sink.send(buf.freeze()).await.map_err(|e| self.err(e))?;
         sink.finish().await.map_err(|e| self.err(e))
@@ -326,21 +343,36 @@ impl Target for PostgresTarget {
         let defs: Vec<String> =
             table.schema.columns.iter().map(|c| format!("{} {}", ident(&c.name), PgType::of(c).sql())).collect();
         let stage = self.ctx.stage(table);
+        // An unfinished COPY of an earlier load on this connection is abandoned (rolled back).
+        self.load = None;
         self.client
             .batch_execute(&format!("DROP TABLE IF EXISTS {stage}; CREATE TABLE {stage} ({})", defs.join(", ")))
             .await
-            .map_err(|e| self.ctx.err(e))
+            .map_err(|e| self.ctx.err(e))?;
+        let mut sink = Box::pin(
+            self.client.copy_in(&Ctx::copy_statement(table, &stage)).await.map_err(|e| self.ctx.err(e))?,
+        );
+        sink.send(Bytes::from_static(copy::HEADER)).await.map_err(|e| self.ctx.err(e))?;
+        self.load = Some(sink);
+        Ok(())
     }
 
     async fn load(&mut self, table: &TargetTable, batch: Batch<'_>) -> Result<u64, SyncError> {
-        let ctx = &self.ctx;
-        let tx = self.client.transaction().await.map_err(|e| ctx.err(e))?;
-        let n = ctx.copy_into(&tx, table, &batch, &ctx.stage(table)).await?;
-        tx.commit().await.map_err(|e| ctx.err(e))?;
-        Ok(n)
+        let (rows, n) = Ctx::encode(table, &batch)?;
+        let sink = self.load.as_mut().ok_or_else(|| {
+            SyncError::InvalidArgument(format!("internal: {}: a page loaded before the load began", table.logical))
+        })?;
+        if n > 0 {
+            sink.send(rows.freeze()).await.map_err(|e| self.ctx.err(e))?;
+        }
+        Ok(n as u64)
     }
 
     async fn finish_full(&mut self, table: &TargetTable, state: &TableState) -> Result<(), SyncError> {
+        if let Some(mut sink) = self.load.take() {
+            sink.send(Bytes::from_static(copy::TRAILER)).await.map_err(|e| self.ctx.err(e))?;
+            sink.as_mut().finish().await.map_err(|e| self.ctx.err(e))?;
+        }
         let ctx = &self.ctx;
         let stage = ctx.stage(table);
         let target = ctx.qualified(&table.logical);
