@@ -15,6 +15,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod customize;
 pub mod error;
 pub mod identity;
 pub mod options;
@@ -30,7 +31,9 @@ pub mod webapi;
 
 pub use clock::Clock;
 pub use config::Config;
+pub use customize::CreatedColumn;
 pub use error::StartError;
 pub use options::EmulatorOptions;
 pub use ready::ReadyInfo;
+pub use schema::custom::{AddColumnError, NewColumn, NewColumnKind};
 pub use server::Emulator;

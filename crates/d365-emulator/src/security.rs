@@ -58,16 +58,37 @@ pub struct Role {
     /// Grants prvBypassCustomBusinessLogic and prvBypassCustomPlugins (by default only the
     /// System Administrator role holds them).
     pub bypass_custom_logic: bool,
+    /// Grants the customization privileges (`prvCreateAttribute`, ...): System Administrator and
+    /// System Customizer.
+    pub customize: bool,
 }
 
 const ROLES: &[Role] = &[
-    Role { name: "System Administrator", default: ALL, tables: &[], act_on_behalf: true, bypass_custom_logic: true },
+    Role {
+        name: "System Administrator",
+        default: ALL,
+        tables: &[],
+        act_on_behalf: true,
+        bypass_custom_logic: true,
+        customize: true,
+    },
+    // Dataverse grants the System Customizer its record privileges at user depth (its own
+    // records); the emulator has organization depth only, so it reads every row.
+    Role {
+        name: "System Customizer",
+        default: ALL,
+        tables: &[],
+        act_on_behalf: false,
+        bypass_custom_logic: false,
+        customize: true,
+    },
     Role {
         name: "Salesperson",
         default: R,
         tables: &[("account", RCW), ("contact", ALL), ("lead", ALL), ("opportunity", ALL)],
         act_on_behalf: false,
         bypass_custom_logic: false,
+        customize: false,
     },
     // The seed guide's least-privilege role: read/write contacts, leads and opportunities,
     // read accounts and the organization's principals, nothing else.
@@ -87,9 +108,24 @@ const ROLES: &[Role] = &[
         ],
         act_on_behalf: false,
         bypass_custom_logic: false,
+        customize: false,
     },
-    Role { name: "Read Only", default: R, tables: &[], act_on_behalf: false, bypass_custom_logic: false },
-    Role { name: "Delegate", default: &[], tables: &[], act_on_behalf: true, bypass_custom_logic: false },
+    Role {
+        name: "Read Only",
+        default: R,
+        tables: &[],
+        act_on_behalf: false,
+        bypass_custom_logic: false,
+        customize: false,
+    },
+    Role {
+        name: "Delegate",
+        default: &[],
+        tables: &[],
+        act_on_behalf: true,
+        bypass_custom_logic: false,
+        customize: false,
+    },
 ];
 
 impl Role {
@@ -133,6 +169,11 @@ impl RoleSet {
         self.0.iter().any(|r| r.act_on_behalf)
     }
 
+    /// Whether any role grants the customization privileges (`prvCreateAttribute`, ...).
+    pub fn can_customize(&self) -> bool {
+        self.0.iter().any(|r| r.customize)
+    }
+
     /// Whether any role grants the privileges to bypass custom business logic.
     pub fn can_bypass_custom_logic(&self) -> bool {
         self.0.iter().any(|r| r.bypass_custom_logic)
@@ -162,6 +203,9 @@ mod tests {
         assert!(!r.grants("new_widget", Access::Read));
         assert!(!r.can_act_on_behalf());
         assert!(RoleSet::from_names(&["system administrator"]).can_act_on_behalf());
+        assert!(!r.can_customize());
+        assert!(RoleSet::from_names(&["System Customizer"]).can_customize());
+        assert!(RoleSet::from_names(&["System Administrator"]).can_customize());
     }
 
     #[test]

@@ -72,15 +72,19 @@ impl Emulator {
         .await
         .map_err(|e| StartError::Crypto(format!("key generation task failed: {e}")))??;
 
-        let schema = Arc::new(crate::schema::Schema::builtin());
-        let store = {
-            let schema = schema.clone();
+        let (store, schema) = {
             let config = config.clone();
             let data = options.data.clone();
             let rows = options.rows;
-            tokio::task::spawn_blocking(move || crate::store::Store::open(data.as_deref(), schema, &config, rows))
-                .await
-                .map_err(|e| StartError::Store(format!("seeding task failed: {e}")))??
+            tokio::task::spawn_blocking(move || {
+                let builtin = crate::schema::Schema::builtin();
+                let store = crate::store::Store::open(data.as_deref(), Arc::new(builtin.clone()), &config, rows)?;
+                // Columns created at runtime in an earlier run of this data file.
+                let schema = crate::customize::restore(builtin, &store)?;
+                Ok::<_, StartError>((store, schema))
+            })
+            .await
+            .map_err(|e| StartError::Store(format!("seeding task failed: {e}")))??
         };
 
         let ready = ready_info(&config, &urls, &tls, &app_certs, &unregistered_cert, &state_dir, &options);
@@ -96,7 +100,7 @@ impl Emulator {
             app_certs,
             unregistered_cert,
             store,
-            schema,
+            definitions: crate::state::SchemaCell::new(Arc::new(schema)),
             limits,
             faults,
         });
@@ -148,6 +152,26 @@ impl Emulator {
         let (token, _, _) =
             crate::identity::issue::app_only_token_for(&self.state, app, &self.ready.org_url, acr, life);
         Some(token)
+    }
+
+    /// Creates a column on an existing table, as `POST EntityDefinitions(LogicalName='<table>')/Attributes`
+    /// does for a System Administrator outside any solution (so the schema name needs the default
+    /// publisher's prefix, `new_`): the SQL table gets the column (existing rows null), and the
+    /// requests that start afterwards see it in metadata, queries, writes and change tracking.
+    pub async fn add_column(
+        &self,
+        table: &str,
+        column: crate::schema::custom::NewColumn,
+    ) -> Result<crate::customize::CreatedColumn, crate::schema::custom::AddColumnError> {
+        let state = self.state.clone();
+        let table = table.to_string();
+        tokio::task::spawn_blocking(move || {
+            state.add_column(&table, &column, crate::schema::custom::PrefixRule::DefaultPublisher)
+        })
+        .await
+        .map_err(|e| {
+            crate::schema::custom::AddColumnError::Store(format!("the task creating the column failed: {e}"))
+        })?
     }
 
     /// The TCP port.

@@ -4,8 +4,9 @@ use crate::clock::Clock;
 use crate::config::{AppConfig, Config, UserConfig};
 use crate::options::EmulatorOptions;
 use crate::pki::{CertFiles, CertifiedKey};
+use crate::schema::Schema;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use uuid::Uuid;
 
 /// Shared, cheaply cloneable handle to the emulator state.
@@ -72,15 +73,51 @@ pub struct Shared {
     pub identity: crate::identity::IdentityState,
     /// Dataverse storage.
     pub store: crate::store::Store,
-    /// Table definitions.
-    pub schema: Arc<crate::schema::Schema>,
+    /// Table definitions, replaced when a column is created (read them with [`Shared::schema`]).
+    pub definitions: SchemaCell,
     /// Service-protection accounting.
     pub limits: crate::webapi::limits::Limits,
     /// Fault injection.
     pub faults: crate::webapi::faults::Faults,
 }
 
+/// The current table definitions. A column created at runtime swaps in a new [`Schema`];
+/// readers take a snapshot ([`SchemaCell::get`]) and keep it for the rest of their request.
+#[derive(Debug)]
+pub struct SchemaCell {
+    current: RwLock<Arc<Schema>>,
+    /// One change at a time: a change reads the current schema, alters the store, then swaps.
+    changes: Mutex<()>,
+}
+
+impl SchemaCell {
+    /// A cell holding `schema`.
+    pub fn new(schema: Arc<Schema>) -> Self {
+        Self { current: RwLock::new(schema), changes: Mutex::new(()) }
+    }
+
+    /// A snapshot of the current definitions.
+    pub fn get(&self) -> Arc<Schema> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Holds off other changes until the guard drops (blocking: call from `spawn_blocking`).
+    pub(crate) fn lock_changes(&self) -> MutexGuard<'_, ()> {
+        self.changes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes `schema` the current definitions.
+    pub(crate) fn replace(&self, schema: Arc<Schema>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = schema;
+    }
+}
+
 impl Shared {
+    /// A snapshot of the current table definitions.
+    pub fn schema(&self) -> Arc<Schema> {
+        self.definitions.get()
+    }
+
     /// The app registration with this client id.
     pub fn app(&self, client_id: &str) -> Option<&AppConfig> {
         let id = Uuid::parse_str(client_id).ok()?;

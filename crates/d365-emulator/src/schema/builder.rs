@@ -30,6 +30,7 @@ pub(super) fn col(logical: &str, display: &str, kind: AttrKind) -> Column {
         logical_name: logical.to_string(),
         schema_name: schema_case(logical),
         display_name: display.to_string(),
+        description: String::new(),
         kind,
         required: RequiredLevel::None,
         is_primary_id: false,
@@ -73,6 +74,7 @@ pub(super) fn col(logical: &str, display: &str, kind: AttrKind) -> Column {
             AttrKind::DateOnly => Some("DateOnly"),
             _ => None,
         },
+        format: None,
         metadata_id: Uuid::nil(),
         column_number: 0,
     }

@@ -3,6 +3,7 @@
 //! values and write validation are all derived.
 
 mod builder;
+pub mod custom;
 pub mod messages;
 pub mod platform_tables;
 mod tables;
@@ -146,7 +147,7 @@ impl AttrKind {
 }
 
 /// `RequiredLevel.Value`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RequiredLevel {
     /// Optional.
     None,
@@ -194,6 +195,8 @@ pub struct Column {
     pub schema_name: String,
     /// Display label.
     pub display_name: String,
+    /// Description label (empty for the built-in columns).
+    pub description: String,
     /// Type.
     pub kind: AttrKind,
     /// Requirement level.
@@ -226,6 +229,9 @@ pub struct Column {
     pub option_set_name: Option<String>,
     /// DateTime behaviour: `UserLocal`, `DateOnly` or `TimeZoneIndependent`.
     pub datetime_behavior: Option<&'static str>,
+    /// The `Format` its creator chose (String, Memo and DateTime columns); `None` derives it from
+    /// the type and, for text, the column name.
+    pub format: Option<&'static str>,
     /// Stable metadata id.
     pub metadata_id: Uuid,
     /// Column order number.
@@ -376,7 +382,7 @@ impl Table {
 }
 
 /// All tables and relationships.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Schema {
     /// Tables in definition order.
     pub tables: Vec<Table>,

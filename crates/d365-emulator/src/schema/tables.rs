@@ -115,7 +115,8 @@ fn system_columns(t: &str) -> Vec<Column> {
     ]
 }
 
-fn currency_columns(t: &str) -> Vec<Column> {
+/// The currency lookup and exchange rate a table with money columns has.
+pub(super) fn currency_columns(t: &str) -> Vec<Column> {
     vec![
         col("transactioncurrencyid", "Currency", Lookup).navs(&[(
             "transactioncurrency",

@@ -1,7 +1,7 @@
 //! Creating the SQL tables and indexes from the schema.
 
 use super::codec::sql_type;
-use crate::schema::{AttrKind, Schema};
+use crate::schema::{AttrKind, Column, Schema, Table};
 use rusqlite::Connection;
 
 /// Quotes an SQL identifier.
@@ -55,18 +55,7 @@ pub(super) fn create_indexes(c: &Connection, schema: &Schema) -> rusqlite::Resul
     for t in &schema.tables {
         let tn = &t.logical_name;
         for col in &t.columns {
-            let indexed = col.kind.is_lookup()
-                || matches!(col.logical_name.as_str(), "versionnumber" | "modifiedon" | "createdon" | "statecode")
-                || col.is_primary_name;
-            if indexed && !col.is_primary_id {
-                let cn = &col.logical_name;
-                sql.push_str(&format!(
-                    "CREATE INDEX IF NOT EXISTS {} ON {}({});\n",
-                    q(&format!("ix_{tn}_{cn}")),
-                    q(tn),
-                    q(cn)
-                ));
-            }
+            sql.push_str(&index_sql(tn, col));
         }
         for key in &t.keys {
             let cols: Vec<String> = key.attributes.iter().map(|a| q(a)).collect();
@@ -80,6 +69,56 @@ pub(super) fn create_indexes(c: &Connection, schema: &Schema) -> rusqlite::Resul
     }
     c.execute_batch(&sql)?;
     c.execute_batch("ANALYZE;")
+}
+
+/// The `CREATE INDEX` of `col` of table `tn`, if it is indexed (lookups, version numbers,
+/// timestamps, state and the primary name), else nothing.
+fn index_sql(tn: &str, col: &Column) -> String {
+    let indexed = col.kind.is_lookup()
+        || matches!(col.logical_name.as_str(), "versionnumber" | "modifiedon" | "createdon" | "statecode")
+        || col.is_primary_name;
+    if !indexed || col.is_primary_id {
+        return String::new();
+    }
+    let cn = &col.logical_name;
+    format!("CREATE INDEX IF NOT EXISTS {} ON {}({});\n", q(&format!("ix_{tn}_{cn}")), q(tn), q(cn))
+}
+
+/// The table keeping the definitions of the columns created at runtime, oldest first.
+pub(super) fn create_custom_columns(c: &Connection) -> rusqlite::Result<()> {
+    c.execute_batch(
+        "CREATE TABLE IF NOT EXISTS _custom_columns (seq INTEGER PRIMARY KEY AUTOINCREMENT, \
+         entity TEXT NOT NULL, definition TEXT NOT NULL);",
+    )
+}
+
+/// Adds `cols` to the SQL table of `t` (existing rows get null), with their indexes, and records
+/// `definition`, all in one transaction.
+pub(super) fn add_columns(c: &mut Connection, t: &Table, cols: &[Column], definition: &str) -> rusqlite::Result<()> {
+    let tn = &t.logical_name;
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut sql = String::new();
+    for col in cols {
+        sql.push_str(&format!("ALTER TABLE {} ADD COLUMN {} {};\n", q(tn), q(&col.logical_name), sql_type(col)));
+        if col.kind.is_lookup() && col.is_polymorphic() {
+            sql.push_str(&format!(
+                "ALTER TABLE {} ADD COLUMN {} TEXT;\n",
+                q(tn),
+                q(&format!("{}_type", col.logical_name))
+            ));
+        }
+        sql.push_str(&index_sql(tn, col));
+    }
+    tx.execute_batch(&sql)?;
+    tx.execute("INSERT INTO _custom_columns(entity, definition) VALUES (?1, ?2)", [tn.as_str(), definition])?;
+    tx.commit()
+}
+
+/// The recorded definitions: `(table, definition)`, oldest first.
+pub(super) fn custom_columns(c: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
+    let mut stmt = c.prepare("SELECT entity, definition FROM _custom_columns ORDER BY seq")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    rows.collect()
 }
 
 pub(super) fn max_version(c: &Connection, schema: &Schema) -> rusqlite::Result<i64> {

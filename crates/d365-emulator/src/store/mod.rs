@@ -18,7 +18,7 @@ pub mod seed_ids {
 
 use crate::config::Config;
 use crate::error::StartError;
-use crate::schema::Schema;
+use crate::schema::{Column, Schema, Table};
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use std::sync::Arc;
@@ -27,7 +27,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 /// The Dataverse data store: a small pool of SQLite connections.
 pub struct Store {
-    schema: Arc<Schema>,
     uri: String,
     pool: Mutex<Vec<Connection>>,
     version: AtomicI64,
@@ -122,9 +121,9 @@ impl Store {
         } else {
             seed::add_platform_tables(&anchor, &schema, config).map_err(store_err)?;
         }
+        ddl::create_custom_columns(&anchor).map_err(store_err)?;
         let version = ddl::max_version(&anchor, &schema).map_err(store_err)?;
         Ok(Self {
-            schema,
             uri,
             pool: Mutex::new(Vec::new()),
             version: AtomicI64::new(version),
@@ -133,9 +132,16 @@ impl Store {
         })
     }
 
-    /// The schema.
-    pub fn schema(&self) -> &Schema {
-        &self.schema
+    /// Adds `columns` to the SQL table of `table` (existing rows get null) and records
+    /// `definition` (a [`crate::schema::custom::NewColumn`] as JSON) so that opening the data
+    /// file again re-creates them (blocking: call from `spawn_blocking`).
+    pub fn add_columns(&self, table: &Table, columns: &[Column], definition: &str) -> rusqlite::Result<()> {
+        self.with_conn(|c| ddl::add_columns(c, table, columns, definition))?
+    }
+
+    /// The definitions of the columns created at runtime, oldest first: `(table, definition)`.
+    pub fn custom_columns(&self) -> rusqlite::Result<Vec<(String, String)>> {
+        self.with_conn(|c| ddl::custom_columns(c))?
     }
 
     /// Runs `f` with a pooled connection (blocking: call from `spawn_blocking`).

@@ -46,6 +46,30 @@ impl Caller {
         Ok(())
     }
 
+    /// Checks a customization privilege (`prvCreateAttribute`), held by the System Administrator
+    /// and System Customizer roles; when impersonating, both principals need it. The 403 has
+    /// the shape of the platform's missing-privilege error (exact text of the real service
+    /// unconfirmed).
+    pub fn check_customization(&self, privilege: &str) -> DvResult<()> {
+        for p in std::iter::once(&self.user).chain(self.impersonator.as_ref()) {
+            if !p.roles.can_customize() {
+                let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, privilege.as_bytes());
+                return Err(DvError::new(
+                    StatusCode::FORBIDDEN,
+                    "0x80040220",
+                    format!(
+                        "Principal user (Id={}, type=8, roleCount={}, privilegeCount={}, accessMode=0), is missing {privilege} privilege (Id={id}). context.Caller={}",
+                        p.systemuserid,
+                        p.roles.len(),
+                        p.roles.0.iter().map(|r| r.tables.len()).sum::<usize>(),
+                        self.impersonator.as_ref().unwrap_or(&self.user).systemuserid,
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The systemuserid recorded as `createdonbehalfby` / `modifiedonbehalfby`.
     pub fn on_behalf_of(&self) -> Option<&str> {
         self.impersonator.as_ref().map(|p| p.systemuserid.as_str())

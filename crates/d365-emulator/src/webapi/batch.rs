@@ -250,6 +250,8 @@ async fn execute(outer: &Ctx, part: Part, pinned: Option<Arc<Mutex<rusqlite::Con
             return Err(DvError::bad_body("Batches cannot be nested."));
         }
         let ctx = Ctx {
+            // Each request of a batch sees the columns created by the requests before it.
+            schema: outer.state.schema(),
             state: outer.state.clone(),
             caller: outer.caller.clone(),
             query: QueryOptions::parse(query)?,

@@ -120,7 +120,7 @@ pub async fn run(ctx: Ctx, set: &str, action: &str, body: Bytes) -> DvResult<Res
     }
     let n = items.len();
     let inputs: Vec<WriteInput> = (0..n).map(|_| write_input(&ctx)).collect();
-    let schema = ctx.state.schema.clone();
+    let schema = ctx.schema.clone();
     let caller = ctx.caller.clone();
     let creating = action == "CreateMultiple";
     let action = action.to_string();

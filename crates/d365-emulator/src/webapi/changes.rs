@@ -114,7 +114,7 @@ pub async fn delta(ctx: &Ctx, table: &Table) -> DvResult<Response> {
     let page_size = ctx.prefer.max_page_size.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
     let ann = Annotations::from_prefer(&ctx.prefer);
     let proj = Projection::new(table, ctx.query.get("$select"), ann)?;
-    let schema = ctx.state.schema.clone();
+    let schema = ctx.schema.clone();
     let cols = proj.sql_columns(&schema, "t");
     let pk = q(&table.primary_id);
     let tn = q(&table.logical_name);

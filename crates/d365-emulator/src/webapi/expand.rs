@@ -69,7 +69,7 @@ pub fn parse(ctx: &Ctx, table: &Table, text: Option<&str>) -> DvResult<Expands> 
     let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else { return Ok(Expands::default()) };
     let items = d365_odata::parse_expand(text).map_err(|e| DvError::bad_query(e.message))?;
     let mut count = 0;
-    let specs = resolve(&ctx.state.schema, &ctx.caller, table, &items, 0, &mut count)?;
+    let specs = resolve(&ctx.schema, &ctx.caller, table, &items, 0, &mut count)?;
     Ok(Expands { specs })
 }
 
@@ -166,7 +166,7 @@ impl ExpandEnv {
     /// The environment of a request.
     pub fn of(ctx: &Ctx) -> Self {
         Self {
-            schema: ctx.state.schema.clone(),
+            schema: ctx.schema.clone(),
             caller: ctx.caller.clone(),
             now: ctx.state.clock.now(),
             api_root: ctx.api_root.clone(),

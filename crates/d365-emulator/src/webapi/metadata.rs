@@ -10,8 +10,12 @@
 //! and every other query option is refused. Without a cast, attributes (and
 //! `RelationshipDefinitions` items) show only the properties of the base type, each item
 //! carrying its derived `@odata.type`; type-specific properties need the cast.
+//!
+//! One write is emulated: `POST EntityDefinitions(<key>)/Attributes` creates a column
+//! ([`create_attribute`]).
 
 mod attribute;
+pub mod create_attribute;
 mod entity;
 mod optionset;
 mod query;

@@ -70,6 +70,9 @@ pub async fn log_request(State(state): State<AppState>, req: Request, next: Next
 pub struct Ctx {
     /// Shared state.
     pub state: AppState,
+    /// The table definitions this request sees: a snapshot taken when it started, so a column
+    /// created meanwhile does not change the tables under a running request.
+    pub schema: std::sync::Arc<crate::schema::Schema>,
     /// The authenticated caller.
     pub caller: auth::Caller,
     /// Decoded query options.
@@ -172,6 +175,7 @@ async fn run(
         .map_err(|_| DvError::new(StatusCode::PAYLOAD_TOO_LARGE, "0x80048d19", "The request body is too large."))?;
     let api_root = format!("{}/api/data/{version}", state.urls.org_url);
     let ctx = Ctx {
+        schema: state.schema(),
         state: state.clone(),
         caller,
         query,
@@ -207,17 +211,18 @@ async fn route(ctx: Ctx, method: &Method, resource: Resource, body: Bytes) -> Dv
         }
         (&Method::GET, Resource::Metadata) => {
             let annotations = ctx.query.get("annotations").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-            let mut r = (StatusCode::OK, csdl::csdl(&ctx.state.schema, annotations)).into_response();
+            let mut r = (StatusCode::OK, csdl::csdl(&ctx.schema, annotations)).into_response();
             r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml"));
             Ok(r)
         }
         (&Method::GET, Resource::MetadataPath(path)) => {
-            let body = metadata::handle(&ctx.state.schema, &ctx.state.urls, &path, &ctx.query.pairs)?;
+            let body = metadata::handle(&ctx.schema, &ctx.state.urls, &path, &ctx.query.pairs)?;
             Ok(json_response(StatusCode::OK, body.to_string()))
         }
-        (_, Resource::Metadata | Resource::MetadataPath(_)) => {
-            Err(DvError::method_not_allowed("Metadata can only be read (GET) through this emulator."))
-        }
+        (&Method::POST, Resource::MetadataPath(path)) => metadata::create_attribute::post(ctx, &path, body).await,
+        (_, Resource::Metadata | Resource::MetadataPath(_)) => Err(DvError::method_not_allowed(
+            "Metadata can only be read (GET), or a column created (POST to EntityDefinitions(...)/Attributes), through this emulator.",
+        )),
         (&Method::POST, Resource::Batch) => batch::run(ctx, body).await,
         (_, Resource::Batch) => Err(DvError::method_not_allowed("$batch only accepts POST.")),
         (&Method::POST, Resource::BoundAction { set, action }) if bulk::ACTIONS.contains(&action.as_str()) => {
@@ -241,7 +246,6 @@ pub fn json_response(status: StatusCode, body: String) -> Response {
 
 fn service_document(ctx: &Ctx) -> Response {
     let sets: Vec<serde_json::Value> = ctx
-        .state
         .schema
         .tables
         .iter()

@@ -34,7 +34,7 @@ pub const COUNT_CAP: i64 = 5000;
 
 /// The table behind an entity set name, or the 404 Dataverse gives.
 pub fn table_for<'a>(ctx: &'a Ctx, set: &str) -> DvResult<&'a Table> {
-    ctx.state.schema.table_by_set(set).ok_or_else(|| DvError::segment_not_found(set))
+    ctx.schema.table_by_set(set).ok_or_else(|| DvError::segment_not_found(set))
 }
 
 /// One `$orderby` item.
@@ -200,7 +200,7 @@ pub fn where_clause(ctx: &Ctx, table: &Table, params: &mut Vec<Sql>) -> DvResult
 
 /// The filter environment of a request.
 pub fn filter_env(ctx: &Ctx) -> super::filter_sql::FilterEnv<'_> {
-    super::filter_sql::FilterEnv { schema: &ctx.state.schema, caller: &ctx.caller, now: ctx.state.clock.now() }
+    super::filter_sql::FilterEnv { schema: &ctx.schema, caller: &ctx.caller, now: ctx.state.clock.now() }
 }
 
 /// Restricts a collection read to the rows related to one record (`accounts(<id>)/contact_customer_accounts`).
@@ -294,7 +294,7 @@ pub async fn collection_in(ctx: Ctx, set: &str, scope: Option<Scope>) -> DvResul
         conds.push(keyset_condition("t", &order, &values, &mut params));
     }
     let where_sql = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
-    let schema = ctx.state.schema.clone();
+    let schema = ctx.schema.clone();
     let mut cols = proj.sql_columns(&schema, "t");
     let order_cols_start = cols.len();
     for o in &order {

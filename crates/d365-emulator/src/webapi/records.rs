@@ -221,7 +221,7 @@ pub async fn retrieve(ctx: Ctx, set: &str, key: Key) -> DvResult<Response> {
     let expand_env = super::expand::ExpandEnv::of(&ctx);
     let ann = Annotations::from_prefer(&ctx.prefer);
     let select = ctx.query.get("$select").map(str::to_string);
-    let schema = ctx.state.schema.clone();
+    let schema = ctx.schema.clone();
     let api = ctx.api_root.clone();
     let if_none_match = ctx.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);
     let annotations_asked = ctx.prefer.annotations_raw.is_some();
@@ -438,9 +438,9 @@ pub async fn create(ctx: Ctx, set: &str, body: Bytes) -> DvResult<Response> {
     let table = table_for(&ctx, set)?.clone();
     super::bulk::require_message(&table, "Create")?;
     ctx.caller.check(&table, Access::Create)?;
-    let ch = parse_body(&ctx.state.schema, &table, &body, Op::Create)?;
+    let ch = parse_body(&ctx.schema, &table, &body, Op::Create)?;
     let w = write_input(&ctx);
-    let schema = ctx.state.schema.clone();
+    let schema = ctx.schema.clone();
     let t2 = table.clone();
     let representation = ctx.prefer.return_representation;
     let select = ctx.query.get("$select").map(str::to_string);
@@ -485,7 +485,7 @@ pub async fn update(ctx: Ctx, set: &str, key: Key, body: Bytes) -> DvResult<Resp
         ctx.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_string());
     // `If-Match: *` makes the PATCH an Update; otherwise it is an Upsert.
     super::bulk::require_message(&table, if if_match.as_deref() == Some("*") { "Update" } else { "Upsert" })?;
-    let schema = ctx.state.schema.clone();
+    let schema = ctx.schema.clone();
     let t2 = table.clone();
     let w = write_input(&ctx);
     let caller = ctx.caller.clone();
@@ -641,7 +641,7 @@ pub async fn delete(ctx: Ctx, set: &str, key: Key) -> DvResult<Response> {
     super::bulk::require_message(&table, "Delete")?;
     ctx.caller.check(&table, Access::Delete)?;
     let if_match = ctx.headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(|s| s.trim().to_string());
-    let schema = ctx.state.schema.clone();
+    let schema = ctx.schema.clone();
     let w = write_input(&ctx);
     blocking(&ctx, move |c| {
         let tx = begin(c)?;
@@ -796,7 +796,7 @@ pub async fn part(
 /// 1:N relationship (a collection, paged like any other).
 async fn navigate(ctx: Ctx, table: Table, key: Key, nav: &str) -> DvResult<Response> {
     ctx.caller.check(&table, Access::Read)?;
-    let schema = ctx.state.schema.clone();
+    let schema = ctx.schema.clone();
     let single = schema.single_nav(&table.logical_name, nav).cloned();
     let many = schema.collection_nav(&table.logical_name, nav).cloned();
     if single.is_none() && many.is_none() {

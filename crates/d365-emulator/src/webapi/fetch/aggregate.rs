@@ -157,7 +157,7 @@ pub async fn run(ctx: &Ctx, table: &Table, fetch: &Fetch, plan: Plan<'_>) -> DvR
     }
     let ann = Annotations::from_prefer(&ctx.prefer);
     let outs = outputs(fetch, &plan)?;
-    let schema = ctx.state.schema.clone();
+    let schema = ctx.schema.clone();
     let mut select: Vec<String> = Vec::new();
     for o in &outs {
         select.push(o.sql.clone());

@@ -53,7 +53,7 @@ pub async fn run(ctx: &Ctx, table: &Table) -> DvResult<Response> {
 fn check(ctx: &Ctx, table: &Table, fetch: &Fetch) -> DvResult<()> {
     let name = &fetch.entity.name;
     if *name != table.logical_name {
-        return Err(match ctx.state.schema.table(name) {
+        return Err(match ctx.schema.table(name) {
             None => errors::no_entity(name),
             Some(_) => errors::entity_mismatch(name, &table.set_name),
         });

@@ -144,7 +144,7 @@ pub async fn run(ctx: &Ctx, table: &Table, fetch: &Fetch, plan: Plan<'_>) -> DvR
     }
     let where_sql =
         |conds: &[String]| if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
-    let schema = ctx.state.schema.clone();
+    let schema = ctx.schema.clone();
     let mut cols: Vec<String> = Vec::new();
     if !fetch.distinct {
         cols.push("t.\"versionnumber\"".into());

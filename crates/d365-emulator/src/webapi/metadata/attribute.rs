@@ -13,9 +13,12 @@ pub fn type_name(c: &Column) -> &'static str {
     c.kind.metadata_type()
 }
 
-/// `StringFormat` of a text column, from its name (e-mail, phone and URL columns get the
-/// formats the standard tables use).
+/// `StringFormat` of a text column: the one it was created with, else from its name (e-mail,
+/// phone and URL columns get the formats the standard tables use).
 fn string_format(c: &Column) -> &'static str {
+    if let Some(f) = c.format {
+        return f;
+    }
     let n = c.logical_name.as_str();
     if n.starts_with("emailaddress") || n == "internalemailaddress" {
         "Email"
@@ -65,7 +68,7 @@ pub fn common_json(t: &Table, c: &Column) -> Map<String, Value> {
         "ColumnNumber": c.column_number,
         "CreatedOn": Value::Null,
         "DeprecatedVersion": Value::Null,
-        "Description": label("", &format!("{seed}:description"), !custom),
+        "Description": label(&c.description, &format!("{seed}:description"), !custom),
         "DisplayName": label(&c.display_name, &format!("{seed}:displayname"), !custom),
         "EntityLogicalName": t.logical_name,
         "ExternalName": Value::Null,
@@ -131,8 +134,8 @@ pub fn derived_json(t: &Table, c: &Column) -> Map<String, Value> {
         }
         AttrKind::Memo => json!({
             "DatabaseLength": c.max_length.map(|n| n * 2),
-            "Format": "TextArea",
-            "FormatName": { "Value": "TextArea" },
+            "Format": c.format.unwrap_or("TextArea"),
+            "FormatName": { "Value": c.format.unwrap_or("TextArea") },
             "ImeMode": "Auto",
             "IsLocalizable": false,
             "MaxLength": c.max_length,
@@ -191,7 +194,7 @@ pub fn derived_json(t: &Table, c: &Column) -> Map<String, Value> {
             json!({
             "CanChangeDateTimeBehavior": managed(c.is_custom, false, "canchangedatetimebehavior"),
             "DateTimeBehavior": { "Value": behavior },
-            "Format": if date_only { "DateOnly" } else { "DateAndTime" },
+            "Format": c.format.unwrap_or(if date_only { "DateOnly" } else { "DateAndTime" }),
             "FormulaDefinition": null,
             "ImeMode": "Inactive",
             "MaxSupportedValue": "9999-12-30T23:59:59Z",
