@@ -19,7 +19,8 @@ use crate::failure::Failure;
                         one PostgreSQL table per Dataverse table in schema NAME (default public), typed
                         (uuid, numeric, timestamptz...), with choice labels and lookup names as ...name
                         columns; loaded by binary COPY, changes merged on the primary key. Without a
-                        password in the URL, PGPASSWORD is used. TLS (sslmode=require) is not built yet.
+                        password in the URL, PGPASSWORD is used. TLS as libpq's sslmode (default
+                        prefer), always verified: sslrootcert=CA.pem for a private CA.
 Delta tokens are kept in the destination's _d365_sync_state table, advanced in the same transaction
 as the rows they cover: a sync killed at any point and run again ends with exactly the source's rows.
 

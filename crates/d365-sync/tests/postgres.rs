@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use d365_client::RecordKey;
+use d365_emulator::NewColumn;
 use d365_sync::store::TableState;
 use d365_sync::{
     Batch, PostgresTarget, PostgresUrl, SyncError, SyncKind, SyncOptions, Target, TargetTable, parse_destination, sync,
@@ -281,5 +282,71 @@ async fn soft_deletes_keep_the_row_stamped_and_a_bad_target_is_a_clear_error() {
     let text = e.to_string();
     assert!(matches!(e, SyncError::Postgres { .. }) && text.contains("127.0.0.1"), "{text}");
     assert!(!text.contains("hunter2"), "{text}");
+    env.emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_added_in_dataverse_appears_in_the_copy_and_a_removed_one_stays() {
+    let Some(server) = PgServer::start() else { return };
+    let env = start(400, None, Duration::ZERO).await;
+    let (client, _clock) = env.client();
+    let pg = server.client().await;
+    let options = SyncOptions::new(vec!["contact".into()], parse_destination(&server.url("drift"), "--to").unwrap());
+    sync(&client, &options).await.expect("first sync");
+
+    // A customizer adds a money column; one contact gets a value.
+    env.emu.add_column("contact", NewColumn::money("new_Bonus", "Bonus")).await.expect("column created");
+    let id = env.contacts()[0].0.clone();
+    client.update("contacts", &RecordKey::Id(uuid(&id)), &json!({"new_bonus": 1234.5678}), None).await.unwrap();
+    // A column of the copy that Dataverse does not have (as if removed there).
+    pg.batch_execute("ALTER TABLE drift.contact ADD COLUMN new_gone text; UPDATE drift.contact SET new_gone = 'old'")
+        .await
+        .unwrap();
+
+    let t = sync(&client, &options).await.expect("delta with a new column").tables.remove(0);
+    assert_eq!((t.kind, t.upserted), (SyncKind::Delta, 1), "{t}");
+    let ty: String = pg
+        .query_one(
+            "SELECT data_type::text FROM information_schema.columns WHERE table_schema = 'drift' \
+             AND table_name = 'contact' AND column_name = 'new_bonus'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ty, "numeric");
+    let rows = pg
+        .query("SELECT contactid::text, new_bonus::text, new_gone FROM drift.contact WHERE new_bonus IS NOT NULL OR new_gone IS NULL", &[])
+        .await
+        .unwrap();
+    let seen: Vec<(String, Option<String>, Option<String>)> =
+        rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    // Only the changed row has the new value, and its copy of the gone column is now null.
+    assert_eq!(seen, vec![(id, Some("1234.5678".to_string()), None)]);
+    env.emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_is_used_and_the_certificate_verified() {
+    let Some(server) = PgServer::start_tls() else { return };
+    let env = start(200, None, Duration::ZERO).await;
+    let (client, _clock) = env.client();
+    let base = format!("postgresql://postgres@127.0.0.1:{}/postgres?schema=tls", server.port);
+
+    // The server's CA given: TLS, verified; the server refuses anything else, so this is TLS.
+    let ok = format!("{base}&sslmode=verify-full&sslrootcert={}", server.ca_file());
+    let options = SyncOptions::new(vec!["contact".into()], parse_destination(&ok, "--to").unwrap());
+    let t = sync(&client, &options).await.expect("sync over TLS").tables.remove(0);
+    assert_eq!(t.rows, 100, "{t}");
+    // The default (prefer) takes TLS when offered, and verifies it: without the CA the
+    // certificate is refused, and the error says how to fix it.
+    let options = SyncOptions::new(vec!["contact".into()], parse_destination(&base, "--to").unwrap());
+    let e = sync(&client, &options).await.unwrap_err().to_string();
+    assert!(e.contains("certificate") && e.contains("sslrootcert"), "{e}");
+    // Without TLS the server refuses.
+    let plain = format!("{base}&sslmode=disable");
+    let options = SyncOptions::new(vec!["contact".into()], parse_destination(&plain, "--to").unwrap());
+    let e = sync(&client, &options).await.unwrap_err().to_string();
+    assert!(e.contains("pg_hba.conf") || e.contains("no encryption"), "{e}");
     env.emu.shutdown().await;
 }

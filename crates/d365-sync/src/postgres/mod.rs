@@ -29,7 +29,7 @@ use futures::SinkExt;
 use tokio_postgres::{Client, CopyInSink, NoTls, Transaction};
 
 pub use copy::{PgType, encode_rows, numeric};
-pub use url::PostgresUrl;
+pub use url::{PostgresUrl, TlsMode};
 
 use crate::error::SyncError;
 use crate::store::{TableState, Tracking};
@@ -74,6 +74,13 @@ impl Drop for PostgresTarget {
     }
 }
 
+/// Runs a connection until it closes.
+async fn drive<F: std::future::Future<Output = Result<(), tokio_postgres::Error>>>(connection: F) {
+    if let Err(e) = connection.await {
+        tracing::warn!("PostgreSQL connection closed: {e}");
+    }
+}
+
 /// The server's message (with its detail and hint) or the driver's.
 fn describe_error(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
@@ -105,12 +112,14 @@ impl PostgresTarget {
     pub async fn connect(url: PostgresUrl, soft_delete: bool) -> Result<Self, SyncError> {
         let ctx = Ctx { url, soft_delete };
         let config = ctx.url.config()?;
-        let (client, connection) = config.connect(NoTls).await.map_err(|e| ctx.err(e))?;
-        let task = tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!("PostgreSQL connection closed: {e}");
-            }
-        });
+        let (client, task) = if ctx.url.tls == TlsMode::Disable {
+            let (client, connection) = config.connect(NoTls).await.map_err(|e| ctx.err(e))?;
+            (client, tokio::spawn(drive(connection)))
+        } else {
+            let tls = tokio_postgres_rustls::MakeRustlsConnect::new(ctx.url.tls_config()?);
+            let (client, connection) = config.connect(tls).await.map_err(|e| ctx.err(e))?;
+            (client, tokio::spawn(drive(connection)))
+        };
         let target = Self { client, ctx, task, load: None };
         target.prepare().await?;
         Ok(target)
@@ -155,7 +164,14 @@ impl PostgresTarget {
 
 impl Ctx {
     fn err(&self, e: tokio_postgres::Error) -> SyncError {
-        SyncError::Postgres { target: self.url.to_string(), message: describe_error(&e) }
+        let mut message = describe_error(&e);
+        if e.as_db_error().is_none() && message.to_ascii_lowercase().contains("certificate") {
+            message.push_str(
+                " (TLS is verified: give the server's CA certificate with sslrootcert=/path/ca.pem, \
+                 or sslmode=disable on a trusted network)",
+            );
+        }
+        SyncError::Postgres { target: self.url.to_string(), message }
     }
 
     fn qualified(&self, table: &str) -> String {
@@ -349,9 +365,8 @@ impl Target for PostgresTarget {
             .batch_execute(&format!("DROP TABLE IF EXISTS {stage}; CREATE TABLE {stage} ({})", defs.join(", ")))
             .await
             .map_err(|e| self.ctx.err(e))?;
-        let mut sink = Box::pin(
-            self.client.copy_in(&Ctx::copy_statement(table, &stage)).await.map_err(|e| self.ctx.err(e))?,
-        );
+        let mut sink =
+            Box::pin(self.client.copy_in(&Ctx::copy_statement(table, &stage)).await.map_err(|e| self.ctx.err(e))?);
         sink.send(Bytes::from_static(copy::HEADER)).await.map_err(|e| self.ctx.err(e))?;
         self.load = Some(sink);
         Ok(())

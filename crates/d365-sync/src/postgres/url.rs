@@ -1,9 +1,26 @@
-//! `postgresql://user:password@host:port/database?schema=crm&sslmode=disable`: the PostgreSQL
+//! `postgresql://user:password@host:port/database?schema=crm&sslmode=require`: the PostgreSQL
 //! destination of a sync. The password never appears in `Debug`, `Display` or errors.
+//!
+//! TLS follows libpq's `sslmode`, always verifying the server's certificate when TLS is used
+//! (the operating system's roots, or the CA file in `sslrootcert`): `disable` never uses TLS;
+//! `prefer` (the default) uses it when the server offers it; `require`, `verify-ca` and
+//! `verify-full` insist on it (and, unlike libpq's `require`, verify the certificate and host).
 
 use std::fmt;
+use std::path::PathBuf;
 
 use crate::error::SyncError;
+
+/// Whether the connection uses TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Never (`sslmode=disable`).
+    Disable,
+    /// When the server offers it (`sslmode=prefer`, `allow`; the default).
+    Prefer,
+    /// Always (`sslmode=require`, `verify-ca`, `verify-full`).
+    Require,
+}
 
 /// A PostgreSQL destination URL.
 #[derive(Clone, PartialEq, Eq)]
@@ -12,6 +29,11 @@ pub struct PostgresUrl {
     url: url::Url,
     /// The schema tables are written to (`?schema=`, default `public`).
     pub schema: String,
+    /// TLS (`?sslmode=`).
+    pub tls: TlsMode,
+    /// The CA certificates (PEM) the server's certificate must chain to (`?sslrootcert=`);
+    /// `None`: the operating system's roots.
+    pub root_cert: Option<PathBuf>,
 }
 
 impl fmt::Debug for PostgresUrl {
@@ -49,14 +71,29 @@ impl PostgresUrl {
             return Err(bad("no host".into()));
         }
         let mut schema = "public".to_string();
+        let mut tls = TlsMode::Prefer;
+        let mut root_cert = None;
         let mut rest = Vec::new();
         for (k, v) in url.query_pairs() {
             match k.as_ref() {
                 "schema" | "currentSchema" => schema = v.into_owned(),
-                "sslmode" if v != "disable" && v != "prefer" => {
+                "sslmode" => {
+                    tls = match v.as_ref() {
+                        "disable" => TlsMode::Disable,
+                        "allow" | "prefer" => TlsMode::Prefer,
+                        "require" | "verify-ca" | "verify-full" => TlsMode::Require,
+                        other => {
+                            return Err(bad(format!(
+                                "sslmode={other} is not one of disable, allow, prefer, require, verify-ca, verify-full"
+                            )));
+                        }
+                    }
+                }
+                "sslrootcert" => root_cert = Some(PathBuf::from(v.as_ref())),
+                "sslcert" | "sslkey" => {
                     return Err(SyncError::Unsupported(format!(
-                        "PostgreSQL destination: sslmode={v} is not supported by this build yet (TLS to \
-                         PostgreSQL is not built in); use sslmode=disable on a trusted network or an SSH tunnel"
+                        "PostgreSQL destination: {k} (client certificates) is not supported by this build yet; \
+                         sign in with a password (in the URL or PGPASSWORD)"
                     )));
                 }
                 _ => rest.push((k.into_owned(), v.into_owned())),
@@ -76,14 +113,56 @@ impl PostgresUrl {
             url.set_password(Some(&p)).map_err(|()| bad("cannot set the password from PGPASSWORD".into()))?;
         }
         let _ = url.set_scheme("postgresql");
-        Ok(Self { url, schema })
+        Ok(Self { url, schema, tls, root_cert })
     }
 
-    /// The driver's configuration.
+    /// The driver's configuration (its `sslmode` set from [`Self::tls`]).
     pub fn config(&self) -> Result<tokio_postgres::Config, SyncError> {
-        self.url.as_str().parse().map_err(|e: tokio_postgres::Error| {
+        let mut config: tokio_postgres::Config = self.url.as_str().parse().map_err(|e: tokio_postgres::Error| {
             SyncError::InvalidArgument(format!("PostgreSQL destination {self}: {e}"))
-        })
+        })?;
+        config.ssl_mode(match self.tls {
+            TlsMode::Disable => tokio_postgres::config::SslMode::Disable,
+            TlsMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            TlsMode::Require => tokio_postgres::config::SslMode::Require,
+        });
+        Ok(config)
+    }
+
+    /// The TLS set-up: the CA file of `sslrootcert`, or the operating system's verifier.
+    pub fn tls_config(&self) -> Result<rustls::ClientConfig, SyncError> {
+        let bad = |why: String| SyncError::InvalidArgument(format!("PostgreSQL destination {self}: {why}"));
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(format!("TLS set-up failed: {e}")))?;
+        let config = match &self.root_cert {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| bad(format!("sslrootcert {}: cannot be read ({e})", path.display())))?;
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+                    let cert: rustls::pki_types::CertificateDer<'static> = cert.map_err(|e| {
+                        bad(format!("sslrootcert {}: not a PEM certificate file ({e})", path.display()))
+                    })?;
+                    roots.add(cert).map_err(|e| {
+                        bad(format!("sslrootcert {}: a certificate is not usable ({e})", path.display()))
+                    })?;
+                }
+                if roots.is_empty() {
+                    return Err(bad(format!("sslrootcert {}: no certificate in the file", path.display())));
+                }
+                builder.with_root_certificates(roots).with_no_client_auth()
+            }
+            None => {
+                use rustls_platform_verifier::BuilderVerifierExt;
+                builder
+                    .with_platform_verifier()
+                    .map_err(|e| bad(format!("the system's certificate verifier failed: {e}")))?
+                    .with_no_client_auth()
+            }
+        };
+        Ok(config)
     }
 }
 
@@ -106,9 +185,24 @@ mod tests {
     }
 
     #[test]
+    fn sslmode_follows_libpq_names() {
+        let mode = |q: &str| PostgresUrl::parse(&format!("postgresql://u@h/db{q}")).unwrap().tls;
+        assert_eq!(mode(""), TlsMode::Prefer);
+        assert_eq!(mode("?sslmode=disable"), TlsMode::Disable);
+        assert_eq!(mode("?sslmode=verify-full"), TlsMode::Require);
+        let u = PostgresUrl::parse("postgresql://u@h/db?sslmode=require&sslrootcert=/etc/ca.pem").unwrap();
+        assert_eq!(u.root_cert.as_deref(), Some(std::path::Path::new("/etc/ca.pem")));
+        assert_eq!(u.config().unwrap().get_ssl_mode(), tokio_postgres::config::SslMode::Require);
+        let e = u.tls_config().unwrap_err().to_string();
+        assert!(e.contains("sslrootcert /etc/ca.pem: cannot be read"), "{e}");
+    }
+
+    #[test]
     fn bad_urls_say_what_is_wrong() {
-        let e = PostgresUrl::parse("postgresql://u:pw@h/db?sslmode=require").unwrap_err();
-        assert!(matches!(e, SyncError::Unsupported(_)) && e.to_string().contains("sslmode=disable"), "{e}");
+        let e = PostgresUrl::parse("postgresql://u:pw@h/db?sslmode=maybe").unwrap_err();
+        assert!(e.to_string().contains("sslmode=maybe is not one of"), "{e}");
+        let e = PostgresUrl::parse("postgresql://u:pw@h/db?sslcert=/c.pem").unwrap_err();
+        assert!(matches!(e, SyncError::Unsupported(_)) && e.to_string().contains("client certificates"), "{e}");
         assert!(!e.to_string().contains("pw"));
         assert!(PostgresUrl::parse("postgresql:///db").unwrap_err().to_string().contains("no host"));
         assert!(PostgresUrl::parse("postgresql://h/db?schema=").unwrap_err().to_string().contains("schema"));

@@ -48,6 +48,22 @@ impl PgServer {
     /// Starts a server, or `None` (with a message) when PostgreSQL is not installed and not
     /// required.
     pub fn start() -> Option<Self> {
+        Self::start_with(false)
+    }
+
+    /// A server that accepts TLS connections only (`hostssl` in `pg_hba.conf`), with a
+    /// certificate for 127.0.0.1 and localhost issued by a test CA; the CA's PEM file is
+    /// [`Self::ca_file`].
+    pub fn start_tls() -> Option<Self> {
+        Self::start_with(true)
+    }
+
+    /// The test CA (a TLS server only).
+    pub fn ca_file(&self) -> String {
+        format!("{}/ca.pem", self.dir.path().display())
+    }
+
+    fn start_with(tls: bool) -> Option<Self> {
         let Some(bin) = bin_dir() else {
             assert!(
                 std::env::var("D365_PG_TEST").as_deref() != Ok("require"),
@@ -65,14 +81,51 @@ impl PgServer {
         let server = Self { port: free_port(), dir, bin, user };
         let data = server.data();
         server.run("initdb", &["-D", &data, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"]);
-        let opts = format!(
+        let mut opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             server.port,
             server.dir.path().display()
         );
+        if tls {
+            server.write_tls_files();
+            opts.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         let log = format!("{}/server.log", server.dir.path().display());
         server.run("pg_ctl", &["-D", &data, "-l", &log, "-o", &opts, "-w", "-t", "60", "start"]);
         Some(server)
+    }
+
+    /// A CA, a server certificate and key in the data directory, and a `pg_hba.conf` that
+    /// refuses unencrypted connections.
+    fn write_tls_files(&self) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(rcgen::DnType::CommonName, "d365 test PostgreSQL CA");
+        let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let data = self.data();
+        std::fs::write(self.ca_file(), ca_pem).unwrap();
+        std::fs::write(format!("{data}/server.crt"), server.pem()).unwrap();
+        std::fs::write(format!("{data}/server.key"), key.serialize_pem()).unwrap();
+        std::fs::write(
+            format!("{data}/pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .unwrap();
+        for f in ["server.crt", "server.key", "pg_hba.conf"] {
+            let path = format!("{data}/{f}");
+            if let Some(u) = &self.user {
+                assert!(Command::new("chown").arg(format!("{u}:")).arg(&path).status().unwrap().success());
+            }
+            assert!(Command::new("chmod").args(["600", &path]).status().unwrap().success());
+        }
     }
 
     fn data(&self) -> String {
@@ -106,10 +159,10 @@ impl PgServer {
         format!("postgresql://postgres@127.0.0.1:{}/postgres?schema={schema}", self.port)
     }
 
-    /// A plain client for checking what a sync wrote.
+    /// A plain client for checking what a sync wrote (over the Unix socket, so also for a TLS-only server).
     pub async fn client(&self) -> tokio_postgres::Client {
         let (client, conn) = tokio_postgres::connect(
-            &format!("host=127.0.0.1 port={} user=postgres dbname=postgres", self.port),
+            &format!("host={} port={} user=postgres dbname=postgres", self.dir.path().display(), self.port),
             tokio_postgres::NoTls,
         )
         .await
