@@ -12,6 +12,7 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod deleted;
 pub mod destination;
 mod error;
 pub mod export;

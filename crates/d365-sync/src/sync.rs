@@ -39,6 +39,7 @@ use d365_client::{FORMATTED_VALUE, LOOKUP_LOGICAL_NAME};
 use futures::StreamExt;
 use serde_json::{Map, Value};
 
+use crate::deleted::DeletedEntries;
 use crate::destination::Destination;
 use crate::error::SyncError;
 use crate::postgres::PostgresTarget;
@@ -433,19 +434,28 @@ async fn delta(
     if !target.wants_rows() {
         prefer.push_str(&format!(",odata.include-annotations=\"{FORMATTED_VALUE},{LOOKUP_LOGICAL_NAME}\""));
     }
-    let mut pages = client.page_stream_from(url, Some(prefer)).rows_and_raw();
+    // A typed target decodes the bodies itself: the rows are not parsed, the deleted entries
+    // are picked from the body.
+    let typed = (!target.wants_rows()).then(|| DeletedEntries::new(&t.target.set));
+    let pages = client.page_stream_from(url, Some(prefer));
+    let mut pages = if typed.is_some() { pages.raw() } else { pages.rows_and_raw() };
     while let Some(page) = pages.next().await {
         let page = page?;
         let mut deleted = Vec::new();
         let mut skip = Vec::new();
         let mut rows = Vec::with_capacity(page.rows.len());
-        for (i, r) in page.rows.into_iter().enumerate() {
-            match deleted_id(&r) {
-                Some(id) => {
-                    deleted.push(id.to_string());
-                    skip.push(i);
+        match (&typed, &page.raw) {
+            (Some(finder), Some(body)) => (deleted, skip) = finder.find(body, page.row_count)?,
+            _ => {
+                for (i, r) in page.rows.into_iter().enumerate() {
+                    match deleted_id(&r) {
+                        Some(id) => {
+                            deleted.push(id.to_string());
+                            skip.push(i);
+                        }
+                        None => rows.push(r),
+                    }
                 }
-                None => rows.push(r),
             }
         }
         let tracking = match (&page.delta_link, &page.next_link) {
@@ -455,8 +465,8 @@ async fn delta(
         };
         let state = TableState { entity_set: t.target.set.clone(), primary_key: t.target.pk.clone(), tracking };
         let body = page.raw.unwrap_or_default();
-        let batch =
-            Batch { rows: &rows, body: &body, body_rows: rows.len() + skip.len(), skip: &skip, deleted: &deleted };
+        let body_rows = if typed.is_some() { page.row_count } else { rows.len() + skip.len() };
+        let batch = Batch { rows: &rows, body: &body, body_rows, skip: &skip, deleted: &deleted };
         let (u, d) = target.apply(&t.target, batch, &state).await?;
         out.upserted += u;
         out.deleted += d;

@@ -350,3 +350,28 @@ async fn tls_is_used_and_the_certificate_verified() {
     assert!(e.contains("pg_hba.conf") || e.contains("no encryption"), "{e}");
     env.emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_change_tracking_the_watermark_upserts_changed_rows() {
+    let Some(server) = PgServer::start() else { return };
+    let env = start(400, None, Duration::ZERO).await;
+    let (client, _clock) = env.client();
+    let pg = server.client().await;
+    let mut options = SyncOptions::new(vec!["contact".into()], parse_destination(&server.url("mark"), "--to").unwrap());
+    options.change_tracking = false;
+    options.page_size = Some(60);
+    let first = sync(&client, &options).await.expect("first sync").tables.remove(0);
+    assert_eq!((first.kind, first.rows), (SyncKind::Full, 200), "{first}");
+    let before = env.contacts();
+    let created = client.create("contacts", &json!({"lastname": "Marked"})).await.unwrap();
+    client.update("contacts", &RecordKey::Id(uuid(&before[0].0)), &json!({"lastname": "Moved"}), None).await.unwrap();
+    let second = sync(&client, &options).await.expect("watermark sync").tables.remove(0);
+    assert_eq!(second.kind, SyncKind::Watermark, "{second}");
+    assert!(second.warnings.iter().any(|w| w.contains("not deleted")), "{:?}", second.warnings);
+    let copy = pg_contacts(&pg, "mark", "").await;
+    assert_eq!(copy, env.contacts());
+    assert!(copy.contains(&(created.to_string(), "Marked".into())));
+    let mode: String = pg.query_one("SELECT mode FROM mark._d365_sync_state", &[]).await.unwrap().get(0);
+    assert_eq!(mode, "watermark");
+    env.emu.shutdown().await;
+}
