@@ -1,5 +1,6 @@
-//! `d365 export`: a table into an NDJSON or CSV file, read in parallel partitions, resumable
-//! (re-run the same command after a crash or Ctrl-C).
+//! `d365 export`: a table into an NDJSON, CSV or Parquet file, typed like the SQL engine's
+//! columns, read in parallel partitions, resumable (re-run the same command after a crash or
+//! Ctrl-C); or the result of a SQL query (`--query`) through the same writers.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -11,18 +12,20 @@ use crate::failure::Failure;
 
 /// Options of `d365 export`.
 #[derive(clap::Args, Debug)]
-#[command(after_help = "A checkpoint and part files are kept in OUTPUT.parts/ while the export runs; \
-re-running the same command resumes an interrupted export. Rows come in createdon order.
+#[command(after_help = "Columns are typed as in SQL (exact decimals, UTC timestamps, dates) and include choice \
+labels and lookup names (statecodename, parentaccountidname...). A checkpoint and part files are kept in \
+OUTPUT.parts/ while the export runs; re-running the same command resumes an interrupted export, in every \
+format. Rows come in createdon order.
 
---format parquet and --query SQL run through the SQL engine instead (columns typed from the
-table's metadata, whole-table scans still read partitions in parallel): the file is written as
-rows arrive and an interrupted export starts over.
+--query SQL runs through the SQL engine instead (whole-table scans still read partitions in
+parallel): the file is written as rows arrive and an interrupted export starts over.
 
 Examples:
   d365 --demo export account -o accounts.ndjson
   d365 export contact --select contactid,fullname,emailaddress1 --format csv -o contacts.csv
   d365 export account --filter \"statecode eq 0\" --parallel 16 -o active.ndjson
   d365 export account --format parquet -o accounts.parquet
+  d365 export account --select accountid,name,revenue,statecodename --format parquet -o accounts.parquet
   d365 export --query \"SELECT name, revenue FROM account WHERE statecode = 0\" --format parquet -o active.parquet")]
 pub struct ExportArgs {
     /// Table: logical name (account) or entity set name (accounts).
@@ -31,7 +34,8 @@ pub struct ExportArgs {
     /// Export the result of a SQL query instead of a table (see `d365 query --help`).
     #[arg(long, value_name = "SQL", conflicts_with_all = ["table", "select", "filter", "fsync"])]
     query: Option<String>,
-    /// Columns to export (comma-separated); all by default.
+    /// Columns to export (comma-separated SQL column names, e.g. name,statecodename); all by
+    /// default.
     #[arg(long, value_delimiter = ',')]
     select: Vec<String>,
     /// OData $filter of the rows to export.
@@ -69,8 +73,7 @@ pub async fn run(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Fai
     if let Some(out) = &args.output {
         d365_sync::local_path(&out.to_string_lossy(), "--output").map_err(failure)?;
     }
-    let parquet = args.format.eq_ignore_ascii_case("parquet");
-    if parquet || args.query.is_some() {
+    if args.query.is_some() {
         return run_sql(connect_args, args).await;
     }
     let format: Format = args.format.parse().map_err(failure)?;
@@ -106,7 +109,7 @@ pub async fn run(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Fai
     Ok(())
 }
 
-/// `--format parquet` or `--query`: through the SQL engine, written as batches arrive.
+/// `--query`: through the SQL engine, written as batches arrive.
 async fn run_sql(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Failure> {
     use crate::query_cmd::Format as Out;
     let format = match args.format.to_ascii_lowercase().as_str() {
@@ -117,36 +120,7 @@ async fn run_sql(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Fai
             return Err(Failure::bad_input(format!("unknown export format '{other}': use ndjson, csv or parquet")));
         }
     };
-    if args.filter.is_some() {
-        return Err(Failure::bad_input(
-            "--filter takes OData and is not used by Parquet exports: use --query \"SELECT ... FROM table WHERE ...\"",
-        ));
-    }
-    let sql = match (&args.query, &args.table) {
-        (Some(q), _) => q.clone(),
-        (None, Some(t)) => {
-            let cols = if args.select.is_empty() {
-                "*".to_string()
-            } else {
-                args.select
-                    .iter()
-                    .map(|c| format!("\"{}\"", c.trim().replace('"', "\"\"")))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            format!("SELECT {cols} FROM \"{}\"", t.replace('"', "\"\""))
-        }
-        (None, None) => return Err(Failure::bad_input("name a TABLE or give --query SQL")),
-    };
-    let ext = match format {
-        Out::Parquet => "parquet",
-        Out::Csv => "csv",
-        _ => "ndjson",
-    };
-    let output = match (args.output, &args.table) {
-        (Some(o), _) => o,
-        (None, Some(t)) => PathBuf::from(format!("{t}.{ext}")),
-        (None, None) => return Err(Failure::bad_input("--query needs --output FILE")),
-    };
+    let sql = args.query.clone().unwrap_or_default();
+    let Some(output) = args.output else { return Err(Failure::bad_input("--query needs --output FILE")) };
     crate::query_cmd::export(connect_args, &sql, format, &output, args.page_size, args.parallel).await
 }

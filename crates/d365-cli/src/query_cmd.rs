@@ -304,31 +304,13 @@ pub async fn export(
     result
 }
 
-/// Encoded bytes of a Parquet row group beyond which it is written out.
-const PARQUET_ROW_GROUP_BYTES: usize = 16 << 20;
-
-/// Parquet output: zstd (level 3), row groups of at most 128 Ki rows or
-/// [`PARQUET_ROW_GROUP_BYTES`], so memory stays flat however many rows are exported.
-fn parquet_properties() -> d365_sql::datafusion::parquet::file::properties::WriterProperties {
-    use d365_sql::datafusion::parquet::basic::{Compression, ZstdLevel};
-    d365_sql::datafusion::parquet::file::properties::WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
-        .set_max_row_group_row_count(Some(128 * 1024))
-        // Every column buffers a data page and a dictionary page while encoding: with over a
-        // hundred columns the 1 MB defaults alone could hold 200 MB.
-        .set_data_page_size_limit(256 * 1024)
-        .set_dictionary_page_size_limit(256 * 1024)
-        .build()
-}
-
 /// Writes batches in one format as they arrive (the table format waits for all rows, to
 /// align the columns).
 enum Sink {
     Table(Box<dyn Write + Send>, SchemaRef, Vec<RecordBatch>),
-    Csv(d365_sql::datafusion::arrow::csv::Writer<Box<dyn Write + Send>>),
     Json(d365_sql::datafusion::arrow::json::ArrayWriter<Box<dyn Write + Send>>),
-    Ndjson(d365_sql::datafusion::arrow::json::LineDelimitedWriter<Box<dyn Write + Send>>),
-    Parquet(d365_sql::datafusion::parquet::arrow::ArrowWriter<Box<dyn Write + Send>>),
+    /// NDJSON, CSV and Parquet: the writer layer exports share.
+    File(d365_sync::writer::BatchWriter<Box<dyn Write + Send>>),
 }
 
 fn io_failure(e: impl std::fmt::Display) -> Failure {
@@ -337,16 +319,14 @@ fn io_failure(e: impl std::fmt::Display) -> Failure {
 
 impl Sink {
     fn new(format: Format, out: Box<dyn Write + Send>, schema: SchemaRef) -> Result<Self, Failure> {
-        use d365_sql::datafusion::arrow::{csv, json};
+        use d365_sync::Format as File;
+        use d365_sync::writer::BatchWriter;
         Ok(match format {
             Format::Table => Sink::Table(out, schema, Vec::new()),
-            Format::Csv => Sink::Csv(csv::WriterBuilder::new().with_header(true).build(out)),
-            Format::Json => Sink::Json(json::ArrayWriter::new(out)),
-            Format::Ndjson => Sink::Ndjson(json::LineDelimitedWriter::new(out)),
-            Format::Parquet => Sink::Parquet(
-                d365_sql::datafusion::parquet::arrow::ArrowWriter::try_new(out, schema, Some(parquet_properties()))
-                    .map_err(io_failure)?,
-            ),
+            Format::Json => Sink::Json(d365_sql::datafusion::arrow::json::ArrayWriter::new(out)),
+            Format::Csv => Sink::File(BatchWriter::new(File::Csv, out, schema).map_err(io_failure)?),
+            Format::Ndjson => Sink::File(BatchWriter::new(File::Ndjson, out, schema).map_err(io_failure)?),
+            Format::Parquet => Sink::File(BatchWriter::new(File::Parquet, out, schema).map_err(io_failure)?),
         })
     }
 
@@ -356,17 +336,8 @@ impl Sink {
                 all.push(batch);
                 Ok(())
             }
-            Sink::Csv(w) => w.write(&batch).map_err(io_failure),
             Sink::Json(w) => w.write(&batch).map_err(io_failure),
-            Sink::Ndjson(w) => w.write(&batch).map_err(io_failure),
-            Sink::Parquet(w) => {
-                w.write(&batch).map_err(io_failure)?;
-                // A row group is held in memory until written: close it early when it grows.
-                if w.in_progress_size() >= PARQUET_ROW_GROUP_BYTES {
-                    w.flush().map_err(io_failure)?;
-                }
-                Ok(())
-            }
+            Sink::File(w) => w.write(&batch).map_err(io_failure),
         }
     }
 
@@ -386,16 +357,11 @@ impl Sink {
                 writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" }).map_err(io_failure)?;
                 out.flush().map_err(io_failure)
             }
-            Sink::Csv(w) => w.into_inner().flush().map_err(io_failure),
             Sink::Json(mut w) => {
                 w.finish().map_err(io_failure)?;
                 w.into_inner().flush().map_err(io_failure)
             }
-            Sink::Ndjson(mut w) => {
-                w.finish().map_err(io_failure)?;
-                w.into_inner().flush().map_err(io_failure)
-            }
-            Sink::Parquet(w) => w.close().map(|_| ()).map_err(io_failure),
+            Sink::File(w) => w.finish().map_err(io_failure)?.flush().map_err(io_failure),
         }
     }
 }

@@ -69,23 +69,44 @@ async fn query_formats_and_pushdown() {
     let bytes = std::fs::read(&out).unwrap();
     assert!(bytes.starts_with(b"PAR1") && bytes.ends_with(b"PAR1"), "a Parquet file");
 
-    // export to Parquet (a table, or a query), through a temporary file renamed at the end
+    // export to Parquet (a table, resumable, through the part files; or a query), renamed
+    // into place at the end
     let out = env.path("export.parquet");
     let run =
         env.d365(Some(&conn), &["export", "contact", "--format", "parquet", "-o", out.to_str().unwrap()]).run().await;
-    run.expect_code(0).expect_output(&format!("{n} rows"));
+    run.expect_code(0).expect_output(&format!("exported {n} rows"));
     assert!(std::fs::read(&out).unwrap().starts_with(b"PAR1"));
-    assert!(!env.path("export.parquet.partial").exists());
+    assert!(!env.path("export.parquet.parts").exists());
     env.d365(Some(&conn), &["export", "--query", "SELECT fullname FROM contact", "--format", "parquet"])
         .run()
         .await
         .expect_code(2)
         .expect_output("--output");
-    env.d365(Some(&conn), &["export", "contact", "--format", "parquet", "--filter", "statecode eq 0", "-o", "x"])
+    // A table export takes an OData filter and SQL column names, labels included.
+    let csv = env.path("active.csv");
+    let csv_path = csv.to_str().unwrap();
+    let args = [
+        "export",
+        "contact",
+        "--select",
+        "fullname,statecodename",
+        "--filter",
+        "statecode eq 0",
+        "--format",
+        "csv",
+        "-o",
+        csv_path,
+    ];
+    let run = env.d365(Some(&conn), &args).run().await;
+    run.expect_code(0);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("fullname,statecodename\r\n"), "{text}");
+    assert!(text.lines().skip(1).all(|l| l.ends_with(",Active")), "{text}");
+    env.d365(Some(&conn), &["export", "contact", "--select", "fulname", "-o", "x.ndjson"])
         .run()
         .await
         .expect_code(2)
-        .expect_output("--query");
+        .expect_output("did you mean 'fullname'");
 
     // --explain prints the plan and the request, and sends no data request
     let run = env

@@ -16,11 +16,11 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use d365_client::{DataverseClient, Query, ScanOptions};
+use d365_client::{DataverseClient, ScanOptions};
 use futures::StreamExt;
 
 use crate::error::SyncError;
-use crate::export::{ExportOptions, ExportSummary, export, resolve_table};
+use crate::export::{ExportOptions, ExportSummary, export, resolve_reader};
 
 /// Service-protection limits per user (the defaults are the documented ones).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -270,8 +270,11 @@ impl fmt::Display for BenchReport {
 
 /// Runs the benchmark: sequential paging, then the parallel export, of the same rows.
 pub async fn run(client: &DataverseClient, options: BenchOptions) -> Result<BenchReport, SyncError> {
-    let (set, pk) = resolve_table(client, &options.table).await?;
-    let query = Query::new(set.clone()).select(options.select.iter().cloned()).max_page_size(options.page_size);
+    // Every run reads the same request: the export's (its columns, with the annotations its
+    // label columns need).
+    let reader = resolve_reader(client, &options.table, &options.select).await?;
+    let (set, pk) = (reader.schema.entity_set.clone(), reader.schema.primary_key.clone());
+    let query = reader.query(None, Some(options.page_size));
 
     let before = client.request_log().stats();
     let cpu0 = process_cpu();

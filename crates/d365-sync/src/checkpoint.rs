@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SyncError;
 
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// The state of an export between pages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +38,9 @@ pub struct Checkpoint {
     pub partitions: BTreeMap<u64, Partition>,
     /// Bytes of each partition's part file covered by this checkpoint.
     pub part_bytes: BTreeMap<u64, u64>,
+    /// The columns exported (SQL names), to refuse resuming after the table changed.
+    #[serde(default)]
+    pub columns: Vec<String>,
 }
 
 impl Checkpoint {
@@ -59,6 +62,7 @@ impl Checkpoint {
             next_id: plan.next_id,
             partitions: plan.partitions.into_iter().map(|p| (p.id, p)).collect(),
             part_bytes: BTreeMap::new(),
+            columns: Vec::new(),
         }
     }
 

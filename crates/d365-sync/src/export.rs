@@ -1,8 +1,10 @@
-//! `export`: a whole table (or a filtered, projected read of one) into one file, read as a
-//! parallel partitioned scan, resumable after a crash.
+//! `export`: a whole table (or a filtered, projected read of one) into one NDJSON, CSV or
+//! Parquet file, read as a parallel partitioned scan, typed like the SQL engine's columns
+//! (see [`crate::typed`]), resumable after a crash whatever the format.
 //!
-//! Beside the output `OUT` the export keeps a work directory `OUT.parts/` holding one NDJSON
-//! part file per partition and `checkpoint.json` (see [`crate::checkpoint`]). Each page is
+//! Beside the output `OUT` the export keeps a work directory `OUT.parts/` holding one part
+//! file per partition — each page decoded straight from its body into an Arrow batch and
+//! appended as an Arrow IPC stream — and `checkpoint.json` (see [`crate::checkpoint`]). Each page is
 //! appended to its partition's part file, then the checkpoint is replaced atomically (a
 //! temporary file renamed over it), which is all a killed process (crash, SIGKILL, Ctrl-C)
 //! needs. With [`ExportOptions::fsync`] the part files and then the checkpoint are also synced
@@ -11,31 +13,38 @@
 //! resume with an error asking to start over. Re-running the same export resumes: part files are cut back to what the
 //! checkpoint covers, finished partitions are not read again, and unfinished ones continue from
 //! their saved next link — at most one page per partition is read twice. When every partition
-//! is finished the parts are assembled in partition order (the partition column's order, nulls
-//! first; within a partition the service's order) into `OUT`, written to a temporary file and
-//! renamed, and the work directory is removed.
+//! is finished the parts are read back in partition order (the partition column's order, nulls
+//! first; within a partition the service's order) through the one writer layer
+//! ([`crate::writer`]) into `OUT`, written to a temporary file and renamed, and the work
+//! directory is removed.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use d365_client::{DataverseClient, Metadata, Query, ScanOptions, ScanPlan};
+use d365_sql::datafusion::arrow::ipc::reader::StreamReader;
+use d365_sql::datafusion::arrow::ipc::writer::StreamWriter;
+use d365_sql::datafusion::arrow::record_batch::RecordBatch;
 use futures::StreamExt;
 
 use crate::checkpoint::Checkpoint;
 use crate::error::SyncError;
-use crate::format::{Format, csv_columns, ndjson_to_csv, write_csv_record, write_ndjson_line};
+use crate::format::Format;
 use crate::progress::Reporter;
+use crate::typed::TypedReader;
+use crate::writer::BatchWriter;
 
 /// What to export and how.
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
     /// Table: logical name (`account`) or entity set name (`accounts`).
     pub table: String,
-    /// Columns (`$select`); empty for all.
+    /// Columns: SQL column names (`name`, `parentaccountid`, `statecodename`) or Web API
+    /// property names (`_parentaccountid_value`); empty for every column.
     pub select: Vec<String>,
     /// Row filter (`$filter`, raw OData).
     pub filter: Option<String>,
@@ -58,7 +67,8 @@ pub struct ExportOptions {
 }
 
 impl ExportOptions {
-    /// An NDJSON export of every column of `table` to `output`.
+    /// An NDJSON export of every column of `table` to `output` (use [`Format::from_path`] to
+    /// take the format from the file name).
     pub fn new(table: impl Into<String>, output: impl Into<PathBuf>) -> Self {
         Self {
             table: table.into(),
@@ -161,18 +171,53 @@ pub fn work_dir(output: &Path) -> PathBuf {
 /// How often part files and the checkpoint are synced to disk.
 const DURABLE_EVERY: Duration = Duration::from_secs(1);
 
+/// Part files: Arrow IPC streams, one per page, appended.
+const PART_SUFFIX: &str = ".arrows";
+
 fn part_path(dir: &Path, id: u64) -> PathBuf {
-    dir.join(format!("part-{id:06}.ndjson"))
+    dir.join(format!("part-{id:06}{PART_SUFFIX}"))
 }
 
-/// The table's entity set and primary key (one request: the table list).
-pub(crate) async fn resolve_table(client: &DataverseClient, table: &str) -> Result<(String, String), SyncError> {
+/// The typed reader of the columns `select` names in `table` (two requests: the table list
+/// and the table's columns).
+pub(crate) async fn resolve_reader(
+    client: &DataverseClient,
+    table: &str,
+    select: &[String],
+) -> Result<TypedReader, SyncError> {
     let metadata = Metadata::in_memory(client.clone());
     let info = metadata.find_entity(table).await?.ok_or_else(|| SyncError::UnknownTable(table.to_string()))?;
-    let set = info.entity_set_name.clone().ok_or_else(|| {
-        SyncError::InvalidArgument(format!("table '{}' has no entity set: it cannot be read", info.logical_name))
-    })?;
-    Ok((set, info.primary_id_attribute.clone()))
+    if info.entity_set_name.is_none() {
+        return Err(SyncError::InvalidArgument(format!(
+            "table '{}' has no entity set: it cannot be read",
+            info.logical_name
+        )));
+    }
+    let meta = metadata.entity(&info.logical_name).await?;
+    TypedReader::project(d365_sql::table_schema(&meta), select)
+}
+
+/// Appends `batch` to `out` as one Arrow IPC stream (schema, batch, end marker).
+fn write_segment(out: &mut Vec<u8>, batch: &RecordBatch) -> Result<(), SyncError> {
+    let err = |e: d365_sql::datafusion::arrow::error::ArrowError| {
+        SyncError::InvalidArgument(format!("internal: a page could not be encoded: {e}"))
+    };
+    let mut w = StreamWriter::try_new(out, batch.schema_ref()).map_err(err)?;
+    w.write(batch).map_err(err)?;
+    w.finish().map_err(err)
+}
+
+/// Hands every batch of the part file `path` (a run of IPC streams) to `f`.
+fn read_part(path: &Path, mut f: impl FnMut(RecordBatch) -> Result<(), SyncError>) -> Result<(), SyncError> {
+    let bad = |e: String| SyncError::Checkpoint { path: path.to_path_buf(), message: format!("bad part file: {e}") };
+    let mut r = BufReader::with_capacity(1 << 20, File::open(path).map_err(SyncError::io(path))?);
+    while !r.fill_buf().map_err(SyncError::io(path))?.is_empty() {
+        let stream = StreamReader::try_new(&mut r, None).map_err(|e| bad(e.to_string()))?;
+        for batch in stream {
+            f(batch.map_err(|e| bad(e.to_string()))?)?;
+        }
+    }
+    Ok(())
 }
 
 /// The partitions of `query`; a table without the partition column (the service answers 400
@@ -196,18 +241,25 @@ pub(crate) async fn plan(
 /// export.
 pub async fn export(client: &DataverseClient, options: &ExportOptions) -> Result<ExportSummary, SyncError> {
     crate::destination::local_path(&options.output.to_string_lossy(), "the export output")?;
-    if options.format == Format::Parquet {
-        return Err(SyncError::Unsupported(
-            "Parquet export is not supported yet (it needs d365-sql's Arrow decoder); use --format ndjson or csv"
-                .into(),
-        ));
-    }
     let started = Instant::now();
     let stats_before = client.request_log().stats();
     let dir = work_dir(&options.output);
     let ckpt_path = dir.join("checkpoint.json");
     let fingerprint = options.fingerprint();
+    let reader = resolve_reader(client, &options.table, &options.select).await?;
+    let columns = reader.column_names();
     let mut ckpt = match Checkpoint::load(&ckpt_path)? {
+        Some(c) if c.fingerprint == fingerprint && c.columns != columns => {
+            return Err(SyncError::Checkpoint {
+                path: ckpt_path,
+                message: format!(
+                    "the table's columns changed since this export started ({} then, {} now); \
+                     delete the directory to start over",
+                    c.columns.len(),
+                    columns.len()
+                ),
+            });
+        }
         Some(c) if c.fingerprint == fingerprint => {
             tracing::info!(rows = c.rows(), "resuming the export from its checkpoint");
             c
@@ -221,13 +273,14 @@ pub async fn export(client: &DataverseClient, options: &ExportOptions) -> Result
             });
         }
         None => {
-            let (set, pk) = resolve_table(client, &options.table).await?;
-            let query = build_query(&set, options);
-            let scan = scan_options(&pk, options);
+            let query = reader.query(options.filter.as_deref(), options.page_size);
+            let scan = scan_options(&reader.schema.primary_key, options);
             let (plan, has_column) = plan(client, &query, &scan).await?;
             std::fs::create_dir_all(&dir).map_err(SyncError::io(&dir))?;
             let column = has_column.then(|| options.partition_column.clone());
-            let c = Checkpoint::new(fingerprint, set, pk, column, plan);
+            let set = reader.schema.entity_set.clone();
+            let mut c = Checkpoint::new(fingerprint, set, reader.schema.primary_key.clone(), column, plan);
+            c.columns = columns;
             c.save(&ckpt_path, options.fsync)?;
             c
         }
@@ -236,7 +289,7 @@ pub async fn export(client: &DataverseClient, options: &ExportOptions) -> Result
     prepare_parts(&dir, &ckpt)?;
     let mut peak = 0;
     if !ckpt.complete() {
-        let query = build_query(&ckpt.entity_set, options);
+        let query = reader.query(options.filter.as_deref(), options.page_size);
         let scan_opts = scan_options(&ckpt.primary_key, options);
         let mut scan = client.partitioned_scan(&query, ckpt.plan(), scan_opts)?;
         let progress = scan.progress();
@@ -250,9 +303,10 @@ pub async fn export(client: &DataverseClient, options: &ExportOptions) -> Result
         while let Some(page) = scan.next().await {
             let page = page?;
             let id = page.partition.id;
+            let batch = reader.decode(&page.body, page.rows.len() + page.skipped.len(), &page.skipped)?;
             buf.clear();
-            for row in &page.rows {
-                write_ndjson_line(&mut buf, row);
+            if batch.num_rows() > 0 {
+                write_segment(&mut buf, &batch)?;
             }
             let path = part_path(&dir, id);
             let (file, len) = match files.entry(id) {
@@ -289,7 +343,7 @@ pub async fn export(client: &DataverseClient, options: &ExportOptions) -> Result
             return Err(SyncError::InvalidArgument("the scan ended before every partition was read".into()));
         }
     }
-    let rows = assemble(&dir, &ckpt, options)?;
+    let rows = assemble(&dir, &ckpt, options, &reader)?;
     std::fs::remove_dir_all(&dir).map_err(SyncError::io(&dir))?;
     let stats = client.request_log().stats().since(&stats_before);
     Ok(ExportSummary {
@@ -308,19 +362,14 @@ pub async fn export(client: &DataverseClient, options: &ExportOptions) -> Result
     })
 }
 
-fn build_query(entity_set: &str, options: &ExportOptions) -> Query {
-    let mut q = Query::new(entity_set).select(options.select.iter().cloned());
-    q.filter = options.filter.clone();
-    if let Some(n) = options.page_size {
-        q = q.max_page_size(n);
-    }
-    q
-}
-
 fn scan_options(primary_key: &str, options: &ExportOptions) -> ScanOptions {
     let mut s = ScanOptions::new(primary_key);
     s.column = options.partition_column.clone();
     s.parallel = options.parallel;
+    // Bodies are decoded into Arrow here: rows are parsed only for placing them, and the
+    // bodies in flight stay within the SQL engine's budget.
+    s.keep_rows = false;
+    s.memory_budget = Some(d365_sql::scan::SCAN_MEMORY_BUDGET);
     s
 }
 
@@ -330,7 +379,8 @@ fn prepare_parts(dir: &Path, ckpt: &Checkpoint) -> Result<(), SyncError> {
     for entry in entries {
         let entry = entry.map_err(SyncError::io(dir))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(id) = name.strip_prefix("part-").and_then(|n| n.strip_suffix(".ndjson")).and_then(|n| n.parse().ok())
+        let Some(id) =
+            name.strip_prefix("part-").and_then(|n| n.strip_suffix(PART_SUFFIX)).and_then(|n| n.parse().ok())
         else {
             continue;
         };
@@ -359,7 +409,7 @@ fn prepare_parts(dir: &Path, ckpt: &Checkpoint) -> Result<(), SyncError> {
 }
 
 /// Writes the final file from the part files, in partition order. Returns the row count.
-fn assemble(dir: &Path, ckpt: &Checkpoint, options: &ExportOptions) -> Result<u64, SyncError> {
+fn assemble(dir: &Path, ckpt: &Checkpoint, options: &ExportOptions, reader: &TypedReader) -> Result<u64, SyncError> {
     let out_path = &options.output;
     let mut tmp = out_path.as_os_str().to_owned();
     tmp.push(".tmp");
@@ -370,35 +420,18 @@ fn assemble(dir: &Path, ckpt: &Checkpoint, options: &ExportOptions) -> Result<u6
         .filter(|p| ckpt.part_bytes.get(&p.id).is_some_and(|b| *b > 0))
         .map(|p| part_path(dir, p.id))
         .collect();
-    let open = |p: &PathBuf| File::open(p).map(BufReader::new).map_err(SyncError::io(p));
     let file = File::create(&tmp).map_err(SyncError::io(&tmp))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    let bad_part =
-        |p: &Path, e: String| SyncError::Checkpoint { path: p.to_path_buf(), message: format!("bad part file: {e}") };
+    let write_err = |e: crate::writer::WriteError| SyncError::io(&tmp)(std::io::Error::other(e));
+    let mut out = BatchWriter::new(options.format, BufWriter::with_capacity(1 << 20, file), reader.arrow().clone())
+        .map_err(write_err)?;
     let mut rows = 0u64;
-    match options.format {
-        Format::Ndjson => {
-            for p in &parts {
-                let mut r = open(p)?;
-                std::io::copy(&mut r, &mut out).map_err(SyncError::io(&tmp))?;
-            }
-            rows = ckpt.rows();
-        }
-        Format::Csv => {
-            let readers = parts.iter().map(open).collect::<Result<Vec<_>, _>>()?;
-            let columns = csv_columns(readers).map_err(|e| bad_part(dir, e))?;
-            let mut header = Vec::new();
-            write_csv_record(&mut header, columns.iter().map(String::as_str));
-            out.write_all(&header).map_err(SyncError::io(&tmp))?;
-            for p in &parts {
-                rows += ndjson_to_csv(open(p)?, &columns, &mut out).map_err(|e| bad_part(p, e))?;
-            }
-        }
-        Format::Parquet => {
-            return Err(SyncError::Unsupported("Parquet export is not supported yet".into()));
-        }
+    for p in &parts {
+        read_part(p, |batch| {
+            rows += batch.num_rows() as u64;
+            out.write(&batch).map_err(write_err)
+        })?;
     }
-    let file = out.into_inner().map_err(|e| SyncError::io(&tmp)(e.into_error()))?;
+    let file = out.finish().map_err(write_err)?.into_inner().map_err(|e| SyncError::io(&tmp)(e.into_error()))?;
     if options.fsync {
         file.sync_data().map_err(SyncError::io(&tmp))?;
     }

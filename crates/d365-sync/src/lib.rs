@@ -22,6 +22,8 @@ pub mod progress;
 pub mod store;
 pub mod sync;
 pub mod target;
+pub mod typed;
+pub mod writer;
 
 pub use checkpoint::Checkpoint;
 pub use destination::{Destination, local_path, parse_destination};

@@ -274,20 +274,14 @@ fn blank(t: &Table, kind: SyncKind) -> TableSync {
 /// The read of the whole table: every column; with the labels and lookup names a typed
 /// target stores (the SQLite copy keeps raw values only).
 fn page_query(t: &Table, target: &dyn Target, options: &SyncOptions) -> Query {
-    let mut q = Query::new(t.target.set.clone());
-    if !target.wants_rows() {
-        let mut select: Vec<String> = Vec::new();
-        for c in &t.target.schema.columns {
-            if !select.contains(&c.property) {
-                select.push(c.property.clone());
-            }
-        }
-        q = q.select(select).annotations([FORMATTED_VALUE, LOOKUP_LOGICAL_NAME]);
+    if target.wants_rows() {
+        let q = Query::new(t.target.set.clone());
+        return match options.page_size {
+            Some(n) => q.max_page_size(n),
+            None => q,
+        };
     }
-    if let Some(n) = options.page_size {
-        q = q.max_page_size(n);
-    }
-    q
+    t.target.reader().query(None, options.page_size)
 }
 
 /// The largest `modifiedon` of `rows`, folded into `max`.

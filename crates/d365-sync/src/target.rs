@@ -10,14 +10,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use d365_sql::TableSchema;
-use d365_sql::arrow_decode::PageDecoder;
-use d365_sql::datafusion::arrow::array::BooleanArray;
-use d365_sql::datafusion::arrow::compute::filter_record_batch;
 use d365_sql::datafusion::arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value};
 
 use crate::error::SyncError;
 use crate::store::TableState;
+use crate::typed::TypedReader;
 
 /// A Dataverse table being synced.
 #[derive(Debug, Clone)]
@@ -31,41 +29,30 @@ pub struct TargetTable {
     /// The typed shape of the table, as the SQL engine sees it (column types, choice labels,
     /// lookup names).
     pub schema: Arc<TableSchema>,
-    decoder: Arc<PageDecoder>,
+    reader: Arc<TypedReader>,
 }
 
 impl TargetTable {
     /// A table of `schema` (its logical name, entity set and primary key come from it).
     pub fn new(schema: TableSchema) -> Self {
-        let columns: Vec<&d365_sql::ColumnSpec> = schema.columns.iter().collect();
-        let decoder = PageDecoder::new(schema.arrow.clone(), &columns, &schema.entity_set);
+        let reader = TypedReader::new(schema);
         Self {
-            logical: schema.entity.logical_name.clone(),
-            set: schema.entity_set.clone(),
-            pk: schema.primary_key.clone(),
-            decoder: Arc::new(decoder),
-            schema: Arc::new(schema),
+            logical: reader.schema.entity.logical_name.clone(),
+            set: reader.schema.entity_set.clone(),
+            pk: reader.schema.primary_key.clone(),
+            schema: reader.schema.clone(),
+            reader: Arc::new(reader),
         }
+    }
+
+    /// The typed reader of every column.
+    pub fn reader(&self) -> &TypedReader {
+        &self.reader
     }
 
     /// The rows of `batch` to apply, typed: its body decoded, the skipped positions left out.
     pub fn decode(&self, batch: &Batch<'_>) -> Result<RecordBatch, SyncError> {
-        let decoded = self
-            .decoder
-            .decode(batch.body, batch.body_rows, batch.body_rows)
-            .map_err(|e| SyncError::InvalidArgument(format!("{}: a page could not be decoded: {e}", self.logical)))?;
-        if batch.skip.is_empty() {
-            return Ok(decoded);
-        }
-        let mut mask = vec![true; decoded.num_rows()];
-        for &i in batch.skip {
-            if let Some(m) = mask.get_mut(i) {
-                *m = false;
-            }
-        }
-        let keep = BooleanArray::from(mask);
-        filter_record_batch(&decoded, &keep)
-            .map_err(|e| SyncError::InvalidArgument(format!("{}: internal: {e}", self.logical)))
+        self.reader.decode(batch.body, batch.body_rows, batch.skip)
     }
 }
 

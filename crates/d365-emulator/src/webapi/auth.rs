@@ -54,17 +54,7 @@ impl Caller {
         for p in std::iter::once(&self.user).chain(self.impersonator.as_ref()) {
             if !p.roles.can_customize() {
                 let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, privilege.as_bytes());
-                return Err(DvError::new(
-                    StatusCode::FORBIDDEN,
-                    "0x80040220",
-                    format!(
-                        "Principal user (Id={}, type=8, roleCount={}, privilegeCount={}, accessMode=0), is missing {privilege} privilege (Id={id}). context.Caller={}",
-                        p.systemuserid,
-                        p.roles.len(),
-                        p.roles.0.iter().map(|r| r.tables.len()).sum::<usize>(),
-                        self.impersonator.as_ref().unwrap_or(&self.user).systemuserid,
-                    ),
-                ));
+                return Err(missing_privilege(p, self, &format!("{privilege} privilege (Id={id})")));
             }
         }
         Ok(())
@@ -76,22 +66,30 @@ impl Caller {
     }
 }
 
-fn privilege_error(p: &Principal, table: &Table, access: Access, caller: &Caller) -> DvError {
-    let privilege = table.privilege_name(access);
-    let privilege_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, privilege.as_bytes());
+/// The platform's missing-privilege 403 for principal `p` of `caller`; `what` names the
+/// privilege (and the table, when there is one).
+fn missing_privilege(p: &Principal, caller: &Caller, what: &str) -> DvError {
     DvError::new(
         StatusCode::FORBIDDEN,
         "0x80040220",
         format!(
-            "Principal user (Id={}, type=8, roleCount={}, privilegeCount={}, accessMode=0), is missing {privilege} privilege (Id={privilege_id}) on OTC={} for entity '{}'. context.Caller={}",
+            "Principal user (Id={}, type=8, roleCount={}, privilegeCount={}, accessMode=0), is missing {what}. context.Caller={}",
             p.systemuserid,
             p.roles.len(),
             p.roles.0.iter().map(|r| r.tables.len()).sum::<usize>(),
-            table.object_type_code,
-            table.logical_name,
             caller.impersonator.as_ref().unwrap_or(&caller.user).systemuserid,
         ),
     )
+}
+
+fn privilege_error(p: &Principal, table: &Table, access: Access, caller: &Caller) -> DvError {
+    let privilege = table.privilege_name(access);
+    let privilege_id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, privilege.as_bytes());
+    let what = format!(
+        "{privilege} privilege (Id={privilege_id}) on OTC={} for entity '{}'",
+        table.object_type_code, table.logical_name
+    );
+    missing_privilege(p, caller, &what)
 }
 
 /// Every principal the configuration defines: users and application users.
@@ -240,17 +238,7 @@ pub fn check_bypass(caller: &Caller, headers: &HeaderMap) -> DvResult<()> {
     let Some((privilege, id)) = needed else { return Ok(()) };
     for p in std::iter::once(&caller.user).chain(caller.impersonator.as_ref()) {
         if !p.roles.can_bypass_custom_logic() {
-            return Err(DvError::new(
-                StatusCode::FORBIDDEN,
-                "0x80040220",
-                format!(
-                    "Principal user (Id={}, type=8, roleCount={}, privilegeCount={}, accessMode=0), is missing {privilege} privilege (Id={id}). context.Caller={}",
-                    p.systemuserid,
-                    p.roles.len(),
-                    p.roles.0.iter().map(|r| r.tables.len()).sum::<usize>(),
-                    caller.impersonator.as_ref().unwrap_or(&caller.user).systemuserid,
-                ),
-            ));
+            return Err(missing_privilege(p, caller, &format!("{privilege} privilege (Id={id})")));
         }
     }
     Ok(())

@@ -5,6 +5,7 @@
 //!
 //! Without the binaries the tests using it skip with a message, unless `D365_PG_TEST=require`
 //! (set by `scripts/test-all.sh`, which installs them), where they fail.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
