@@ -123,6 +123,12 @@ impl Session {
         Ok(d365_sync::sync(&self.connection.client, options).await?)
     }
 
+    /// Exports a table into a file (NDJSON, CSV or Parquet), resuming an interrupted run of the
+    /// same export (see [`d365_sync::export()`]).
+    pub async fn export(&self, options: &d365_sync::ExportOptions) -> Result<d365_sync::ExportSummary, Error> {
+        Ok(d365_sync::export(&self.connection.client, options).await?)
+    }
+
     /// The SQL engine (built on first call).
     pub async fn engine(&self) -> Result<&SqlEngine, Error> {
         self.engine.get_or_try_init(|| self.connection.engine(&self.settings)).await

@@ -332,6 +332,46 @@ impl Session {
             .collect()
     }
 
+    /// Exports `table` into the file `path` (`format`: `ndjson`, `csv`, `parquet`; default
+    /// from the file name, else NDJSON): a dict with `rows`, `resumed_rows`, `output`,
+    /// `format`, `requests`, `seconds`.
+    #[pyo3(signature = (table, path, format=None, select=None, filter=None, parallel=None, page_size=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn export<'py>(
+        &self,
+        py: Python<'py>,
+        table: &str,
+        path: &str,
+        format: Option<&str>,
+        select: Option<Vec<String>>,
+        filter: Option<String>,
+        parallel: Option<usize>,
+        page_size: Option<u32>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        use d365_core::d365_sync::{ExportOptions, Format, local_path};
+        let session = self.get()?;
+        let output = local_path(path, "path").map_err(|e| to_py(py, e.into()))?;
+        let format = match format {
+            Some(f) => f.parse::<Format>().map_err(|e| to_py(py, e.into()))?,
+            None => Format::from_path(&output).unwrap_or_default(),
+        };
+        let mut options = ExportOptions::new(table, output);
+        options.format = format;
+        options.select = select.unwrap_or_default();
+        options.filter = filter;
+        options.parallel = parallel.map(|n| n.max(1));
+        options.page_size = page_size;
+        let summary = wait(py, async move { session.export(&options).await })?.map_err(|e| to_py(py, e))?;
+        let d = PyDict::new(py);
+        d.set_item("rows", summary.rows)?;
+        d.set_item("resumed_rows", summary.resumed_rows)?;
+        d.set_item("output", summary.output.to_string_lossy().into_owned())?;
+        d.set_item("format", summary.format.to_string())?;
+        d.set_item("requests", summary.requests)?;
+        d.set_item("seconds", summary.elapsed.as_secs_f64())?;
+        Ok(d)
+    }
+
     /// Requests sent so far on this connection: `requests`, `retries`, `throttled` (429/503
     /// answers), `throttle_wait_s` (seconds waited as the service asked), `bytes_received`.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {

@@ -58,3 +58,25 @@ def test_unsupported_destinations_and_tables_are_clear_errors(conn: d365.Connect
         conn.sync("nosuchtable", tmp_path)
     with pytest.raises(d365.ProgrammingError, match="PostgreSQL destination"):
         conn.sync("contact", "postgresql:///nohost")
+
+
+def test_export_is_typed_in_every_format(conn: d365.Connection, tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    total = conn.execute("SELECT count(*) FROM account").fetchone()[0]
+    out = conn.export("account", tmp_path / "a.parquet", select="accountid,revenue,statecodename")
+    assert (out["rows"], out["format"], out["resumed_rows"]) == (total, "parquet", 0)
+    table = pq.read_table(tmp_path / "a.parquet")
+    assert table.column_names == ["accountid", "revenue", "statecodename"]
+    assert str(table.schema.field("revenue").type) == "decimal128(38, 4)"
+    assert set(table.column("statecodename").to_pylist()) <= {"Active", "Inactive"}
+    assert not (tmp_path / "a.parquet.parts").exists()
+
+    csv = conn.export("account", tmp_path / "a.csv", select=["name"], filter="statecode eq 0")
+    active = conn.execute("SELECT count(*) FROM account WHERE statecode = 0").fetchone()[0]
+    assert csv["rows"] == active
+    assert (tmp_path / "a.csv").read_bytes().startswith(b"name\r\n")
+    with pytest.raises(d365.ProgrammingError, match="did you mean 'revenue'"):
+        conn.export("account", tmp_path / "b.ndjson", select="revenu")
+    with pytest.raises(d365.NotSupportedError, match="S3"):
+        conn.export("account", "s3://bucket/a.parquet")

@@ -63,6 +63,16 @@ class Session:
         change_tracking: bool = True,
         soft_delete: bool = False,
     ) -> list[dict[str, Any]]: ...
+    def export(
+        self,
+        table: str,
+        path: str,
+        format: str | None = None,
+        select: list[str] | None = None,
+        filter: str | None = None,
+        parallel: int | None = None,
+        page_size: int | None = None,
+    ) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 class Emulator:
