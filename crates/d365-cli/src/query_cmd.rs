@@ -177,7 +177,7 @@ async fn run_procedure(
             .map_err(Failure::from_d365)?;
     let schema = batch.schema();
     let format = output_format(args);
-    let mut sink = Sink::new(format, open_output(args.output.as_deref(), format)?, schema)?;
+    let mut sink = Sink::new(format, open_output(args.output.as_deref(), format)?, schema, args.output.is_none())?;
     sink.write(batch)?;
     sink.finish()
 }
@@ -232,7 +232,7 @@ async fn run_with_progress(
     let mut stream = engine.stream(sql).await.map_err(sql_failure)?;
     let schema = stream.schema();
     let out = open_output(output, format)?;
-    let mut sink = Sink::new(format, out, schema)?;
+    let mut sink = Sink::new(format, out, schema, output.is_none())?;
     let mut rows = 0usize;
     let terminal = std::io::stderr().is_terminal();
     while let Some(batch) = stream.next().await {
@@ -318,13 +318,14 @@ fn io_failure(e: impl std::fmt::Display) -> Failure {
 }
 
 impl Sink {
-    fn new(format: Format, out: Box<dyn Write + Send>, schema: SchemaRef) -> Result<Self, Failure> {
+    /// `to_stdout`: CSV lines end with LF (a terminal, a Unix pipe); files get RFC 4180's CRLF.
+    fn new(format: Format, out: Box<dyn Write + Send>, schema: SchemaRef, to_stdout: bool) -> Result<Self, Failure> {
         use d365_sync::Format as File;
         use d365_sync::writer::BatchWriter;
         Ok(match format {
             Format::Table => Sink::Table(out, schema, Vec::new()),
             Format::Json => Sink::Json(d365_sql::datafusion::arrow::json::ArrayWriter::new(out)),
-            Format::Csv => Sink::File(BatchWriter::new(File::Csv, out, schema).map_err(io_failure)?),
+            Format::Csv => Sink::File(BatchWriter::with_csv_lf(File::Csv, out, schema, to_stdout).map_err(io_failure)?),
             Format::Ndjson => Sink::File(BatchWriter::new(File::Ndjson, out, schema).map_err(io_failure)?),
             Format::Parquet => Sink::File(BatchWriter::new(File::Parquet, out, schema).map_err(io_failure)?),
         })

@@ -22,6 +22,7 @@ pub mod progress;
 pub mod store;
 pub mod sync;
 pub mod target;
+pub mod text_encode;
 pub mod typed;
 pub mod writer;
 

@@ -3,23 +3,20 @@
 //! --query`) alike, so every file has the same types and the same encoding whatever produced
 //! it.
 //!
-//! - NDJSON: one object per row with every column (nulls written as `null`), decimals as exact
-//!   JSON numbers, timestamps as RFC 3339 in UTC.
-//! - CSV: RFC 4180 (CRLF line ends), a header line even without rows.
+//! - NDJSON and CSV: encoded by [`crate::text_encode`] (every column, exact decimals, RFC 3339
+//!   UTC timestamps; CSV per RFC 4180 with CRLF line ends and a header line even without rows).
 //! - Parquet: zstd level 3, row groups closed at 128 Ki rows or [`PARQUET_ROW_GROUP_BYTES`] so
 //!   memory stays flat whatever the row count.
 
 use std::io::Write;
 
-use d365_sql::datafusion::arrow::csv;
 use d365_sql::datafusion::arrow::datatypes::SchemaRef;
-use d365_sql::datafusion::arrow::json;
-use d365_sql::datafusion::arrow::json::writer::LineDelimited;
 use d365_sql::datafusion::arrow::record_batch::RecordBatch;
 use d365_sql::datafusion::parquet::arrow::ArrowWriter;
 use d365_sql::datafusion::parquet::file::properties::WriterProperties;
 
 use crate::format::Format;
+use crate::text_encode::{Text, TextEncoder};
 
 /// Encoded bytes of a Parquet row group beyond which it is written out.
 pub const PARQUET_ROW_GROUP_BYTES: usize = 16 << 20;
@@ -49,10 +46,17 @@ pub struct WriteError {
 
 /// Writes batches of one schema into `W` in one format.
 pub enum BatchWriter<W: Write + Send> {
-    /// NDJSON.
-    Ndjson(json::Writer<W, LineDelimited>),
-    /// CSV.
-    Csv(Box<csv::Writer<W>>),
+    /// NDJSON or CSV.
+    Text {
+        /// The destination.
+        out: W,
+        /// The encoder.
+        encoder: TextEncoder,
+        /// Which of the two.
+        format: Format,
+        /// Encoded text not written yet.
+        buf: Vec<u8>,
+    },
     /// Parquet.
     Parquet(Box<ArrowWriter<W>>),
 }
@@ -60,19 +64,26 @@ pub enum BatchWriter<W: Write + Send> {
 impl<W: Write + Send> BatchWriter<W> {
     /// A writer of `format` for batches of `schema` into `out`.
     pub fn new(format: Format, out: W, schema: SchemaRef) -> Result<Self, WriteError> {
+        Self::with_csv_lf(format, out, schema, false)
+    }
+
+    /// The same; with `lf`, CSV lines end with LF alone (for a terminal or a Unix pipe).
+    pub fn with_csv_lf(format: Format, out: W, schema: SchemaRef, lf: bool) -> Result<Self, WriteError> {
         let err = |e: &dyn std::fmt::Display| WriteError { format, message: e.to_string() };
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         Ok(match format {
-            Format::Ndjson => {
-                Self::Ndjson(json::WriterBuilder::new().with_explicit_nulls(true).build::<W, LineDelimited>(out))
-            }
-            Format::Csv => {
-                let mut w = csv::WriterBuilder::new()
-                    .with_header(true)
-                    .with_line_terminator(csv::writer::Terminator::CRLF)
-                    .build(out);
-                // The header even when no row follows.
-                w.write(&RecordBatch::new_empty(schema)).map_err(|e| err(&e))?;
-                Self::Csv(Box::new(w))
+            Format::Ndjson | Format::Csv => {
+                let text = if format == Format::Csv { Text::Csv } else { Text::Ndjson };
+                let mut buf = Vec::with_capacity(1 << 16);
+                let mut encoder = TextEncoder::new(text, &names);
+                if lf {
+                    encoder = encoder.with_lf();
+                }
+                if text == Text::Csv {
+                    // The header even when no row follows.
+                    encoder.csv_header(&names, &mut buf);
+                }
+                Self::Text { out, encoder, format, buf }
             }
             Format::Parquet => Self::Parquet(Box::new(
                 ArrowWriter::try_new(out, schema, Some(parquet_properties())).map_err(|e| err(&e))?,
@@ -82,8 +93,7 @@ impl<W: Write + Send> BatchWriter<W> {
 
     fn format(&self) -> Format {
         match self {
-            Self::Ndjson(_) => Format::Ndjson,
-            Self::Csv(_) => Format::Csv,
+            Self::Text { format, .. } => *format,
             Self::Parquet(_) => Format::Parquet,
         }
     }
@@ -93,8 +103,12 @@ impl<W: Write + Send> BatchWriter<W> {
         let format = self.format();
         let err = |e: &dyn std::fmt::Display| WriteError { format, message: e.to_string() };
         match self {
-            Self::Ndjson(w) => w.write(batch).map_err(|e| err(&e)),
-            Self::Csv(w) => w.write(batch).map_err(|e| err(&e)),
+            Self::Text { out, encoder, buf, .. } => {
+                encoder.encode(batch, buf).map_err(|e| err(&e))?;
+                out.write_all(buf).map_err(|e| err(&e))?;
+                buf.clear();
+                Ok(())
+            }
             Self::Parquet(w) => {
                 w.write(batch).map_err(|e| err(&e))?;
                 // A row group is held in memory until written: close it early when it grows.
@@ -111,11 +125,10 @@ impl<W: Write + Send> BatchWriter<W> {
         let format = self.format();
         let err = |e: &dyn std::fmt::Display| WriteError { format, message: e.to_string() };
         match self {
-            Self::Ndjson(mut w) => {
-                w.finish().map_err(|e| err(&e))?;
-                Ok(w.into_inner())
+            Self::Text { mut out, buf, .. } => {
+                out.write_all(&buf).map_err(|e| err(&e))?;
+                Ok(out)
             }
-            Self::Csv(w) => Ok(w.into_inner()),
             Self::Parquet(w) => w.into_inner().map_err(|e| err(&e)),
         }
     }
