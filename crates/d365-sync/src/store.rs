@@ -2,20 +2,27 @@
 //! its logical name, keyed by its primary key), plus `_d365_sync_state` with each table's delta
 //! link or watermark.
 //!
-//! Columns are created from the rows as they come: a key not seen before becomes a column
-//! (`ALTER TABLE ... ADD COLUMN`), typed by its first non-null value (text, integer, real;
-//! booleans as 0/1; arrays and objects as JSON text). So a column added to the Dataverse table
-//! later is picked up, never fatal. Annotation keys (`@odata.etag`, `x@...`) are not stored.
+//! Tables have the SQL engine's columns, like every other target: choice codes with their
+//! `…name` labels, lookups (`parentaccountid`) with `…name` and `…type`. SQLite's types:
+//! GUIDs, text, dates (`YYYY-MM-DD`) and instants (`YYYY-MM-DDTHH:MM:SSZ`, UTC) as `TEXT`;
+//! whole numbers and booleans (0/1) as `INTEGER`; floating-point, money and decimals as `REAL`
+//! (SQLite has no exact decimal: 15-17 significant digits; PostgreSQL or Parquet keep them
+//! exact). A column added to the Dataverse table later is added here
+//! (`ALTER TABLE … ADD COLUMN`); one gone from Dataverse stays, null on rows changed from then on.
 //!
-//! Every batch (a page of upserts and deletes) is applied in one transaction together with the
-//! table's new sync state, so the state never runs ahead of the data.
+//! Every page of changes is applied in one transaction together with the table's new sync
+//! state, so the state never runs ahead of the data; a newer `versionnumber` is never
+//! overwritten by an older one.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use d365_sql::datafusion::arrow::array::{Array, AsArray};
+use d365_sql::datafusion::arrow::datatypes::{DataType, TimeUnit};
+use d365_sql::datafusion::arrow::record_batch::RecordBatch;
+use d365_sql::{TableSchema, ValueKind};
 use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Map, Value};
 
 use crate::error::SyncError;
 use crate::target::{Batch, Target, TargetTable};
@@ -58,32 +65,43 @@ pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn to_sql(v: &Value) -> Sql {
-    match v {
-        Value::Null => Sql::Null,
-        Value::Bool(b) => Sql::Integer(i64::from(*b)),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => Sql::Integer(i),
-            None => Sql::Real(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Value::String(s) => Sql::Text(s.clone()),
-        other => Sql::Text(other.to_string()),
+/// The SQLite type of a column.
+fn declared_type(kind: ValueKind) -> &'static str {
+    match kind {
+        ValueKind::Int32 | ValueKind::Int64 | ValueKind::Boolean => "INTEGER",
+        ValueKind::Float64 | ValueKind::Decimal { .. } => "REAL",
+        ValueKind::Utf8 | ValueKind::Date32 | ValueKind::Timestamp => "TEXT",
     }
 }
 
-fn declared_type(v: &Value) -> &'static str {
-    match v {
-        Value::Bool(_) => "INTEGER",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "INTEGER",
-        Value::Number(_) => "REAL",
-        Value::Null => "",
-        _ => "TEXT",
+/// The value of row `row` of column `a`.
+fn cell(a: &dyn Array, row: usize) -> Sql {
+    if a.is_null(row) {
+        return Sql::Null;
     }
-}
-
-/// Whether a row key is stored as a column.
-fn is_column(key: &str) -> bool {
-    !key.contains('@')
+    match a.data_type() {
+        DataType::Utf8 => Sql::Text(a.as_string::<i32>().value(row).to_string()),
+        DataType::Int32 => {
+            Sql::Integer(i64::from(a.as_primitive::<d365_sql::datafusion::arrow::datatypes::Int32Type>().value(row)))
+        }
+        DataType::Int64 => {
+            Sql::Integer(a.as_primitive::<d365_sql::datafusion::arrow::datatypes::Int64Type>().value(row))
+        }
+        DataType::Float64 => {
+            Sql::Real(a.as_primitive::<d365_sql::datafusion::arrow::datatypes::Float64Type>().value(row))
+        }
+        DataType::Boolean => Sql::Integer(i64::from(a.as_boolean().value(row))),
+        DataType::Decimal128(_, scale) => {
+            let v = a.as_primitive::<d365_sql::datafusion::arrow::datatypes::Decimal128Type>().value(row);
+            Sql::Real(v as f64 / 10f64.powi(i32::from(*scale)))
+        }
+        DataType::Date32 | DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            let mut out = Vec::with_capacity(20);
+            crate::text_encode::temporal(a, row, &mut out);
+            Sql::Text(String::from_utf8(out).unwrap_or_default())
+        }
+        _ => Sql::Null,
+    }
 }
 
 impl Store {
@@ -111,6 +129,11 @@ impl Store {
         &self.path
     }
 
+    /// The connection (to query the copy).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     /// The sync state of `table`, if it was synced before.
     pub fn state(&self, table: &str) -> Result<Option<TableState>, SyncError> {
         self.conn
@@ -130,11 +153,11 @@ impl Store {
             .map_err(self.err())
     }
 
-    /// Columns of `table` (empty when it does not exist).
-    fn columns(&self, table: &str) -> Result<HashSet<String>, SyncError> {
+    /// Columns of `table`, in order (empty when it does not exist).
+    fn columns(&self, table: &str) -> Result<Vec<String>, SyncError> {
         let mut st = self.conn.prepare(&format!("PRAGMA table_info({})", ident(table))).map_err(self.err())?;
         let names = st.query_map([], |r| r.get::<_, String>(1)).map_err(self.err())?;
-        names.collect::<Result<HashSet<_>, _>>().map_err(self.err())
+        names.collect::<Result<Vec<_>, _>>().map_err(self.err())
     }
 
     /// Rows in `table` (0 when it does not exist).
@@ -148,118 +171,101 @@ impl Store {
             .map_err(self.err())
     }
 
-    /// The connection (to query the copy).
-    pub fn connection(&self) -> &Connection {
-        &self.conn
-    }
-
-    /// Creates an empty staging table for a full load of `table` (dropping an older one).
-    pub fn begin_full(&self, table: &str, primary_key: &str) -> Result<String, SyncError> {
-        let staging = staging_name(table);
+    /// Creates `name` with the columns of `schema` (the primary key first), if missing.
+    fn create(&self, name: &str, schema: &TableSchema) -> Result<(), SyncError> {
+        let pk = schema.primary_key.to_ascii_lowercase();
+        let defs: Vec<String> = schema
+            .columns
+            .iter()
+            .map(|c| {
+                let key = if c.name == pk { " PRIMARY KEY" } else { "" };
+                format!("{} {}{key}", ident(&c.name), declared_type(c.kind))
+            })
+            .collect();
         self.conn
-            .execute_batch(&format!(
-                "DROP TABLE IF EXISTS {s}; CREATE TABLE {s} ({pk} TEXT PRIMARY KEY);",
-                s = ident(&staging),
-                pk = ident(primary_key)
-            ))
-            .map_err(self.err())?;
-        Ok(staging)
+            .execute_batch(&format!("CREATE TABLE IF NOT EXISTS {} ({})", ident(name), defs.join(", ")))
+            .map_err(self.err())
     }
 
-    /// Replaces `table` with the staging table of a full load and saves `state`, in one
-    /// transaction.
-    pub fn finish_full(&mut self, table: &str, staging: &str, state: &TableState) -> Result<(), SyncError> {
-        let path = self.path.clone();
-        let err = |source| SyncError::Store { path: path.clone(), source };
-        let tx = self.conn.transaction().map_err(err)?;
-        tx.execute_batch(&format!(
-            "DROP TABLE IF EXISTS {t}; ALTER TABLE {s} RENAME TO {t};",
-            t = ident(table),
-            s = ident(staging)
-        ))
-        .map_err(err)?;
-        save_state(&tx, table, state).map_err(err)?;
-        tx.commit().map_err(err)
+    /// Adds to `name` the columns of `schema` it lacks; returns those it has that `schema`
+    /// does not (gone from Dataverse).
+    fn add_new_columns(&self, name: &str, schema: &TableSchema) -> Result<Vec<String>, SyncError> {
+        let have = self.columns(name)?;
+        let have_set: HashSet<&str> = have.iter().map(String::as_str).collect();
+        for c in &schema.columns {
+            if !have_set.contains(c.name.as_str()) {
+                tracing::info!("{name}: new column {} added", c.name);
+                self.conn
+                    .execute_batch(&format!(
+                        "ALTER TABLE {} ADD COLUMN {} {}",
+                        ident(name),
+                        ident(&c.name),
+                        declared_type(c.kind)
+                    ))
+                    .map_err(self.err())?;
+            }
+        }
+        let source: HashSet<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
+        Ok(have.into_iter().filter(|c| !source.contains(c.as_str())).collect())
     }
 
-    /// Upserts `rows` and deletes `deleted` ids in `table`, and saves `state` when given, in
-    /// one transaction. New columns are added first. Returns (upserted, deleted).
-    pub fn apply(
+    /// Upserts the rows of `rows` into `name`, deletes `deleted` ids, and saves `state` when
+    /// given, in one transaction. Returns (upserted, deleted).
+    fn merge(
         &mut self,
-        table: &str,
-        primary_key: &str,
-        rows: &[Map<String, Value>],
+        name: &str,
+        schema: &TableSchema,
+        rows: &RecordBatch,
         deleted: &[String],
         state: Option<(&str, &TableState)>,
     ) -> Result<(u64, u64), SyncError> {
-        let mut have = self.columns(table)?;
-        if have.is_empty() {
-            self.conn
-                .execute_batch(&format!(
-                    "CREATE TABLE IF NOT EXISTS {} ({} TEXT PRIMARY KEY)",
-                    ident(table),
-                    ident(primary_key)
-                ))
-                .map_err(self.err())?;
-            have.insert(primary_key.to_string());
-        }
+        self.create(name, schema)?;
+        let gone = self.add_new_columns(name, schema)?;
+        let pk = ident(&schema.primary_key.to_ascii_lowercase());
+        let names: Vec<String> = schema.columns.iter().map(|c| ident(&c.name)).collect();
+        let mut sets: Vec<String> = names.iter().filter(|n| **n != pk).map(|n| format!("{n}=excluded.{n}")).collect();
+        sets.extend(gone.iter().map(|g| format!("{}=NULL", ident(g))));
+        let action = if sets.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", sets.join(",")) };
+        let guard = match schema.column("versionnumber") {
+            Some(_) if !sets.is_empty() => {
+                let v = ident("versionnumber");
+                format!(" WHERE {v} IS NULL OR excluded.{v} IS NULL OR excluded.{v} >= {v}")
+            }
+            _ => String::new(),
+        };
+        let marks: Vec<String> = (1..=names.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT({pk}) DO {action}{guard}",
+            ident(name),
+            names.join(","),
+            marks.join(",")
+        );
         let path = self.path.clone();
         let err = |source| SyncError::Store { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(err)?;
-        for row in rows {
-            for (k, v) in row {
-                if is_column(k) && !v.is_null() && !have.contains(k) {
-                    tx.execute_batch(&format!(
-                        "ALTER TABLE {} ADD COLUMN {} {}",
-                        ident(table),
-                        ident(k),
-                        declared_type(v)
-                    ))
-                    .map_err(err)?;
-                    have.insert(k.clone());
-                }
-            }
-        }
         let mut upserted = 0;
-        for row in rows {
-            let Some(id) = row.get(primary_key).and_then(Value::as_str) else { continue };
-            let cols: Vec<(&String, &Value)> =
-                row.iter().filter(|(k, _)| is_column(k) && have.contains(*k) && *k != primary_key).collect();
-            let names: Vec<String> = cols.iter().map(|(k, _)| ident(k)).collect();
-            let mut sql = format!("INSERT INTO {} ({}", ident(table), ident(primary_key));
-            for n in &names {
-                sql.push(',');
-                sql.push_str(n);
-            }
-            sql.push_str(") VALUES (?1");
-            for i in 0..names.len() {
-                sql.push_str(&format!(",?{}", i + 2));
-            }
-            sql.push_str(&format!(") ON CONFLICT({}) DO ", ident(primary_key)));
-            if names.is_empty() {
-                sql.push_str("NOTHING");
-            } else {
-                let sets: Vec<String> = names.iter().map(|n| format!("{n}=excluded.{n}")).collect();
-                sql.push_str(&format!("UPDATE SET {}", sets.join(",")));
-            }
-            let mut values: Vec<Sql> = Vec::with_capacity(cols.len() + 1);
-            values.push(Sql::Text(id.to_ascii_lowercase()));
-            values.extend(cols.iter().map(|(_, v)| to_sql(v)));
+        {
             let mut st = tx.prepare_cached(&sql).map_err(err)?;
-            st.execute(rusqlite::params_from_iter(values.iter())).map_err(err)?;
-            upserted += 1;
+            let pk_index = schema.column(&schema.primary_key).map(|(i, _)| i);
+            let mut values: Vec<Sql> = Vec::with_capacity(names.len());
+            for row in 0..rows.num_rows() {
+                values.clear();
+                values.extend(rows.columns().iter().map(|a| cell(a.as_ref(), row)));
+                if let Some(Sql::Text(id)) = pk_index.and_then(|i| values.get_mut(i)) {
+                    *id = id.to_ascii_lowercase();
+                }
+                upserted += st.execute(rusqlite::params_from_iter(values.iter())).map_err(err)? as u64;
+            }
         }
         let mut removed = 0;
         if !deleted.is_empty() {
-            let mut st = tx
-                .prepare_cached(&format!("DELETE FROM {} WHERE {} = ?1", ident(table), ident(primary_key)))
-                .map_err(err)?;
+            let mut st = tx.prepare_cached(&format!("DELETE FROM {} WHERE {pk} = ?1", ident(name))).map_err(err)?;
             for id in deleted {
                 removed += st.execute([id.to_ascii_lowercase()]).map_err(err)? as u64;
             }
         }
-        if let Some((name, state)) = state {
-            save_state(&tx, name, state).map_err(err)?;
+        if let Some((table, state)) = state {
+            save_state(&tx, table, state).map_err(err)?;
         }
         tx.commit().map_err(err)?;
         Ok((upserted, removed))
@@ -271,16 +277,11 @@ impl Store {
     }
 }
 
-/// The local SQLite copy as a sync target: rows are applied from the parsed pages (columns
-/// typed by their first value, see the module docs).
+/// The local SQLite copy as a sync target.
 #[async_trait::async_trait]
 impl Target for Store {
     fn describe(&self) -> String {
         self.path.display().to_string()
-    }
-
-    fn wants_rows(&self) -> bool {
-        true
     }
 
     async fn state(&mut self, table: &TargetTable) -> Result<Option<TableState>, SyncError> {
@@ -291,16 +292,28 @@ impl Target for Store {
     }
 
     async fn begin_full(&mut self, table: &TargetTable) -> Result<(), SyncError> {
-        Store::begin_full(self, &table.logical, &table.pk).map(drop)
+        let staging = staging_name(&table.logical);
+        self.conn.execute_batch(&format!("DROP TABLE IF EXISTS {}", ident(&staging))).map_err(self.err())?;
+        self.create(&staging, &table.schema)
     }
 
     async fn load(&mut self, table: &TargetTable, batch: Batch<'_>) -> Result<u64, SyncError> {
-        let staging = staging_name(&table.logical);
-        Ok(Store::apply(self, &staging, &table.pk, batch.rows, &[], None)?.0)
+        let rows = table.decode(&batch)?;
+        Ok(self.merge(&staging_name(&table.logical), &table.schema, &rows, &[], None)?.0)
     }
 
     async fn finish_full(&mut self, table: &TargetTable, state: &TableState) -> Result<(), SyncError> {
-        Store::finish_full(self, &table.logical, &staging_name(&table.logical), state)
+        let path = self.path.clone();
+        let err = |source| SyncError::Store { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute_batch(&format!(
+            "DROP TABLE IF EXISTS {t}; ALTER TABLE {s} RENAME TO {t};",
+            t = ident(&table.logical),
+            s = ident(&staging_name(&table.logical))
+        ))
+        .map_err(err)?;
+        save_state(&tx, &table.logical, state).map_err(err)?;
+        tx.commit().map_err(err)
     }
 
     async fn apply(
@@ -309,7 +322,8 @@ impl Target for Store {
         batch: Batch<'_>,
         state: &TableState,
     ) -> Result<(u64, u64), SyncError> {
-        Store::apply(self, &table.logical, &table.pk, batch.rows, batch.deleted, Some((&table.logical, state)))
+        let rows = table.decode(&batch)?;
+        self.merge(&table.logical, &table.schema, &rows, batch.deleted, Some((&table.logical, state)))
     }
 
     async fn count(&mut self, table: &TargetTable) -> Result<u64, SyncError> {
@@ -335,55 +349,4 @@ fn save_state(conn: &Connection, table: &str, state: &TableState) -> rusqlite::R
         params![table, state.entity_set, state.primary_key, mode, link, next, watermark],
     )?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn row(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        }
-    }
-
-    #[test]
-    fn upserts_deletes_new_columns_and_state_in_one_place() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(&dir.path().join("d.sqlite")).unwrap();
-        assert_eq!(s.state("contact").unwrap(), None);
-        let state = TableState {
-            entity_set: "contacts".into(),
-            primary_key: "contactid".into(),
-            tracking: Tracking::Delta { link: "contacts?$deltatoken=1".into(), next: None },
-        };
-        let rows = vec![
-            row(json!({"@odata.etag": "W/\"1\"", "contactid": "A", "lastname": "X", "n": 1})),
-            row(json!({"contactid": "b", "lastname": null, "n": 2.5, "ok": true})),
-        ];
-        assert_eq!(s.apply("contact", "contactid", &rows, &[], Some(("contact", &state))).unwrap(), (2, 0));
-        assert_eq!(s.state("contact").unwrap(), Some(state.clone()));
-        // A column seen for the first time later is added; an update replaces values.
-        let later = vec![row(json!({"contactid": "a", "lastname": "Y", "telephone1": "555"}))];
-        s.apply("contact", "contactid", &later, &["B".to_string(), "zz".to_string()], None).unwrap();
-        assert_eq!(s.count("contact").unwrap(), 1);
-        let (name, phone, n): (String, String, i64) = s
-            .connection()
-            .query_row("SELECT lastname, telephone1, n FROM contact WHERE contactid = 'a'", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .unwrap();
-        assert_eq!((name.as_str(), phone.as_str(), n), ("Y", "555", 1));
-        assert!(!s.columns("contact").unwrap().contains("@odata.etag"));
-        // A full load replaces the table at once.
-        let staging = s.begin_full("contact", "contactid").unwrap();
-        s.apply(&staging, "contactid", &[row(json!({"contactid": "c", "lastname": "Z"}))], &[], None).unwrap();
-        let w = TableState { tracking: Tracking::Watermark(Some("2026-01-01T00:00:00Z".into())), ..state };
-        s.finish_full("contact", &staging, &w).unwrap();
-        assert_eq!(s.count("contact").unwrap(), 1);
-        assert_eq!(s.state("contact").unwrap(), Some(w));
-        assert_eq!(s.count(&staging).unwrap(), 0);
-    }
 }

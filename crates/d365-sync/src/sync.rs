@@ -271,16 +271,9 @@ fn blank(t: &Table, kind: SyncKind) -> TableSync {
     }
 }
 
-/// The read of the whole table: every column; with the labels and lookup names a typed
-/// target stores (the SQLite copy keeps raw values only).
-fn page_query(t: &Table, target: &dyn Target, options: &SyncOptions) -> Query {
-    if target.wants_rows() {
-        let q = Query::new(t.target.set.clone());
-        return match options.page_size {
-            Some(n) => q.max_page_size(n),
-            None => q,
-        };
-    }
+/// The read of the whole table: every column, with the annotations its labels and lookup
+/// names come from.
+fn page_query(t: &Table, options: &SyncOptions) -> Query {
     t.target.reader().query(None, options.page_size)
 }
 
@@ -314,9 +307,9 @@ async fn scan_into(
 ) -> Result<u64, SyncError> {
     let mut scan_opts = ScanOptions::new(t.target.pk.clone());
     scan_opts.parallel = options.parallel;
-    // A typed target decodes the bodies itself; rows are parsed only when the target wants
-    // them or the `modifiedon` watermark must be found (tables synced without change tracking).
-    scan_opts.keep_rows = target.wants_rows() || max_modified.is_some();
+    // The target decodes the bodies itself; rows are parsed only when the `modifiedon`
+    // watermark must be found (tables synced without change tracking).
+    scan_opts.keep_rows = max_modified.is_some();
     if !scan_opts.keep_rows {
         // Pages in flight stay within the SQL engine's budget (wide pages are made smaller
         // rather than fetched many at a time).
@@ -332,7 +325,6 @@ async fn scan_into(
             fold_modified(max, &page.rows);
         }
         let batch = Batch {
-            rows: &page.rows,
             body: &page.body,
             body_rows: page.rows.len() + page.skipped.len(),
             skip: &page.skipped,
@@ -356,7 +348,7 @@ async fn full(
     let mut out = blank(t, SyncKind::Full);
     let logical = &t.target.logical;
     target.begin_full(&t.target).await?;
-    let query = page_query(t, target, options);
+    let query = page_query(t, options);
     let tracking = if use_ct {
         // The keys-only change-tracking read starts first: its version precedes the extract.
         let q = Query::new(t.target.set.clone()).select([t.target.pk.clone()]);
@@ -405,12 +397,6 @@ fn without_select(link: &str) -> String {
     }
 }
 
-/// Whether a delta row is a `$deletedEntity` entry; its id.
-fn deleted_id(row: &Map<String, Value>) -> Option<&str> {
-    let ctx = row.get("@odata.context").and_then(Value::as_str)?;
-    ctx.ends_with("$deletedEntity").then(|| row.get("id").and_then(Value::as_str)).flatten()
-}
-
 async fn delta(
     client: &DataverseClient,
     target: &mut dyn Target,
@@ -424,43 +410,25 @@ async fn delta(
     let url = client.base_url().join(&start).map_err(|e| {
         SyncError::InvalidArgument(format!("{}: the saved delta link is not a URL: {e}", t.target.logical))
     })?;
-    let mut prefer = format!("odata.maxpagesize={}", options.page_size.unwrap_or(d365_client::MAX_PAGE_SIZE));
-    if !target.wants_rows() {
-        prefer.push_str(&format!(",odata.include-annotations=\"{FORMATTED_VALUE},{LOOKUP_LOGICAL_NAME}\""));
-    }
-    // A typed target decodes the bodies itself: the rows are not parsed, the deleted entries
-    // are picked from the body.
-    let typed = (!target.wants_rows()).then(|| DeletedEntries::new(&t.target.set));
-    let pages = client.page_stream_from(url, Some(prefer));
-    let mut pages = if typed.is_some() { pages.raw() } else { pages.rows_and_raw() };
+    let prefer = format!(
+        "odata.maxpagesize={},odata.include-annotations=\"{FORMATTED_VALUE},{LOOKUP_LOGICAL_NAME}\"",
+        options.page_size.unwrap_or(d365_client::MAX_PAGE_SIZE)
+    );
+    // The target decodes the bodies itself: the rows are not parsed, the deleted entries are
+    // picked from the body.
+    let finder = DeletedEntries::new(&t.target.set);
+    let mut pages = client.page_stream_from(url, Some(prefer)).raw();
     while let Some(page) = pages.next().await {
         let page = page?;
-        let mut deleted = Vec::new();
-        let mut skip = Vec::new();
-        let mut rows = Vec::with_capacity(page.rows.len());
-        match (&typed, &page.raw) {
-            (Some(finder), Some(body)) => (deleted, skip) = finder.find(body, page.row_count)?,
-            _ => {
-                for (i, r) in page.rows.into_iter().enumerate() {
-                    match deleted_id(&r) {
-                        Some(id) => {
-                            deleted.push(id.to_string());
-                            skip.push(i);
-                        }
-                        None => rows.push(r),
-                    }
-                }
-            }
-        }
+        let body = page.raw.clone().unwrap_or_default();
+        let (deleted, skip) = finder.find(&body, page.row_count)?;
         let tracking = match (&page.delta_link, &page.next_link) {
             (Some(d), _) => Tracking::Delta { link: d.clone(), next: None },
             (None, Some(n)) => Tracking::Delta { link: link.clone(), next: Some(n.clone()) },
             (None, None) => Tracking::Delta { link: link.clone(), next: None },
         };
         let state = TableState { entity_set: t.target.set.clone(), primary_key: t.target.pk.clone(), tracking };
-        let body = page.raw.unwrap_or_default();
-        let body_rows = if typed.is_some() { page.row_count } else { rows.len() + skip.len() };
-        let batch = Batch { rows: &rows, body: &body, body_rows, skip: &skip, deleted: &deleted };
+        let batch = Batch { body: &body, body_rows: page.row_count, skip: &skip, deleted: &deleted };
         let (u, d) = target.apply(&t.target, batch, &state).await?;
         out.upserted += u;
         out.deleted += d;
@@ -476,7 +444,7 @@ async fn watermark(
     options: &SyncOptions,
 ) -> Result<TableSync, SyncError> {
     let mut out = blank(t, SyncKind::Watermark);
-    let query = page_query(t, target, options).filter(format!("modifiedon ge {mark}"));
+    let query = page_query(t, options).filter(format!("modifiedon ge {mark}"));
     let mut max_modified = d365_client::partition::parse_instant(mark);
     let state = |mark: Option<String>| TableState {
         entity_set: t.target.set.clone(),
@@ -489,7 +457,7 @@ async fn watermark(
     out.upserted =
         scan_into(client, target, t, Dest::Table(&unchanged), &query, options, Some(&mut max_modified)).await?;
     let done = state(max_modified.map(format_instant).or_else(|| Some(mark.to_string())));
-    let empty = Batch { rows: &[], body: b"{\"value\":[]}", body_rows: 0, skip: &[], deleted: &[] };
+    let empty = Batch { body: b"{\"value\":[]}", body_rows: 0, skip: &[], deleted: &[] };
     target.apply(&t.target, empty, &done).await?;
     Ok(out)
 }
@@ -506,16 +474,5 @@ mod tests {
         );
         assert_eq!(without_select("accounts?$select=a"), "accounts");
         assert_eq!(without_select("accounts"), "accounts");
-    }
-
-    #[test]
-    fn deleted_entries_are_recognised() {
-        let d: Map<String, Value> = serde_json::from_str(
-            r#"{"@odata.context":"https://o/api/data/v9.2/$metadata#accounts/$deletedEntity","id":"2e45","reason":"deleted"}"#,
-        )
-        .unwrap();
-        assert_eq!(deleted_id(&d), Some("2e45"));
-        let r: Map<String, Value> = serde_json::from_str(r#"{"accountid":"1","name":"x"}"#).unwrap();
-        assert_eq!(deleted_id(&r), None);
     }
 }

@@ -1,5 +1,6 @@
 //! Where a sync lands: the [`Target`] trait every store implements (the local SQLite copy,
-//! PostgreSQL), so the sync itself — full loads, change-tracking deltas, watermarks, token
+//! PostgreSQL), each decoding the page bodies into typed Arrow batches through
+//! [`TargetTable::decode`], so the sync itself — full loads, change-tracking deltas, watermarks, token
 //! handling — is written once.
 //!
 //! A target keeps, per table, the rows and the [`TableState`] (delta link or watermark), and
@@ -11,7 +12,6 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use d365_sql::TableSchema;
 use d365_sql::datafusion::arrow::record_batch::RecordBatch;
-use serde_json::{Map, Value};
 
 use crate::error::SyncError;
 use crate::store::TableState;
@@ -59,8 +59,6 @@ impl TargetTable {
 /// One page of rows to apply.
 #[derive(Debug, Clone, Copy)]
 pub struct Batch<'a> {
-    /// The parsed rows to upsert (empty when the target asked for bodies only).
-    pub rows: &'a [Map<String, Value>],
     /// The page body exactly as the service sent it (every digit of a decimal kept).
     pub body: &'a [u8],
     /// Rows in the body's `value` array.
@@ -77,12 +75,6 @@ pub struct Batch<'a> {
 pub trait Target: Send {
     /// Where the data goes, for the report (no credentials).
     fn describe(&self) -> String;
-
-    /// Whether [`Batch::rows`] must be filled (the SQLite copy works from parsed rows; typed
-    /// targets decode [`Batch::body`] themselves and skip the parse).
-    fn wants_rows(&self) -> bool {
-        false
-    }
 
     /// The saved state of `table`, if it was synced before.
     async fn state(&mut self, table: &TargetTable) -> Result<Option<TableState>, SyncError>;

@@ -272,6 +272,21 @@ fn decimal(out: &mut Vec<u8>, v: i128, scale: u32) {
     }
 }
 
+/// Row `row` of a `Date32` or `Timestamp(µs)` column as text (`YYYY-MM-DD`, RFC 3339 UTC);
+/// nothing for other types.
+pub(crate) fn temporal(a: &dyn Array, row: usize, out: &mut Vec<u8>) {
+    match a.data_type() {
+        DataType::Date32 => {
+            date(out, i64::from(a.as_primitive::<d365_sql::datafusion::arrow::datatypes::Date32Type>().value(row)))
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => timestamp(
+            out,
+            a.as_primitive::<d365_sql::datafusion::arrow::datatypes::TimestampMicrosecondType>().value(row),
+        ),
+        _ => {}
+    }
+}
+
 /// `YYYY-MM-DD` of `days` since 1970-01-01 (proleptic Gregorian; Howard Hinnant's
 /// `civil_from_days`).
 fn date(out: &mut Vec<u8>, days: i64) {

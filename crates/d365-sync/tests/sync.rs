@@ -38,6 +38,20 @@ async fn sync_applies_exactly_the_changes_and_resyncs_after_an_expired_token() {
     assert_eq!((t.kind, t.rows, t.upserted), (SyncKind::Full, 1_000, 1_000), "{t}");
     assert!(t.warnings.is_empty(), "{:?}", t.warnings);
     assert_eq!(local_contacts(dir.path()), env.contacts());
+    // The SQL engine's columns: choice labels beside codes, lookups by their logical name with
+    // the related record's name, instants as RFC 3339 text.
+    let db = rusqlite::Connection::open(dir.path().join(d365_sync::sync::DATABASE_FILE)).unwrap();
+    let (unlabelled, owners, instant): (i64, i64, String) = db
+        .query_row(
+            "SELECT (SELECT count(*) FROM contact WHERE statecodename IS NULL), \
+             (SELECT count(*) FROM contact WHERE ownerid IS NOT NULL AND owneridname IS NOT NULL), \
+             (SELECT createdon FROM contact LIMIT 1)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((unlabelled, owners), (0, 1_000));
+    assert!(instant.len() == 20 && instant.ends_with('Z'), "{instant}");
 
     // Changes in Dataverse: 3 inserts, 2 updates, 2 deletes.
     let before = env.contacts();
