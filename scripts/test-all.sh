@@ -57,7 +57,8 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
 fi
 export D365_PG_TEST=require
 
-# Python: a virtual environment with the packages the Python tests use.
+# Python: a virtual environment with the packages the Python tests use (and moto, the S3
+# server of the object-store tests).
 python="${PYTHON:-python3}"
 if ! command -v "$python" >/dev/null 2>&1 || ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   echo "== installing python3 with venv (apt-get)"
@@ -71,8 +72,12 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 echo "== Python test packages (pip)"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-  "pytest>=8" "pyarrow>=15" "pandas>=2" "polars>=1.3" "duckdb>=1.1" "sqlalchemy>=2" "ruff>=0.6" "mypy>=1.10" "tomli; python_version < '3.11'"
+  "pytest>=8" "pyarrow>=15" "pandas>=2" "polars>=1.3" "duckdb>=1.1" "sqlalchemy>=2" "ruff>=0.6" "mypy>=1.10" "tomli; python_version < '3.11'" \
+  "moto[server]>=5"
 "$venv/bin/python" --version
+# The object-store export tests (crates/d365-sync/tests/export_s3.rs) start moto's S3 server
+# with this interpreter; D365_S3_TEST=require makes them fail, not skip, without it.
+export D365_PYTHON="$venv/bin/python" D365_S3_TEST=require
 
 # The extension links against no libpython (it is loaded by one); the same settings for every
 # cargo command below, so pyo3 is built once.

@@ -25,6 +25,7 @@ Examples:
   d365 export contact --select contactid,fullname,emailaddress1 --format csv -o contacts.csv
   d365 export account --filter \"statecode eq 0\" --parallel 16 -o active.ndjson
   d365 export account --format parquet -o accounts.parquet
+  d365 export account --format parquet -o s3://lake/crm/accounts.parquet   # AWS_* settings from the environment
   d365 export account --select accountid,name,revenue,statecodename --format parquet -o accounts.parquet
   d365 export --query \"SELECT name, revenue FROM account WHERE statecode = 0\" --format parquet -o active.parquet")]
 pub struct ExportArgs {
@@ -44,7 +45,10 @@ pub struct ExportArgs {
     /// Output format: ndjson, csv, parquet.
     #[arg(long, default_value = "ndjson")]
     format: String,
-    /// Output file (default: TABLE.FORMAT).
+    /// Output file (default: TABLE.FORMAT), or an object: s3://bucket/key, az://container/key,
+    /// abfss://fs@account.dfs.core.windows.net/key, gs://bucket/key (credentials and endpoint
+    /// from AWS_*, AZURE_STORAGE_*, GOOGLE_* variables; staged locally, then one multipart
+    /// upload: no partial object is ever visible).
     #[arg(short, long)]
     output: Option<PathBuf>,
     /// Concurrent requests (default: from the service's x-ms-dop-hint, adapting to throttling).
@@ -69,9 +73,18 @@ pub fn failure(e: SyncError) -> Failure {
 
 /// Runs `d365 export`.
 pub async fn run(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Failure> {
-    // Before connecting: a store URL is refused at once, not after a sign-in.
+    // Before connecting: a destination that cannot be written is refused at once, not after a
+    // sign-in (an object store is checked for its URL and settings, not reached yet).
+    let mut staged = None;
     if let Some(out) = &args.output {
-        d365_sync::local_path(&out.to_string_lossy(), "--output").map_err(failure)?;
+        match d365_sync::parse_destination(&out.to_string_lossy(), "--output").map_err(failure)? {
+            d365_sync::Destination::Remote(r) if args.query.is_none() => {
+                staged = Some(r.staging_file(None).map_err(failure)?);
+            }
+            _ => {
+                d365_sync::local_path(&out.to_string_lossy(), "--output").map_err(failure)?;
+            }
+        }
     }
     if args.query.is_some() {
         return run_sql(connect_args, args).await;
@@ -93,7 +106,8 @@ pub async fn run(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Fai
     let summary = result.map_err(|e| {
         let mut f = failure(e);
         // The summary of an interrupted export: what is saved and how to go on.
-        let ckpt = d365_sync::export::work_dir(&options.output).join("checkpoint.json");
+        let local = staged.as_deref().unwrap_or(&options.output);
+        let ckpt = d365_sync::export::work_dir(local).join("checkpoint.json");
         if let Ok(Some(c)) = d365_sync::Checkpoint::load(&ckpt) {
             let done = c.partitions.values().filter(|p| p.done).count();
             f.message.push_str(&format!(

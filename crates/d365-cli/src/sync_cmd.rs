@@ -55,6 +55,14 @@ pub struct SyncArgs {
 pub async fn run(connect_args: &ConnectArgs, args: SyncArgs) -> Result<(), Failure> {
     let tables: Vec<String> = args.tables.into_iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
     let to = d365_sync::parse_destination(&args.to, "--to").map_err(failure)?;
+    if let d365_sync::Destination::Remote(r) = &to {
+        // Refused before signing in.
+        return Err(Failure::bad_input(format!(
+            "--to {r}: syncing into an object store (S3, ADLS, GCS) needs Delta Lake tables, not built yet; \
+             give a local directory (SQLite) or a postgresql:// URL, or write a file there with \
+             `d365 export TABLE -o {r}/TABLE.parquet`"
+        )));
+    }
     let mut options = SyncOptions::new(tables, to);
     options.soft_delete = args.soft_delete;
     options.parallel = args.parallel.map(|n| n.max(1));

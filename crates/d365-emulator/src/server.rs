@@ -109,9 +109,7 @@ impl Emulator {
             .layer(axum::middleware::from_fn_with_state(state.clone(), crate::webapi::log_request))
             .with_state(state.clone());
 
-        let rustls = RustlsConfig::from_pem(tls.server_chain_pem.into_bytes(), tls.server_key_pem.into_bytes())
-            .await
-            .map_err(|e| StartError::Crypto(format!("TLS configuration failed: {e}")))?;
+        let rustls = RustlsConfig::from_config(Arc::new(server_tls(&tls.server_chain_pem, &tls.server_key_pem)?));
         let mut handles = Vec::new();
         for l in std::iter::once(listener).chain(listener6) {
             l.set_nonblocking(true).map_err(|source| StartError::Bind { port, source })?;
@@ -244,4 +242,25 @@ fn ready_info(
         state_dir: state_dir.to_path_buf(),
         data: options.data.clone(),
     }
+}
+
+/// The emulator's TLS server configuration, with aws-lc-rs named explicitly: a process may
+/// hold rustls with more than one crypto provider compiled in (a dependency enabling `ring`),
+/// where rustls cannot pick a default and the implicit builder panics.
+fn server_tls(chain_pem: &str, key_pem: &str) -> Result<rustls::ServerConfig, StartError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |e: &dyn std::fmt::Display| StartError::Crypto(format!("TLS configuration failed: {e}"));
+    let certs =
+        CertificateDer::pem_slice_iter(chain_pem.as_bytes()).collect::<Result<Vec<_>, _>>().map_err(|e| bad(&e))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| bad(&e))?;
+    let mut config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(&e))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| bad(&e))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
 }

@@ -348,9 +348,16 @@ impl Session {
         parallel: Option<usize>,
         page_size: Option<u32>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        use d365_core::d365_sync::{ExportOptions, Format, local_path};
+        use d365_core::d365_sync::{Destination, ExportOptions, Format, parse_destination};
         let session = self.get()?;
-        let output = local_path(path, "path").map_err(|e| to_py(py, e.into()))?;
+        let output = match parse_destination(path, "path").map_err(|e| to_py(py, e.into()))? {
+            Destination::Local(p) => p,
+            Destination::Remote(_) => std::path::PathBuf::from(path),
+            Destination::Postgres(_) => {
+                let e = d365_core::d365_sync::local_path(path, "path").err();
+                return Err(e.map(|e| to_py(py, e.into())).unwrap_or_else(|| interface("not a file")));
+            }
+        };
         let format = match format {
             Some(f) => f.parse::<Format>().map_err(|e| to_py(py, e.into()))?,
             None => Format::from_path(&output).unwrap_or_default(),
@@ -365,7 +372,7 @@ impl Session {
         let d = PyDict::new(py);
         d.set_item("rows", summary.rows)?;
         d.set_item("resumed_rows", summary.resumed_rows)?;
-        d.set_item("output", summary.output.to_string_lossy().into_owned())?;
+        d.set_item("output", &summary.output)?;
         d.set_item("format", summary.format.to_string())?;
         d.set_item("requests", summary.requests)?;
         d.set_item("seconds", summary.elapsed.as_secs_f64())?;

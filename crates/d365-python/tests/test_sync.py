@@ -50,7 +50,7 @@ def test_sync_loads_then_applies_exactly_the_changes(own_emulator: d365.Emulator
 
 
 def test_unsupported_destinations_and_tables_are_clear_errors(conn: d365.Connection, tmp_path: Path) -> None:
-    with pytest.raises(d365.NotSupportedError, match="S3"):
+    with pytest.raises(d365.NotSupportedError, match="needs Delta Lake tables"):
         conn.sync("contact", "s3://bucket/crm")
     with pytest.raises(d365.NotSupportedError, match="PostgreSQL targets only"):
         conn.sync("contact", tmp_path, soft_delete=True)
@@ -78,5 +78,7 @@ def test_export_is_typed_in_every_format(conn: d365.Connection, tmp_path: Path) 
     assert (tmp_path / "a.csv").read_bytes().startswith(b"name\r\n")
     with pytest.raises(d365.ProgrammingError, match="did you mean 'revenue'"):
         conn.export("account", tmp_path / "b.ndjson", select="revenu")
-    with pytest.raises(d365.NotSupportedError, match="S3"):
-        conn.export("account", "s3://bucket/a.parquet")
+    with pytest.raises(d365.NotSupportedError, match="Delta Lake"):
+        conn.export("account", "delta+s3://bucket/a")
+    with pytest.raises(d365.ProgrammingError, match="name the object"):
+        conn.export("account", "s3://bucket/folder/")

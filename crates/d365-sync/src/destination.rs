@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use crate::error::SyncError;
 use crate::postgres::PostgresUrl;
+use crate::remote::RemoteUrl;
 
 /// A parsed destination.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +16,8 @@ pub enum Destination {
     Local(PathBuf),
     /// A PostgreSQL database (`postgresql://…`).
     Postgres(PostgresUrl),
+    /// An object in an object store (`s3://`, `az://`, `abfss://`, `gs://`, …).
+    Remote(RemoteUrl),
 }
 
 impl From<PathBuf> for Destination {
@@ -37,15 +40,7 @@ impl From<&str> for Destination {
 
 /// Schemes users bring that this build does not write to yet, and what they are.
 const NOT_YET: &[(&str, &str)] = &[
-    ("s3", "Amazon S3 (or an S3-compatible store)"),
-    ("s3a", "Amazon S3 (or an S3-compatible store)"),
-    ("az", "Azure Blob Storage"),
-    ("azure", "Azure Blob Storage"),
-    ("abfs", "Azure Data Lake Storage Gen2"),
-    ("abfss", "Azure Data Lake Storage Gen2 / OneLake"),
-    ("adl", "Azure Data Lake Storage"),
-    ("gs", "Google Cloud Storage"),
-    ("gcs", "Google Cloud Storage"),
+    ("gcs", "Google Cloud Storage by gcs:// (write gs://)"),
     ("delta", "Delta Lake"),
     ("http", "HTTP"),
     ("https", "HTTP"),
@@ -54,6 +49,9 @@ const NOT_YET: &[(&str, &str)] = &[
     ("sqlserver", "SQL Server"),
     ("snowflake", "Snowflake"),
 ];
+
+/// Object-store schemes (`object_store`'s).
+const REMOTE: &[&str] = &["s3", "s3a", "az", "azure", "abfs", "abfss", "adl", "gs"];
 
 /// The scheme of `text` if it is written as a URL (`scheme://…`). One-letter schemes are not
 /// taken as URLs, so Windows paths such as `C://data` stay paths.
@@ -87,6 +85,9 @@ pub fn parse_destination(text: &str, what: &str) -> Result<Destination, SyncErro
     if lower == "postgresql" || lower == "postgres" {
         return Ok(Destination::Postgres(PostgresUrl::parse(text)?));
     }
+    if REMOTE.contains(&lower.as_str()) {
+        return Ok(Destination::Remote(RemoteUrl::parse(text)?));
+    }
     // `delta+s3://…`, `delta+file://…`: the first part names the format.
     let base = lower.split('+').next().unwrap_or(&lower);
     match NOT_YET.iter().find(|(s, _)| *s == base) {
@@ -109,6 +110,10 @@ pub fn local_path(text: &str, what: &str) -> Result<PathBuf, SyncError> {
             "{what} postgresql://…: exports write files; to load tables into PostgreSQL use \
              `d365 sync TABLES --to postgresql://…` (kept up to date by later runs)"
         ))),
+        Destination::Remote(r) => Err(SyncError::Unsupported(format!(
+            "{what} {r}: only table exports (`d365 export TABLE -o {r}`) write to object stores in \
+             this build; query results and syncs need a local path (or postgresql:// for a sync)"
+        ))),
     }
 }
 
@@ -130,10 +135,10 @@ mod tests {
         for (url, name) in [
             ("postgresql://postgres@127.0.0.1:5432/postgres", "d365 sync"),
             ("postgres://u:secret@db/x", "d365 sync"),
-            ("s3://u:secret@bucket/prefix", "S3"),
-            ("abfss://fs@acct.dfs.core.windows.net/x", "Data Lake"),
+            ("s3://u:secret@bucket/prefix", "only table exports"),
+            ("abfss://fs@acct.dfs.core.windows.net/x", "only table exports"),
             ("delta+file:///tmp/t", "Delta Lake"),
-            ("gs://bucket/x", "Google Cloud Storage"),
+            ("gs://bucket/x", "only table exports"),
         ] {
             let e = local_path(url, "--to").unwrap_err();
             assert!(matches!(e, SyncError::Unsupported(_)), "{url}: {e}");
@@ -146,6 +151,9 @@ mod tests {
             parse_destination("postgresql://u:secret@db:5433/crm?schema=x", "--to").unwrap(),
             Destination::Postgres(u) if u.schema == "x"
         ));
+        assert!(matches!(parse_destination("s3://bucket/a/b.parquet", "-o").unwrap(), Destination::Remote(_)));
+        let e = parse_destination("s3://bucket/dir/", "-o").unwrap_err().to_string();
+        assert!(e.contains("name the object"), "{e}");
         let e = local_path("ftp2://x/y", "--to").unwrap_err();
         assert!(matches!(e, SyncError::InvalidArgument(_)) && e.to_string().contains("unknown destination scheme"));
     }

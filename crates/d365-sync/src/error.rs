@@ -35,6 +35,14 @@ pub enum SyncError {
         /// What went wrong.
         message: String,
     },
+    /// An object store refused or failed.
+    #[error("{target}: {message}")]
+    ObjectStore {
+        /// The destination (no credentials).
+        target: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The checkpoint of an earlier run cannot be used.
     #[error("checkpoint {}: {message}", path.display())]
     Checkpoint {

@@ -32,9 +32,11 @@ use d365_sql::datafusion::arrow::record_batch::RecordBatch;
 use futures::StreamExt;
 
 use crate::checkpoint::Checkpoint;
+use crate::destination::Destination;
 use crate::error::SyncError;
 use crate::format::Format;
 use crate::progress::Reporter;
+use crate::remote::RemoteUrl;
 use crate::typed::TypedReader;
 use crate::writer::BatchWriter;
 
@@ -50,8 +52,13 @@ pub struct ExportOptions {
     pub filter: Option<String>,
     /// Output format.
     pub format: Format,
-    /// Output file.
+    /// Output file: a local path, or an object-store URL (`s3://bucket/key`, `az://…`,
+    /// `abfss://…`, `gs://…`; see [`crate::remote`]).
     pub output: PathBuf,
+    /// Object-store settings besides the environment (`aws_endpoint`, `aws_allow_http`, …).
+    pub storage_options: Vec<(String, String)>,
+    /// Where an export to an object store is staged (default: d365's cache directory).
+    pub staging_dir: Option<PathBuf>,
     /// Fixed concurrency (`--parallel N`); `None` adapts from the service's DOP hint.
     pub parallel: Option<usize>,
     /// Rows per page (1–5000); `None` uses the client's default (5000).
@@ -76,6 +83,8 @@ impl ExportOptions {
             filter: None,
             format: Format::Ndjson,
             output: output.into(),
+            storage_options: Vec::new(),
+            staging_dir: None,
             parallel: None,
             page_size: None,
             partition_column: d365_client::partition::DEFAULT_PARTITION_COLUMN.into(),
@@ -100,8 +109,8 @@ impl ExportOptions {
 /// What an export did.
 #[derive(Debug, Clone)]
 pub struct ExportSummary {
-    /// The file written.
-    pub output: PathBuf,
+    /// What was written: the local file, or the object-store URL (without credentials).
+    pub output: String,
     /// Its format.
     pub format: Format,
     /// The entity set read.
@@ -140,7 +149,7 @@ impl fmt::Display for ExportSummary {
             "exported {} rows of {} to {} ({}) in {:.1} s: {:.0} rows/s, {} partitions, {} requests, up to {} in parallel",
             self.rows,
             self.entity_set,
-            self.output.display(),
+            self.output,
             self.format,
             self.elapsed.as_secs_f64(),
             self.rows_per_second(),
@@ -240,7 +249,35 @@ pub(crate) async fn plan(
 /// Exports as `options` say (see the module docs), resuming an interrupted run of the same
 /// export.
 pub async fn export(client: &DataverseClient, options: &ExportOptions) -> Result<ExportSummary, SyncError> {
-    crate::destination::local_path(&options.output.to_string_lossy(), "the export output")?;
+    let text = options.output.to_string_lossy();
+    let remote = match crate::destination::parse_destination(&text, "the export output")? {
+        Destination::Local(_) => return export_to(client, options, false).await,
+        Destination::Remote(_) => RemoteUrl::parse_with(&text, options.storage_options.clone())?,
+        Destination::Postgres(_) => {
+            let refused = crate::destination::local_path(&text, "the export output").err();
+            return Err(refused.unwrap_or_else(|| SyncError::InvalidArgument("the export output is not a file".into())));
+        }
+    };
+    // Staged locally (the same place for the same URL, so a re-run resumes), kept complete
+    // until the upload succeeded, then uploaded in parts.
+    let local = remote.staging_file(options.staging_dir.as_deref())?;
+    let staged = ExportOptions { output: local.clone(), ..options.clone() };
+    let mut summary = export_to(client, &staged, true).await?;
+    tracing::info!(to = %remote, "uploading the export");
+    remote.upload(&local).await?;
+    std::fs::remove_dir_all(work_dir(&local)).map_err(SyncError::io(work_dir(&local)))?;
+    std::fs::remove_file(&local).map_err(SyncError::io(&local))?;
+    summary.output = remote.to_string();
+    Ok(summary)
+}
+
+/// The export into the local file `options.output`; with `keep_work`, the work directory
+/// (with its complete checkpoint) stays until the caller is done with the file.
+async fn export_to(
+    client: &DataverseClient,
+    options: &ExportOptions,
+    keep_work: bool,
+) -> Result<ExportSummary, SyncError> {
     let started = Instant::now();
     let stats_before = client.request_log().stats();
     let dir = work_dir(&options.output);
@@ -344,10 +381,12 @@ pub async fn export(client: &DataverseClient, options: &ExportOptions) -> Result
         }
     }
     let rows = assemble(&dir, &ckpt, options, &reader)?;
-    std::fs::remove_dir_all(&dir).map_err(SyncError::io(&dir))?;
+    if !keep_work {
+        std::fs::remove_dir_all(&dir).map_err(SyncError::io(&dir))?;
+    }
     let stats = client.request_log().stats().since(&stats_before);
     Ok(ExportSummary {
-        output: options.output.clone(),
+        output: options.output.display().to_string(),
         format: options.format,
         entity_set: ckpt.entity_set.clone(),
         rows,

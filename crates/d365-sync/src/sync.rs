@@ -168,6 +168,12 @@ pub async fn sync(client: &DataverseClient, options: &SyncOptions) -> Result<Syn
             Box::new(Store::open(&dir.join(DATABASE_FILE))?)
         }
         Destination::Postgres(url) => Box::new(PostgresTarget::connect(url.clone(), options.soft_delete).await?),
+        Destination::Remote(r) => {
+            return Err(SyncError::Unsupported(format!(
+                "sync into {r}: syncing into an object store needs Delta Lake tables, not built yet; \
+                 `d365 export TABLE -o {r}` writes a file there, and a sync takes a local directory or postgresql://"
+            )));
+        }
     };
     sync_to(client, options, target.as_mut()).await
 }

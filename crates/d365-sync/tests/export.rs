@@ -9,8 +9,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use d365_auth::StaticTokenProvider;
-use d365_client::{AccessToken, ClientOptions, DataverseClient, ManualClock, RetryConfig};
 use d365_sql::datafusion::arrow::array::{Array, StringArray};
 use d365_sql::datafusion::arrow::record_batch::RecordBatch;
 use d365_sql::datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -135,22 +133,10 @@ fn child_export_entry() {
     let spec: Value = serde_json::from_str(&spec).expect("child spec");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
-        let client = spec_client(&spec);
+        let client = common::spec_client(&spec);
         let options = spec_options(&spec);
         export(&client, &options).await.expect("child export");
     });
-}
-
-fn spec_client(spec: &Value) -> DataverseClient {
-    let s = |k: &str| spec[k].as_str().expect(k).to_string();
-    let options = ClientOptions {
-        extra_ca_pem: Some(std::fs::read(s("ca_pem")).expect("CA")),
-        clock: std::sync::Arc::new(ManualClock::new()),
-        retry: RetryConfig { max_retries: 15, ..RetryConfig::default() },
-        ..ClientOptions::new(s("org_url"))
-    };
-    let tokens = std::sync::Arc::new(StaticTokenProvider::new(AccessToken::new(s("token"), None)));
-    DataverseClient::new(options, tokens).expect("client")
 }
 
 fn spec_options(spec: &Value) -> ExportOptions {

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use d365_auth::StaticTokenProvider;
 use d365_client::{AccessToken, AuthError, ClientOptions, DataverseClient, ManualClock, RetryConfig, TokenProvider};
 use d365_emulator::webapi::faults::FaultSettings;
 use d365_emulator::{Emulator, EmulatorOptions};
@@ -185,3 +186,16 @@ pub async fn start_with(options: EmulatorOptions) -> Env {
     Env { emu, ca_pem, minter }
 }
 pub mod postgres;
+
+/// A client of a child test process, from its JSON spec (`org_url`, `ca_pem`, `token`).
+pub fn spec_client(spec: &Value) -> DataverseClient {
+    let s = |k: &str| spec[k].as_str().expect(k).to_string();
+    let options = ClientOptions {
+        extra_ca_pem: Some(std::fs::read(s("ca_pem")).expect("CA")),
+        clock: std::sync::Arc::new(ManualClock::new()),
+        retry: RetryConfig { max_retries: 15, ..RetryConfig::default() },
+        ..ClientOptions::new(s("org_url"))
+    };
+    let tokens = std::sync::Arc::new(StaticTokenProvider::new(AccessToken::new(s("token"), None)));
+    DataverseClient::new(options, tokens).expect("client")
+}

@@ -1,0 +1,233 @@
+//! `export` to an S3-compatible server (moto's, a real HTTP server started here from the
+//! project's Python environment): the object appears whole and equals the table; an export
+//! process killed with SIGKILL mid-way resumes to the same object with the exact rows; a
+//! missing bucket is a clear error and leaves no object.
+//!
+//! Without moto the tests skip with a message, unless `D365_S3_TEST=require` (set by
+//! `scripts/test-all.sh`, which installs it), where they fail.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use d365_sql::datafusion::arrow::array::{Array, StringArray};
+use d365_sql::datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use d365_sync::{Checkpoint, ExportOptions, Format, RemoteUrl, export};
+use serde_json::Value;
+
+use common::{FAULTS, checksum, start};
+
+/// A moto S3 server on a free port, stopped when dropped.
+struct Moto {
+    child: Child,
+    port: u16,
+}
+
+fn python() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("D365_PYTHON").map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")),
+    ];
+    candidates.into_iter().flatten().find(|p| {
+        Command::new(p).args(["-c", "import moto.server"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    })
+}
+
+impl Moto {
+    fn start() -> Option<Self> {
+        let Some(python) = python() else {
+            assert!(
+                std::env::var("D365_S3_TEST").as_deref() != Ok("require"),
+                "D365_S3_TEST=require but no Python with moto[server] was found (.venv or D365_PYTHON)"
+            );
+            eprintln!("SKIPPED: no Python with moto[server] (pip install 'moto[server]' in .venv)");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(python)
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto starts");
+        let moto = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(moto)
+    }
+
+    fn options(&self) -> Vec<(String, String)> {
+        [
+            ("aws_endpoint", format!("http://127.0.0.1:{}", self.port)),
+            ("aws_allow_http", "true".into()),
+            ("aws_access_key_id", "testing".into()),
+            ("aws_secret_access_key", "testing".into()),
+            ("aws_region", "us-east-1".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    async fn create_bucket(&self, name: &str) {
+        let r = reqwest::Client::new().put(format!("http://127.0.0.1:{}/{name}", self.port)).send().await.unwrap();
+        assert!(r.status().is_success(), "bucket {name}: {}", r.status());
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// (count, checksum) of (accountid, name) in a Parquet object.
+async fn parquet_object(remote: &RemoteUrl) -> (usize, u64) {
+    let bytes = remote.read().await.expect("the object");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).expect("a Parquet object").build().unwrap();
+    let mut pairs = Vec::new();
+    for b in reader {
+        let b = b.unwrap();
+        let ids = b.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        let names = b.column(1).as_any().downcast_ref::<StringArray>().unwrap();
+        for i in 0..b.num_rows() {
+            let name = if names.is_valid(i) { names.value(i).to_string() } else { String::new() };
+            pairs.push((ids.value(i).to_string(), name));
+        }
+    }
+    checksum(pairs.iter().map(|(a, b)| (a.as_str(), b.as_str())))
+}
+
+fn expected(env: &common::Env) -> (usize, u64) {
+    let rows = env.accounts();
+    checksum(rows.iter().map(|(a, b)| (a.as_str(), b.as_str())))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_to_s3_lands_one_whole_object_and_a_missing_bucket_leaves_none() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("lake").await;
+    let env = start(3_000, None, Duration::ZERO).await;
+    let (client, _clock) = env.client();
+    let staging = tempfile::tempdir().unwrap();
+    let url = "s3://lake/crm/accounts.parquet";
+    let mut options = ExportOptions::new("account", url);
+    options.select = vec!["accountid".into(), "name".into(), "revenue".into()];
+    options.format = Format::Parquet;
+    options.storage_options = moto.options();
+    options.staging_dir = Some(staging.path().to_path_buf());
+    let summary = export(&client, &options).await.expect("export to S3");
+    assert_eq!((summary.rows, summary.output.as_str()), (3_000, url));
+    let remote = RemoteUrl::parse_with(url, moto.options()).unwrap();
+    assert_eq!(parquet_object(&remote).await, expected(&env));
+    // Nothing is left in the staging directory.
+    let left: Vec<_> = walk(staging.path());
+    assert!(left.iter().all(|p| p.is_dir()), "staging files left: {left:?}");
+
+    // CSV too, through the same path.
+    let csv_url = "s3://lake/crm/accounts.csv";
+    let mut csv = ExportOptions { output: csv_url.into(), format: Format::Csv, ..options.clone() };
+    csv.select = vec!["name".into()];
+    export(&client, &csv).await.expect("CSV to S3");
+    let text = RemoteUrl::parse_with(csv_url, moto.options()).unwrap().read().await.unwrap();
+    assert_eq!(text.iter().filter(|b| **b == b'\n').count(), 3_001);
+
+    // A bucket that does not exist: a clear error naming the object, and no object.
+    let missing = ExportOptions { output: "s3://nobucket/a.parquet".into(), ..options.clone() };
+    let e = export(&client, &missing).await.unwrap_err().to_string();
+    assert!(e.starts_with("s3://nobucket/a.parquet:"), "{e}");
+    let remote = RemoteUrl::parse_with("s3://nobucket/a.parquet", moto.options()).unwrap();
+    assert!(remote.size().await.is_err() || remote.size().await.unwrap().is_none());
+    env.emu.shutdown().await;
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+const CHILD: &str = "D365_SYNC_TEST_S3_EXPORT_CHILD";
+
+/// The export run by the child process of the kill test (this test binary, re-executed).
+#[test]
+fn child_s3_export_entry() {
+    let Ok(spec) = std::env::var(CHILD) else { return };
+    let spec: Value = serde_json::from_str(&spec).expect("child spec");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = common::spec_client(&spec);
+        export(&client, &spec_options(&spec)).await.expect("child export");
+    });
+}
+
+fn spec_options(spec: &Value) -> ExportOptions {
+    let mut o = ExportOptions::new("account", spec["output"].as_str().expect("output"));
+    o.format = Format::Parquet;
+    o.select = vec!["accountid".into(), "name".into()];
+    o.page_size = Some(250);
+    o.parallel = Some(3);
+    o.staging_dir = Some(PathBuf::from(spec["staging"].as_str().expect("staging")));
+    o.storage_options = serde_json::from_value(spec["storage"].clone()).expect("storage options");
+    o
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_export_killed_mid_way_resumes_to_the_exact_rows() {
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("lake").await;
+    let env = start(30_000, Some(FAULTS), Duration::from_millis(40)).await;
+    let staging = tempfile::tempdir().unwrap();
+    let url = "s3://lake/resumed/accounts.parquet";
+    let token = env.minter.mint().await.expect("token");
+    let spec = serde_json::json!({
+        "org_url": env.emu.ready().org_url,
+        "ca_pem": env.emu.ready().ca_pem,
+        "token": token.secret(),
+        "output": url,
+        "staging": staging.path(),
+        "storage": moto.options(),
+    });
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["child_s3_export_entry", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD, spec.to_string())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("child starts");
+    let remote = RemoteUrl::parse_with(url, moto.options()).unwrap();
+    let local = remote.staging_file(Some(staging.path())).unwrap();
+    let ckpt_path = d365_sync::export::work_dir(&local).join("checkpoint.json");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "the child made no progress");
+        if let Ok(Some(c)) = Checkpoint::load(&ckpt_path)
+            && c.rows() >= 5_000
+        {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the child ended before it was killed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    assert_eq!(remote.size().await.unwrap(), None, "no object before the export finished");
+
+    let (client, _clock) = env.client();
+    let summary = export(&client, &spec_options(&spec)).await.expect("resumed export");
+    assert!(summary.resumed_rows >= 5_000, "{summary}");
+    assert_eq!(summary.rows, 30_000);
+    assert_eq!(parquet_object(&remote).await, expected(&env));
+    env.emu.shutdown().await;
+}
