@@ -6,8 +6,7 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use d365_sql::datafusion::arrow::array::{Array, StringArray};
 use d365_sql::datafusion::arrow::record_batch::RecordBatch;
@@ -171,27 +170,8 @@ async fn killed_and_resumed(format: Format) {
         "output": out,
         "format": format.to_string(),
     });
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["child_export_entry", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, spec.to_string())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("child starts");
     let ckpt_path = d365_sync::export::work_dir(&out).join("checkpoint.json");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        assert!(Instant::now() < deadline, "the child made no progress");
-        if let Ok(Some(c)) = Checkpoint::load(&ckpt_path)
-            && c.rows() >= 5_000
-        {
-            break;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "the child ended before it was killed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    child.kill().expect("SIGKILL");
-    let status = child.wait().unwrap();
-    assert!(!status.success(), "killed: {status:?}");
+    common::run_child_and_kill("child_export_entry", CHILD, &spec, &ckpt_path, 5_000).await;
     assert!(!out.exists(), "no output before the export finished");
     let before = Checkpoint::load(&ckpt_path).unwrap().expect("checkpoint");
     assert!(!before.complete());

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use d365_sql::datafusion::arrow::array::{Array, StringArray};
 use d365_sql::datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use d365_sync::{Checkpoint, ExportOptions, Format, RemoteUrl, export};
+use d365_sync::{ExportOptions, Format, RemoteUrl, export};
 use serde_json::Value;
 
 use common::{FAULTS, checksum, start};
@@ -200,28 +200,10 @@ async fn s3_export_killed_mid_way_resumes_to_the_exact_rows() {
         "staging": staging.path(),
         "storage": moto.options(),
     });
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["child_s3_export_entry", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, spec.to_string())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("child starts");
     let remote = RemoteUrl::parse_with(url, moto.options()).unwrap();
     let local = remote.staging_file(Some(staging.path())).unwrap();
     let ckpt_path = d365_sync::export::work_dir(&local).join("checkpoint.json");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        assert!(Instant::now() < deadline, "the child made no progress");
-        if let Ok(Some(c)) = Checkpoint::load(&ckpt_path)
-            && c.rows() >= 5_000
-        {
-            break;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "the child ended before it was killed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
+    common::run_child_and_kill("child_s3_export_entry", CHILD, &spec, &ckpt_path, 5_000).await;
     assert_eq!(remote.size().await.unwrap(), None, "no object before the export finished");
 
     let (client, _clock) = env.client();

@@ -199,3 +199,29 @@ pub fn spec_client(spec: &Value) -> DataverseClient {
     let tokens = std::sync::Arc::new(StaticTokenProvider::new(AccessToken::new(s("token"), None)));
     DataverseClient::new(options, tokens).expect("client")
 }
+
+/// Runs this test binary's `entry` test in a child process with `spec` in the environment
+/// variable `var`, waits until the export checkpoint at `checkpoint` covers `rows` rows, then
+/// kills the child with SIGKILL (a child that ends or stalls first fails the test).
+pub async fn run_child_and_kill(entry: &str, var: &str, spec: &Value, checkpoint: &std::path::Path, rows: u64) {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([entry, "--exact", "--nocapture", "--test-threads=1"])
+        .env(var, spec.to_string())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("child starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "the child made no progress");
+        if let Ok(Some(c)) = d365_sync::Checkpoint::load(checkpoint)
+            && c.rows() >= rows
+        {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the child ended before it was killed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().expect("SIGKILL");
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "killed: {status:?}");
+}
