@@ -7,7 +7,7 @@
 //! ([`DynamicFilterPhysicalExpr`]) once the build side is read: an `IN (…)` list of the keys
 //! when there are at most `datafusion.optimizer.hash_join_inlist_pushdown_max_distinct_values`
 //! of them (the engine sets [`MAX_KEYS`]), otherwise a hash-table lookup. The rule
-//! [`JoinKeysToScans`] hands an inner hash join's filter to the [`DataverseScanExec`] of its
+//! [`JoinKeysToScans`] hands an inner hash join's filter to the [`DataverseScanExec`](crate::scan::DataverseScanExec) of its
 //! probe side when the key is a GUID column (a lookup or a primary key) and the join is sure to
 //! compute the filter; the scan, when polled, waits for the build side, and if the filter is a
 //! list of keys, reads the rows of [`KEYS_PER_REQUEST`] keys per request instead of the whole
@@ -37,7 +37,6 @@ use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, Partitio
 
 use crate::arrow_schema::{ColumnRole, FilterKind, TableSchema};
 use crate::filter_pushdown::{ODataFilter, translate};
-use crate::scan::DataverseScanExec;
 
 /// The rule (see the module docs). Runs after DataFusion's filter pushdown.
 #[derive(Debug, Default)]
@@ -88,22 +87,20 @@ fn with_filter(
     plan: &Arc<dyn ExecutionPlan>,
     filter: &Arc<DynamicFilterPhysicalExpr>,
 ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    if let Some(scan) = plan.downcast_ref::<DataverseScanExec>() {
-        if !scan.pushdown() || scan.reads_by_join_keys() || scan.request().fetch.is_some() {
-            return Ok(None);
-        }
-        let Some(column) = join_filter_column(filter, scan.table(), &scan.request().projection) else {
-            return Ok(None);
-        };
-        return Ok(Some(Arc::new(scan.with_join_filter(filter.clone(), column))));
-    }
-    if !matches!(plan.name(), "RepartitionExec" | "CoalesceBatchesExec" | "CooperativeExec") {
+    let through = ["RepartitionExec", "CoalesceBatchesExec", "CooperativeExec"];
+    let Some((scan, passed)) = crate::scan_path::scan_through(plan, &through) else { return Ok(None) };
+    if !scan.pushdown() || scan.reads_by_join_keys() || scan.request().fetch.is_some() {
         return Ok(None);
     }
-    let children = plan.children();
-    let [child] = children.as_slice() else { return Ok(None) };
-    let Some(new_child) = with_filter(child, filter)? else { return Ok(None) };
-    Ok(Some(replace_children_if_necessary(plan.clone(), vec![new_child])?))
+    let Some(column) = join_filter_column(filter, scan.table(), &scan.request().projection) else {
+        return Ok(None);
+    };
+    // The new scan, then each operator above it rebuilt over its new input, bottom up.
+    let mut rebuilt: Arc<dyn ExecutionPlan> = Arc::new(scan.with_join_filter(filter.clone(), column));
+    for op in passed.into_iter().rev() {
+        rebuilt = replace_children_if_necessary(op.clone(), vec![rebuilt])?;
+    }
+    Ok(Some(rebuilt))
 }
 
 /// Most join keys a build side may publish as a list (DataFusion's default is 150).

@@ -18,7 +18,7 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::joins::HashJoinExec;
 
-use crate::scan::DataverseScanExec;
+use crate::scan_path::scan_through;
 
 /// The rule (see the module docs).
 #[derive(Debug, Default)]
@@ -27,16 +27,9 @@ pub struct FilteredSideBuilds;
 /// Whether the Dataverse table read at the bottom of `plan` (through single-input operators)
 /// is filtered; `None` when `plan` is not such a read.
 fn filtered(plan: &Arc<dyn ExecutionPlan>) -> Option<bool> {
-    if let Some(scan) = plan.downcast_ref::<DataverseScanExec>() {
-        return Some(scan.request().filter.is_some());
-    }
-    let filter_here = plan.name() == "FilterExec";
-    if !matches!(plan.name(), "FilterExec" | "ProjectionExec" | "CoalesceBatchesExec" | "CooperativeExec") {
-        return None;
-    }
-    let children = plan.children();
-    let [child] = children.as_slice() else { return None };
-    filtered(child).map(|below| below || filter_here)
+    let through = ["FilterExec", "ProjectionExec", "CoalesceBatchesExec", "CooperativeExec"];
+    let (scan, passed) = scan_through(plan, &through)?;
+    Some(scan.request().filter.is_some() || passed.iter().any(|p| p.name() == "FilterExec"))
 }
 
 impl PhysicalOptimizerRule for FilteredSideBuilds {

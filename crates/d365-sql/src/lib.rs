@@ -71,6 +71,7 @@ pub mod limited_scans;
 pub mod metadata_tables;
 mod nearest;
 pub mod scan;
+pub mod scan_path;
 mod serde_decode;
 pub mod table_provider;
 mod text_builder;

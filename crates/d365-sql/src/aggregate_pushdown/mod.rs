@@ -99,16 +99,8 @@ fn partial_over(aggregate: &AggregateExec, scan: Arc<DataverseScanExec>) -> Resu
 
 /// The scan below pass-through operators (cooperative yielding, batch coalescing).
 fn scan_below(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<DataverseScanExec>> {
-    if let Some(scan) = plan.downcast_ref::<DataverseScanExec>() {
-        return Some(Arc::new(scan.clone()));
-    }
-    match plan.name() {
-        "CooperativeExec" | "CoalesceBatchesExec" => match plan.children().as_slice() {
-            [child] => scan_below(child),
-            _ => None,
-        },
-        _ => None,
-    }
+    let (scan, _) = crate::scan_path::scan_through(plan, &["CooperativeExec", "CoalesceBatchesExec"])?;
+    Some(Arc::new(scan.clone()))
 }
 
 impl AggregatePushdown {
