@@ -40,10 +40,8 @@ pub const STATE_TABLE: &str = "_d365_sync_state";
 /// The soft-delete column (when deletes are kept): when the delete was applied.
 pub const DELETED_COLUMN: &str = "_d365_deleted";
 
-/// Quotes a PostgreSQL identifier.
-pub fn ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+/// Quotes an identifier (the same rule as SQLite's).
+pub use crate::store::ident;
 
 /// A sync's connection to PostgreSQL.
 pub struct PostgresTarget {
@@ -222,6 +220,13 @@ impl Ctx {
         Ok(have.into_iter().filter(|c| !source.contains(c.as_str()) && c != DELETED_COLUMN).collect())
     }
 
+    /// The column definitions of `table` (`"name" type, …`).
+    fn column_defs(table: &TargetTable) -> String {
+        let defs: Vec<String> =
+            table.schema.columns.iter().map(|c| format!("{} {}", ident(&c.name), PgType::of(c).sql())).collect();
+        defs.join(", ")
+    }
+
     fn column_list(table: &TargetTable) -> String {
         table.schema.columns.iter().map(|c| ident(&c.name)).collect::<Vec<_>>().join(", ")
     }
@@ -356,13 +361,11 @@ impl Target for PostgresTarget {
     }
 
     async fn begin_full(&mut self, table: &TargetTable) -> Result<(), SyncError> {
-        let defs: Vec<String> =
-            table.schema.columns.iter().map(|c| format!("{} {}", ident(&c.name), PgType::of(c).sql())).collect();
         let stage = self.ctx.stage(table);
         // An unfinished COPY of an earlier load on this connection is abandoned (rolled back).
         self.load = None;
         self.client
-            .batch_execute(&format!("DROP TABLE IF EXISTS {stage}; CREATE TABLE {stage} ({})", defs.join(", ")))
+            .batch_execute(&format!("DROP TABLE IF EXISTS {stage}; CREATE TABLE {stage} ({})", Ctx::column_defs(table)))
             .await
             .map_err(|e| self.ctx.err(e))?;
         let mut sink =
@@ -442,11 +445,9 @@ impl Target for PostgresTarget {
         let tx = self.client.transaction().await.map_err(|e| ctx.err(e))?;
         if ctx.columns_of(&tx, &table.logical).await?.is_empty() {
             // Rows changed by a watermark sync into a table not created yet.
-            let defs: Vec<String> =
-                table.schema.columns.iter().map(|c| format!("{} {}", ident(&c.name), PgType::of(c).sql())).collect();
             tx.batch_execute(&format!(
                 "CREATE TABLE {target} ({}, PRIMARY KEY ({pk}){})",
-                defs.join(", "),
+                Ctx::column_defs(table),
                 ctx.soft_delete_def()
             ))
             .await
