@@ -4,8 +4,8 @@
 # (Debian's server binaries), then, side by side in one run, each under /usr/bin/time (wall
 # time, client CPU = user + system, peak RSS), every column of account:
 #   1. the table export in each format: Parquet (the baseline), CSV, NDJSON;
-#   2. the first `d365 sync account --to postgresql://…` (a full load);
-#   3. 10,000 accounts updated through `d365 query` DML, then the incremental sync.
+#   2. the first `d365 sync account --to postgresql://…` and `--to delta:DIR` (full loads);
+#   3. 10,000 accounts updated through `d365 query` DML, then the incremental sync of each.
 #   scripts/bench-sync.sh [--rows 1000000] [--latency-ms 50] [--changes 10000]
 # Uses CARGO_TARGET_DIR if set; D365_BIN=path/to/d365 skips the build (figures for the README
 # come from the release build).
@@ -74,10 +74,17 @@ row "sync account --to postgresql (first load)" "$accounts" "$ps" "$pc" "$pr"
 copied=$("${as_pg[@]}" "$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -At -c "SELECT count(*) FROM crm.account")
 [ "$copied" = "$accounts" ] || { echo "PostgreSQL has $copied rows, the emulator $accounts" >&2; exit 1; }
 awk -v a="$s" -v b="$ps" 'BEGIN { printf "  first load into PostgreSQL: %.2fx the rows/s of the Parquet export\n", a / b }'
+read -r ls lc lr < <(timed sync account --to "delta:$work/lake")
+row "sync account --to delta (first load)" "$accounts" "$ls" "$lc" "$lr"
+grep -q "$accounts rows" "$work/err.txt" || { echo "the Delta table does not have $accounts rows:" >&2; cat "$work/err.txt" >&2; exit 1; }
+awk -v a="$s" -v b="$ls" 'BEGIN { printf "  first load into Delta Lake: %.2fx the rows/s of the Parquet export\n", a / b }'
 
 "$d365" --connection "$conn" query \
   "UPDATE account SET telephone1 = 'bench-sync' WHERE accountid IN (SELECT accountid FROM account ORDER BY accountid LIMIT $changes)" \
   >/dev/null 2>"$work/dml.txt" || { cat "$work/dml.txt" >&2; exit 1; }
 read -r ds dc dr < <(timed sync account --to "$pg_url")
 grep -q "changes (change tracking), $changes upserted" "$work/err.txt" || { cat "$work/err.txt" >&2; exit 1; }
-row "sync account (incremental, $changes changes)" "$changes" "$ds" "$dc" "$dr"
+row "sync account --to postgresql (incremental)" "$changes" "$ds" "$dc" "$dr"
+read -r ds dc dr < <(timed sync account --to "delta:$work/lake")
+grep -q "changes (change tracking), $changes upserted" "$work/err.txt" || { cat "$work/err.txt" >&2; exit 1; }
+row "sync account --to delta (incremental)" "$changes" "$ds" "$dc" "$dr"

@@ -26,6 +26,8 @@ Examples:
   d365 export account --filter \"statecode eq 0\" --parallel 16 -o active.ndjson
   d365 export account --format parquet -o accounts.parquet
   d365 export account --format parquet -o s3://lake/crm/accounts.parquet   # AWS_* settings from the environment
+  d365 export account -o delta+s3://lake/crm/account      # a Delta Lake table (one commit; re-runs resume)
+  d365 export account --format delta -o lake/account     # a local Delta table
   d365 export account --select accountid,name,revenue,statecodename --format parquet -o accounts.parquet
   d365 export --query \"SELECT name, revenue FROM account WHERE statecode = 0\" --format parquet -o active.parquet")]
 pub struct ExportArgs {
@@ -42,13 +44,14 @@ pub struct ExportArgs {
     /// OData $filter of the rows to export.
     #[arg(long)]
     filter: Option<String>,
-    /// Output format: ndjson, csv, parquet.
+    /// Output format: ndjson, csv, parquet, delta (a Delta Lake table; implied by a delta+… output).
     #[arg(long, default_value = "ndjson")]
     format: String,
     /// Output file (default: TABLE.FORMAT), or an object: s3://bucket/key, az://container/key,
     /// abfss://fs@account.dfs.core.windows.net/key, gs://bucket/key (credentials and endpoint
     /// from AWS_*, AZURE_STORAGE_*, GOOGLE_* variables; staged locally, then one multipart
-    /// upload: no partial object is ever visible).
+    /// upload: no partial object is ever visible), or a Delta table: delta:DIR,
+    /// delta+file:///DIR, delta+s3://bucket/prefix, delta+abfss://…, delta+gs://….
     #[arg(short, long)]
     output: Option<PathBuf>,
     /// Concurrent requests (default: from the service's x-ms-dop-hint, adapting to throttling).
@@ -76,13 +79,17 @@ pub async fn run(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Fai
     // Before connecting: a destination that cannot be written is refused at once, not after a
     // sign-in (an object store is checked for its URL and settings, not reached yet).
     let mut staged = None;
+    let delta = args.format.eq_ignore_ascii_case("delta");
     if let Some(out) = &args.output {
-        match d365_sync::parse_destination(&out.to_string_lossy(), "--output").map_err(failure)? {
-            d365_sync::Destination::Remote(r) if args.query.is_none() => {
+        let text = out.to_string_lossy();
+        match d365_sync::parse_destination(&text, "--output").map_err(failure)? {
+            d365_sync::Destination::Remote(r) if args.query.is_none() && !delta => {
                 staged = Some(r.staging_file(None).map_err(failure)?);
             }
+            d365_sync::Destination::Delta(_) if args.query.is_none() => {}
+            d365_sync::Destination::Local(_) | d365_sync::Destination::Remote(_) if args.query.is_none() && delta => {}
             _ => {
-                d365_sync::local_path(&out.to_string_lossy(), "--output").map_err(failure)?;
+                d365_sync::local_path(&text, "--output").map_err(failure)?;
             }
         }
     }

@@ -1,5 +1,5 @@
-//! `d365 sync`: keeps a copy of tables up to date — a local SQLite file or a PostgreSQL
-//! database (full extract first, then change tracking; `modifiedon` watermarks where change
+//! `d365 sync`: keeps a copy of tables up to date — a local SQLite file, a PostgreSQL
+//! database or Delta Lake tables (full extract first, then change tracking; `modifiedon` watermarks where change
 //! tracking is off).
 
 use std::io::IsTerminal;
@@ -21,20 +21,28 @@ use crate::failure::Failure;
                         columns; loaded by binary COPY, changes merged on the primary key. Without a
                         password in the URL, PGPASSWORD is used. TLS as libpq's sslmode (default
                         prefer), always verified: sslrootcert=CA.pem for a private CA.
-Delta tokens are kept in the destination's _d365_sync_state table, advanced in the same transaction
-as the rows they cover: a sync killed at any point and run again ends with exactly the source's rows.
+  delta:DIR | delta+file:///DIR | delta+s3://BUCKET/PREFIX | delta+abfss://FS@ACCOUNT.dfs.core.windows.net/PREFIX
+  | delta+az://CONTAINER/PREFIX | delta+gs://BUCKET/PREFIX
+                        one Delta Lake table per Dataverse table (PREFIX/account, ...), same columns as
+                        PostgreSQL; a full load is one commit, changes are merged (MERGE) on the primary
+                        key. Object-store credentials from AWS_*, AZURE_STORAGE_*, GOOGLE_* variables.
+Delta tokens are kept in the destination (SQLite and PostgreSQL: the _d365_sync_state table; Delta:
+the commitInfo of the table's commits), advanced in the same transaction or commit as the rows they
+cover: a sync killed at any point and run again ends with exactly the source's rows.
 
 Examples:
   d365 --demo sync account,contact --to ./crm
   d365 sync contact --to ./crm && sqlite3 ./crm/d365.sqlite 'select count(*) from contact'
   d365 sync account,contact --to postgresql://etl@db.internal:5432/analytics?schema=crm
-  d365 sync account --to postgresql://etl@localhost/analytics --soft-delete")]
+  d365 sync account --to postgresql://etl@localhost/analytics --soft-delete
+  d365 sync account,contact --to delta+s3://lake/crm      # AWS_* settings from the environment
+  d365 sync account --to delta:./lake && python -c \"import deltalake; print(deltalake.DeltaTable('lake/account').to_pyarrow_table().num_rows)\"")]
 pub struct SyncArgs {
     /// Tables, comma-separated: logical names (account) or entity set names (accounts).
     #[arg(value_delimiter = ',', required = true)]
     tables: Vec<String>,
-    /// Where the copy is kept: a local directory (SQLite) or a postgresql:// URL (other store
-    /// URLs such as s3:// are refused with an explanation: not supported by this build yet).
+    /// Where the copy is kept: a local directory (SQLite), a postgresql:// URL, or Delta Lake
+    /// tables (delta:DIR, delta+s3://…; other store URLs are refused with an explanation).
     #[arg(long, value_name = "DIR|URL")]
     to: String,
     /// Concurrent requests of full extracts (default: adaptive from the DOP hint).
@@ -46,7 +54,7 @@ pub struct SyncArgs {
     /// Do not use change tracking: sync by modifiedon (deletions are then not seen).
     #[arg(long)]
     no_change_tracking: bool,
-    /// Keep rows deleted in Dataverse, stamped in a _d365_deleted column (PostgreSQL only).
+    /// Keep rows deleted in Dataverse, stamped in a _d365_deleted column (PostgreSQL and Delta).
     #[arg(long)]
     soft_delete: bool,
 }
@@ -58,9 +66,8 @@ pub async fn run(connect_args: &ConnectArgs, args: SyncArgs) -> Result<(), Failu
     if let d365_sync::Destination::Remote(r) = &to {
         // Refused before signing in.
         return Err(Failure::bad_input(format!(
-            "--to {r}: syncing into an object store (S3, ADLS, GCS) needs Delta Lake tables, not built yet; \
-             give a local directory (SQLite) or a postgresql:// URL, or write a file there with \
-             `d365 export TABLE -o {r}/TABLE.parquet`"
+            "--to {r}: a sync into an object store writes Delta Lake tables: give --to delta+{r} \
+             (one Delta table per Dataverse table under it)"
         )));
     }
     let mut options = SyncOptions::new(tables, to);

@@ -1,10 +1,12 @@
-//! Where an export or a sync writes: a local path, or (for a sync) a PostgreSQL database. Other
-//! destinations written as a URL (`s3://…`, `abfss://…`, `delta+file://…`) are recognised and
-//! refused with a clear error instead of being taken for a directory name: without this check,
-//! `--to s3://bucket/x` would quietly create a local folder called `s3:`.
+//! Where an export or a sync writes: a local path, an object in an object store, Delta Lake
+//! tables (`delta+…`), or (for a sync) a PostgreSQL database. Other destinations written as a
+//! URL are recognised and refused with a clear error instead of being taken for a directory
+//! name: without this check, `--to mssql://server/x` would quietly create a local folder
+//! called `mssql:`.
 
 use std::path::PathBuf;
 
+use crate::delta::DeltaLocation;
 use crate::error::SyncError;
 use crate::postgres::PostgresUrl;
 use crate::remote::RemoteUrl;
@@ -18,6 +20,8 @@ pub enum Destination {
     Postgres(PostgresUrl),
     /// An object in an object store (`s3://`, `az://`, `abfss://`, `gs://`, …).
     Remote(RemoteUrl),
+    /// Delta Lake tables (`delta+file:///…`, `delta:dir`, `delta+s3://…`, …).
+    Delta(DeltaLocation),
 }
 
 impl From<PathBuf> for Destination {
@@ -41,7 +45,6 @@ impl From<&str> for Destination {
 /// Schemes users bring that this build does not write to yet, and what they are.
 const NOT_YET: &[(&str, &str)] = &[
     ("gcs", "Google Cloud Storage by gcs:// (write gs://)"),
-    ("delta", "Delta Lake"),
     ("http", "HTTP"),
     ("https", "HTTP"),
     ("sqlite", "SQLite by URL"),
@@ -72,6 +75,9 @@ pub fn parse_destination(text: &str, what: &str) -> Result<Destination, SyncErro
     if text.is_empty() {
         return Err(SyncError::InvalidArgument(format!("{what} is empty: give a local path")));
     }
+    if DeltaLocation::is_delta(text) {
+        return Ok(Destination::Delta(DeltaLocation::parse(text)?));
+    }
     let Some(scheme) = scheme(text) else { return Ok(Destination::Local(PathBuf::from(text))) };
     let lower = scheme.to_ascii_lowercase();
     if lower == "file" {
@@ -94,7 +100,7 @@ pub fn parse_destination(text: &str, what: &str) -> Result<Destination, SyncErro
         Some((_, name)) => Err(SyncError::Unsupported(format!(
             "{what} {scheme}://…: writing to {name} is not supported by this build yet; \
              give a local path (a directory for sync, a file for export) and load it from there; \
-             `d365 sync` also writes to postgresql://…"
+             `d365 sync` also writes to postgresql://… and Delta Lake (delta+file://…, delta+s3://…)"
         ))),
         None => Err(SyncError::InvalidArgument(format!(
             "{what} {scheme}://…: unknown destination scheme '{scheme}'; give a local path"
@@ -112,7 +118,11 @@ pub fn local_path(text: &str, what: &str) -> Result<PathBuf, SyncError> {
         ))),
         Destination::Remote(r) => Err(SyncError::Unsupported(format!(
             "{what} {r}: only table exports (`d365 export TABLE -o {r}`) write to object stores in \
-             this build; query results and syncs need a local path (or postgresql:// for a sync)"
+             this build; query results need a local path, and a sync writes Delta tables there (delta+{r})"
+        ))),
+        Destination::Delta(d) => Err(SyncError::Unsupported(format!(
+            "{what} {d}: Delta tables are written by `d365 export TABLE -o {d}` and `d365 sync TABLES --to {d}`; \
+             query results need a local path"
         ))),
     }
 }
@@ -137,7 +147,8 @@ mod tests {
             ("postgres://u:secret@db/x", "d365 sync"),
             ("s3://u:secret@bucket/prefix", "only table exports"),
             ("abfss://fs@acct.dfs.core.windows.net/x", "only table exports"),
-            ("delta+file:///tmp/t", "Delta Lake"),
+            ("delta+file:///tmp/t", "d365 sync TABLES --to"),
+            ("mssql://u:secret@db/x", "SQL Server"),
             ("gs://bucket/x", "only table exports"),
         ] {
             let e = local_path(url, "--to").unwrap_err();

@@ -43,6 +43,14 @@ pub enum SyncError {
         /// What went wrong.
         message: String,
     },
+    /// A Delta Lake table could not be read or written.
+    #[error("{target}: {message}")]
+    Delta {
+        /// The table (no credentials).
+        target: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The checkpoint of an earlier run cannot be used.
     #[error("checkpoint {}: {message}", path.display())]
     Checkpoint {

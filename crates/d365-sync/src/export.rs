@@ -250,8 +250,24 @@ pub(crate) async fn plan(
 /// export.
 pub async fn export(client: &DataverseClient, options: &ExportOptions) -> Result<ExportSummary, SyncError> {
     let text = options.output.to_string_lossy();
+    let mut text = text.to_string();
+    if options.format == Format::Delta && !crate::delta::DeltaLocation::is_delta(&text) {
+        // `--format delta -o DIR`: a Delta table in that directory (or at that URL).
+        text = if text.contains("://") { format!("delta+{text}") } else { format!("delta:{text}") };
+    }
     let remote = match crate::destination::parse_destination(&text, "the export output")? {
-        Destination::Local(_) => return export_to(client, options, false).await,
+        Destination::Local(_) => return export_to(client, options, Finish::File { keep_work: false }).await,
+        Destination::Delta(_) => {
+            // Given options win over the environment, as for other object stores.
+            let location = crate::delta::DeltaLocation::parse_with(&text, options.storage_options.clone())?;
+            let name =
+                location.url().path_segments().and_then(|s| s.filter(|p| !p.is_empty()).next_back()).unwrap_or("table");
+            let local = crate::remote::staging_file(&location.to_string(), name, options.staging_dir.as_deref())?;
+            let staged = ExportOptions { output: local, format: Format::Delta, ..options.clone() };
+            let mut summary = export_to(client, &staged, Finish::Delta(&location)).await?;
+            summary.output = location.to_string();
+            return Ok(summary);
+        }
         Destination::Remote(_) => RemoteUrl::parse_with(&text, options.storage_options.clone())?,
         Destination::Postgres(_) => {
             let refused = crate::destination::local_path(&text, "the export output").err();
@@ -262,7 +278,7 @@ pub async fn export(client: &DataverseClient, options: &ExportOptions) -> Result
     // until the upload succeeded, then uploaded in parts.
     let local = remote.staging_file(options.staging_dir.as_deref())?;
     let staged = ExportOptions { output: local.clone(), ..options.clone() };
-    let mut summary = export_to(client, &staged, true).await?;
+    let mut summary = export_to(client, &staged, Finish::File { keep_work: true }).await?;
     tracing::info!(to = %remote, "uploading the export");
     remote.upload(&local).await?;
     std::fs::remove_dir_all(work_dir(&local)).map_err(SyncError::io(work_dir(&local)))?;
@@ -271,12 +287,22 @@ pub async fn export(client: &DataverseClient, options: &ExportOptions) -> Result
     Ok(summary)
 }
 
-/// The export into the local file `options.output`; with `keep_work`, the work directory
-/// (with its complete checkpoint) stays until the caller is done with the file.
+/// What an export ends with, once every page is in its part file.
+#[derive(Clone, Copy)]
+enum Finish<'a> {
+    /// The local file `options.output`; with `keep_work`, the work directory (with its
+    /// complete checkpoint) stays until the caller is done with the file.
+    File { keep_work: bool },
+    /// The Delta table at this location, in one commit (the work directory is beside
+    /// `options.output`, which is not written).
+    Delta(&'a crate::delta::DeltaLocation),
+}
+
+/// The export read into the part files beside `options.output`, then finished as `finish` says.
 async fn export_to(
     client: &DataverseClient,
     options: &ExportOptions,
-    keep_work: bool,
+    finish: Finish<'_>,
 ) -> Result<ExportSummary, SyncError> {
     let started = Instant::now();
     let stats_before = client.request_log().stats();
@@ -380,10 +406,20 @@ async fn export_to(
             return Err(SyncError::InvalidArgument("the scan ended before every partition was read".into()));
         }
     }
-    let rows = assemble(&dir, &ckpt, options, &reader)?;
-    if !keep_work {
-        std::fs::remove_dir_all(&dir).map_err(SyncError::io(&dir))?;
-    }
+    let rows = match finish {
+        Finish::File { keep_work } => {
+            let rows = assemble(&dir, &ckpt, options, &reader)?;
+            if !keep_work {
+                std::fs::remove_dir_all(&dir).map_err(SyncError::io(&dir))?;
+            }
+            rows
+        }
+        Finish::Delta(location) => {
+            let rows = assemble_delta(&dir, &ckpt, location, &reader).await?;
+            std::fs::remove_dir_all(&dir).map_err(SyncError::io(&dir))?;
+            rows
+        }
+    };
     let stats = client.request_log().stats().since(&stats_before);
     Ok(ExportSummary {
         output: options.output.display().to_string(),
@@ -447,18 +483,53 @@ fn prepare_parts(dir: &Path, ckpt: &Checkpoint) -> Result<(), SyncError> {
     Ok(())
 }
 
+/// The part files of a finished export, in partition order.
+fn finished_parts(dir: &Path, ckpt: &Checkpoint) -> Vec<PathBuf> {
+    ckpt.ordered()
+        .into_iter()
+        .filter(|p| ckpt.part_bytes.get(&p.id).is_some_and(|b| *b > 0))
+        .map(|p| part_path(dir, p.id))
+        .collect()
+}
+
+/// Writes the Delta table at `location` from the part files, in one commit: the parts are read
+/// on a blocking thread and handed over a small channel. Returns the row count.
+async fn assemble_delta(
+    dir: &Path,
+    ckpt: &Checkpoint,
+    location: &crate::delta::DeltaLocation,
+    reader: &TypedReader,
+) -> Result<u64, SyncError> {
+    let parts = finished_parts(dir, ckpt);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, SyncError>>(4);
+    let read = tokio::task::spawn_blocking(move || {
+        for p in &parts {
+            let sent = read_part(p, |batch| {
+                tx.blocking_send(Ok(batch)).map_err(|_| SyncError::InvalidArgument("the Delta writer stopped".into()))
+            });
+            if let Err(e) = sent {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        }
+    });
+    let mut writer = crate::delta::TableWriter::begin(location, location.url(), reader.arrow().clone()).await?;
+    while let Some(batch) = rx.recv().await {
+        writer.write(batch?).await?;
+    }
+    read.await.map_err(|e| SyncError::InvalidArgument(format!("reading the part files failed: {e}")))?;
+    let rows = writer.rows();
+    writer.commit(HashMap::new()).await?;
+    Ok(rows)
+}
+
 /// Writes the final file from the part files, in partition order. Returns the row count.
 fn assemble(dir: &Path, ckpt: &Checkpoint, options: &ExportOptions, reader: &TypedReader) -> Result<u64, SyncError> {
     let out_path = &options.output;
     let mut tmp = out_path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    let parts: Vec<PathBuf> = ckpt
-        .ordered()
-        .into_iter()
-        .filter(|p| ckpt.part_bytes.get(&p.id).is_some_and(|b| *b > 0))
-        .map(|p| part_path(dir, p.id))
-        .collect();
+    let parts = finished_parts(dir, ckpt);
     let file = File::create(&tmp).map_err(SyncError::io(&tmp))?;
     let write_err = |e: crate::writer::WriteError| SyncError::io(&tmp)(std::io::Error::other(e));
     let mut out = BatchWriter::new(options.format, BufWriter::with_capacity(1 << 20, file), reader.arrow().clone())

@@ -15,6 +15,8 @@ pub enum Format {
     Csv,
     /// Apache Parquet (zstd).
     Parquet,
+    /// A Delta Lake table (a directory or object-store prefix; see [`crate::delta`]).
+    Delta,
 }
 
 impl FromStr for Format {
@@ -25,7 +27,10 @@ impl FromStr for Format {
             "ndjson" | "jsonl" | "json" => Ok(Self::Ndjson),
             "csv" => Ok(Self::Csv),
             "parquet" => Ok(Self::Parquet),
-            other => Err(SyncError::InvalidArgument(format!("unknown format '{other}': use ndjson, csv or parquet"))),
+            "delta" => Ok(Self::Delta),
+            other => {
+                Err(SyncError::InvalidArgument(format!("unknown format '{other}': use ndjson, csv, parquet or delta")))
+            }
         }
     }
 }
@@ -33,7 +38,7 @@ impl FromStr for Format {
 impl Format {
     /// The format a file name implies (`.parquet`, `.csv`, `.ndjson`/`.jsonl`/`.json`), if any.
     pub fn from_path(path: &std::path::Path) -> Option<Self> {
-        path.extension().and_then(|e| e.to_str()).and_then(|e| e.parse().ok())
+        path.extension().and_then(|e| e.to_str()).and_then(|e| e.parse().ok()).filter(|f| *f != Self::Delta)
     }
 }
 
@@ -43,6 +48,7 @@ impl fmt::Display for Format {
             Self::Ndjson => "ndjson",
             Self::Csv => "csv",
             Self::Parquet => "parquet",
+            Self::Delta => "delta",
         })
     }
 }

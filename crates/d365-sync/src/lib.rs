@@ -5,7 +5,7 @@
 //!   beside the output makes a re-run resume after a crash, reading at most one page per
 //!   partition again.
 //! - [`sync()`]: keeps a copy of tables up to date with change tracking, in a local SQLite
-//!   file or a PostgreSQL database ([`Target`]; see [`sync`](mod@sync)).
+//!   file, a PostgreSQL database or Delta Lake tables ([`Target`]; see [`sync`](mod@sync)).
 //! - [`bench`](mod@bench): sequential paging against the parallel export, and the ceiling the service
 //!   limits allow.
 //! - [`Reporter`]: live progress on a terminal.
@@ -13,6 +13,7 @@
 pub mod bench;
 pub mod checkpoint;
 pub mod deleted;
+pub mod delta;
 pub mod destination;
 mod error;
 pub mod export;
@@ -28,6 +29,9 @@ pub mod typed;
 pub mod writer;
 
 pub use checkpoint::Checkpoint;
+pub use delta::{DeltaLocation, DeltaTarget};
+/// The `deltalake` crate this build writes Delta tables with (to read them back, say).
+pub use deltalake_core as deltalake;
 pub use destination::{Destination, local_path, parse_destination};
 pub use error::SyncError;
 pub use export::{ExportOptions, ExportSummary, export};

@@ -26,6 +26,34 @@ const PART: usize = 16 << 20;
 /// Parts uploaded at once.
 const PARTS_IN_FLIGHT: usize = 4;
 
+/// The local file `name` an export to `destination` is staged in (its directory created), under
+/// `root` (default: d365's cache directory), stable for the destination so a re-run resumes.
+pub(crate) fn staging_file(
+    destination: &str,
+    name: &str,
+    root: Option<&std::path::Path>,
+) -> Result<PathBuf, SyncError> {
+    let root = match root {
+        Some(r) => r.to_path_buf(),
+        None => d365_client::default_cache_root().unwrap_or_else(std::env::temp_dir),
+    };
+    let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, destination.as_bytes());
+    let dir = root.join("exports").join(id.to_string());
+    std::fs::create_dir_all(&dir).map_err(SyncError::io(&dir))?;
+    Ok(dir.join(name))
+}
+
+/// The store settings of the environment (`AWS_*`, `AZURE_*`, `GOOGLE_*`, lower-cased as
+/// `object_store` keys), overridden by `options`.
+pub(crate) fn store_settings(options: &[(String, String)]) -> Vec<(String, String)> {
+    let mut settings: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| ENV_PREFIXES.iter().any(|p| k.starts_with(p)))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect();
+    settings.extend(options.iter().cloned());
+    settings
+}
+
 /// An object-store destination: the URL and the settings given besides the environment.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RemoteUrl {
@@ -74,12 +102,7 @@ impl RemoteUrl {
 
     /// The store and the object's path in it.
     fn open(&self) -> Result<(Box<dyn ObjectStore>, StorePath), SyncError> {
-        let mut settings: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| ENV_PREFIXES.iter().any(|p| k.starts_with(p)))
-            .map(|(k, v)| (k.to_ascii_lowercase(), v))
-            .collect();
-        settings.extend(self.options.iter().cloned());
-        object_store::parse_url_opts(&self.url, settings).map_err(|e| self.error(e))
+        object_store::parse_url_opts(&self.url, store_settings(&self.options)).map_err(|e| self.error(e))
     }
 
     fn error(&self, e: object_store::Error) -> SyncError {
@@ -89,16 +112,8 @@ impl RemoteUrl {
     /// The local file the export is staged in (its directory created) under `root` (default:
     /// d365's cache directory), stable for the URL so a re-run resumes.
     pub fn staging_file(&self, root: Option<&std::path::Path>) -> Result<PathBuf, SyncError> {
-        let root = match root {
-            Some(r) => r.to_path_buf(),
-            None => d365_client::default_cache_root().unwrap_or_else(std::env::temp_dir),
-        };
-        let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_URL, self.to_string().as_bytes());
-        let dir = root.join("exports").join(id.to_string());
-        std::fs::create_dir_all(&dir).map_err(SyncError::io(&dir))?;
         let (_, path) = self.open()?;
-        let name = path.filename().unwrap_or("export").to_string();
-        Ok(dir.join(name))
+        staging_file(&self.to_string(), path.filename().unwrap_or("export"), root)
     }
 
     /// Uploads the local file `from` as the object, in parts; aborted on failure.

@@ -40,6 +40,7 @@ use futures::StreamExt;
 use serde_json::{Map, Value};
 
 use crate::deleted::DeletedEntries;
+use crate::delta::DeltaTarget;
 use crate::destination::Destination;
 use crate::error::SyncError;
 use crate::postgres::PostgresTarget;
@@ -161,17 +162,19 @@ pub async fn sync(client: &DataverseClient, options: &SyncOptions) -> Result<Syn
             crate::destination::local_path(&dir.to_string_lossy(), "the sync destination")?;
             if options.soft_delete {
                 return Err(SyncError::Unsupported(
-                    "soft deletes are kept in PostgreSQL targets only; the SQLite copy deletes rows".into(),
+                    "soft deletes are kept in PostgreSQL and Delta Lake targets only; the SQLite copy deletes rows"
+                        .into(),
                 ));
             }
             std::fs::create_dir_all(dir).map_err(SyncError::io(dir))?;
             Box::new(Store::open(&dir.join(DATABASE_FILE))?)
         }
         Destination::Postgres(url) => Box::new(PostgresTarget::connect(url.clone(), options.soft_delete).await?),
+        Destination::Delta(location) => Box::new(DeltaTarget::new(location.clone(), options.soft_delete)),
         Destination::Remote(r) => {
             return Err(SyncError::Unsupported(format!(
-                "sync into {r}: syncing into an object store needs Delta Lake tables, not built yet; \
-                 `d365 export TABLE -o {r}` writes a file there, and a sync takes a local directory or postgresql://"
+                "sync into {r}: a sync into an object store writes Delta Lake tables: give delta+{r} \
+                 (one table per Dataverse table under it)"
             )));
         }
     };
@@ -439,6 +442,7 @@ async fn delta(
         out.upserted += u;
         out.deleted += d;
     }
+    target.flush(&t.target).await?;
     Ok(out)
 }
 
@@ -465,6 +469,7 @@ async fn watermark(
     let done = state(max_modified.map(format_instant).or_else(|| Some(mark.to_string())));
     let empty = Batch { body: b"{\"value\":[]}", body_rows: 0, skip: &[], deleted: &[] };
     target.apply(&t.target, empty, &done).await?;
+    target.flush(&t.target).await?;
     Ok(out)
 }
 

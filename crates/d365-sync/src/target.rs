@@ -1,5 +1,5 @@
 //! Where a sync lands: the [`Target`] trait every store implements (the local SQLite copy,
-//! PostgreSQL), each decoding the page bodies into typed Arrow batches through
+//! PostgreSQL, Delta Lake), each decoding the page bodies into typed Arrow batches through
 //! [`TargetTable::decode`], so the sync itself — full loads, change-tracking deltas, watermarks, token
 //! handling — is written once.
 //!
@@ -96,6 +96,14 @@ pub trait Target: Send {
         batch: Batch<'_>,
         state: &TableState,
     ) -> Result<(u64, u64), SyncError>;
+
+    /// Makes every change [`Target::apply`] accepted for `table` durable, with the last state
+    /// given. Targets that apply each page at once have nothing to do; others (Delta Lake)
+    /// hold pages and merge many at a time.
+    async fn flush(&mut self, table: &TargetTable) -> Result<(), SyncError> {
+        let _ = table;
+        Ok(())
+    }
 
     /// Rows in `table` now.
     async fn count(&mut self, table: &TargetTable) -> Result<u64, SyncError>;

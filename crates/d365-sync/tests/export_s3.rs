@@ -213,3 +213,67 @@ async fn s3_export_killed_mid_way_resumes_to_the_exact_rows() {
     assert_eq!(parquet_object(&remote).await, expected(&env));
     env.emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_and_export_into_delta_tables_on_s3() {
+    use d365_client::RecordKey;
+    use d365_sql::datafusion::arrow::datatypes::DataType;
+    use d365_sync::deltalake::datafusion::prelude::SessionContext;
+    use d365_sync::{DeltaLocation, Destination, SyncKind, SyncOptions, sync};
+
+    let Some(moto) = Moto::start() else { return };
+    moto.create_bucket("lake").await;
+    let env = start(1_000, None, Duration::ZERO).await;
+    let (client, _clock) = env.client();
+    let location = DeltaLocation::parse_with("delta+s3://lake/crm", moto.options()).unwrap();
+    let contacts = |location: DeltaLocation| async move {
+        let table = location.open(&location.table_url("contact")).await.unwrap();
+        let ctx = SessionContext::new();
+        table.update_datafusion_session(&ctx.state()).unwrap();
+        ctx.register_table("t", table.table_provider().await.unwrap()).unwrap();
+        let batches = ctx
+            .sql("SELECT contactid, coalesce(lastname, '') FROM t ORDER BY 1, 2")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let mut rows = Vec::new();
+        for b in batches {
+            // Text comes back as Utf8View from DataFusion's Parquet reader.
+            let text = |i: usize| d365_sql::datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8).unwrap();
+            let (ids, names) = (text(0), text(1));
+            let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
+            let names = names.as_any().downcast_ref::<StringArray>().unwrap();
+            rows.extend((0..b.num_rows()).map(|i| (ids.value(i).to_string(), names.value(i).to_string())));
+        }
+        rows
+    };
+    let mut options = SyncOptions::new(vec!["contact".into()], Destination::Delta(location.clone()));
+    options.page_size = Some(200);
+    let first = sync(&client, &options).await.expect("first sync into S3");
+    assert_eq!((first.tables[0].kind, first.tables[0].rows), (SyncKind::Full, 500), "{}", first.tables[0]);
+    assert_eq!(first.destination, "delta+s3://lake/crm");
+    assert_eq!(contacts(location.clone()).await, env.contacts());
+
+    let before = env.contacts();
+    client.create("contacts", &serde_json::json!({"lastname": "On S3"})).await.unwrap();
+    let id = uuid::Uuid::parse_str(&before[0].0).unwrap();
+    client.update("contacts", &RecordKey::Id(id), &serde_json::json!({"lastname": "Renamed"}), None).await.unwrap();
+    let gone = uuid::Uuid::parse_str(&before[1].0).unwrap();
+    client.delete("contacts", &RecordKey::Id(gone), None).await.unwrap();
+    let second = sync(&client, &options).await.expect("delta sync into S3");
+    let t = &second.tables[0];
+    assert_eq!((t.kind, t.upserted, t.deleted, t.rows), (SyncKind::Delta, 2, 1, 500), "{t}");
+    assert_eq!(contacts(location.clone()).await, env.contacts());
+
+    // A table export to a Delta table on S3.
+    let staging = tempfile::tempdir().unwrap();
+    let mut export_options = ExportOptions::new("account", "delta+s3://lake/exports/account");
+    export_options.storage_options = moto.options();
+    export_options.staging_dir = Some(staging.path().to_path_buf());
+    let summary = export(&client, &export_options).await.expect("export to Delta on S3");
+    assert_eq!((summary.rows, summary.format), (1_000, Format::Delta), "{summary}");
+    assert_eq!(summary.output, "delta+s3://lake/exports/account");
+    env.emu.shutdown().await;
+}

@@ -248,13 +248,18 @@ class Connection:
         """Keep a copy of ``tables`` up to date in ``to``; the same as ``d365 sync``.
 
         ``to`` is a local directory (one SQLite file, ``d365.sqlite``, one table per Dataverse
-        table) or a ``postgresql://user[:password]@host[:port]/db[?schema=name]`` URL (typed
+        table), a ``postgresql://user[:password]@host[:port]/db[?schema=name]`` URL (typed
         tables: ``uuid``, ``numeric``, ``timestamptz``; choice labels and lookup names as
-        ``…name`` columns). The first run loads each table in full; later runs apply the
-        changes since the last one (change tracking, or the ``modifiedon`` watermark for tables
-        without it, which cannot see deletes: the result's ``warnings`` say so). Each page is
-        applied in one transaction together with the sync position, so a run that dies can
-        simply be run again.
+        ``…name`` columns), or Delta Lake tables, one per Dataverse table under a location:
+        ``"delta:lake"`` (a local directory), ``"delta+s3://bucket/prefix"``,
+        ``"delta+abfss://fs@account.dfs.core.windows.net/prefix"``, ``"delta+gs://bucket/prefix"``
+        (credentials from the ``AWS_*``, ``AZURE_STORAGE_*``, ``GOOGLE_*`` variables); read them
+        with ``deltalake.DeltaTable("lake/account")``, polars, DuckDB or Spark. The first run
+        loads each table in full; later runs apply the changes since the last one (change
+        tracking, or the ``modifiedon`` watermark for tables without it, which cannot see
+        deletes: the result's ``warnings`` say so). The sync position is saved in the same
+        transaction (SQLite, PostgreSQL) or commit (Delta) as the rows it covers, so a run that
+        dies can simply be run again.
 
         Args:
             tables: logical names (``"account"``) or entity set names, a list or a
@@ -264,7 +269,7 @@ class Connection:
             page_size: rows per page (1-5000).
             change_tracking: use change tracking where the table has it.
             soft_delete: keep rows deleted in Dataverse, stamped in ``_d365_deleted``
-                (PostgreSQL only).
+                (PostgreSQL and Delta Lake).
 
         Returns:
             One dict per table: ``table``, ``kind`` (``"full"``, ``"delta"`` or
@@ -272,9 +277,10 @@ class Connection:
             ``warnings``, ``seconds``, ``destination`` (never a password).
 
         Raises:
-            NotSupportedError: a destination this build cannot write to (``s3://`` …).
+            NotSupportedError: a destination this build cannot write to (``mssql://`` …;
+                a plain ``s3://`` URL, which names the ``delta+s3://`` form to use).
             ProgrammingError: an unknown table or a malformed destination.
-            OperationalError: the service or the database failed.
+            OperationalError: the service, the database or the object store failed.
         """
         names = [t.strip() for t in tables.split(",")] if isinstance(tables, str) else list(tables)
         return self.session.sync(
@@ -297,7 +303,7 @@ class Connection:
         parallel: int | None = None,
         page_size: int | None = None,
     ) -> dict[str, Any]:
-        """Export ``table`` into the file ``path``; the same as ``d365 export``.
+        """Export ``table`` into the file or Delta table ``path``; the same as ``d365 export``.
 
         Columns are typed as in SQL (exact decimals, UTC timestamps, dates) and include choice
         labels and lookup names (``statecodename``, ``parentaccountidname``). The table is read
@@ -307,9 +313,12 @@ class Connection:
 
         Args:
             table: logical name (``"account"``) or entity set name.
-            path: the output file.
-            format: ``"ndjson"``, ``"csv"`` or ``"parquet"``; by default from the file name's
-                extension, else NDJSON.
+            path: the output file, an object URL (``"s3://bucket/key.parquet"``), or a Delta
+                table (``"delta:lake/account"``, ``"delta+s3://bucket/lake/account"``), written
+                in one commit that replaces its contents.
+            format: ``"ndjson"``, ``"csv"``, ``"parquet"`` or ``"delta"`` (``path`` is then the
+                table's directory or URL); by default from the file name's extension, else
+                NDJSON.
             select: SQL column names (a list or a comma-separated string); every column by
                 default.
             filter: an OData ``$filter`` of the rows (e.g. ``"statecode eq 0"``).
