@@ -78,7 +78,7 @@ def test_export_is_typed_in_every_format(conn: d365.Connection, tmp_path: Path) 
     assert (tmp_path / "a.csv").read_bytes().startswith(b"name\r\n")
     with pytest.raises(d365.ProgrammingError, match="did you mean 'revenue'"):
         conn.export("account", tmp_path / "b.ndjson", select="revenu")
-    with pytest.raises(d365.NotSupportedError, match="Delta Lake"):
-        conn.export("account", "delta+s3://bucket/a")
+    with pytest.raises(d365.NotSupportedError, match="SQL Server"):
+        conn.export("account", "mssql://server/crm")
     with pytest.raises(d365.ProgrammingError, match="name the object"):
         conn.export("account", "s3://bucket/folder/")

@@ -245,7 +245,18 @@ async fn sync_table(
             "{logical}: {why}: syncing by the modifiedon watermark; rows deleted in Dataverse are not deleted here"
         ));
     }
-    let state = target.state(&t.target).await?;
+    let mut state = target.state(&t.target).await?;
+    if let Some(Tracking::Delta { link, .. }) = state.as_ref().map(|s| &s.tracking)
+        && let Some(other) = foreign_origin(client.base_url(), link)
+    {
+        // A delta token of another organization (or another emulator) means nothing here.
+        let w = format!(
+            "{logical}: the copy was synced from {other}, not {}: full re-sync",
+            client.base_url().origin().ascii_serialization()
+        );
+        warnings.push(w);
+        state = None;
+    }
     let mut result = match state.map(|s| s.tracking) {
         Some(Tracking::Delta { link, next }) if use_ct => match delta(client, target, &t, link, next, options).await {
             Err(SyncError::Client(ClientError::Service(s))) if s.status == 400 => {
@@ -395,6 +406,12 @@ async fn full(
     Ok(out)
 }
 
+/// The origin of `link` when it is an absolute URL of another origin than `base`.
+fn foreign_origin(base: &url::Url, link: &str) -> Option<String> {
+    let link = url::Url::parse(link).ok()?;
+    (link.origin() != base.origin()).then(|| link.origin().ascii_serialization())
+}
+
 /// `link` without its `$select` option (the rest, the delta token included, kept verbatim).
 fn without_select(link: &str) -> String {
     match link.split_once('?') {
@@ -476,6 +493,17 @@ async fn watermark(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delta_links_of_another_organization_are_recognised() {
+        let base = url::Url::parse("https://org.crm.dynamics.com/api/data/v9.2/").unwrap();
+        assert_eq!(foreign_origin(&base, "https://org.crm.dynamics.com/api/data/v9.2/accounts?$deltatoken=1"), None);
+        assert_eq!(foreign_origin(&base, "accounts?$deltatoken=1"), None);
+        assert_eq!(
+            foreign_origin(&base, "https://127.0.0.1:4001/api/data/v9.2/accounts?$deltatoken=1").as_deref(),
+            Some("https://127.0.0.1:4001")
+        );
+    }
 
     #[test]
     fn delta_links_lose_their_select_only() {
