@@ -14,23 +14,6 @@ use d365_emulator::EmulatorOptions;
 use common::{Env, SECRET, start_with};
 use postgres::PgServer;
 
-/// (contactid, lastname) of the emulator's contacts, sorted.
-fn source(env: &Env) -> Vec<(String, String)> {
-    let mut v = env
-        .emu
-        .state()
-        .store
-        .with_conn(|c| {
-            let mut st = c.prepare("SELECT lower(contactid), coalesce(lastname, '') FROM contact")?;
-            let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-            rows.collect::<Result<Vec<_>, _>>()
-        })
-        .unwrap()
-        .unwrap();
-    v.sort();
-    v
-}
-
 async fn copy(pg: &tokio_postgres::Client) -> Vec<(String, String)> {
     let rows =
         pg.query("SELECT contactid::text, coalesce(lastname, '') FROM crm.contact ORDER BY 1, 2", &[]).await.unwrap();
@@ -81,7 +64,7 @@ async fn sync_to_postgresql_survives_kill_9_and_ends_with_exactly_the_source() {
     assert_eq!(table, None, "a killed first load left a table behind");
     let run = env.d365(Some(&conn), &["sync", "contact", "--to", &url]).run().await;
     run.expect_code(0).expect_output("full extract").expect_output("(schema crm)");
-    assert_eq!(copy(&pg).await, source(&env));
+    assert_eq!(copy(&pg).await, env.contacts());
 
     // Changes through the CLI's own DML; the next sync is killed as soon as its first page of
     // changes is in (or finishes first), then run again.
@@ -96,7 +79,7 @@ async fn sync_to_postgresql_survives_kill_9_and_ends_with_exactly_the_source() {
     sync_killed_when(&env, &conn, &url, &pg, applied).await;
     let run = env.d365(Some(&conn), &["sync", "contact", "--to", &url]).run().await;
     run.expect_code(0).expect_output("changes (change tracking)");
-    assert_eq!(copy(&pg).await, source(&env));
+    assert_eq!(copy(&pg).await, env.contacts());
 
     // An unreachable server is a service error (exit 4) naming it; the password never reaches
     // the output.

@@ -9,17 +9,15 @@ mod common;
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use d365_client::RecordKey;
 use d365_emulator::NewColumn;
 use d365_sync::deltalake::datafusion::prelude::SessionContext;
-use d365_sync::store::TableState;
 use d365_sync::{
-    Batch, DeltaLocation, DeltaTarget, ExportOptions, Format, SyncError, SyncKind, SyncOptions, Target, TargetTable,
-    export, parse_destination, sync, sync_to,
+    DeltaLocation, DeltaTarget, ExportOptions, Format, SyncKind, SyncOptions, export, parse_destination, sync, sync_to,
 };
 use serde_json::json;
 
+use common::dies::Dies;
 use common::start;
 
 fn uuid(s: &str) -> uuid::Uuid {
@@ -152,60 +150,6 @@ async fn sync_into_delta_is_typed_merges_exactly_the_changes_and_reloads_after_a
     let fifth = sync(&client, &options).await.expect("delta after reload");
     assert_eq!(fifth.tables[0].kind, SyncKind::Delta);
     env.emu.shutdown().await;
-}
-
-/// A target that fails after `pages` calls, as a process killed there would: nothing it held
-/// uncommitted survives.
-struct Dies {
-    inner: DeltaTarget,
-    pages: usize,
-}
-
-impl Dies {
-    fn tick(&mut self) -> Result<(), SyncError> {
-        if self.pages == 0 {
-            return Err(SyncError::InvalidArgument("killed".into()));
-        }
-        self.pages -= 1;
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Target for Dies {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    async fn state(&mut self, table: &TargetTable) -> Result<Option<TableState>, SyncError> {
-        self.inner.state(table).await
-    }
-    async fn begin_full(&mut self, table: &TargetTable) -> Result<(), SyncError> {
-        self.inner.begin_full(table).await
-    }
-    async fn load(&mut self, table: &TargetTable, batch: Batch<'_>) -> Result<u64, SyncError> {
-        self.tick()?;
-        self.inner.load(table, batch).await
-    }
-    async fn finish_full(&mut self, table: &TargetTable, state: &TableState) -> Result<(), SyncError> {
-        self.tick()?;
-        self.inner.finish_full(table, state).await
-    }
-    async fn apply(
-        &mut self,
-        table: &TargetTable,
-        batch: Batch<'_>,
-        state: &TableState,
-    ) -> Result<(u64, u64), SyncError> {
-        self.tick()?;
-        self.inner.apply(table, batch, state).await
-    }
-    async fn flush(&mut self, table: &TargetTable) -> Result<(), SyncError> {
-        self.tick()?;
-        self.inner.flush(table).await
-    }
-    async fn count(&mut self, table: &TargetTable) -> Result<u64, SyncError> {
-        self.inner.count(table).await
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,16 +7,12 @@ mod common;
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use d365_client::RecordKey;
 use d365_emulator::NewColumn;
-use d365_sync::store::TableState;
-use d365_sync::{
-    Batch, PostgresTarget, PostgresUrl, SyncError, SyncKind, SyncOptions, Target, TargetTable, parse_destination, sync,
-    sync_to,
-};
+use d365_sync::{PostgresTarget, PostgresUrl, SyncError, SyncKind, SyncOptions, parse_destination, sync, sync_to};
 use serde_json::json;
 
+use common::dies::Dies;
 use common::postgres::PgServer;
 use common::start;
 
@@ -144,56 +140,6 @@ async fn sync_into_postgres_is_typed_applies_exactly_the_changes_and_reloads_aft
         pg.query_one("SELECT mode FROM crm._d365_sync_state WHERE table_name = 'contact'", &[]).await.unwrap().get(0);
     assert_eq!(mode, "delta");
     env.emu.shutdown().await;
-}
-
-/// A target that fails after `pages` pages, as a process killed there would: whatever its
-/// transaction held is rolled back.
-struct Dies {
-    inner: PostgresTarget,
-    pages: usize,
-}
-
-impl Dies {
-    fn tick(&mut self) -> Result<(), SyncError> {
-        if self.pages == 0 {
-            return Err(SyncError::InvalidArgument("killed".into()));
-        }
-        self.pages -= 1;
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl Target for Dies {
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-    async fn state(&mut self, table: &TargetTable) -> Result<Option<TableState>, SyncError> {
-        self.inner.state(table).await
-    }
-    async fn begin_full(&mut self, table: &TargetTable) -> Result<(), SyncError> {
-        self.inner.begin_full(table).await
-    }
-    async fn load(&mut self, table: &TargetTable, batch: Batch<'_>) -> Result<u64, SyncError> {
-        self.tick()?;
-        self.inner.load(table, batch).await
-    }
-    async fn finish_full(&mut self, table: &TargetTable, state: &TableState) -> Result<(), SyncError> {
-        self.tick()?;
-        self.inner.finish_full(table, state).await
-    }
-    async fn apply(
-        &mut self,
-        table: &TargetTable,
-        batch: Batch<'_>,
-        state: &TableState,
-    ) -> Result<(u64, u64), SyncError> {
-        self.tick()?;
-        self.inner.apply(table, batch, state).await
-    }
-    async fn count(&mut self, table: &TargetTable) -> Result<u64, SyncError> {
-        self.inner.count(table).await
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

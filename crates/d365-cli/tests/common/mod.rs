@@ -3,6 +3,8 @@
 //! directory and token key; nothing inherited but PATH) and a time limit.
 #![allow(dead_code)]
 
+#[path = "../../../d365-sync/tests/common/source.rs"]
+pub mod source;
 pub mod webdriver;
 
 use std::path::{Path, PathBuf};
@@ -117,6 +119,12 @@ impl Env {
             self.base(),
             settings.display()
         )
+    }
+
+    /// (lower-case contactid, lastname or '') of the emulator's contacts, sorted: what a copy
+    /// of `contact` must hold.
+    pub fn contacts(&self) -> Vec<(String, String)> {
+        source::contacts(&self.emu)
     }
 
     /// A path in the scratch directory.

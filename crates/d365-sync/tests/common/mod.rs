@@ -162,19 +162,7 @@ impl TokenProvider for Minter {
 impl Env {
     /// (id, lastname) of every contact, sorted, from the emulator's store.
     pub fn contacts(&self) -> Vec<(String, String)> {
-        let mut v = self
-            .emu
-            .state()
-            .store
-            .with_conn(|c| {
-                let mut st = c.prepare("SELECT lower(contactid), coalesce(lastname, '') FROM contact")?;
-                let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-                rows.collect::<Result<Vec<_>, _>>()
-            })
-            .expect("store")
-            .expect("query");
-        v.sort();
-        v
+        source::contacts(&self.emu)
     }
 }
 
@@ -185,7 +173,9 @@ pub async fn start_with(options: EmulatorOptions) -> Env {
     let minter = Arc::new(Minter::new(&emu, &ca_pem));
     Env { emu, ca_pem, minter }
 }
+pub mod dies;
 pub mod postgres;
+pub mod source;
 
 /// A client of a child test process, from its JSON spec (`org_url`, `ca_pem`, `token`).
 pub fn spec_client(spec: &Value) -> DataverseClient {
