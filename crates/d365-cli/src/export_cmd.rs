@@ -29,7 +29,8 @@ Examples:
   d365 export account -o delta+s3://lake/crm/account      # a Delta Lake table (one commit; re-runs resume)
   d365 export account --format delta -o lake/account     # a local Delta table
   d365 export account --select accountid,name,revenue,statecodename --format parquet -o accounts.parquet
-  d365 export --query \"SELECT name, revenue FROM account WHERE statecode = 0\" --format parquet -o active.parquet")]
+  d365 export --query \"SELECT name, revenue FROM account WHERE statecode = 0\" --format parquet -o active.parquet
+  d365 export --query \"SELECT statecodename, count(*) AS n FROM account GROUP BY statecodename\" --format csv -o s3://lake/reports/states.csv")]
 pub struct ExportArgs {
     /// Table: logical name (account) or entity set name (accounts).
     #[arg(required_unless_present = "query")]
@@ -88,6 +89,8 @@ pub async fn run(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Fai
             }
             d365_sync::Destination::Delta(_) if args.query.is_none() => {}
             d365_sync::Destination::Local(_) | d365_sync::Destination::Remote(_) if args.query.is_none() && delta => {}
+            // Query results are written locally, then uploaded (see `query_cmd::Output`).
+            d365_sync::Destination::Remote(_) => {}
             _ => {
                 d365_sync::local_path(&text, "--output").map_err(failure)?;
             }

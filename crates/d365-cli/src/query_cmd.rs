@@ -126,9 +126,8 @@ pub(crate) async fn engine_with(conn: &Connection, settings: &d365_core::EngineS
 
 /// Runs `d365 query`.
 pub async fn query(connect_args: &ConnectArgs, args: QueryArgs) -> Result<(), Failure> {
-    if let Some(out) = &args.output {
-        d365_sync::local_path(&out.to_string_lossy(), "--output").map_err(crate::export_cmd::failure)?;
-    }
+    // Checked before signing in: an output that cannot be written is refused at once.
+    let target = args.output.as_deref().map(Output::resolve).transpose()?;
     match d365_core::classify(&args.sql).map_err(Failure::from_d365)? {
         d365_core::StatementKind::Write => {
             return crate::dml_cmd::run(connect_args, &args.sql, args.refresh_metadata, args.parallel, &args.dml).await;
@@ -151,7 +150,11 @@ pub async fn query(connect_args: &ConnectArgs, args: QueryArgs) -> Result<(), Fa
             return Ok(());
         }
         let format = output_format(&args);
-        run_to(&engine, &args.sql, format, args.output.as_deref()).await
+        run_to(&engine, &args.sql, format, target.as_ref().map(|t| t.local.as_path())).await?;
+        match &target {
+            Some(t) => t.upload().await,
+            None => Ok(()),
+        }
     }
     .await;
     conn.close().await;
@@ -180,6 +183,39 @@ async fn run_procedure(
     let mut sink = Sink::new(format, open_output(args.output.as_deref(), format)?, schema, args.output.is_none())?;
     sink.write(batch)?;
     sink.finish()
+}
+
+/// Where a result file goes: the local file written, then, for an object-store URL
+/// (`s3://…`, `abfss://…`, `gs://…`), the object it is uploaded to in parts once complete (so
+/// a failed query leaves no object).
+struct Output {
+    local: PathBuf,
+    remote: Option<d365_sync::RemoteUrl>,
+}
+
+impl Output {
+    fn resolve(out: &std::path::Path) -> Result<Self, Failure> {
+        let text = out.to_string_lossy();
+        match d365_sync::parse_destination(&text, "--output").map_err(crate::export_cmd::failure)? {
+            d365_sync::Destination::Remote(r) => {
+                Ok(Self { local: r.staging_file(None).map_err(crate::export_cmd::failure)?, remote: Some(r) })
+            }
+            d365_sync::Destination::Local(p) => Ok(Self { local: p, remote: None }),
+            _ => Err(d365_sync::local_path(&text, "--output")
+                .err()
+                .map(crate::export_cmd::failure)
+                .unwrap_or_else(|| Failure::bad_input("--output is not a file"))),
+        }
+    }
+
+    /// Uploads the local file when the output is an object, then removes it.
+    async fn upload(&self) -> Result<(), Failure> {
+        let Some(remote) = &self.remote else { return Ok(()) };
+        let bytes = remote.upload(&self.local).await.map_err(crate::export_cmd::failure)?;
+        let _ = std::fs::remove_file(&self.local);
+        eprintln!("uploaded {bytes} bytes to {remote}");
+        Ok(())
+    }
 }
 
 fn open_output(output: Option<&std::path::Path>, format: Format) -> Result<Box<dyn Write + Send>, Failure> {
@@ -270,7 +306,8 @@ pub async fn export(
     page_size: Option<u32>,
     parallel: Option<usize>,
 ) -> Result<(), Failure> {
-    d365_sync::local_path(&output.to_string_lossy(), "--output").map_err(crate::export_cmd::failure)?;
+    let target = Output::resolve(output)?;
+    let output = target.local.as_path();
     let conn = connect(connect_args).await?;
     let result = async {
         let engine = engine(&conn, false, parallel, page_size).await?;
@@ -291,7 +328,7 @@ pub async fn export(
                     Failure::service(format!("cannot move {} to {}: {e}", tmp.display(), output.display()))
                 })?;
                 eprintln!("{summary}: written to {}", output.display());
-                Ok(())
+                target.upload().await
             }
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);

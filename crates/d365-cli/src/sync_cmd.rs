@@ -20,7 +20,8 @@ use crate::failure::Failure;
                         (uuid, numeric, timestamptz...), with choice labels and lookup names as ...name
                         columns; loaded by binary COPY, changes merged on the primary key. Without a
                         password in the URL, PGPASSWORD is used. TLS as libpq's sslmode (default
-                        prefer), always verified: sslrootcert=CA.pem for a private CA.
+                        prefer), always verified: sslrootcert=CA.pem for a private CA;
+                        sslcert=client.crt&sslkey=client.key for certificate sign-in.
   delta:DIR | delta+file:///DIR | delta+s3://BUCKET/PREFIX | delta+abfss://FS@ACCOUNT.dfs.core.windows.net/PREFIX
   | delta+az://CONTAINER/PREFIX | delta+gs://BUCKET/PREFIX
                         one Delta Lake table per Dataverse table (PREFIX/account, ...), same columns as

@@ -215,12 +215,9 @@ async fn store_urls_as_destinations_are_refused_and_nothing_is_created() {
     let run = env.d365(Some(&conn), &["export", "account", "-o", url]).current_dir(&dir).run().await;
     run.expect_code(2).expect_output("d365 sync TABLES --to postgresql://");
     for (args, name) in [
-        (vec!["sync", "contact", "--to", "s3://bucket/crm"], "needs Delta Lake tables"),
-        (vec!["export", "account", "-o", "delta+s3://bucket/accounts"], "Delta Lake"),
-        (
-            vec!["query", "SELECT name FROM account", "-o", "abfss://fs@acct.dfs.core.windows.net/a.csv"],
-            "only table exports",
-        ),
+        (vec!["sync", "contact", "--to", "s3://bucket/crm"], "give --to delta+s3://bucket/crm"),
+        (vec!["export", "account", "-o", "delta+ftp://bucket/accounts"], "Delta location"),
+        (vec!["query", "SELECT name FROM account", "-o", "delta+s3://bucket/a"], "query results need a local path"),
         (vec!["export", "account", "-o", "s3://bucket/folder/"], "name the object"),
         (vec!["sync", "contact", "--to", "ftp2://x/y"], "unknown destination scheme"),
     ] {

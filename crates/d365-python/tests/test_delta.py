@@ -24,7 +24,9 @@ def own_emulator() -> Iterator[d365.Emulator]:
 
 def _delta(path: Path) -> list[tuple[str, str]]:
     table = DeltaTable(str(path)).to_pyarrow_table(columns=["contactid", "lastname"])
-    return sorted((str(i).lower(), n or "") for i, n in zip(*(table.column(c).to_pylist() for c in table.column_names)))
+    return sorted(
+        (str(i).lower(), n or "") for i, n in zip(*(table.column(c).to_pylist() for c in table.column_names))
+    )
 
 
 def _source(conn: d365.Connection) -> list[tuple[str, str]]:
@@ -32,7 +34,9 @@ def _source(conn: d365.Connection) -> list[tuple[str, str]]:
     return sorted((str(i).lower(), n or "") for i, n in rows)
 
 
-def test_sync_into_delta_is_read_back_by_the_deltalake_package(own_emulator: d365.Emulator, tmp_path: Path) -> None:
+def test_sync_into_delta_is_read_back_by_the_deltalake_package(
+    own_emulator: d365.Emulator, tmp_path: Path
+) -> None:
     lake = tmp_path / "lake"
     with d365.connect(own_emulator.connection_string) as conn:
         first = conn.sync("contact,account", f"delta:{lake}", page_size=40)
@@ -52,7 +56,9 @@ def test_sync_into_delta_is_read_back_by_the_deltalake_package(own_emulator: d36
 
         conn.execute("INSERT INTO contact (lastname) VALUES (?), (?)", ["delta-a", "delta-b"])
         conn.execute("UPDATE contact SET lastname = ? WHERE lastname = ?", ["delta-renamed", "delta-a"])
-        victim = conn.execute("SELECT contactid FROM contact WHERE lastname <> 'delta-b' LIMIT 1").fetchone()[0]
+        victim = conn.execute("SELECT contactid FROM contact WHERE lastname <> 'delta-b' LIMIT 1").fetchone()[
+            0
+        ]
         conn.execute("DELETE FROM contact WHERE contactid = ?", [victim])
 
         second = conn.sync(["contact"], f"delta:{lake}")
@@ -67,7 +73,9 @@ def test_sync_into_delta_is_read_back_by_the_deltalake_package(own_emulator: d36
 
 def test_export_as_a_delta_table(conn: d365.Connection, tmp_path: Path) -> None:
     total = conn.execute("SELECT count(*) FROM account").fetchone()[0]
-    out = conn.export("account", f"delta:{tmp_path / 'accounts'}", select="accountid,name,revenue,statecodename")
+    out = conn.export(
+        "account", f"delta:{tmp_path / 'accounts'}", select="accountid,name,revenue,statecodename"
+    )
     assert (out["rows"], out["format"]) == (total, "delta")
     table = DeltaTable(str(tmp_path / "accounts")).to_pyarrow_table()
     assert table.column_names == ["accountid", "name", "revenue", "statecodename"]

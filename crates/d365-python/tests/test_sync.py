@@ -50,7 +50,9 @@ def test_sync_loads_then_applies_exactly_the_changes(own_emulator: d365.Emulator
 
 
 def test_unsupported_destinations_and_tables_are_clear_errors(conn: d365.Connection, tmp_path: Path) -> None:
-    with pytest.raises(d365.NotSupportedError, match=r"writes Delta Lake tables: give delta\+s3://bucket/crm"):
+    with pytest.raises(
+        d365.NotSupportedError, match=r"writes Delta Lake tables: give delta\+s3://bucket/crm"
+    ):
         conn.sync("contact", "s3://bucket/crm")
     with pytest.raises(d365.NotSupportedError, match="PostgreSQL and Delta Lake targets only"):
         conn.sync("contact", tmp_path, soft_delete=True)

@@ -117,8 +117,8 @@ pub fn local_path(text: &str, what: &str) -> Result<PathBuf, SyncError> {
              `d365 sync TABLES --to postgresql://…` (kept up to date by later runs)"
         ))),
         Destination::Remote(r) => Err(SyncError::Unsupported(format!(
-            "{what} {r}: only table exports (`d365 export TABLE -o {r}`) write to object stores in \
-             this build; query results need a local path, and a sync writes Delta tables there (delta+{r})"
+            "{what} {r}: this command writes a local file; table exports (`d365 export TABLE -o {r}`) and \
+             query results (`d365 query SQL -o {r}`) go to object stores, and a sync writes Delta tables there (delta+{r})"
         ))),
         Destination::Delta(d) => Err(SyncError::Unsupported(format!(
             "{what} {d}: Delta tables are written by `d365 export TABLE -o {d}` and `d365 sync TABLES --to {d}`; \
@@ -145,11 +145,11 @@ mod tests {
         for (url, name) in [
             ("postgresql://postgres@127.0.0.1:5432/postgres", "d365 sync"),
             ("postgres://u:secret@db/x", "d365 sync"),
-            ("s3://u:secret@bucket/prefix", "only table exports"),
-            ("abfss://fs@acct.dfs.core.windows.net/x", "only table exports"),
+            ("s3://u:secret@bucket/prefix", "table exports"),
+            ("abfss://fs@acct.dfs.core.windows.net/x", "delta+abfss://fs@acct.dfs.core.windows.net/x"),
             ("delta+file:///tmp/t", "d365 sync TABLES --to"),
             ("mssql://u:secret@db/x", "SQL Server"),
-            ("gs://bucket/x", "only table exports"),
+            ("gs://bucket/x", "table exports"),
         ] {
             let e = local_path(url, "--to").unwrap_err();
             assert!(matches!(e, SyncError::Unsupported(_)), "{url}: {e}");

@@ -260,8 +260,7 @@ pub async fn export(client: &DataverseClient, options: &ExportOptions) -> Result
         Destination::Delta(_) => {
             // Given options win over the environment, as for other object stores.
             let location = crate::delta::DeltaLocation::parse_with(&text, options.storage_options.clone())?;
-            let name =
-                location.url().path_segments().and_then(|s| s.filter(|p| !p.is_empty()).next_back()).unwrap_or("table");
+            let name = location.url().path_segments().and_then(|mut s| s.rfind(|p| !p.is_empty())).unwrap_or("table");
             let local = crate::remote::staging_file(&location.to_string(), name, options.staging_dir.as_deref())?;
             let staged = ExportOptions { output: local, format: Format::Delta, ..options.clone() };
             let mut summary = export_to(client, &staged, Finish::Delta(&location)).await?;

@@ -43,6 +43,16 @@ pub(crate) fn staging_file(
     Ok(dir.join(name))
 }
 
+/// The host of `url`, with the file system's name before it for `abfs(s)://fs@account…`
+/// (never a password).
+pub(crate) fn authority(url: &url::Url) -> String {
+    let host = url.host_str().unwrap_or("");
+    match url.username() {
+        user if !user.is_empty() && matches!(url.scheme(), "abfs" | "abfss") => format!("{user}@{host}"),
+        _ => host.to_string(),
+    }
+}
+
 /// The store settings of the environment (`AWS_*`, `AZURE_*`, `GOOGLE_*`, lower-cased as
 /// `object_store` keys), overridden by `options`.
 pub(crate) fn store_settings(options: &[(String, String)]) -> Vec<(String, String)> {
@@ -69,9 +79,10 @@ impl std::fmt::Debug for RemoteUrl {
 }
 
 impl std::fmt::Display for RemoteUrl {
-    /// The URL without user info or query (a SAS token, say).
+    /// The URL without password or query (a SAS token, say); the user part of an `abfs(s)://`
+    /// URL, the file system's name, stays.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}://{}{}", self.url.scheme(), self.url.host_str().unwrap_or(""), self.url.path())
+        write!(f, "{}://{}{}", self.url.scheme(), authority(&self.url), self.url.path())
     }
 }
 

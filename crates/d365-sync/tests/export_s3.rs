@@ -9,83 +9,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use d365_sql::datafusion::arrow::array::{Array, StringArray};
 use d365_sql::datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use d365_sync::{ExportOptions, Format, RemoteUrl, export};
 use serde_json::Value;
 
+use common::moto::Moto;
 use common::{FAULTS, checksum, start};
-
-/// A moto S3 server on a free port, stopped when dropped.
-struct Moto {
-    child: Child,
-    port: u16,
-}
-
-fn python() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("D365_PYTHON").map(PathBuf::from),
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")),
-    ];
-    candidates.into_iter().flatten().find(|p| {
-        Command::new(p).args(["-c", "import moto.server"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
-    })
-}
-
-impl Moto {
-    fn start() -> Option<Self> {
-        let Some(python) = python() else {
-            assert!(
-                std::env::var("D365_S3_TEST").as_deref() != Ok("require"),
-                "D365_S3_TEST=require but no Python with moto[server] was found (.venv or D365_PYTHON)"
-            );
-            eprintln!("SKIPPED: no Python with moto[server] (pip install 'moto[server]' in .venv)");
-            return None;
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new(python)
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto starts");
-        let moto = Self { child, port };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(moto)
-    }
-
-    fn options(&self) -> Vec<(String, String)> {
-        [
-            ("aws_endpoint", format!("http://127.0.0.1:{}", self.port)),
-            ("aws_allow_http", "true".into()),
-            ("aws_access_key_id", "testing".into()),
-            ("aws_secret_access_key", "testing".into()),
-            ("aws_region", "us-east-1".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
-    }
-
-    async fn create_bucket(&self, name: &str) {
-        let r = reqwest::Client::new().put(format!("http://127.0.0.1:{}/{name}", self.port)).send().await.unwrap();
-        assert!(r.status().is_success(), "bucket {name}: {}", r.status());
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// (count, checksum) of (accountid, name) in a Parquet object.
 async fn parquet_object(remote: &RemoteUrl) -> (usize, u64) {

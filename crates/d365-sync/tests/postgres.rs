@@ -298,6 +298,29 @@ async fn tls_is_used_and_the_certificate_verified() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_authenticates_by_client_certificate_accepts_sslcert_and_sslkey() {
+    let Some(server) = PgServer::start_client_cert() else { return };
+    let env = start(200, None, Duration::ZERO).await;
+    let (client, _clock) = env.client();
+    let (crt, key) = server.client_files();
+    let base = format!(
+        "postgresql://postgres@127.0.0.1:{}/postgres?schema=certs&sslmode=verify-full&sslrootcert={}",
+        server.port,
+        server.ca_file()
+    );
+    let with_cert = format!("{base}&sslcert={crt}&sslkey={key}");
+    let options = SyncOptions::new(vec!["contact".into()], parse_destination(&with_cert, "--to").unwrap());
+    let t = sync(&client, &options).await.expect("sync with a client certificate").tables.remove(0);
+    assert_eq!(t.rows, 100, "{t}");
+    // Without the certificate the server refuses the connection.
+    let options = SyncOptions::new(vec!["contact".into()], parse_destination(&base, "--to").unwrap());
+    let e = sync(&client, &options).await.unwrap_err();
+    assert!(matches!(e, SyncError::Postgres { .. }), "{e}");
+    assert!(e.to_string().contains("certificate"), "{e}");
+    env.emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_change_tracking_the_watermark_upserts_changed_rows() {
     let Some(server) = PgServer::start() else { return };
     let env = start(400, None, Duration::ZERO).await;

@@ -34,13 +34,7 @@ impl std::fmt::Debug for DeltaLocation {
 impl std::fmt::Display for DeltaLocation {
     /// `delta+` and the URL without user info or query (a SAS token, say).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "delta+{}://{}{}",
-            self.root.scheme(),
-            self.root.host_str().unwrap_or(""),
-            self.root.path().trim_end_matches('/')
-        )
+        f.write_str(&self.describe(&self.root))
     }
 }
 
@@ -158,7 +152,7 @@ impl DeltaLocation {
 
     /// `url` for messages (no credentials).
     pub fn describe(&self, url: &Url) -> String {
-        format!("delta+{}://{}{}", url.scheme(), url.host_str().unwrap_or(""), url.path().trim_end_matches('/'))
+        format!("delta+{}://{}{}", url.scheme(), crate::remote::authority(url), url.path().trim_end_matches('/'))
     }
 }
 
@@ -245,6 +239,8 @@ mod tests {
         assert!(s3.is_remote());
         assert_eq!(s3.to_string(), "delta+s3://bucket/lake");
         assert_eq!(s3.table_url("contact").as_str(), "s3://bucket/lake/contact/");
+        let adls = DeltaLocation::parse("delta+abfss://crm@acct.dfs.core.windows.net/lake").unwrap();
+        assert_eq!(adls.to_string(), "delta+abfss://crm@acct.dfs.core.windows.net/lake");
         assert!(!format!("{s3:?}").contains("secret"));
         for (bad, says) in [
             ("delta+ftp://x/y", "local directories and to the object stores"),

@@ -17,6 +17,7 @@
 //!   column gone from Dataverse stays and is set to null on rows changed from then on.
 
 mod copy;
+mod tls;
 mod url;
 
 use std::collections::HashSet;

@@ -5,6 +5,7 @@
 //! (the operating system's roots, or the CA file in `sslrootcert`): `disable` never uses TLS;
 //! `prefer` (the default) uses it when the server offers it; `require`, `verify-ca` and
 //! `verify-full` insist on it (and, unlike libpq's `require`, verify the certificate and host).
+//! `sslcert` and `sslkey` give a client certificate (see [`super::tls`]).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ pub struct PostgresUrl {
     /// The CA certificates (PEM) the server's certificate must chain to (`?sslrootcert=`);
     /// `None`: the operating system's roots.
     pub root_cert: Option<PathBuf>,
+    /// The client certificate chain (PEM, `?sslcert=`) and its private key (PEM, `?sslkey=`),
+    /// for servers that authenticate clients by certificate.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 impl fmt::Debug for PostgresUrl {
@@ -73,6 +77,7 @@ impl PostgresUrl {
         let mut schema = "public".to_string();
         let mut tls = TlsMode::Prefer;
         let mut root_cert = None;
+        let (mut cert, mut key) = (None, None);
         let mut rest = Vec::new();
         for (k, v) in url.query_pairs() {
             match k.as_ref() {
@@ -90,14 +95,21 @@ impl PostgresUrl {
                     }
                 }
                 "sslrootcert" => root_cert = Some(PathBuf::from(v.as_ref())),
-                "sslcert" | "sslkey" => {
-                    return Err(SyncError::Unsupported(format!(
-                        "PostgreSQL destination: {k} (client certificates) is not supported by this build yet; \
-                         sign in with a password (in the URL or PGPASSWORD)"
-                    )));
-                }
+                "sslcert" => cert = Some(PathBuf::from(v.as_ref())),
+                "sslkey" => key = Some(PathBuf::from(v.as_ref())),
                 _ => rest.push((k.into_owned(), v.into_owned())),
             }
+        }
+        let client_cert = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(bad("sslcert needs sslkey: give the client certificate's private key too".into()));
+            }
+            (None, Some(_)) => return Err(bad("sslkey needs sslcert: give the client certificate too".into())),
+        };
+        if client_cert.is_some() && tls == TlsMode::Disable {
+            return Err(bad("sslcert with sslmode=disable: a client certificate needs TLS".into()));
         }
         if schema.is_empty() || schema.len() > 63 {
             return Err(bad(format!("schema '{schema}' must be 1-63 characters")));
@@ -113,7 +125,7 @@ impl PostgresUrl {
             url.set_password(Some(&p)).map_err(|()| bad("cannot set the password from PGPASSWORD".into()))?;
         }
         let _ = url.set_scheme("postgresql");
-        Ok(Self { url, schema, tls, root_cert })
+        Ok(Self { url, schema, tls, root_cert, client_cert })
     }
 
     /// The driver's configuration (its `sslmode` set from [`Self::tls`]).
@@ -126,42 +138,6 @@ impl PostgresUrl {
             TlsMode::Prefer => tokio_postgres::config::SslMode::Prefer,
             TlsMode::Require => tokio_postgres::config::SslMode::Require,
         });
-        Ok(config)
-    }
-
-    /// The TLS set-up: the CA file of `sslrootcert`, or the operating system's verifier.
-    pub fn tls_config(&self) -> Result<rustls::ClientConfig, SyncError> {
-        let bad = |why: String| SyncError::InvalidArgument(format!("PostgreSQL destination {self}: {why}"));
-        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| bad(format!("TLS set-up failed: {e}")))?;
-        let config = match &self.root_cert {
-            Some(path) => {
-                let pem = std::fs::read(path)
-                    .map_err(|e| bad(format!("sslrootcert {}: cannot be read ({e})", path.display())))?;
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
-                    let cert: rustls::pki_types::CertificateDer<'static> = cert.map_err(|e| {
-                        bad(format!("sslrootcert {}: not a PEM certificate file ({e})", path.display()))
-                    })?;
-                    roots.add(cert).map_err(|e| {
-                        bad(format!("sslrootcert {}: a certificate is not usable ({e})", path.display()))
-                    })?;
-                }
-                if roots.is_empty() {
-                    return Err(bad(format!("sslrootcert {}: no certificate in the file", path.display())));
-                }
-                builder.with_root_certificates(roots).with_no_client_auth()
-            }
-            None => {
-                use rustls_platform_verifier::BuilderVerifierExt;
-                builder
-                    .with_platform_verifier()
-                    .map_err(|e| bad(format!("the system's certificate verifier failed: {e}")))?
-                    .with_no_client_auth()
-            }
-        };
         Ok(config)
     }
 }
@@ -201,8 +177,8 @@ mod tests {
     fn bad_urls_say_what_is_wrong() {
         let e = PostgresUrl::parse("postgresql://u:pw@h/db?sslmode=maybe").unwrap_err();
         assert!(e.to_string().contains("sslmode=maybe is not one of"), "{e}");
-        let e = PostgresUrl::parse("postgresql://u:pw@h/db?sslcert=/c.pem").unwrap_err();
-        assert!(matches!(e, SyncError::Unsupported(_)) && e.to_string().contains("client certificates"), "{e}");
+        let e = PostgresUrl::parse("postgresql://u:pw@h/db?sslkey=/c.key").unwrap_err();
+        assert!(matches!(e, SyncError::InvalidArgument(_)) && e.to_string().contains("sslkey needs sslcert"), "{e}");
         assert!(!e.to_string().contains("pw"));
         assert!(PostgresUrl::parse("postgresql:///db").unwrap_err().to_string().contains("no host"));
         assert!(PostgresUrl::parse("postgresql://h/db?schema=").unwrap_err().to_string().contains("schema"));

@@ -174,6 +174,7 @@ pub async fn start_with(options: EmulatorOptions) -> Env {
     Env { emu, ca_pem, minter }
 }
 pub mod dies;
+pub mod moto;
 pub mod postgres;
 pub mod source;
 

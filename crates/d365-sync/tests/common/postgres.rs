@@ -10,6 +10,14 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+/// The TLS set-up of a test server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tls {
+    Off,
+    Server,
+    ClientCert,
+}
+
 pub struct PgServer {
     dir: tempfile::TempDir,
     bin: PathBuf,
@@ -49,14 +57,27 @@ impl PgServer {
     /// Starts a server, or `None` (with a message) when PostgreSQL is not installed and not
     /// required.
     pub fn start() -> Option<Self> {
-        Self::start_with(false)
+        Self::start_with(Tls::Off)
     }
 
     /// A server that accepts TLS connections only (`hostssl` in `pg_hba.conf`), with a
     /// certificate for 127.0.0.1 and localhost issued by a test CA; the CA's PEM file is
     /// [`Self::ca_file`].
     pub fn start_tls() -> Option<Self> {
-        Self::start_with(true)
+        Self::start_with(Tls::Server)
+    }
+
+    /// A TLS-only server that also authenticates clients by certificate (`cert` in
+    /// `pg_hba.conf`): the client certificate (CN `postgres`) and its key are
+    /// [`Self::client_files`].
+    pub fn start_client_cert() -> Option<Self> {
+        Self::start_with(Tls::ClientCert)
+    }
+
+    /// The client certificate and key files (a client-certificate server only).
+    pub fn client_files(&self) -> (String, String) {
+        let d = self.dir.path().display();
+        (format!("{d}/client.crt"), format!("{d}/client.key"))
     }
 
     /// The test CA (a TLS server only).
@@ -64,7 +85,7 @@ impl PgServer {
         format!("{}/ca.pem", self.dir.path().display())
     }
 
-    fn start_with(tls: bool) -> Option<Self> {
+    fn start_with(tls: Tls) -> Option<Self> {
         let Some(bin) = bin_dir() else {
             assert!(
                 std::env::var("D365_PG_TEST").as_deref() != Ok("require"),
@@ -87,9 +108,12 @@ impl PgServer {
             server.port,
             server.dir.path().display()
         );
-        if tls {
-            server.write_tls_files();
+        if tls != Tls::Off {
+            server.write_tls_files(tls == Tls::ClientCert);
             opts.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+            if tls == Tls::ClientCert {
+                opts.push_str(" -c ssl_ca_file=root.crt");
+            }
         }
         let log = format!("{}/server.log", server.dir.path().display());
         server.run("pg_ctl", &["-D", &data, "-l", &log, "-o", &opts, "-w", "-t", "60", "start"]);
@@ -98,7 +122,7 @@ impl PgServer {
 
     /// A CA, a server certificate and key in the data directory, and a `pg_hba.conf` that
     /// refuses unencrypted connections.
-    fn write_tls_files(&self) {
+    fn write_tls_files(&self, client_cert: bool) {
         use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
         let ca_key = KeyPair::generate().unwrap();
         let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
@@ -115,12 +139,27 @@ impl PgServer {
         std::fs::write(self.ca_file(), ca_pem).unwrap();
         std::fs::write(format!("{data}/server.crt"), server.pem()).unwrap();
         std::fs::write(format!("{data}/server.key"), key.serialize_pem()).unwrap();
+        let method = if client_cert { "cert" } else { "trust" };
         std::fs::write(
             format!("{data}/pg_hba.conf"),
-            "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
+            format!(
+                "local all all trust\nhostssl all all 127.0.0.1/32 {method}\nhostnossl all all 127.0.0.1/32 reject\n"
+            ),
         )
         .unwrap();
-        for f in ["server.crt", "server.key", "pg_hba.conf"] {
+        std::fs::write(format!("{data}/root.crt"), std::fs::read(self.ca_file()).unwrap()).unwrap();
+        if client_cert {
+            // The user is the certificate's common name.
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.distinguished_name.push(rcgen::DnType::CommonName, "postgres");
+            let cert = params.signed_by(&key, &issuer).unwrap();
+            let (crt, key_file) = self.client_files();
+            std::fs::write(&crt, cert.pem()).unwrap();
+            std::fs::write(&key_file, key.serialize_pem()).unwrap();
+            assert!(Command::new("chmod").args(["600", &key_file]).status().unwrap().success());
+        }
+        for f in ["server.crt", "server.key", "pg_hba.conf", "root.crt"] {
             let path = format!("{data}/{f}");
             if let Some(u) = &self.user {
                 assert!(Command::new("chown").arg(format!("{u}:")).arg(&path).status().unwrap().success());
