@@ -28,9 +28,11 @@ Examples:
   d365 export account --format parquet -o s3://lake/crm/accounts.parquet   # AWS_* settings from the environment
   d365 export account -o delta+s3://lake/crm/account      # a Delta Lake table (one commit; re-runs resume)
   d365 export account --format delta -o lake/account     # a local Delta table
+  d365 export account --select name,revenue -o postgresql://etl@db/analytics?schema=crm   # table crm.account, replaced
   d365 export account --select accountid,name,revenue,statecodename --format parquet -o accounts.parquet
   d365 export --query \"SELECT name, revenue FROM account WHERE statecode = 0\" --format parquet -o active.parquet
-  d365 export --query \"SELECT statecodename, count(*) AS n FROM account GROUP BY statecodename\" --format csv -o s3://lake/reports/states.csv")]
+  d365 export --query \"SELECT statecodename, count(*) AS n FROM account GROUP BY statecodename\" --format csv -o s3://lake/reports/states.csv
+  d365 export --query \"SELECT accountid, name, revenue FROM account WHERE statecode = 0\" -o delta+s3://lake/active_accounts")]
 pub struct ExportArgs {
     /// Table: logical name (account) or entity set name (accounts).
     #[arg(required_unless_present = "query")]
@@ -51,8 +53,10 @@ pub struct ExportArgs {
     /// Output file (default: TABLE.FORMAT), or an object: s3://bucket/key, az://container/key,
     /// abfss://fs@account.dfs.core.windows.net/key, gs://bucket/key (credentials and endpoint
     /// from AWS_*, AZURE_STORAGE_*, GOOGLE_* variables; staged locally, then one multipart
-    /// upload: no partial object is ever visible), or a Delta table: delta:DIR,
-    /// delta+file:///DIR, delta+s3://bucket/prefix, delta+abfss://…, delta+gs://….
+    /// upload: no partial object is ever visible), a Delta table: delta:DIR,
+    /// delta+file:///DIR, delta+s3://bucket/prefix, delta+abfss://…, delta+gs://…, or a
+    /// PostgreSQL database: postgresql://USER@HOST/DB[?schema=S] (the table of the same name,
+    /// its rows replaced in one transaction; the primary key is always exported).
     #[arg(short, long)]
     output: Option<PathBuf>,
     /// Concurrent requests (default: from the service's x-ms-dop-hint, adapting to throttling).
@@ -87,7 +91,8 @@ pub async fn run(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Fai
             d365_sync::Destination::Remote(r) if args.query.is_none() && !delta => {
                 staged = Some(r.staging_file(None).map_err(failure)?);
             }
-            d365_sync::Destination::Delta(_) if args.query.is_none() => {}
+            d365_sync::Destination::Delta(_) => {}
+            d365_sync::Destination::Postgres(_) if args.query.is_none() => {}
             d365_sync::Destination::Local(_) | d365_sync::Destination::Remote(_) if args.query.is_none() && delta => {}
             // Query results are written locally, then uploaded (see `query_cmd::Output`).
             d365_sync::Destination::Remote(_) => {}
@@ -136,15 +141,26 @@ pub async fn run(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Fai
 /// `--query`: through the SQL engine, written as batches arrive.
 async fn run_sql(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Failure> {
     use crate::query_cmd::Format as Out;
+    let sql = args.query.clone().unwrap_or_default();
+    let Some(mut output) = args.output else { return Err(Failure::bad_input("--query needs --output FILE")) };
     let format = match args.format.to_ascii_lowercase().as_str() {
         "parquet" => Out::Parquet,
         "csv" => Out::Csv,
         "ndjson" | "jsonl" => Out::Ndjson,
+        "delta" => {
+            // `--format delta -o DIR`: a Delta table there.
+            let text = output.to_string_lossy().into_owned();
+            if !d365_sync::DeltaLocation::is_delta(&text) {
+                output =
+                    PathBuf::from(if text.contains("://") { format!("delta+{text}") } else { format!("delta:{text}") });
+            }
+            Out::Parquet
+        }
         other => {
-            return Err(Failure::bad_input(format!("unknown export format '{other}': use ndjson, csv or parquet")));
+            return Err(Failure::bad_input(format!(
+                "unknown export format '{other}': use ndjson, csv, parquet or delta"
+            )));
         }
     };
-    let sql = args.query.clone().unwrap_or_default();
-    let Some(output) = args.output else { return Err(Failure::bad_input("--query needs --output FILE")) };
     crate::query_cmd::export(connect_args, &sql, format, &output, args.page_size, args.parallel).await
 }

@@ -150,6 +150,9 @@ pub async fn query(connect_args: &ConnectArgs, args: QueryArgs) -> Result<(), Fa
             return Ok(());
         }
         let format = output_format(&args);
+        if let Some(location) = target.as_ref().and_then(|t| t.delta.as_ref()) {
+            return Output::write_delta(&engine, &args.sql, location).await;
+        }
         run_to(&engine, &args.sql, format, target.as_ref().map(|t| t.local.as_path())).await?;
         match &target {
             Some(t) => t.upload().await,
@@ -188,24 +191,45 @@ async fn run_procedure(
 /// Where a result file goes: the local file written, then, for an object-store URL
 /// (`s3://…`, `abfss://…`, `gs://…`), the object it is uploaded to in parts once complete (so
 /// a failed query leaves no object).
+/// A Delta location (`delta+…`) takes the result as a table instead, in one commit.
 struct Output {
     local: PathBuf,
     remote: Option<d365_sync::RemoteUrl>,
+    delta: Option<d365_sync::DeltaLocation>,
 }
 
 impl Output {
     fn resolve(out: &std::path::Path) -> Result<Self, Failure> {
         let text = out.to_string_lossy();
         match d365_sync::parse_destination(&text, "--output").map_err(crate::export_cmd::failure)? {
-            d365_sync::Destination::Remote(r) => {
-                Ok(Self { local: r.staging_file(None).map_err(crate::export_cmd::failure)?, remote: Some(r) })
-            }
-            d365_sync::Destination::Local(p) => Ok(Self { local: p, remote: None }),
-            _ => Err(d365_sync::local_path(&text, "--output")
+            d365_sync::Destination::Remote(r) => Ok(Self {
+                local: r.staging_file(None).map_err(crate::export_cmd::failure)?,
+                remote: Some(r),
+                delta: None,
+            }),
+            d365_sync::Destination::Local(p) => Ok(Self { local: p, remote: None, delta: None }),
+            d365_sync::Destination::Delta(d) => Ok(Self { local: PathBuf::new(), remote: None, delta: Some(d) }),
+            d365_sync::Destination::Postgres(_) => Err(d365_sync::local_path(&text, "--output")
                 .err()
                 .map(crate::export_cmd::failure)
                 .unwrap_or_else(|| Failure::bad_input("--output is not a file"))),
         }
+    }
+
+    /// Streams the result of `sql` into the Delta table of this output, in one commit.
+    async fn write_delta(engine: &SqlEngine, sql: &str, location: &d365_sync::DeltaLocation) -> Result<(), Failure> {
+        let mut stream = engine.stream(sql).await.map_err(sql_failure)?;
+        let mut writer = d365_sync::delta::TableWriter::begin(location, location.url(), stream.schema())
+            .await
+            .map_err(crate::export_cmd::failure)?;
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(|e| sql_failure(SqlError::from(e)))?;
+            writer.write(batch).await.map_err(crate::export_cmd::failure)?;
+        }
+        let rows = writer.rows();
+        writer.commit(std::collections::HashMap::new()).await.map_err(crate::export_cmd::failure)?;
+        eprintln!("{rows} rows written to the Delta table {location}");
+        Ok(())
     }
 
     /// Uploads the local file when the output is an object, then removes it.
@@ -311,6 +335,9 @@ pub async fn export(
     let conn = connect(connect_args).await?;
     let result = async {
         let engine = engine(&conn, false, parallel, page_size).await?;
+        if let Some(location) = &target.delta {
+            return Output::write_delta(&engine, sql, location).await;
+        }
         let now = std::time::Instant::now();
         let progress = Progress {
             client: conn.client.clone(),

@@ -211,13 +211,13 @@ async fn store_urls_as_destinations_are_refused_and_nothing_is_created() {
     let url = "postgresql://postgres@127.0.0.1:5432/postgres";
     let dir = env.path("work");
     std::fs::create_dir_all(&dir).unwrap();
-    // Exports write files: PostgreSQL is a sync destination, and the error says so.
-    let run = env.d365(Some(&conn), &["export", "account", "-o", url]).current_dir(&dir).run().await;
-    run.expect_code(2).expect_output("d365 sync TABLES --to postgresql://");
+    // Query results are files: PostgreSQL takes table exports and syncs, and the error says so.
+    let run = env.d365(Some(&conn), &["query", "SELECT name FROM account", "-o", url]).current_dir(&dir).run().await;
+    run.expect_code(2).expect_output("d365 export TABLE -o postgresql://").expect_output("d365 sync TABLES");
     for (args, name) in [
         (vec!["sync", "contact", "--to", "s3://bucket/crm"], "give --to delta+s3://bucket/crm"),
         (vec!["export", "account", "-o", "delta+ftp://bucket/accounts"], "Delta location"),
-        (vec!["query", "SELECT name FROM account", "-o", "delta+s3://bucket/a"], "query results need a local path"),
+        (vec!["query", "SELECT name FROM account", "-o", "delta+ftp://bucket/a"], "Delta location"),
         (vec!["export", "account", "-o", "s3://bucket/folder/"], "name the object"),
         (vec!["sync", "contact", "--to", "ftp2://x/y"], "unknown destination scheme"),
     ] {

@@ -352,11 +352,7 @@ impl Session {
         let session = self.get()?;
         let output = match parse_destination(path, "path").map_err(|e| to_py(py, e.into()))? {
             Destination::Local(p) => p,
-            Destination::Remote(_) | Destination::Delta(_) => std::path::PathBuf::from(path),
-            Destination::Postgres(_) => {
-                let e = d365_core::d365_sync::local_path(path, "path").err();
-                return Err(e.map(|e| to_py(py, e.into())).unwrap_or_else(|| interface("not a file")));
-            }
+            Destination::Remote(_) | Destination::Delta(_) | Destination::Postgres(_) => std::path::PathBuf::from(path),
         };
         let format = match format {
             Some(f) => f.parse::<Format>().map_err(|e| to_py(py, e.into()))?,

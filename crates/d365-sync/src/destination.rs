@@ -113,16 +113,16 @@ pub fn local_path(text: &str, what: &str) -> Result<PathBuf, SyncError> {
     match parse_destination(text, what)? {
         Destination::Local(p) => Ok(p),
         Destination::Postgres(_) => Err(SyncError::Unsupported(format!(
-            "{what} postgresql://…: exports write files; to load tables into PostgreSQL use \
-             `d365 sync TABLES --to postgresql://…` (kept up to date by later runs)"
+            "{what} postgresql://…: this command writes files; `d365 export TABLE -o postgresql://…` \
+             loads a table into PostgreSQL once, `d365 sync TABLES --to postgresql://…` keeps it up to date"
         ))),
         Destination::Remote(r) => Err(SyncError::Unsupported(format!(
             "{what} {r}: this command writes a local file; table exports (`d365 export TABLE -o {r}`) and \
              query results (`d365 query SQL -o {r}`) go to object stores, and a sync writes Delta tables there (delta+{r})"
         ))),
         Destination::Delta(d) => Err(SyncError::Unsupported(format!(
-            "{what} {d}: Delta tables are written by `d365 export TABLE -o {d}` and `d365 sync TABLES --to {d}`; \
-             query results need a local path"
+            "{what} {d}: this command writes a file; Delta tables are written by `d365 export TABLE -o {d}`, \
+             `d365 sync TABLES --to {d}` and `d365 query SQL -o {d}`"
         ))),
     }
 }

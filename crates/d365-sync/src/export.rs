@@ -268,9 +268,13 @@ pub async fn export(client: &DataverseClient, options: &ExportOptions) -> Result
             return Ok(summary);
         }
         Destination::Remote(_) => RemoteUrl::parse_with(&text, options.storage_options.clone())?,
-        Destination::Postgres(_) => {
-            let refused = crate::destination::local_path(&text, "the export output").err();
-            return Err(refused.unwrap_or_else(|| SyncError::InvalidArgument("the export output is not a file".into())));
+        Destination::Postgres(url) => {
+            // Staged in the cache directory like an object-store export, then one load.
+            let local = crate::remote::staging_file(&url.to_string(), "export", options.staging_dir.as_deref())?;
+            let staged = ExportOptions { output: local, format: Format::Postgres, ..options.clone() };
+            let mut summary = export_to(client, &staged, Finish::Postgres(&url)).await?;
+            summary.output = url.to_string();
+            return Ok(summary);
         }
     };
     // Staged locally (the same place for the same URL, so a re-run resumes), kept complete
@@ -295,6 +299,8 @@ enum Finish<'a> {
     /// The Delta table at this location, in one commit (the work directory is beside
     /// `options.output`, which is not written).
     Delta(&'a crate::delta::DeltaLocation),
+    /// The PostgreSQL table of the table's name, replaced in one transaction (likewise).
+    Postgres(&'a crate::postgres::PostgresUrl),
 }
 
 /// The export read into the part files beside `options.output`, then finished as `finish` says.
@@ -308,7 +314,13 @@ async fn export_to(
     let dir = work_dir(&options.output);
     let ckpt_path = dir.join("checkpoint.json");
     let fingerprint = options.fingerprint();
-    let reader = resolve_reader(client, &options.table, &options.select).await?;
+    let mut reader = resolve_reader(client, &options.table, &options.select).await?;
+    if matches!(finish, Finish::Postgres(_)) && reader.schema.column(&reader.schema.primary_key).is_none() {
+        // A PostgreSQL table is keyed by the primary key: it is exported too.
+        let select: Vec<String> =
+            std::iter::once(reader.schema.primary_key.clone()).chain(options.select.iter().cloned()).collect();
+        reader = resolve_reader(client, &options.table, &select).await?;
+    }
     let columns = reader.column_names();
     let mut ckpt = match Checkpoint::load(&ckpt_path)? {
         Some(c) if c.fingerprint == fingerprint && c.columns != columns => {
@@ -418,6 +430,11 @@ async fn export_to(
             std::fs::remove_dir_all(&dir).map_err(SyncError::io(&dir))?;
             rows
         }
+        Finish::Postgres(url) => {
+            let rows = assemble_postgres(&dir, &ckpt, url, &reader).await?;
+            std::fs::remove_dir_all(&dir).map_err(SyncError::io(&dir))?;
+            rows
+        }
     };
     let stats = client.request_log().stats().since(&stats_before);
     Ok(ExportSummary {
@@ -491,20 +508,59 @@ fn finished_parts(dir: &Path, ckpt: &Checkpoint) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Writes the Delta table at `location` from the part files, in one commit: the parts are read
-/// on a blocking thread and handed over a small channel. Returns the row count.
+/// Writes the Delta table at `location` from the part files, in one commit. Returns the row
+/// count.
 async fn assemble_delta(
     dir: &Path,
     ckpt: &Checkpoint,
     location: &crate::delta::DeltaLocation,
     reader: &TypedReader,
 ) -> Result<u64, SyncError> {
+    let (read, mut batches) = part_batches(dir, ckpt);
+    let mut writer = crate::delta::TableWriter::begin(location, location.url(), reader.arrow().clone()).await?;
+    while let Some(batch) = batches.recv().await {
+        writer.write(batch?).await?;
+    }
+    read.await.map_err(|e| SyncError::InvalidArgument(format!("reading the part files failed: {e}")))?;
+    let rows = writer.rows();
+    writer.commit(HashMap::new()).await?;
+    Ok(rows)
+}
+
+/// Loads the part files into the PostgreSQL table named after the table (binary COPY into a
+/// stage, then one transaction replaces the table's rows). Returns the row count.
+async fn assemble_postgres(
+    dir: &Path,
+    ckpt: &Checkpoint,
+    url: &crate::postgres::PostgresUrl,
+    reader: &TypedReader,
+) -> Result<u64, SyncError> {
+    use crate::target::Target as _;
+    let table = crate::target::TargetTable::new(reader.schema.as_ref().clone());
+    let mut target = crate::postgres::PostgresTarget::connect(url.clone(), false).await?;
+    target.begin_full(&table).await?;
+    let (read, mut batches) = part_batches(dir, ckpt);
+    let mut rows = 0;
+    while let Some(batch) = batches.recv().await {
+        rows += target.load_rows(&table, &batch?).await?;
+    }
+    read.await.map_err(|e| SyncError::InvalidArgument(format!("reading the part files failed: {e}")))?;
+    target.finish_export(&table).await?;
+    Ok(rows)
+}
+
+/// The batches of the part files of a finished export, in partition order, read on a blocking
+/// thread and handed over a small channel (so reading overlaps the writing).
+fn part_batches(
+    dir: &Path,
+    ckpt: &Checkpoint,
+) -> (tokio::task::JoinHandle<()>, tokio::sync::mpsc::Receiver<Result<RecordBatch, SyncError>>) {
     let parts = finished_parts(dir, ckpt);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, SyncError>>(4);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, SyncError>>(4);
     let read = tokio::task::spawn_blocking(move || {
         for p in &parts {
             let sent = read_part(p, |batch| {
-                tx.blocking_send(Ok(batch)).map_err(|_| SyncError::InvalidArgument("the Delta writer stopped".into()))
+                tx.blocking_send(Ok(batch)).map_err(|_| SyncError::InvalidArgument("the writer stopped".into()))
             });
             if let Err(e) = sent {
                 let _ = tx.blocking_send(Err(e));
@@ -512,14 +568,7 @@ async fn assemble_delta(
             }
         }
     });
-    let mut writer = crate::delta::TableWriter::begin(location, location.url(), reader.arrow().clone()).await?;
-    while let Some(batch) = rx.recv().await {
-        writer.write(batch?).await?;
-    }
-    read.await.map_err(|e| SyncError::InvalidArgument(format!("reading the part files failed: {e}")))?;
-    let rows = writer.rows();
-    writer.commit(HashMap::new()).await?;
-    Ok(rows)
+    (read, rx)
 }
 
 /// Writes the final file from the part files, in partition order. Returns the row count.

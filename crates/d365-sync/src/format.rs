@@ -17,6 +17,8 @@ pub enum Format {
     Parquet,
     /// A Delta Lake table (a directory or object-store prefix; see [`crate::delta`]).
     Delta,
+    /// A PostgreSQL table (a `postgresql://` output; implied by the URL, never parsed).
+    Postgres,
 }
 
 impl FromStr for Format {
@@ -49,6 +51,7 @@ impl fmt::Display for Format {
             Self::Csv => "csv",
             Self::Parquet => "parquet",
             Self::Delta => "delta",
+            Self::Postgres => "postgresql",
         })
     }
 }

@@ -88,9 +88,9 @@ impl<W: Write + Send> BatchWriter<W> {
             Format::Parquet => Self::Parquet(Box::new(
                 ArrowWriter::try_new(out, schema, Some(parquet_properties())).map_err(|e| err(&e))?,
             )),
-            Format::Delta => {
-                return Err(err(&"a Delta table is not one file: export a table to a delta+… location \
-                                 (d365 export TABLE --format delta -o DIR)"));
+            Format::Delta | Format::Postgres => {
+                return Err(err(&"a table is not one file: export a table to a delta+… location \
+                                 (d365 export TABLE --format delta -o DIR) or a postgresql:// URL"));
             }
         })
     }

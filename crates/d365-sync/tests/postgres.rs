@@ -321,6 +321,50 @@ async fn a_server_that_authenticates_by_client_certificate_accepts_sslcert_and_s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_exports_into_postgresql_keyed_and_replaced_in_one_transaction() {
+    let Some(server) = PgServer::start() else { return };
+    let env = start(600, None, Duration::ZERO).await;
+    let (client, _clock) = env.client();
+    let pg = server.client().await;
+    let staging = tempfile::tempdir().unwrap();
+    let url = server.url("snap");
+    // A sync first: the export then replaces the table and drops its sync state.
+    let options = SyncOptions::new(vec!["contact".into()], parse_destination(&url, "--to").unwrap());
+    sync(&client, &options).await.expect("sync");
+    let mut export_options = d365_sync::ExportOptions::new("contact", url.as_str());
+    export_options.select = vec!["lastname".into()];
+    export_options.staging_dir = Some(staging.path().to_path_buf());
+    export_options.page_size = Some(70);
+    let summary = d365_sync::export(&client, &export_options).await.expect("export into PostgreSQL");
+    assert_eq!((summary.rows, summary.format), (300, d365_sync::Format::Postgres), "{summary}");
+    assert!(summary.output.starts_with("postgresql://postgres@127.0.0.1"), "{summary}");
+    assert_eq!(pg_contacts(&pg, "snap", "").await, env.contacts());
+    let state: i64 = pg.query_one("SELECT count(*) FROM snap._d365_sync_state", &[]).await.unwrap().get(0);
+    assert_eq!(state, 0, "the export left a sync state that no longer matches the rows");
+
+    // Into a fresh schema: the primary key came along although not selected, as the key.
+    let fresh = server.url("fresh");
+    let mut first = d365_sync::ExportOptions::new("contact", fresh.as_str());
+    first.select = vec!["lastname".into()];
+    first.staging_dir = Some(staging.path().to_path_buf());
+    d365_sync::export(&client, &first).await.expect("export into an empty schema");
+    let key: String = pg
+        .query_one(
+            "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid              AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'fresh.contact'::regclass AND i.indisprimary",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(key, "contactid");
+    let before = env.contacts();
+    client.delete("contacts", &RecordKey::Id(uuid(&before[0].0)), None).await.unwrap();
+    d365_sync::export(&client, &first).await.expect("export again");
+    assert_eq!(pg_contacts(&pg, "fresh", "").await, env.contacts());
+    env.emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_change_tracking_the_watermark_upserts_changed_rows() {
     let Some(server) = PgServer::start() else { return };
     let env = start(400, None, Duration::ZERO).await;

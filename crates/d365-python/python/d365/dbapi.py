@@ -313,9 +313,11 @@ class Connection:
 
         Args:
             table: logical name (``"account"``) or entity set name.
-            path: the output file, an object URL (``"s3://bucket/key.parquet"``), or a Delta
+            path: the output file, an object URL (``"s3://bucket/key.parquet"``), a Delta
                 table (``"delta:lake/account"``, ``"delta+s3://bucket/lake/account"``), written
-                in one commit that replaces its contents.
+                in one commit that replaces its contents, or a PostgreSQL database
+                (``"postgresql://user@host/db?schema=crm"``: the table of the same name, its
+                rows replaced in one transaction; the primary key is always exported).
             format: ``"ndjson"``, ``"csv"``, ``"parquet"`` or ``"delta"`` (``path`` is then the
                 table's directory or URL); by default from the file name's extension, else
                 NDJSON.

@@ -23,7 +23,7 @@ mod write;
 
 pub use location::DeltaLocation;
 pub use target::DeltaTarget;
-pub(crate) use write::TableWriter;
+pub use write::TableWriter;
 
 use crate::error::SyncError;
 

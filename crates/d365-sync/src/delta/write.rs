@@ -26,8 +26,9 @@ use crate::error::SyncError;
 /// Data files are rolled over at about this size.
 const TARGET_FILE_SIZE: u64 = 128 << 20;
 
-/// A whole-table write in progress (see the module docs).
-pub(crate) struct TableWriter {
+/// A whole-table write in progress (see the module docs): table exports, and query results
+/// (`d365 query SQL -o delta+…`).
+pub struct TableWriter {
     target: String,
     table: DeltaTable,
     writer: RecordBatchWriter,
@@ -36,9 +37,20 @@ pub(crate) struct TableWriter {
 }
 
 impl TableWriter {
-    /// Starts writing the table at `url` with rows of `schema`.
+    /// Starts writing the table at `url` with rows of `schema`. Column names Delta tables
+    /// cannot hold without column mapping (spaces, `,;{}()=`, tabs, newlines: `count(*)`, say)
+    /// are refused, naming the column.
     pub async fn begin(location: &DeltaLocation, url: &Url, schema: SchemaRef) -> Result<Self, SyncError> {
         let target = location.describe(url);
+        if let Some(f) =
+            schema.fields().iter().find(|f| f.name().contains([' ', ',', ';', '{', '}', '(', ')', '\n', '\t', '=']))
+        {
+            return Err(SyncError::InvalidArgument(format!(
+                "{target}: column name '{}' cannot be a Delta column (no spaces or ,;{{}}()= in names): \
+                 give it an alias, e.g. AS n",
+                f.name()
+            )));
+        }
         let table = location.open(url).await?;
         let options = location.storage_options();
         let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
@@ -49,7 +61,7 @@ impl TableWriter {
         Ok(Self { target, table, writer, schema, rows: 0 })
     }
 
-    /// The table's location, for messages.
+    /// The table's location, for messages (no credentials).
     pub fn target(&self) -> &str {
         &self.target
     }

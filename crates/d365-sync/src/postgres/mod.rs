@@ -26,6 +26,7 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
+use d365_sql::datafusion::arrow::record_batch::RecordBatch;
 use futures::SinkExt;
 use tokio_postgres::{Client, CopyInSink, NoTls, Transaction};
 
@@ -150,6 +151,84 @@ impl PostgresTarget {
             .map_err(|e| self.ctx.err(e))
     }
 
+    /// Ends a load begun by [`Target::begin_full`]: the stage replaces the table (see the module
+    /// docs) and `state` is saved, in one transaction; without a state (an export), a saved
+    /// sync state of the table is removed, so a later sync starts with a full load.
+    async fn swap_in(&mut self, table: &TargetTable, state: Option<&TableState>) -> Result<(), SyncError> {
+        if let Some(mut sink) = self.load.take() {
+            sink.send(Bytes::from_static(copy::TRAILER)).await.map_err(|e| self.ctx.err(e))?;
+            sink.as_mut().finish().await.map_err(|e| self.ctx.err(e))?;
+        }
+        let ctx = &self.ctx;
+        let stage = ctx.stage(table);
+        let target = ctx.qualified(&table.logical);
+        let pk = ident(&table.pk.to_ascii_lowercase());
+        let tx = self.client.transaction().await.map_err(|e| ctx.err(e))?;
+        if ctx.columns_of(&tx, &table.logical).await?.is_empty() {
+            // A first load: the stage becomes the table.
+            tx.batch_execute(&format!(
+                "ALTER TABLE {stage} RENAME TO {name}; ALTER TABLE {target} ADD PRIMARY KEY ({pk}){soft}",
+                name = ident(&table.logical),
+                soft = if ctx.soft_delete {
+                    format!("; ALTER TABLE {target} ADD COLUMN {} timestamptz", ident(DELETED_COLUMN))
+                } else {
+                    String::new()
+                }
+            ))
+            .await
+            .map_err(|e| ctx.err(e))?;
+        } else {
+            // A reload: the table keeps its identity (views, grants). Without soft deletes its
+            // rows are replaced; with them, rows gone from the source are stamped deleted and
+            // the rest merged.
+            let gone = ctx.add_new_columns(&tx, table, &table.logical).await?;
+            let cols = Ctx::column_list(table);
+            let sql = if ctx.soft_delete {
+                format!(
+                    "UPDATE {target} t SET {d} = now() WHERE {d} IS NULL \
+                     AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE s.{pk} = t.{pk}); {merge}; DROP TABLE {stage}",
+                    d = ident(DELETED_COLUMN),
+                    merge = ctx.merge_sql(table, &stage, &gone)
+                )
+            } else {
+                format!(
+                    "TRUNCATE {target}; INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage}; DROP TABLE {stage}"
+                )
+            };
+            tx.batch_execute(&sql).await.map_err(|e| ctx.err(e))?;
+        }
+        match state {
+            Some(state) => ctx.save_state(&tx, table, state).await?,
+            None => {
+                tx.execute(
+                    &format!("DELETE FROM {} WHERE table_name = $1", ctx.qualified(STATE_TABLE)),
+                    &[&table.logical],
+                )
+                .await
+                .map_err(|e| ctx.err(e))?;
+            }
+        }
+        tx.commit().await.map_err(|e| ctx.err(e))
+    }
+
+    /// Adds decoded `rows` (of the table's columns) to a load begun by [`Target::begin_full`]
+    /// (exports). Returns the rows added.
+    pub async fn load_rows(&mut self, table: &TargetTable, rows: &RecordBatch) -> Result<u64, SyncError> {
+        let (buf, n) = Ctx::encode_rows(table, rows, rows.get_array_memory_size() / 2 + 64)?;
+        let sink = self.load.as_mut().ok_or_else(|| {
+            SyncError::InvalidArgument(format!("internal: {}: rows loaded before the load began", table.logical))
+        })?;
+        if n > 0 {
+            sink.send(buf.freeze()).await.map_err(|e| self.ctx.err(e))?;
+        }
+        Ok(n as u64)
+    }
+
+    /// Ends a load as an export: the rows replace the table's, and no sync state is kept.
+    pub async fn finish_export(&mut self, table: &TargetTable) -> Result<(), SyncError> {
+        self.swap_in(table, None).await
+    }
+
     /// The client, to query the copy.
     pub fn client(&self) -> &Client {
         &self.client
@@ -235,11 +314,15 @@ impl Ctx {
     /// The rows of `batch`, decoded and encoded as binary COPY rows (no header, no trailer),
     /// and how many there are.
     fn encode(table: &TargetTable, batch: &Batch<'_>) -> Result<(BytesMut, usize), SyncError> {
-        let rows = table.decode(batch)?;
+        Self::encode_rows(table, &table.decode(batch)?, batch.body.len() / 3 + 64)
+    }
+
+    /// `rows` (of the table's columns) encoded as binary COPY rows, and how many there are.
+    fn encode_rows(table: &TargetTable, rows: &RecordBatch, capacity: usize) -> Result<(BytesMut, usize), SyncError> {
         let types: Vec<PgType> = table.schema.columns.iter().map(PgType::of).collect();
         let names: Vec<&str> = table.schema.columns.iter().map(|c| c.name.as_str()).collect();
-        let mut buf = BytesMut::with_capacity(batch.body.len() / 3 + 64);
-        encode_rows(&rows, &types, &names, &mut buf).map_err(|e| match e {
+        let mut buf = BytesMut::with_capacity(capacity);
+        encode_rows(rows, &types, &names, &mut buf).map_err(|e| match e {
             SyncError::InvalidArgument(m) => SyncError::InvalidArgument(format!("{}: {m}", table.logical)),
             other => other,
         })?;
@@ -388,50 +471,7 @@ impl Target for PostgresTarget {
     }
 
     async fn finish_full(&mut self, table: &TargetTable, state: &TableState) -> Result<(), SyncError> {
-        if let Some(mut sink) = self.load.take() {
-            sink.send(Bytes::from_static(copy::TRAILER)).await.map_err(|e| self.ctx.err(e))?;
-            sink.as_mut().finish().await.map_err(|e| self.ctx.err(e))?;
-        }
-        let ctx = &self.ctx;
-        let stage = ctx.stage(table);
-        let target = ctx.qualified(&table.logical);
-        let pk = ident(&table.pk.to_ascii_lowercase());
-        let tx = self.client.transaction().await.map_err(|e| ctx.err(e))?;
-        if ctx.columns_of(&tx, &table.logical).await?.is_empty() {
-            // A first load: the stage becomes the table.
-            tx.batch_execute(&format!(
-                "ALTER TABLE {stage} RENAME TO {name}; ALTER TABLE {target} ADD PRIMARY KEY ({pk}){soft}",
-                name = ident(&table.logical),
-                soft = if ctx.soft_delete {
-                    format!("; ALTER TABLE {target} ADD COLUMN {} timestamptz", ident(DELETED_COLUMN))
-                } else {
-                    String::new()
-                }
-            ))
-            .await
-            .map_err(|e| ctx.err(e))?;
-        } else {
-            // A reload: the table keeps its identity (views, grants). Without soft deletes its
-            // rows are replaced; with them, rows gone from the source are stamped deleted and
-            // the rest merged.
-            let gone = ctx.add_new_columns(&tx, table, &table.logical).await?;
-            let cols = Ctx::column_list(table);
-            let sql = if ctx.soft_delete {
-                format!(
-                    "UPDATE {target} t SET {d} = now() WHERE {d} IS NULL \
-                     AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE s.{pk} = t.{pk}); {merge}; DROP TABLE {stage}",
-                    d = ident(DELETED_COLUMN),
-                    merge = ctx.merge_sql(table, &stage, &gone)
-                )
-            } else {
-                format!(
-                    "TRUNCATE {target}; INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage}; DROP TABLE {stage}"
-                )
-            };
-            tx.batch_execute(&sql).await.map_err(|e| ctx.err(e))?;
-        }
-        ctx.save_state(&tx, table, state).await?;
-        tx.commit().await.map_err(|e| ctx.err(e))
+        self.swap_in(table, Some(state)).await
     }
 
     async fn apply(
