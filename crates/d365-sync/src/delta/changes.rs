@@ -194,6 +194,7 @@ pub(crate) async fn merge(
         .merge(source_df, target(pk).eq(source(pk)))
         .with_source_alias(SOURCE)
         .with_target_alias(TARGET)
+        .with_writer_properties(crate::writer::parquet_properties())
         .with_commit_properties(commit);
     builder = if soft_delete {
         let now = ScalarValue::TimestampMicrosecond(Some(now_micros()), Some("UTC".into()));

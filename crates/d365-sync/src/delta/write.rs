@@ -12,8 +12,6 @@ use deltalake_core::DeltaTable;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake_core::kernel::{Action, MetadataExt as _, StructField, StructType};
-use deltalake_core::parquet::basic::{Compression, ZstdLevel};
-use deltalake_core::parquet::file::properties::WriterProperties;
 use deltalake_core::protocol::{DeltaOperation, SaveMode};
 use deltalake_core::writer::{DeltaWriter as _, RecordBatchWriter};
 use futures::TryStreamExt;
@@ -53,10 +51,11 @@ impl TableWriter {
         }
         let table = location.open(url).await?;
         let options = location.storage_options();
-        let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+        // The exports' Parquet settings: zstd, row groups of 128 Ki rows (a writer holds one row
+        // group in memory, so this bounds what a load or a merge keeps).
         let writer = RecordBatchWriter::try_new(url.as_str(), schema.clone(), None, Some(options))
             .map_err(|e| super::error(&target, e))?
-            .with_writer_properties(props)
+            .with_writer_properties(crate::writer::parquet_properties())
             .with_target_file_size(TARGET_FILE_SIZE);
         Ok(Self { target, table, writer, schema, rows: 0 })
     }
