@@ -29,6 +29,16 @@ pub fn install(m: &Bound<'_, PyModule>) -> PyResult<()> {
         if let Ok(handle) = logger.install() {
             let _ = RESET.set(handle);
         }
+        // tracing's own fallback to `log` stops for good once any code sets a dispatcher, even
+        // a scoped one (deltalake does, to carry it into its blocking tasks): a global
+        // subscriber of ours turns events into `log` records instead, filtered per crate as
+        // above so other crates' debug and trace events are dropped at their call sites.
+        let mut targets = tracing_subscriber::filter::Targets::new().with_default(tracing::Level::WARN);
+        for target in OURS {
+            targets = targets.with_target(target, tracing::Level::DEBUG);
+        }
+        use tracing_subscriber::layer::SubscriberExt as _;
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(ToLog).with(targets));
     }
     m.add_function(wrap_pyfunction!(refresh_logging, m)?)?;
     Ok(())
@@ -39,5 +49,65 @@ pub fn install(m: &Bound<'_, PyModule>) -> PyResult<()> {
 fn refresh_logging() {
     if let Some(handle) = RESET.get() {
         handle.reset();
+    }
+}
+
+/// A tracing layer that hands every event to `log` (and so to Python's logging): the message,
+/// then the fields as `name=value`, like tracing's own `log` output.
+struct ToLog;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ToLog {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: tracing_subscriber::layer::Context<'_, S>) {
+        let meta = event.metadata();
+        let level = match *meta.level() {
+            tracing::Level::ERROR => log::Level::Error,
+            tracing::Level::WARN => log::Level::Warn,
+            tracing::Level::INFO => log::Level::Info,
+            tracing::Level::DEBUG => log::Level::Debug,
+            tracing::Level::TRACE => log::Level::Trace,
+        };
+        let target = log::Metadata::builder().level(level).target(meta.target()).build();
+        if level > log::max_level() || !log::logger().enabled(&target) {
+            return;
+        }
+        let mut text = Text::default();
+        event.record(&mut text);
+        let message = if text.fields.is_empty() { text.message } else { format!("{}{}", text.message, text.fields) };
+        log::logger().log(
+            &log::Record::builder()
+                .metadata(target)
+                .args(format_args!("{message}"))
+                .module_path(meta.module_path())
+                .file(meta.file())
+                .line(meta.line())
+                .build(),
+        );
+    }
+}
+
+/// An event's message and its other fields.
+#[derive(Default)]
+struct Text {
+    message: String,
+    fields: String,
+}
+
+impl tracing::field::Visit for Text {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write as _;
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let _ = write!(self.fields, " {}={value:?}", field.name());
+        }
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        use std::fmt::Write as _;
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            let _ = write!(self.fields, " {}={value}", field.name());
+        }
     }
 }
