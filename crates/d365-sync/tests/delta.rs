@@ -17,7 +17,7 @@ use d365_sync::{
 };
 use serde_json::json;
 
-use common::dies::Dies;
+use common::dies::{Dies, change_contacts, seeded};
 use common::start;
 
 fn uuid(s: &str) -> uuid::Uuid {
@@ -160,28 +160,10 @@ async fn a_delta_sync_that_dies_at_any_page_and_runs_again_ends_with_exactly_the
     let location = DeltaLocation::parse(&format!("delta+file://{}", dir.path().display())).unwrap();
     let mut options = SyncOptions::new(vec!["contact".into()], std::path::Path::new("unused"));
     options.page_size = Some(100);
-    let mut seed = 0x2545_f491_u32;
-    let mut next = |n: u32| {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        (seed % n) as usize
-    };
+    let mut next = seeded(0x2545_f491);
     for round in 0..5 {
         if round > 0 {
-            let now = env.contacts();
-            for i in 0..30 {
-                client.create("contacts", &json!({"lastname": format!("R{round} {i}")})).await.unwrap();
-            }
-            for (id, _) in now.iter().skip(round * 7).take(25) {
-                client
-                    .update("contacts", &RecordKey::Id(uuid(id)), &json!({"lastname": format!("U{round}")}), None)
-                    .await
-                    .unwrap();
-            }
-            for (id, _) in now.iter().skip(300 + round * 5).take(5) {
-                client.delete("contacts", &RecordKey::Id(uuid(id)), None).await.unwrap();
-            }
+            change_contacts(&env, &client, round, 30, 25, 300).await;
         }
         // Merges every 40 changes, so a death can fall between two merges of one delta.
         let pages = next(8);

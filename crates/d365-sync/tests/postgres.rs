@@ -12,7 +12,7 @@ use d365_emulator::NewColumn;
 use d365_sync::{PostgresTarget, PostgresUrl, SyncError, SyncKind, SyncOptions, parse_destination, sync, sync_to};
 use serde_json::json;
 
-use common::dies::Dies;
+use common::dies::{Dies, change_contacts, seeded};
 use common::postgres::PgServer;
 use common::start;
 
@@ -152,29 +152,11 @@ async fn a_sync_that_dies_at_any_page_and_runs_again_ends_with_exactly_the_sourc
     let mut options = SyncOptions::new(vec!["contact".into()], std::path::Path::new("unused"));
     options.page_size = Some(150);
     // Pseudo-random death points (fixed seed): during the first load, then during deltas.
-    let mut seed = 0x9e37_79b9_u32;
-    let mut next = |n: u32| {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        (seed % n) as usize
-    };
+    let mut next = seeded(0x9e37_79b9);
     for round in 0..6 {
         if round > 0 {
             // Changes between rounds: inserts, updates, deletes.
-            let now = env.contacts();
-            for i in 0..40 {
-                client.create("contacts", &json!({"lastname": format!("R{round} {i}")})).await.unwrap();
-            }
-            for (id, _) in now.iter().skip(round * 7).take(30) {
-                client
-                    .update("contacts", &RecordKey::Id(uuid(id)), &json!({"lastname": format!("U{round}")}), None)
-                    .await
-                    .unwrap();
-            }
-            for (id, _) in now.iter().skip(500 + round * 5).take(5) {
-                client.delete("contacts", &RecordKey::Id(uuid(id)), None).await.unwrap();
-            }
+            change_contacts(&env, &client, round, 40, 30, 500).await;
         }
         let pages = next(8);
         let mut dying = Dies { inner: PostgresTarget::connect(url.clone(), false).await.unwrap(), pages };

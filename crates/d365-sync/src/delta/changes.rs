@@ -197,7 +197,7 @@ pub(crate) async fn merge(
         .with_writer_properties(crate::writer::parquet_properties())
         .with_commit_properties(commit);
     builder = if soft_delete {
-        let now = ScalarValue::TimestampMicrosecond(Some(now_micros()), Some("UTC".into()));
+        let now = ScalarValue::TimestampMicrosecond(Some(super::now_micros()), Some("UTC".into()));
         builder.when_matched_update(|u| {
             u.predicate(deleted.clone()).update(
                 super::DELETED_COLUMN,
@@ -231,11 +231,6 @@ pub(crate) async fn merge(
     })?;
     let (table, _metrics) = builder.await?;
     Ok(table)
-}
-
-fn now_micros() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

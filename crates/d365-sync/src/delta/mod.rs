@@ -34,3 +34,9 @@ pub const DELETED_COLUMN: &str = crate::postgres::DELETED_COLUMN;
 pub(crate) fn error(target: &impl std::fmt::Display, e: impl std::fmt::Display) -> SyncError {
     SyncError::Delta { target: target.to_string(), message: e.to_string() }
 }
+
+/// Now, in microseconds since the Unix epoch (soft-delete stamps).
+pub(crate) fn now_micros() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
+}

@@ -157,7 +157,7 @@ async fn keep_deleted_rows(load: &mut Load, table: &TargetTable) -> Result<(), S
     let provider = old.table_provider().await.map_err(|e| err(&e))?;
     let mut stream = ctx.read_table(provider).map_err(|e| err(&e))?.execute_stream().await.map_err(|e| err(&e))?;
     let schema = load.writer.schema().clone();
-    let now = now_micros();
+    let now = super::now_micros();
     let mut kept = Vec::new();
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| err(&e))?;
@@ -210,11 +210,6 @@ fn conform(
         })
         .collect::<Result<_, _>>()?;
     RecordBatch::try_new(schema.clone(), columns)
-}
-
-fn now_micros() -> i64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    i64::try_from(now.as_micros()).unwrap_or(i64::MAX)
 }
 
 /// The state as saved in `commitInfo`.

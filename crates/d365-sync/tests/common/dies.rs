@@ -2,8 +2,46 @@
 //! the wrapped target held uncommitted is lost.
 
 use async_trait::async_trait;
+use d365_client::{DataverseClient, RecordKey};
 use d365_sync::store::TableState;
 use d365_sync::{Batch, SyncError, Target, TargetTable};
+use serde_json::json;
+
+use super::Env;
+
+/// Pseudo-random numbers below `n` from a fixed `seed` (xorshift): the pages after which a
+/// [`Dies`] target fails, the same in every run.
+pub fn seeded(mut seed: u32) -> impl FnMut(u32) -> usize {
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        (seed % n) as usize
+    }
+}
+
+/// The changes between two rounds of a crash test: `inserts` new contacts, `updates` renamed
+/// (from position `round * 7`), 5 deleted (from position `deletes_from + round * 5`).
+pub async fn change_contacts(
+    env: &Env,
+    client: &DataverseClient,
+    round: usize,
+    inserts: usize,
+    updates: usize,
+    deletes_from: usize,
+) {
+    let id = |s: &str| RecordKey::Id(uuid::Uuid::parse_str(s).unwrap());
+    let now = env.contacts();
+    for i in 0..inserts {
+        client.create("contacts", &json!({"lastname": format!("R{round} {i}")})).await.unwrap();
+    }
+    for (c, _) in now.iter().skip(round * 7).take(updates) {
+        client.update("contacts", &id(c), &json!({"lastname": format!("U{round}")}), None).await.unwrap();
+    }
+    for (c, _) in now.iter().skip(deletes_from + round * 5).take(5) {
+        client.delete("contacts", &id(c), None).await.unwrap();
+    }
+}
 
 /// `inner`, failing once `pages` calls of load, finish, apply or flush were made.
 pub struct Dies<T> {
