@@ -41,14 +41,14 @@ fi
 chromium --version
 chromedriver --version
 
-# The OS keyring test (crates/d365-auth/tests/os_keyring.rs) needs a Secret Service on a D-Bus
+# The OS keyring test (crates/d365-auth/tests/auth/os_keyring.rs) needs a Secret Service on a D-Bus
 # session bus: Debian's gnome-keyring, and dbus for dbus-run-session.
 if ! command -v gnome-keyring-daemon >/dev/null 2>&1 || ! command -v dbus-run-session >/dev/null 2>&1; then
   echo "== installing gnome-keyring and dbus (apt-get)"
   apt_install gnome-keyring dbus
 fi
 
-# The PostgreSQL sync tests (crates/d365-sync/tests/postgres.rs, crates/d365-cli/tests/
+# The PostgreSQL sync tests (crates/d365-sync/tests/sync/postgres.rs, crates/d365-cli/tests/cli/
 # sync_postgres.rs) start throwaway clusters with Debian's server binaries (initdb, pg_ctl);
 # D365_PG_TEST=require makes them fail, not skip, when the binaries are missing.
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
@@ -103,12 +103,12 @@ cargo test --workspace
 # Without a session bus the workspace run skipped os_keyring (it says so). Here it runs for real:
 # a private bus, gnome-keyring started with a throwaway keyring (in a temporary XDG_DATA_HOME)
 # unlocked by a throwaway password, and D365_KEYRING_TEST=require so that it fails, not skips.
-# (`--workspace --test`, not `-p d365-auth`: the same feature set as above, nothing rebuilt.)
+# (`--workspace --test auth os_keyring`, not `-p d365-auth`: the same feature set as above, nothing rebuilt.)
 echo "== OS keyring test on a private D-Bus session (gnome-keyring)"
 keyring_data="$(mktemp -d)"
 XDG_DATA_HOME="$keyring_data" dbus-run-session -- sh -c \
   'echo -n ci-keyring-password | gnome-keyring-daemon --unlock --components=secrets >/dev/null &&
-   D365_KEYRING_TEST=require cargo test --workspace --test os_keyring'
+   D365_KEYRING_TEST=require cargo test --workspace --test auth os_keyring'
 rm -rf "$keyring_data"
 
 echo "== the Python extension (debug build, same target directory)"

@@ -15,6 +15,7 @@
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); without them the
 //! test fails and says so.
 
+#[path = "cli/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};

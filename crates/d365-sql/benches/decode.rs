@@ -20,7 +20,7 @@
 //! and, for reference, the Python recipe end to end over HTTPS (`requests`, following
 //! `@odata.nextLink`; its process CPU only).
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/sql/common/mod.rs"]
 mod common;
 
 use std::path::Path;

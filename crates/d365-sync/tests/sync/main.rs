@@ -1,0 +1,10 @@
+//! The integration tests of `d365-sync`, one test binary (each binary links the whole
+//! dependency tree: one link instead of one per file keeps the debug build small and fast).
+
+mod common;
+mod delta;
+mod export;
+mod export_s3;
+mod postgres;
+mod scan;
+mod sync;
