@@ -57,9 +57,17 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb 
 fi
 export D365_PG_TEST=require
 
+# The Spark data source test (crates/d365-python/tests/test_spark.py) runs pyspark 4 in local
+# mode, which needs a Java 17+ runtime: Debian's headless OpenJDK.
+if ! command -v java >/dev/null 2>&1; then
+  echo "== installing openjdk-17-jre-headless (apt-get)"
+  apt_install openjdk-17-jre-headless
+fi
+export D365_SPARK_TEST=require
+
 # Python: a virtual environment with the packages the Python tests use (deltalake, the
-# independent reader of our Delta tables; and moto, the S3
-# server of the object-store tests).
+# independent reader of our Delta tables; moto, the S3 server of the object-store tests; and
+# pyspark, the local Spark of the data source test).
 python="${PYTHON:-python3}"
 if ! command -v "$python" >/dev/null 2>&1 || ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   echo "== installing python3 with venv (apt-get)"
@@ -74,7 +82,7 @@ fi
 echo "== Python test packages (pip)"
 "$venv/bin/python" -m pip install -q --disable-pip-version-check \
   "pytest>=8" "pyarrow>=15" "pandas>=2" "polars>=1.3" "duckdb>=1.1" "sqlalchemy>=2" "ruff>=0.6" "mypy>=1.10" "tomli; python_version < '3.11'" \
-  "moto[server]>=5" "deltalake>=1.1"
+  "moto[server]>=5" "deltalake>=1.1" "pyspark>=4.0,<4.1"
 "$venv/bin/python" --version
 # The object-store export tests (crates/d365-sync/tests/export_s3.rs) start moto's S3 server
 # with this interpreter; D365_S3_TEST=require makes them fail, not skip, without it.

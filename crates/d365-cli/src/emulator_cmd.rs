@@ -21,6 +21,7 @@ const DEFAULT_ROW_COST_US: u64 = 20;
   d365 emulator --ready-file emu.json        write URLs, apps and users as JSON for scripts
   d365 emulator --check                      start, run the validation steps, exit
   d365 emulator --latency-ms 50 --limits requests=6000,window=300,concurrent=52 --dop-hint 8
+  d365 emulator --app-users 3 --limits requests=600,window=60   three more application users, tight limits
   d365 emulator --faults 429=0.02,503=0.01,reset=0.01,truncate=0.005 --fault-seed 7")]
 pub struct EmulatorArgs {
     /// TCP port on 127.0.0.1 (0 = any free port).
@@ -61,6 +62,10 @@ pub struct EmulatorArgs {
     /// Seed of the fault generator (same seed, same faults for the same request order).
     #[arg(long, default_value_t = 1, value_name = "N")]
     fault_seed: u64,
+    /// Extra application users worker-1 ... worker-N (client secrets in the ready output), each
+    /// with its own service-protection budget: for scaled-out exports (d365 plan --help).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    app_users: usize,
     /// Sign this user in automatically on the sign-in and device-code pages (for scripts and tests).
     #[arg(long, value_name = "USER")]
     auto_approve: Option<String>,
@@ -104,6 +109,7 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
         limits: args.limits.unwrap_or_default(),
         faults,
         dop_hint: args.dop_hint,
+        app_users: args.app_users,
         ..EmulatorOptions::default()
     };
     let started = Instant::now();

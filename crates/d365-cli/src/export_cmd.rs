@@ -32,11 +32,23 @@ Examples:
   d365 export account --select accountid,name,revenue,statecodename --format parquet -o accounts.parquet
   d365 export --query \"SELECT name, revenue FROM account WHERE statecode = 0\" --format parquet -o active.parquet
   d365 export --query \"SELECT statecodename, count(*) AS n FROM account GROUP BY statecodename\" --format csv -o s3://lake/reports/states.csv
-  d365 export --query \"SELECT accountid, name, revenue FROM account WHERE statecode = 0\" -o delta+s3://lake/active_accounts")]
+  d365 export --query \"SELECT accountid, name, revenue FROM account WHERE statecode = 0\" -o delta+s3://lake/active_accounts
+  d365 export --manifest s3://lake/plans/crm.jsonl --shard 1/3      # a worker of a plan (see d365 plan --help)")]
 pub struct ExportArgs {
     /// Table: logical name (account) or entity set name (accounts).
-    #[arg(required_unless_present = "query")]
+    #[arg(required_unless_present_any = ["query", "manifest"])]
     table: Option<String>,
+    /// Run work units of a plan written by `d365 plan` (a scaled-out export: see
+    /// `d365 plan --help`): this worker's --shard, the --unit given, or every unit not complete.
+    #[arg(long, value_name = "FILE|URL", conflicts_with_all = ["table", "query", "select", "filter", "output", "fsync"])]
+    manifest: Option<String>,
+    /// With --manifest: this worker's share, INDEX/COUNT with a 0-based index (0/3, 1/3, 2/3;
+    /// $JOB_COMPLETION_INDEX in a Kubernetes Indexed Job).
+    #[arg(long, value_name = "I/N", requires = "manifest")]
+    shard: Option<String>,
+    /// With --manifest: run this unit (repeatable), even if complete: its output is replaced.
+    #[arg(long = "unit", value_name = "ID", requires = "manifest", conflicts_with = "shard")]
+    units: Vec<String>,
     /// Export the result of a SQL query instead of a table (see `d365 query --help`).
     #[arg(long, value_name = "SQL", conflicts_with_all = ["table", "select", "filter", "fsync"])]
     query: Option<String>,
@@ -103,6 +115,11 @@ pub async fn run(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Fai
     }
     if args.query.is_some() {
         return run_sql(connect_args, args).await;
+    }
+    if let Some(manifest) = &args.manifest {
+        let shard = args.shard.as_deref();
+        return crate::plan_cmd::run_worker(connect_args, manifest, shard, args.units, args.parallel, args.page_size)
+            .await;
     }
     let format: Format = args.format.parse().map_err(failure)?;
     let table = args.table.unwrap_or_default();

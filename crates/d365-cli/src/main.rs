@@ -7,6 +7,7 @@ mod emulator_cmd;
 mod export_cmd;
 mod failure;
 mod login_cmd;
+mod plan_cmd;
 mod proc_cmd;
 mod query_cmd;
 mod sync_cmd;
@@ -40,6 +41,10 @@ enum Command {
     Proc(proc_cmd::ProcArgs),
     /// Export a table to NDJSON or CSV: parallel, resumable (re-run to resume).
     Export(export_cmd::ExportArgs),
+    /// Plan a scaled-out export: work units for many workers and application users (a manifest).
+    Plan(plan_cmd::PlanArgs),
+    /// Commit a plan's units to Delta Lake in one transaction per table (after its workers ran).
+    Commit(plan_cmd::CommitArgs),
     /// Keep a local SQLite copy of tables up to date (change tracking, deletes included).
     Sync(sync_cmd::SyncArgs),
     /// Benchmarks (export: sequential vs parallel vs the service limits' ceiling).
@@ -82,6 +87,8 @@ fn main() -> ExitCode {
             Command::Logout(args) => Ok(finish(login_cmd::run_logout(&cli.connect, args).await)),
             Command::Proc(args) => Ok(finish(proc_cmd::run(&cli.connect, args).await)),
             Command::Export(args) => Ok(finish(export_cmd::run(&cli.connect, args).await)),
+            Command::Plan(args) => Ok(finish(plan_cmd::run_plan(&cli.connect, args).await)),
+            Command::Commit(args) => Ok(finish(plan_cmd::run_commit(args).await)),
             Command::Sync(args) => Ok(finish(sync_cmd::run(&cli.connect, args).await)),
             Command::Bench(args) => Ok(finish(bench_cmd::run(&cli.connect, args).await)),
             Command::Query(args) => Ok(finish(query_cmd::query(&cli.connect, args).await)),

@@ -124,6 +124,29 @@ pub fn emulator_connection_string(emu: &Emulator) -> Result<String, Error> {
     ))
 }
 
+/// The connection string of the emulator's app `name` signing in with its client secret (the
+/// application users `worker-1` … `worker-N` of [`EmulatorOptions::app_users`], or
+/// `integration`): a client-credentials connection as its own application user.
+///
+/// [`EmulatorOptions::app_users`]: d365_emulator::EmulatorOptions::app_users
+pub fn emulator_app_connection_string(emu: &Emulator, name: &str) -> Result<String, Error> {
+    let r = emu.ready();
+    let app = r.app(name).ok_or_else(|| Error::Emulator(format!("the emulator has no app named '{name}'")))?;
+    let secret = app
+        .client_secret
+        .as_ref()
+        .ok_or_else(|| Error::Emulator(format!("the emulator's app '{name}' has no client secret")))?;
+    Ok(format!(
+        "OrganizationUrl={};AuthScheme=AzureServicePrincipal;AzureTenant={};OAuthClientId={};\
+         OAuthClientSecret={secret};AzureAuthorityHost={};SSLServerCert={}",
+        r.org_url,
+        r.tenant_id,
+        app.client_id,
+        r.authority,
+        r.ca_pem.display()
+    ))
+}
+
 impl Connection {
     /// Opens a connection from a CData-style connection string (`overrides` set further
     /// properties, as Python's `connect(cs, **props)`). Sends nothing yet: the first token is

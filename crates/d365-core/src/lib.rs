@@ -37,7 +37,10 @@ pub mod params;
 mod procedure;
 mod session;
 
-pub use connection::{Connection, EngineSettings, OpenOptions, emulator_connection_string, parse_connection};
+pub use connection::{
+    Connection, EngineSettings, OpenOptions, emulator_app_connection_string, emulator_connection_string,
+    parse_connection,
+};
 pub use error::{Error, ErrorKind};
 pub use exec_stmt::{ExecStatement, ExecSyntaxError, parse_exec};
 pub use params::Param;

@@ -292,7 +292,42 @@ fn default_users() -> Vec<UserConfig> {
     ]
 }
 
+/// The client id of the extra application user `worker-i` (see [`Config::with_worker_apps`]).
+pub fn worker_app_id(i: usize) -> Uuid {
+    Uuid::new_v5(&INTEGRATION_APP, format!("worker-{i}").as_bytes())
+}
+
+/// The client secret of the extra application user `worker-i`.
+pub fn worker_app_secret(i: usize) -> String {
+    format!("emu~worker-{i}~secret~0001")
+}
+
 impl Config {
+    /// The configuration with `n` more app registrations `worker-1` … `worker-n`: confidential,
+    /// one client secret ([`worker_app_secret`]), client ids from [`worker_app_id`], each with an
+    /// application user of the Integration role. Dataverse counts its service-protection limits
+    /// per user, so each has its own budget: the setting of a scaled-out export.
+    pub fn with_worker_apps(mut self, n: usize) -> Self {
+        for i in 1..=n {
+            let name = format!("worker-{i}");
+            if self.apps.iter().any(|a| a.name == name) {
+                continue;
+            }
+            self.apps.push(AppConfig {
+                name,
+                client_id: worker_app_id(i),
+                confidential: true,
+                secrets: vec![SecretConfig { value: worker_app_secret(i), expires: None }],
+                certificate: false,
+                redirect_uris: vec![],
+                admin_consent: true,
+                application_user_roles: vec!["Integration".into()],
+                federated_credentials: vec![],
+            });
+        }
+        self
+    }
+
     /// Reads a TOML config file; sections it leaves out keep their defaults.
     pub fn load(path: &Path) -> Result<Self, StartError> {
         let text = std::fs::read_to_string(path).map_err(|e| StartError::io(path, e))?;
@@ -356,6 +391,12 @@ mod tests {
         let c = Config::load(&p).unwrap();
         assert_eq!(c.dataverse.dop_hint, 3);
         assert_eq!(c.apps.len(), 4);
+        let w = Config::default().with_worker_apps(3);
+        assert_eq!(w.apps.len(), 7);
+        let ids: std::collections::HashSet<_> = w.apps.iter().map(|a| a.client_id).collect();
+        assert_eq!(ids.len(), 7, "every worker app has its own client id");
+        assert_eq!(w.apps[6].name, "worker-3");
+        assert_eq!(w.apps[6].application_user_roles, ["Integration"]);
         std::fs::write(&p, "[tenant]\nid='6f1c3a52-8d47-4e0b-9a31-2c5d7e8f9a10'\ndomian='x'\n").unwrap();
         let e = Config::load(&p).unwrap_err().to_string();
         assert!(e.contains("domian"), "{e}");

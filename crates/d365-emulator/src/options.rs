@@ -37,6 +37,12 @@ pub struct EmulatorOptions {
     pub faults: crate::webapi::faults::FaultSettings,
     /// `x-ms-dop-hint` override (else the configuration's value).
     pub dop_hint: Option<u32>,
+    /// Extra application users `worker-1` … `worker-N` (confidential apps with a client secret
+    /// and the Integration role), each with its own service-protection budget: for
+    /// scaled-out exports with several application users (see [`Config::with_worker_apps`]).
+    ///
+    /// [`Config::with_worker_apps`]: crate::config::Config::with_worker_apps
+    pub app_users: usize,
 }
 
 impl Default for EmulatorOptions {
@@ -57,6 +63,7 @@ impl Default for EmulatorOptions {
             limits: Default::default(),
             faults: Default::default(),
             dop_hint: None,
+            app_users: 0,
         }
     }
 }

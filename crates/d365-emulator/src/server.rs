@@ -33,7 +33,8 @@ impl Emulator {
         let config = match &options.config {
             Some(path) => Config::load(path)?,
             None => Config::default(),
-        };
+        }
+        .with_worker_apps(options.app_users);
         let (state_dir, temp_dir) = match (&options.state_dir, &options.data) {
             (Some(dir), _) => (dir.clone(), None),
             (None, Some(data)) => (PathBuf::from(format!("{}.d", data.display())), None),

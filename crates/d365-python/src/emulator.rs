@@ -29,12 +29,13 @@ impl Emulator {
     /// HTTPS on `port` (0 picks a free one), data in memory or in `data` (a SQLite file),
     /// `latency_ms` added to every Web API request; `auto_approve` signs that user in on the
     /// sign-in and device-code pages by itself (tests); `limits` and `faults` as the CLI's
-    /// `--limits requests=6000,window=300,concurrent=52` and `--faults 429=0.02,reset=0.01`.
+    /// `--limits requests=6000,window=300,concurrent=52` and `--faults 429=0.02,reset=0.01`;
+    /// `app_users` more application users `worker-1` … (each its own limits budget).
     #[new]
     #[pyo3(signature = (
         rows=1000, port=0, data=None, config=None, latency_ms=0, latency_per_row_us=0, dop_hint=None,
         verbose=false, auto_approve=None, state_dir=None, token_lifetime_s=3600, limits=None, faults=None,
-        fault_seed=1
+        fault_seed=1, app_users=0
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -53,6 +54,7 @@ impl Emulator {
         limits: Option<&str>,
         faults: Option<&str>,
         fault_seed: u64,
+        app_users: usize,
     ) -> PyResult<Self> {
         let bad = |what: &str, text: &str, e: String| programming(format!("{what}={text:?}: {e}"));
         let limits = match limits {
@@ -77,6 +79,7 @@ impl Emulator {
             token_lifetime: Duration::from_secs(token_lifetime_s),
             limits,
             faults,
+            app_users,
             ..EmulatorOptions::default()
         };
         let emu = wait(py, Inner::start(options))?.map_err(|e| to_py(py, d365_core::Error::Emulator(e.to_string())))?;

@@ -6,6 +6,7 @@ mod emulator;
 mod errors;
 mod logging;
 mod runtime;
+mod scaleout;
 mod session;
 mod stream;
 mod values;
@@ -20,5 +21,6 @@ fn _internal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<session::Session>()?;
     m.add_class::<stream::ResultStream>()?;
     m.add_class::<emulator::Emulator>()?;
+    scaleout::register(m)?;
     Ok(())
 }

@@ -23,7 +23,7 @@ pub struct Session {
 }
 
 impl Session {
-    fn get(&self) -> PyResult<Arc<d365_core::Session>> {
+    pub(crate) fn get(&self) -> PyResult<Arc<d365_core::Session>> {
         self.inner
             .lock()
             .map_err(|_| interface("the connection is unusable after a panic"))?

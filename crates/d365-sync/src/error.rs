@@ -59,6 +59,15 @@ pub enum SyncError {
         /// What is wrong with it.
         message: String,
     },
+    /// A manifest of a scaled-out export is unusable (damaged, of another organization or
+    /// plan, units missing at the commit, the table's columns changed since the plan).
+    #[error("manifest {location}: {message}")]
+    Manifest {
+        /// Where the manifest is (no credentials).
+        location: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
     /// No table of that name.
     #[error("no table named '{0}' (use a logical name such as 'account' or an entity set name such as 'accounts')")]
     UnknownTable(String),
@@ -75,7 +84,11 @@ impl SyncError {
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
-            Self::UnknownTable(_) | Self::InvalidArgument(_) | Self::Unsupported(_) | Self::Checkpoint { .. }
+            Self::UnknownTable(_)
+                | Self::InvalidArgument(_)
+                | Self::Unsupported(_)
+                | Self::Checkpoint { .. }
+                | Self::Manifest { .. }
         )
     }
 

@@ -8,6 +8,8 @@
 //!   file, a PostgreSQL database or Delta Lake tables ([`Target`]; see [`sync`](mod@sync)).
 //! - [`bench`](mod@bench): sequential paging against the parallel export, and the ceiling the service
 //!   limits allow.
+//! - [`scaleout`]: one export planned as work units, run by many workers (each with its own
+//!   application user), committed to Delta Lake in one transaction per table.
 //! - [`Reporter`]: live progress on a terminal.
 
 pub mod bench;
@@ -21,6 +23,7 @@ pub mod format;
 pub mod postgres;
 pub mod progress;
 pub mod remote;
+pub mod scaleout;
 pub mod store;
 pub mod sync;
 pub mod target;

@@ -168,6 +168,13 @@ impl RemoteUrl {
         }
     }
 
+    /// Writes `bytes` as the object in one put (a small object: a manifest).
+    pub async fn put(&self, bytes: bytes::Bytes) -> Result<(), SyncError> {
+        let (store, path) = self.open()?;
+        store.put(&path, bytes.into()).await.map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
     /// The object's bytes (for checks and tests).
     pub async fn read(&self) -> Result<bytes::Bytes, SyncError> {
         let (store, path) = self.open()?;

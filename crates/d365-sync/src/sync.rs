@@ -199,13 +199,15 @@ pub async fn sync_to(
     Ok(SyncReport { destination: target.describe(), tables })
 }
 
-struct Table {
-    target: TargetTable,
-    change_tracking: bool,
-    has_createdon: bool,
+/// A table to sync or plan, resolved from its metadata.
+pub(crate) struct Table {
+    pub(crate) target: TargetTable,
+    pub(crate) change_tracking: bool,
+    pub(crate) has_createdon: bool,
 }
 
-async fn resolve(metadata: &Metadata, name: &str) -> Result<Table, SyncError> {
+/// The table `name`: its typed shape and whether it can be tracked.
+pub(crate) async fn resolve(metadata: &Metadata, name: &str) -> Result<Table, SyncError> {
     let info = metadata.find_entity(name).await?.ok_or_else(|| SyncError::UnknownTable(name.to_string()))?;
     if info.entity_set_name.is_none() {
         return Err(SyncError::InvalidArgument(format!(
@@ -366,36 +368,15 @@ async fn full(
     options: &SyncOptions,
 ) -> Result<TableSync, SyncError> {
     let mut out = blank(t, SyncKind::Full);
-    let logical = &t.target.logical;
     target.begin_full(&t.target).await?;
     let query = page_query(t, options);
     let tracking = if use_ct {
         // The keys-only change-tracking read starts first: its version precedes the extract.
-        let q = Query::new(t.target.set.clone()).select([t.target.pk.clone()]);
-        let plan = client.plan(&q)?;
-        let prefer = match plan.prefer {
-            Some(p) => format!("odata.track-changes,{p}"),
-            None => "odata.track-changes".to_string(),
-        };
-        let mut keys = client.page_stream_from(plan.url, Some(prefer));
-        let first = keys.next().await.transpose()?;
-        let (link, upserted) = futures::try_join!(
-            async {
-                let mut last = first;
-                while last.as_ref().is_some_and(|p| p.delta_link.is_none()) {
-                    last = keys.next().await.transpose()?;
-                }
-                let link = last.and_then(|p| p.delta_link).ok_or_else(|| {
-                    SyncError::InvalidArgument(format!(
-                        "{logical}: the change-tracking read ended without a delta link"
-                    ))
-                })?;
-                Ok::<_, SyncError>(link)
-            },
-            scan_into(client, target, t, Dest::Staging, &query, options, None)
-        )?;
+        let keys = TrackingRead::start(client, &t.target).await?;
+        let (link, upserted) =
+            futures::try_join!(keys.finish(), scan_into(client, target, t, Dest::Staging, &query, options, None))?;
         out.upserted = upserted;
-        Tracking::Delta { link: without_select(&link), next: None }
+        Tracking::Delta { link, next: None }
     } else {
         let mut max_modified = None;
         out.upserted = scan_into(client, target, t, Dest::Staging, &query, options, Some(&mut max_modified)).await?;
@@ -406,8 +387,45 @@ async fn full(
     Ok(out)
 }
 
+/// The read that yields a table's `@odata.deltaLink`: the primary keys alone with
+/// `Prefer: odata.track-changes`, to its last page. Its version is taken when the read starts
+/// ([`TrackingRead::start`] returns once the first page came), so rows changed while it, or
+/// anything started after it, runs come again in the next delta. The link keeps the token and
+/// drops the read's `$select`, so the delta returns every column.
+pub(crate) struct TrackingRead {
+    keys: d365_client::PageStream,
+    last: Option<d365_client::Page>,
+    table: String,
+}
+
+impl TrackingRead {
+    /// Starts the read: returns after its first page.
+    pub(crate) async fn start(client: &DataverseClient, table: &TargetTable) -> Result<Self, SyncError> {
+        let q = Query::new(table.set.clone()).select([table.pk.clone()]);
+        let plan = client.plan(&q)?;
+        let prefer = match plan.prefer {
+            Some(p) => format!("odata.track-changes,{p}"),
+            None => "odata.track-changes".to_string(),
+        };
+        let mut keys = client.page_stream_from(plan.url, Some(prefer));
+        let last = keys.next().await.transpose()?;
+        Ok(Self { keys, last, table: table.logical.clone() })
+    }
+
+    /// Reads the rest; the delta link of the last page.
+    pub(crate) async fn finish(mut self) -> Result<String, SyncError> {
+        while self.last.as_ref().is_some_and(|p| p.delta_link.is_none()) {
+            self.last = self.keys.next().await.transpose()?;
+        }
+        let link = self.last.and_then(|p| p.delta_link).ok_or_else(|| {
+            SyncError::InvalidArgument(format!("{}: the change-tracking read ended without a delta link", self.table))
+        })?;
+        Ok(without_select(&link))
+    }
+}
+
 /// The origin of `link` when it is an absolute URL of another origin than `base`.
-fn foreign_origin(base: &url::Url, link: &str) -> Option<String> {
+pub(crate) fn foreign_origin(base: &url::Url, link: &str) -> Option<String> {
     let link = url::Url::parse(link).ok()?;
     (link.origin() != base.origin()).then(|| link.origin().ascii_serialization())
 }

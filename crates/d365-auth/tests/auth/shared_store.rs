@@ -82,7 +82,13 @@ async fn two_processes_share_one_settings_file() {
     let dir = env.dir.path().join("config");
     let spawn = || {
         std::process::Command::new(&exe)
-            .args(["--exact", "child_process_gets_a_token", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "shared_store::child_process_gets_a_token",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_CONN, &full)
             .env(CHILD_DIR, &dir)
             .env("D365_TOKEN_KEY", STORE_KEY)

@@ -7,5 +7,6 @@ mod dml;
 mod emulator_command;
 mod query_commands;
 mod query_s3;
+mod scaleout;
 mod sync_delta;
 mod sync_postgres;

@@ -92,6 +92,7 @@ class Emulator:
         limits: str | None = None,
         faults: str | None = None,
         fault_seed: int = 1,
+        app_users: int = 0,
     ) -> None: ...
     @property
     def connection_string(self) -> str: ...
@@ -100,3 +101,24 @@ class Emulator:
     @property
     def running(self) -> bool: ...
     def stop(self) -> None: ...
+
+def load_manifest(location: str) -> str: ...
+def plan(
+    session: Session,
+    tables: list[str],
+    to: str,
+    output: str | None = None,
+    unit_rows: int = 200_000,
+    credentials: int = 1,
+    change_tracking: bool = True,
+) -> str: ...
+def run_units(
+    session: Session,
+    manifest: str,
+    shard: str | None = None,
+    units: list[str] | None = None,
+    parallel: int | None = None,
+    page_size: int | None = None,
+) -> dict[str, Any]: ...
+def commit(manifest: str, to: str | None = None) -> list[dict[str, Any]]: ...
+def read_unit(session: Session, manifest: str, unit: str, parallel: int | None = None) -> ResultStream: ...

@@ -35,6 +35,9 @@ class Emulator:
             ``"requests=6000,window=300,exec-seconds=1200,concurrent=52"``.
         faults: injected faults, as ``d365 emulator --faults``: ``"429=0.02,503=0.01,reset=0.01"``.
         fault_seed: seed of the fault generator (same seed, same faults).
+        app_users: more application users, apps ``worker-1`` ... ``worker-N`` with a client
+            secret (:meth:`secret_connection_string`), each with its own service-protection
+            budget, as on Dataverse: for scaled-out exports (:mod:`d365.scaleout`).
     """
 
     def __init__(
@@ -54,6 +57,7 @@ class Emulator:
         limits: str | None = None,
         faults: str | None = None,
         fault_seed: int = 1,
+        app_users: int = 0,
     ) -> None:
         self._inner = _internal.Emulator(
             rows,
@@ -70,6 +74,7 @@ class Emulator:
             limits,
             faults,
             fault_seed,
+            app_users,
         )
         self.info: dict[str, Any] = json.loads(self._inner.ready_json)
         """The ready information: ``authority``, ``tenant_id``, ``org_url``, ``ca_pem``,
@@ -98,7 +103,8 @@ class Emulator:
         raise KeyError(f"the emulator has no app '{name}' (it has {names})")
 
     def secret_connection_string(self, app: str = "integration") -> str:
-        """A connection string signing in as ``app`` with its client secret."""
+        """A connection string signing in as ``app`` with its client secret (``integration``,
+        or ``worker-1`` ... of ``app_users``)."""
         a = self.app(app)
         if "client_secret" not in a:
             raise KeyError(f"app '{app}' has no client secret")

@@ -137,17 +137,23 @@ impl DeltaLocation {
     /// Opens the Delta table at `url` (under this location), loaded if it exists. A local
     /// directory is created first.
     pub async fn open(&self, url: &Url) -> Result<DeltaTable, SyncError> {
-        register_stores();
-        if let Ok(dir) = url.to_file_path() {
-            std::fs::create_dir_all(&dir).map_err(SyncError::io(&dir))?;
-        }
-        let mut table = DeltaTableBuilder::from_url(url.clone())
-            .and_then(|b| b.with_storage_options(self.storage_options()).build())
-            .map_err(|e| super::error(&self.describe(url), e))?;
+        let mut table = self.unloaded(url)?;
         match table.load().await {
             Ok(()) | Err(DeltaTableError::NotATable(_)) => Ok(table),
             Err(e) => Err(super::error(&self.describe(url), e)),
         }
+    }
+
+    /// The Delta table at `url` (under this location) without reading its log: for its object
+    /// store (files beside the table) and for writers. A local directory is created first.
+    pub(crate) fn unloaded(&self, url: &Url) -> Result<DeltaTable, SyncError> {
+        register_stores();
+        if let Ok(dir) = url.to_file_path() {
+            std::fs::create_dir_all(&dir).map_err(SyncError::io(&dir))?;
+        }
+        DeltaTableBuilder::from_url(url.clone())
+            .and_then(|b| b.with_storage_options(self.storage_options()).build())
+            .map_err(|e| super::error(&self.describe(url), e))
     }
 
     /// `url` for messages (no credentials).

@@ -23,7 +23,9 @@ mod write;
 
 pub use location::DeltaLocation;
 pub use target::DeltaTarget;
+pub(crate) use target::{STATE_KEY, parse_state, state_json};
 pub use write::TableWriter;
+pub(crate) use write::commit_files;
 
 use crate::error::SyncError;
 

@@ -27,7 +27,7 @@ use crate::store::{TableState, Tracking};
 use crate::target::{Batch, Target, TargetTable};
 
 /// The `commitInfo` key of the sync state.
-const STATE_KEY: &str = "d365.sync";
+pub(crate) const STATE_KEY: &str = "d365.sync";
 /// The application id of the `txn` actions of state commits.
 const APP_ID: &str = "d365-sync";
 /// Changes held before a merge (rows and deletes).
@@ -213,7 +213,7 @@ fn conform(
 }
 
 /// The state as saved in `commitInfo`.
-fn state_json(table: &str, state: &TableState) -> Value {
+pub(crate) fn state_json(table: &str, state: &TableState) -> Value {
     let (mode, link, next, watermark) = match &state.tracking {
         Tracking::Delta { link, next } => ("delta", Some(link.as_str()), next.as_deref(), None),
         Tracking::Watermark(w) => ("watermark", None, None, w.as_deref()),
@@ -229,7 +229,7 @@ fn state_json(table: &str, state: &TableState) -> Value {
     })
 }
 
-fn parse_state(v: &Value) -> Option<TableState> {
+pub(crate) fn parse_state(v: &Value) -> Option<TableState> {
     let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let tracking = match v.get("mode")?.as_str()? {
         "delta" => Tracking::Delta { link: text("deltaLink")?, next: text("deltaNext") },

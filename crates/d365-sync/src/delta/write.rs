@@ -94,43 +94,57 @@ impl TableWriter {
     /// schema keeps the columns the new rows lack). Returns the table as committed.
     pub async fn commit(mut self, info: HashMap<String, Value>) -> Result<DeltaTable, SyncError> {
         let target = self.target.clone();
-        let err = |e: deltalake_core::DeltaTableError| super::error(&target, e);
-        let adds: Vec<Action> = self.writer.flush().await.map_err(err)?.into_iter().map(Action::Add).collect();
-        let props = CommitProperties::default().with_metadata(info);
-        let new_schema: StructType = self.schema.as_ref().try_into_kernel().map_err(|e| super::error(&target, e))?;
-        let Ok(state) = self.table.snapshot() else {
-            let name = target.rsplit('/').next().unwrap_or("table").to_string();
-            return self
-                .table
-                .create()
-                .with_table_name(name)
-                .with_columns(new_schema.fields().cloned())
-                .with_actions(adds)
-                .with_commit_properties(props)
-                .await
-                .map_err(err);
-        };
-        let log_store = self.table.log_store();
-        let mut actions = Vec::with_capacity(adds.len() + 16);
-        let old_schema = state.schema();
-        if let Some(merged) = union_schema(&old_schema, &new_schema, &target)? {
-            let metadata = state.metadata().clone().with_schema(&merged).map_err(|e| super::error(&target, e))?;
-            actions.push(Action::Metadata(metadata));
-        }
-        let removes: Vec<Action> = state
-            .snapshot()
-            .file_views(log_store.as_ref(), None)
-            .map_ok(|f| Action::Remove(f.remove_action(true)))
-            .try_collect()
-            .await
-            .map_err(err)?;
-        actions.extend(removes);
-        actions.extend(adds);
-        let operation = DeltaOperation::Write { mode: SaveMode::Overwrite, partition_by: None, predicate: None };
-        CommitBuilder::from(props).with_actions(actions).build(Some(state), log_store, operation).await.map_err(err)?;
-        self.table.load().await.map_err(err)?;
-        Ok(self.table)
+        let adds = self.writer.flush().await.map_err(|e| super::error(&target, e))?;
+        let schema: StructType = self.schema.as_ref().try_into_kernel().map_err(|e| super::error(&target, e))?;
+        commit_files(self.table, &target, &schema, adds, info).await
     }
+}
+
+/// Commits `adds` (data files already under the table) as the table's new contents, with
+/// `info` in the commit's `commitInfo`: creates the table with `schema`, or replaces every
+/// file of the current version in one overwrite commit (the table's schema widened by the
+/// columns of `schema` it lacks). Returns the table as committed.
+pub(crate) async fn commit_files(
+    mut table: DeltaTable,
+    target: &str,
+    schema: &StructType,
+    adds: Vec<deltalake_core::kernel::Add>,
+    info: HashMap<String, Value>,
+) -> Result<DeltaTable, SyncError> {
+    let err = |e: deltalake_core::DeltaTableError| super::error(&target, e);
+    let adds: Vec<Action> = adds.into_iter().map(Action::Add).collect();
+    let props = CommitProperties::default().with_metadata(info);
+    let Ok(state) = table.snapshot() else {
+        let name = target.rsplit('/').next().unwrap_or("table").to_string();
+        return table
+            .create()
+            .with_table_name(name)
+            .with_columns(schema.fields().cloned())
+            .with_actions(adds)
+            .with_commit_properties(props)
+            .await
+            .map_err(err);
+    };
+    let log_store = table.log_store();
+    let mut actions = Vec::with_capacity(adds.len() + 16);
+    let old_schema = state.schema();
+    if let Some(merged) = union_schema(&old_schema, schema, target)? {
+        let metadata = state.metadata().clone().with_schema(&merged).map_err(|e| super::error(&target, e))?;
+        actions.push(Action::Metadata(metadata));
+    }
+    let removes: Vec<Action> = state
+        .snapshot()
+        .file_views(log_store.as_ref(), None)
+        .map_ok(|f| Action::Remove(f.remove_action(true)))
+        .try_collect()
+        .await
+        .map_err(err)?;
+    actions.extend(removes);
+    actions.extend(adds);
+    let operation = DeltaOperation::Write { mode: SaveMode::Overwrite, partition_by: None, predicate: None };
+    CommitBuilder::from(props).with_actions(actions).build(Some(state), log_store, operation).await.map_err(err)?;
+    table.load().await.map_err(err)?;
+    Ok(table)
 }
 
 /// The table schema `old` widened by the columns of `new` it lacks (a column gone from the

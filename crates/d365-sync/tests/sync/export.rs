@@ -171,7 +171,7 @@ async fn killed_and_resumed(format: Format) {
         "format": format.to_string(),
     });
     let ckpt_path = d365_sync::export::work_dir(&out).join("checkpoint.json");
-    common::run_child_and_kill("child_export_entry", CHILD, &spec, &ckpt_path, 5_000).await;
+    common::run_child_and_kill("export::child_export_entry", CHILD, &spec, &ckpt_path, 5_000).await;
     assert!(!out.exists(), "no output before the export finished");
     let before = Checkpoint::load(&ckpt_path).unwrap().expect("checkpoint");
     assert!(!before.complete());

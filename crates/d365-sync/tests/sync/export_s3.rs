@@ -135,7 +135,7 @@ async fn s3_export_killed_mid_way_resumes_to_the_exact_rows() {
     let remote = RemoteUrl::parse_with(url, moto.options()).unwrap();
     let local = remote.staging_file(Some(staging.path())).unwrap();
     let ckpt_path = d365_sync::export::work_dir(&local).join("checkpoint.json");
-    common::run_child_and_kill("child_s3_export_entry", CHILD, &spec, &ckpt_path, 5_000).await;
+    common::run_child_and_kill("export_s3::child_s3_export_entry", CHILD, &spec, &ckpt_path, 5_000).await;
     assert_eq!(remote.size().await.unwrap(), None, "no object before the export finished");
 
     let (client, _clock) = env.client();

@@ -6,5 +6,6 @@ mod delta;
 mod export;
 mod export_s3;
 mod postgres;
+mod scaleout;
 mod scan;
 mod sync;

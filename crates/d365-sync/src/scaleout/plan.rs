@@ -1,0 +1,338 @@
+//! `d365 plan`: tables cut into work units of about a target row count, and for each table the
+//! position an incremental sync continues from, taken before any unit is read.
+//!
+//! Unit sizes come from cheap probes, not from reading the table: the smallest and largest
+//! `createdon`, then the span cut into equal slices, each probed with one request for at most
+//! 5,000 `createdon` values (the only column asked for). A slice with fewer rows than that is
+//! counted exactly; a denser one is counted by the service (`$apply=…/aggregate($count as c)`,
+//! exact up to its 50,000-row aggregate limit), and past that estimated from the time the
+//! 5,000 values cover. The slices are then grouped (or cut further) into units of about
+//! [`PlanOptions::unit_rows`] rows. The counts only balance the work: every unit is read whole
+//! by one worker, whatever it holds.
+
+use d365_client::partition::{Bounds, format_instant, row_instant};
+use d365_client::{DataverseClient, Metadata, Query};
+use deltalake_core::kernel::StructType;
+use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use futures::{StreamExt, TryStreamExt};
+
+use super::manifest::{Header, MANIFEST_VERSION, Manifest, ManifestTable, TrackingLine, Unit};
+use crate::delta::DeltaLocation;
+use crate::error::SyncError;
+use crate::sync::{Table, TrackingRead, resolve};
+
+/// The column units are cut on.
+const COLUMN: &str = d365_client::partition::DEFAULT_PARTITION_COLUMN;
+/// Values one probe reads (one page).
+const PROBE_ROWS: u32 = 5000;
+/// Dataverse's error code of an aggregate over more than 50,000 rows.
+const AGGREGATE_LIMIT_CODE: &str = "0x8004E023";
+/// Probes in flight at once.
+const PROBES_IN_FLIGHT: usize = 8;
+
+/// What to plan.
+#[derive(Debug, Clone)]
+pub struct PlanOptions {
+    /// Tables: logical names (`account`) or entity set names.
+    pub tables: Vec<String>,
+    /// Where the tables land: a Delta location (`delta+s3://bucket/prefix`, `delta:DIR`);
+    /// empty for a plan only read from (a Spark data source: no workers, no commit).
+    pub to: String,
+    /// Object-store settings besides the environment.
+    pub storage_options: Vec<(String, String)>,
+    /// Rows a unit should hold (default 200,000).
+    pub unit_rows: u64,
+    /// Credential slots to assign units to, round-robin (default 1).
+    pub credentials: usize,
+    /// Record change-tracking tokens where tables have change tracking (else `modifiedon`
+    /// watermarks everywhere).
+    pub change_tracking: bool,
+    /// Slices the `createdon` span is probed in, per table (default 64).
+    pub probes: usize,
+}
+
+impl PlanOptions {
+    /// A plan of `tables` landing in the Delta location `to`.
+    pub fn new(tables: Vec<String>, to: impl Into<String>) -> Self {
+        Self {
+            tables,
+            to: to.into(),
+            storage_options: Vec::new(),
+            unit_rows: 200_000,
+            credentials: 1,
+            change_tracking: true,
+            probes: 64,
+        }
+    }
+}
+
+/// Plans the export of `options.tables` (see the module docs).
+pub async fn plan(client: &DataverseClient, options: &PlanOptions) -> Result<Manifest, SyncError> {
+    if options.tables.is_empty() {
+        return Err(SyncError::InvalidArgument("no table to plan: name one or more tables".into()));
+    }
+    if options.unit_rows == 0 {
+        return Err(SyncError::InvalidArgument("--unit-rows must be at least 1".into()));
+    }
+    if options.credentials == 0 {
+        return Err(SyncError::InvalidArgument("--credentials must be at least 1".into()));
+    }
+    // The destination is checked (and normalised) before any request.
+    let to = match options.to.trim() {
+        "" => String::new(),
+        text => DeltaLocation::parse_with(text, options.storage_options.clone())?.to_string(),
+    };
+    let metadata = Metadata::in_memory(client.clone());
+    let mut tables = Vec::new();
+    let mut units: Vec<Unit> = Vec::new();
+    for name in &options.tables {
+        let t = resolve(&metadata, name).await?;
+        if tables.iter().any(|m: &ManifestTable| m.table == t.target.logical) {
+            return Err(SyncError::InvalidArgument(format!("table '{}' is named twice", t.target.logical)));
+        }
+        let (table, ranges) = plan_table(client, &t, options).await?;
+        tracing::info!(table = %table.table, units = ranges.len(), "planned");
+        for (i, (bounds, estimated_rows)) in ranges.into_iter().enumerate() {
+            let index = units.len();
+            units.push(Unit {
+                id: format!("{}-{i:05}", table.table),
+                table: table.table.clone(),
+                index,
+                slot: index % options.credentials,
+                bounds,
+                estimated_rows,
+            });
+        }
+        tables.push(table);
+    }
+    let header = Header {
+        version: MANIFEST_VERSION,
+        id: uuid::Uuid::new_v4().simple().to_string()[..16].to_string(),
+        organization: client.base_url().origin().ascii_serialization(),
+        to,
+        created: format_instant(time::OffsetDateTime::now_utc().unix_timestamp()),
+        unit_rows: options.unit_rows,
+        credentials: options.credentials,
+    };
+    Ok(Manifest { header, tables, units })
+}
+
+/// The manifest line and unit ranges of one table.
+async fn plan_table(
+    client: &DataverseClient,
+    t: &Table,
+    options: &PlanOptions,
+) -> Result<(ManifestTable, Vec<(Bounds, u64)>), SyncError> {
+    let logical = &t.target.logical;
+    let schema: StructType = t
+        .target
+        .schema
+        .arrow
+        .as_ref()
+        .try_into_kernel()
+        .map_err(|e| SyncError::InvalidArgument(format!("{logical}: its columns have no Delta type ({e})")))?;
+    // The position first: everything read after it comes again in the next delta.
+    let (tracking, ranges) = if options.change_tracking && t.change_tracking {
+        let read = TrackingRead::start(client, &t.target).await?;
+        let (link, ranges) = futures::try_join!(read.finish(), ranges(client, t, options))?;
+        (TrackingLine::Delta { delta_link: link }, ranges)
+    } else {
+        let watermark = largest_modified(client, t).await?;
+        (TrackingLine::Watermark { watermark }, ranges(client, t, options).await?)
+    };
+    let table = ManifestTable {
+        table: logical.clone(),
+        entity_set: t.target.set.clone(),
+        primary_key: t.target.pk.clone(),
+        tracking,
+        schema,
+    };
+    Ok((table, ranges))
+}
+
+/// The largest `modifiedon` now (rows modified at or after it are read again by the sync).
+async fn largest_modified(client: &DataverseClient, t: &Table) -> Result<Option<String>, SyncError> {
+    let q = Query::new(t.target.set.clone()).select(["modifiedon"]).top(1).order_by("modifiedon", true);
+    let rows = client.page_stream(&q)?.collect_rows().await?;
+    Ok(rows.first().and_then(|r| row_instant(r, "modifiedon")).flatten().map(format_instant))
+}
+
+/// `createdon` values of up to `top` rows of the table matching `filter`, in order.
+async fn column_values(
+    client: &DataverseClient,
+    set: &str,
+    filter: &str,
+    descending: bool,
+    top: u32,
+) -> Result<Vec<Option<i64>>, SyncError> {
+    let q = Query::new(set).select([COLUMN]).filter(filter).top(u64::from(top)).order_by(COLUMN, descending);
+    let q = q.max_page_size(top.min(PROBE_ROWS));
+    let rows = client.page_stream(&q)?.stop_after(u64::from(top)).collect_rows().await?;
+    rows.iter()
+        .map(|r| {
+            row_instant(r, COLUMN).ok_or_else(|| {
+                SyncError::InvalidArgument(format!("{set}: {COLUMN} is not a date-time: it cannot be planned on"))
+            })
+        })
+        .collect()
+}
+
+/// The unit ranges of a table, with their estimated rows.
+async fn ranges(client: &DataverseClient, t: &Table, options: &PlanOptions) -> Result<Vec<(Bounds, u64)>, SyncError> {
+    if !t.has_createdon {
+        // No column to cut on: one unit (read by one worker, in one sequence of pages).
+        return Ok(vec![(Bounds::All, 0)]);
+    }
+    let set = t.target.set.as_str();
+    let (ne_null, eq_null) = (format!("{COLUMN} ne null"), format!("{COLUMN} eq null"));
+    let (first, last, nulls) = futures::try_join!(
+        column_values(client, set, &ne_null, false, 1),
+        column_values(client, set, &ne_null, true, 1),
+        column_values(client, set, &eq_null, false, 1),
+    )?;
+    let mut out = Vec::new();
+    if !nulls.is_empty() {
+        out.push((Bounds::Null, 0));
+    }
+    let (Some(Some(min)), Some(Some(max))) = (first.first().copied(), last.first().copied()) else {
+        // No dated rows (yet): one open range, for the rows created after the plan.
+        out.push((Bounds::Range { lo: None, hi: None }, 0));
+        return Ok(out);
+    };
+    let slices = probe_slices(client, set, min, max + 1, options.probes.max(1)).await?;
+    out.extend(cut(&slices, options.unit_rows));
+    Ok(out)
+}
+
+/// A probed slice `[lo, hi)` of the column and its (estimated) rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Slice {
+    lo: i64,
+    hi: i64,
+    rows: f64,
+}
+
+/// Probes `[lo, hi)` in up to `n` equal slices (see the module docs).
+async fn probe_slices(
+    client: &DataverseClient,
+    set: &str,
+    lo: i64,
+    hi: i64,
+    n: usize,
+) -> Result<Vec<Slice>, SyncError> {
+    let span = hi - lo;
+    let n = (n as i64).clamp(1, span.max(1));
+    let bounds: Vec<(i64, i64)> = (0..n).map(|j| (lo + span * j / n, lo + span * (j + 1) / n)).collect();
+    futures::stream::iter(bounds)
+        .map(|(a, b)| async move {
+            let filter = format!("{COLUMN} ge {} and {COLUMN} lt {}", format_instant(a), format_instant(b));
+            let values = column_values(client, set, &filter, false, PROBE_ROWS).await?;
+            let rows = if values.len() < PROBE_ROWS as usize {
+                values.len() as f64
+            } else if let Some(n) = service_count(client, set, &filter).await? {
+                n as f64
+            } else {
+                let last = values.last().copied().flatten().unwrap_or(b - 1);
+                let covered = (last - a + 1).max(1) as f64;
+                f64::from(PROBE_ROWS) * (b - a) as f64 / covered
+            };
+            Ok::<_, SyncError>(Slice { lo: a, hi: b, rows })
+        })
+        .buffered(PROBES_IN_FLIGHT)
+        .try_collect()
+        .await
+}
+
+/// The rows matching `filter`, counted by the service; `None` past its aggregate limit
+/// (50,000 rows: error `0x8004E023`).
+async fn service_count(client: &DataverseClient, set: &str, filter: &str) -> Result<Option<u64>, SyncError> {
+    let q = Query::new(set).apply(format!("filter({filter})/aggregate($count as c)"));
+    match client.page_stream(&q)?.collect_rows().await {
+        Ok(rows) => Ok(rows.first().and_then(|r| r.get("c")).and_then(serde_json::Value::as_u64)),
+        Err(e) if e.dataverse_code().is_some_and(|c| c.eq_ignore_ascii_case(AGGREGATE_LIMIT_CODE)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Groups consecutive slices into units of about `target` rows (a slice much bigger than that
+/// is cut into equal parts first). The first unit's lower bound and the last one's upper bound
+/// are open, so rows outside the probed span (created after the plan) belong to a unit too.
+fn cut(slices: &[Slice], target: u64) -> Vec<(Bounds, u64)> {
+    let target = target.max(1) as f64;
+    let mut fine = Vec::new();
+    for s in slices {
+        let parts = ((s.rows / target).ceil() as i64).clamp(1, (s.hi - s.lo).max(1));
+        if parts > 1 && s.rows > 1.5 * target {
+            let width = s.hi - s.lo;
+            for k in 0..parts {
+                let lo = s.lo + width * k / parts;
+                let hi = s.lo + width * (k + 1) / parts;
+                fine.push(Slice { lo, hi, rows: s.rows / parts as f64 });
+            }
+        } else {
+            fine.push(*s);
+        }
+    }
+    let mut units: Vec<(i64, i64, f64)> = Vec::new();
+    for s in fine {
+        match units.last_mut() {
+            Some(u) if u.2 > 0.0 && u.2 + s.rows > 1.25 * target => units.push((s.lo, s.hi, s.rows)),
+            Some(u) => {
+                u.1 = s.hi;
+                u.2 += s.rows;
+            }
+            None => units.push((s.lo, s.hi, s.rows)),
+        }
+    }
+    let n = units.len();
+    // Rounded on the running total, so the units add up to the (rounded) table.
+    let mut total = 0.0;
+    units
+        .into_iter()
+        .enumerate()
+        .map(|(i, (lo, hi, rows))| {
+            let bounds = Bounds::Range { lo: (i > 0).then_some(lo), hi: (i + 1 < n).then_some(hi) };
+            let before = total;
+            total += rows;
+            (bounds, total.round() as u64 - before.round() as u64)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slices(rows: &[f64]) -> Vec<Slice> {
+        rows.iter().enumerate().map(|(i, &r)| Slice { lo: i as i64 * 100, hi: (i as i64 + 1) * 100, rows: r }).collect()
+    }
+
+    #[test]
+    fn slices_are_grouped_into_units_of_about_the_target() {
+        let units = cut(&slices(&[40.0, 40.0, 40.0, 40.0, 40.0]), 100);
+        assert_eq!(units.len(), 2, "{units:?}");
+        assert_eq!(units[0], (Bounds::Range { lo: None, hi: Some(300) }, 120));
+        assert_eq!(units[1], (Bounds::Range { lo: Some(300), hi: None }, 80));
+    }
+
+    #[test]
+    fn a_dense_slice_is_cut_and_empty_ones_join_their_neighbours() {
+        let units = cut(&slices(&[0.0, 1000.0, 0.0]), 250);
+        assert_eq!(units.len(), 4, "{units:?}");
+        // Contiguous, open at both ends, rows kept.
+        let mut prev_hi = None;
+        for (b, _) in &units {
+            let Bounds::Range { lo, hi } = *b else { panic!("{b:?}") };
+            assert_eq!(lo, prev_hi);
+            prev_hi = hi;
+        }
+        assert_eq!(prev_hi, None);
+        assert_eq!(units.iter().map(|u| u.1).sum::<u64>(), 1000);
+    }
+
+    #[test]
+    fn one_small_table_is_one_open_unit() {
+        let units = cut(&slices(&[3.0, 2.0]), 200_000);
+        assert_eq!(units, vec![(Bounds::Range { lo: None, hi: None }, 5)]);
+    }
+}
