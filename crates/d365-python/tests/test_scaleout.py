@@ -55,7 +55,9 @@ def test_plan_two_workers_commit(workers_emulator: d365.Emulator, tmp_path: Path
     [table] = scaleout.commit(plan)
     assert (table["table"], table["rows"], table["already"]) == ("contact", len(want), False)
     got = DeltaTable(str(lake / "contact")).to_pyarrow_table(columns=["contactid", "lastname"])
-    rows = sorted((str(i).lower(), n or "") for i, n in zip(*(got.column(c).to_pylist() for c in got.column_names)))
+    rows = sorted(
+        (str(i).lower(), n or "") for i, n in zip(*(got.column(c).to_pylist() for c in got.column_names))
+    )
     assert rows == want
     assert scaleout.commit(manifest)[0]["already"] is True
 

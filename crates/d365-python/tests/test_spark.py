@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,8 @@ if os.environ.get("D365_SPARK_TEST") != "require":
 def spark() -> Iterator[Any]:
     from pyspark.sql import SparkSession
 
+    # Spark's Python workers run this interpreter (with d365 and pyarrow), not the system's.
+    os.environ["PYSPARK_PYTHON"] = sys.executable
     session = (
         SparkSession.builder.master("local[2]")
         .appName("d365-test")
@@ -47,14 +50,21 @@ def test_spark_reads_a_table_in_parallel_partitions(spark: Any, emulator: d365.E
     )
     assert df.rdd.getNumPartitions() >= 3
     assert dict(df.dtypes)["createdon"] == "timestamp"
-    got = sorted((r.contactid.lower(), r.lastname or "") for r in df.select("contactid", "lastname").collect())
+    got = sorted(
+        (r.contactid.lower(), r.lastname or "") for r in df.select("contactid", "lastname").collect()
+    )
     with d365.connect(emulator.connection_string) as conn:
-        want = sorted((str(i).lower(), n or "") for i, n in conn.execute("SELECT contactid, lastname FROM contact"))
+        want = sorted(
+            (str(i).lower(), n or "") for i, n in conn.execute("SELECT contactid, lastname FROM contact")
+        )
         total = conn.execute("SELECT sum(revenue) FROM account").fetchone()[0]
     assert got == want
 
     accounts = (
-        spark.read.format("d365").option("connection", emulator.connection_string).option("table", "account").load()
+        spark.read.format("d365")
+        .option("connection", emulator.connection_string)
+        .option("table", "account")
+        .load()
     )
     assert accounts.selectExpr("sum(revenue)").collect()[0][0] == total
 

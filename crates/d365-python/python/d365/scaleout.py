@@ -164,9 +164,7 @@ def plan(
     """
     names = [tables] if isinstance(tables, str) else list(tables)
     out = None if manifest is None else os.fspath(manifest)
-    text = _internal.plan(
-        conn.session, names, to or "", out, unit_rows, credentials, change_tracking
-    )
+    text = _internal.plan(conn.session, names, to or "", out, unit_rows, credentials, change_tracking)
     return Plan.parse(text)
 
 

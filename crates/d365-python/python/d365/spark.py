@@ -44,7 +44,7 @@ from d365 import scaleout
 __all__ = ["D365DataSource"]
 
 
-class _UnitPartition(InputPartition):  # type: ignore[misc]
+class _UnitPartition(InputPartition):
     def __init__(self, unit: str, slot: int) -> None:
         super().__init__(unit)
         self.unit = unit
@@ -80,7 +80,7 @@ def _connection(options: dict[str, str], slot: int | None) -> str:
     )
 
 
-class D365DataSource(DataSource):  # type: ignore[misc]
+class D365DataSource(DataSource):
     """``spark.read.format("d365")``: see the module documentation."""
 
     def __init__(self, options: dict[str, str]) -> None:
@@ -133,7 +133,7 @@ class D365DataSource(DataSource):  # type: ignore[misc]
         return _Reader(plan, self._table(plan), dict(self.options))
 
 
-class _Reader(DataSourceReader):  # type: ignore[misc]
+class _Reader(DataSourceReader):
     def __init__(self, plan: scaleout.Plan, table: str, options: dict[str, str]) -> None:
         self.plan = plan
         self.table = table
