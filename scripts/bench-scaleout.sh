@@ -8,14 +8,14 @@
 #   2. a new plan, three workers at once (--shard 0/3, 1/3, 2/3) as worker-1, -2 and -3;
 # each followed by `d365 commit`, the Delta table's row count checked against the source. Prints
 # wall time, rows/s and throttled responses of each, and the ratio.
-#   scripts/bench-scaleout.sh [--rows 200000] [--unit-rows 20000] [--limits requests=10,window=5]
+#   scripts/bench-scaleout.sh [--rows 200000] [--unit-rows 10000] [--limits requests=10,window=5]
 #                             [--latency-ms 20] [--page-size 1000]
 # Uses CARGO_TARGET_DIR if set; D365_BIN=path/to/d365 skips the build (figures for the README
 # come from the release build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=200000
-unit_rows=20000
+unit_rows=10000
 limits="requests=10,window=5"
 latency=20
 page_size=1000

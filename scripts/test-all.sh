@@ -96,14 +96,29 @@ export PYO3_BUILD_EXTENSION_MODULE=1
 if [ -z "${D365_SKIP_LINT:-}" ]; then
   echo "== cargo fmt --check"
   cargo fmt --all -- --check
-  echo "== cargo clippy"
-  cargo clippy --workspace --all-targets -- -D warnings
   echo "== ruff (Python lint and format)"
   "$venv/bin/ruff" check --config crates/d365-python/pyproject.toml crates/d365-python scripts
   "$venv/bin/ruff" format --check --config crates/d365-python/pyproject.toml crates/d365-python scripts
   echo "== mypy --strict (the package and its stubs)"
   (cd crates/d365-python/python && "$venv/bin/mypy" --config-file ../pyproject.toml d365)
+  # Clippy's lints come with the one build of the tests: clippy-driver is the compiler of the
+  # workspace's own crates (which is how `cargo clippy` runs it) and -D warnings is passed the
+  # way `cargo clippy -- -D warnings` passes it. The dependencies are then compiled once, not
+  # once checked for clippy and again for the tests (that saved about 13 of a cold run's
+  # minutes). Every cargo command below keeps these settings, so nothing is rebuilt.
+  export RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver)"
+  export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 fi
+
+echo "== build every target (lib, bins, tests, benches, examples)${RUSTC_WORKSPACE_WRAPPER:+ with clippy -D warnings}"
+build_log="$(mktemp)"
+cargo test --workspace --all-targets --no-run 2>&1 | tee "$build_log"
+# A safety net should clippy-driver ever take its arguments another way: any warning fails.
+if grep -Eq 'generated [0-9]+ warnings?' "$build_log"; then
+  echo "the build has warnings (see above): fix them (cargo clippy --workspace --all-targets)" >&2
+  exit 1
+fi
+rm -f "$build_log"
 
 echo "== cargo test --workspace"
 cargo test --workspace

@@ -86,7 +86,9 @@ pub async fn run_plan(connect_args: &ConnectArgs, args: PlanArgs) -> Result<(), 
     match d365_sync::parse_destination(&output, "--output").map_err(failure)? {
         d365_sync::Destination::Local(_) | d365_sync::Destination::Remote(_) => {}
         _ => {
-            return Err(Failure::bad_input("--output: the manifest is a local file or an object (s3://, az://, gs://)"));
+            return Err(Failure::bad_input(
+                "--output: the manifest is a local file or an object (s3://, az://, gs://)",
+            ));
         }
     }
     let conn = connect(connect_args).await?;

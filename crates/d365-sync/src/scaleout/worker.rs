@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use d365_client::partition::Bounds;
+use d365_client::partition::{Bounds, Partition};
 use d365_client::{DataverseClient, Metadata, ScanOptions, ScanPlan};
 use d365_sql::datafusion::arrow::datatypes::SchemaRef;
 use d365_sql::datafusion::arrow::record_batch::RecordBatch;
@@ -340,11 +340,22 @@ pub async fn unit_batches(
     page_size: Option<u32>,
     progress: &Reporter,
 ) -> Result<(SchemaRef, BoxStream<'static, Result<RecordBatch, SyncError>>), SyncError> {
-    let query = target.reader().query(unit.filter().as_deref(), page_size);
     let opts = scan_options(target, parallel);
-    let plan = match unit.bounds {
-        Bounds::Range { .. } => crate::export::plan(client, &query, &opts).await?.0,
-        Bounds::Null | Bounds::All => ScanPlan::single(),
+    let (query, plan) = match unit.bounds {
+        // A closed range starts as one partition, split while it is read as the pages show
+        // where its rows are: no discovery requests, which count against the user's budget.
+        Bounds::Range { lo, hi: Some(hi) } => {
+            let one = Partition::new(0, Bounds::Range { lo, hi: Some(hi) });
+            let plan = ScanPlan { partitions: vec![one], hi_estimate: Some(hi), next_id: 1 };
+            (target.reader().query(None, page_size), plan)
+        }
+        // The last range is open (rows created since the plan): its end is discovered.
+        Bounds::Range { hi: None, .. } => {
+            let query = target.reader().query(unit.filter().as_deref(), page_size);
+            let plan = crate::export::plan(client, &query, &opts).await?.0;
+            (query, plan)
+        }
+        Bounds::Null | Bounds::All => (target.reader().query(unit.filter().as_deref(), page_size), ScanPlan::single()),
     };
     let scan = client.partitioned_scan(&query, plan, opts)?;
     let tracker = progress.track(&format!("unit {}", unit.id), client, scan.progress(), 0);
