@@ -24,8 +24,8 @@ use d365_sql::datafusion::arrow::record_batch::RecordBatch;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake_core::kernel::{Add, StructType};
 use deltalake_core::writer::{DeltaWriter as _, RecordBatchWriter};
-use futures::StreamExt;
 use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt as _;
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +35,8 @@ use crate::error::SyncError;
 use crate::progress::Reporter;
 use crate::target::{Batch, TargetTable};
 
+/// Units a worker reads at once.
+const UNITS_IN_FLIGHT: usize = 2;
 /// Data files are rolled over at about this size.
 const TARGET_FILE_SIZE: u64 = 128 << 20;
 
@@ -281,36 +283,36 @@ pub async fn run_units(
     let mut names: Vec<&str> = selected.iter().map(|u| u.table.as_str()).collect();
     names.dedup();
     let tables = current_tables(client, manifest, &names).await?;
-    let mut reports = Vec::with_capacity(selected.len());
-    for unit in selected {
-        let (Some(planned), Some(target)) = (manifest.table(&unit.table), tables.get(&unit.table)) else { continue };
-        let table_url = location.table_url(&unit.table);
-        let store = location.unloaded(&table_url)?.log_store().object_store(None);
-        let describe = location.describe(&table_url);
-        let begun = Instant::now();
-        if !forced && let Some(m) = read_marker(store.as_ref(), manifest, unit, &describe).await? {
-            tracing::info!(unit = %unit.id, rows = m.rows, "complete already");
-            reports.push(UnitReport {
-                unit: unit.id.clone(),
-                rows: m.rows,
-                files: m.files.len(),
-                skipped: true,
-                elapsed: begun.elapsed(),
-            });
-            continue;
-        }
-        let marker = run_unit(client, manifest, planned, target, unit, &location, options).await?;
-        let bytes = serde_json::to_vec(&marker).map_err(|e| SyncError::InvalidArgument(e.to_string()))?;
-        store.put(&marker_path(manifest, unit), bytes.into()).await.map_err(|e| crate::delta::error(&describe, e))?;
-        tracing::info!(unit = %unit.id, rows = marker.rows, files = marker.files.len(), "unit complete");
-        reports.push(UnitReport {
-            unit: unit.id.clone(),
-            rows: marker.rows,
-            files: marker.files.len(),
-            skipped: false,
-            elapsed: begun.elapsed(),
-        });
-    }
+    // Two units at a time: while one finishes its last pages (or waits out a throttling
+    // answer), the next one already uses the user's budget.
+    let owned: Vec<Unit> = selected.into_iter().cloned().collect();
+    let tables = &tables;
+    let location = &location;
+    let reports: Vec<UnitReport> = futures::stream::iter(owned)
+        .map(|unit| async move {
+            let (Some(planned), Some(target)) = (manifest.table(&unit.table), tables.get(&unit.table)) else {
+                return Err(SyncError::UnknownTable(unit.table.clone()));
+            };
+            let table_url = location.table_url(&unit.table);
+            let store = location.unloaded(&table_url)?.log_store().object_store(None);
+            let describe = location.describe(&table_url);
+            let begun = Instant::now();
+            if !forced && let Some(m) = read_marker(store.as_ref(), manifest, &unit, &describe).await? {
+                tracing::info!(unit = %unit.id, rows = m.rows, "complete already");
+                let files = m.files.len();
+                return Ok(UnitReport { unit: unit.id, rows: m.rows, files, skipped: true, elapsed: begun.elapsed() });
+            }
+            let marker = run_unit(client, manifest, planned, target, &unit, location, options).await?;
+            let bytes = serde_json::to_vec(&marker).map_err(|e| SyncError::InvalidArgument(e.to_string()))?;
+            let path = marker_path(manifest, &unit);
+            store.put(&path, bytes.into()).await.map_err(|e| crate::delta::error(&describe, e))?;
+            tracing::info!(unit = %unit.id, rows = marker.rows, files = marker.files.len(), "unit complete");
+            let files = marker.files.len();
+            Ok(UnitReport { unit: unit.id, rows: marker.rows, files, skipped: false, elapsed: begun.elapsed() })
+        })
+        .buffered(UNITS_IN_FLIGHT)
+        .try_collect()
+        .await?;
     let stats = client.request_log().stats();
     Ok(WorkerReport {
         manifest: manifest.header.id.clone(),
