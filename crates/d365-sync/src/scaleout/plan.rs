@@ -200,7 +200,7 @@ async fn ranges(client: &DataverseClient, t: &Table, options: &PlanOptions) -> R
         return Ok(out);
     };
     let slices = probe_slices(client, set, min, max + 1, options.probes.max(1)).await?;
-    out.extend(cut(&slices, options.unit_rows));
+    out.extend(cut(&slices, options.unit_rows, options.credentials));
     Ok(out)
 }
 
@@ -254,49 +254,56 @@ async fn service_count(client: &DataverseClient, set: &str, filter: &str) -> Res
     }
 }
 
-/// Groups consecutive slices into units of about `target` rows (a slice much bigger than that
-/// is cut into equal parts first). The first unit's lower bound and the last one's upper bound
-/// are open, so rows outside the probed span (created after the plan) belong to a unit too.
-fn cut(slices: &[Slice], target: u64) -> Vec<(Bounds, u64)> {
-    let target = target.max(1) as f64;
-    let mut fine = Vec::new();
+/// Cuts the probed span into units of about `target` rows: as many units as the table's rows
+/// call for, rounded up to a multiple of `multiple` (the credential slots, so each gets the
+/// same share), cut where the running count of rows reaches each unit's share (by time within
+/// a slice, rounded to whole seconds). The first unit's lower bound and the last one's upper
+/// bound are open, so rows outside the probed span (created after the plan) belong to a unit.
+fn cut(slices: &[Slice], target: u64, multiple: usize) -> Vec<(Bounds, u64)> {
+    let total: f64 = slices.iter().map(|s| s.rows).sum();
+    let mut n = ((total / target.max(1) as f64).round() as usize).max(1);
+    if multiple > 1 {
+        n = n.div_ceil(multiple) * multiple;
+    }
+    // Rows before instant `t` (linear within a slice).
+    let before = |t: i64| -> f64 {
+        slices
+            .iter()
+            .map(|s| match t {
+                t if t >= s.hi => s.rows,
+                t if t <= s.lo => 0.0,
+                t => s.rows * (t - s.lo) as f64 / (s.hi - s.lo) as f64,
+            })
+            .sum()
+    };
+    let mut cuts: Vec<i64> = Vec::with_capacity(n);
+    let (first, end) = (slices.first().map_or(0, |s| s.lo), slices.last().map_or(0, |s| s.hi));
+    let mut seen = 0.0;
+    let mut k = 1;
     for s in slices {
-        let parts = ((s.rows / target).ceil() as i64).clamp(1, (s.hi - s.lo).max(1));
-        if parts > 1 && s.rows > 1.5 * target {
-            let width = s.hi - s.lo;
-            for k in 0..parts {
-                let lo = s.lo + width * k / parts;
-                let hi = s.lo + width * (k + 1) / parts;
-                fine.push(Slice { lo, hi, rows: s.rows / parts as f64 });
+        while k < n && seen + s.rows >= total * k as f64 / n as f64 && s.rows > 0.0 {
+            let share = total * k as f64 / n as f64 - seen;
+            let at = s.lo + ((s.hi - s.lo) as f64 * share / s.rows).round() as i64;
+            let at = at.clamp(s.lo, s.hi);
+            // Whole seconds: two shares in the same second make one unit.
+            if cuts.last().is_none_or(|&last| at > last) && at > first && at < end {
+                cuts.push(at);
             }
-        } else {
-            fine.push(*s);
+            k += 1;
         }
+        seen += s.rows;
     }
-    let mut units: Vec<(i64, i64, f64)> = Vec::new();
-    for s in fine {
-        match units.last_mut() {
-            Some(u) if u.2 > 0.0 && u.2 + s.rows > 1.25 * target => units.push((s.lo, s.hi, s.rows)),
-            Some(u) => {
-                u.1 = s.hi;
-                u.2 += s.rows;
-            }
-            None => units.push((s.lo, s.hi, s.rows)),
-        }
-    }
-    let n = units.len();
+    let mut units = Vec::with_capacity(cuts.len() + 1);
+    let mut lo: Option<i64> = None;
     // Rounded on the running total, so the units add up to the (rounded) table.
-    let mut total = 0.0;
+    let mut done = 0.0_f64;
+    for hi in cuts.iter().copied().map(Some).chain([None]) {
+        let upto = hi.map_or(total, before);
+        units.push((Bounds::Range { lo, hi }, upto.round() as u64 - done.round() as u64));
+        done = upto;
+        lo = hi;
+    }
     units
-        .into_iter()
-        .enumerate()
-        .map(|(i, (lo, hi, rows))| {
-            let bounds = Bounds::Range { lo: (i > 0).then_some(lo), hi: (i + 1 < n).then_some(hi) };
-            let before = total;
-            total += rows;
-            (bounds, total.round() as u64 - before.round() as u64)
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -307,32 +314,48 @@ mod tests {
         rows.iter().enumerate().map(|(i, &r)| Slice { lo: i as i64 * 100, hi: (i as i64 + 1) * 100, rows: r }).collect()
     }
 
-    #[test]
-    fn slices_are_grouped_into_units_of_about_the_target() {
-        let units = cut(&slices(&[40.0, 40.0, 40.0, 40.0, 40.0]), 100);
-        assert_eq!(units.len(), 2, "{units:?}");
-        assert_eq!(units[0], (Bounds::Range { lo: None, hi: Some(300) }, 120));
-        assert_eq!(units[1], (Bounds::Range { lo: Some(300), hi: None }, 80));
+    /// The units are contiguous and open at both ends; their estimates add up.
+    fn check(units: &[(Bounds, u64)], total: u64) {
+        let mut prev_hi = None;
+        for (b, _) in units {
+            let Bounds::Range { lo, hi } = *b else { panic!("{b:?}") };
+            assert_eq!(lo, prev_hi, "{units:?}");
+            prev_hi = hi;
+        }
+        assert_eq!(prev_hi, None, "{units:?}");
+        assert_eq!(units.iter().map(|u| u.1).sum::<u64>(), total, "{units:?}");
     }
 
     #[test]
-    fn a_dense_slice_is_cut_and_empty_ones_join_their_neighbours() {
-        let units = cut(&slices(&[0.0, 1000.0, 0.0]), 250);
-        assert_eq!(units.len(), 4, "{units:?}");
-        // Contiguous, open at both ends, rows kept.
-        let mut prev_hi = None;
-        for (b, _) in &units {
-            let Bounds::Range { lo, hi } = *b else { panic!("{b:?}") };
-            assert_eq!(lo, prev_hi);
-            prev_hi = hi;
-        }
-        assert_eq!(prev_hi, None);
-        assert_eq!(units.iter().map(|u| u.1).sum::<u64>(), 1000);
+    fn units_are_cut_where_the_running_count_reaches_each_share() {
+        let units = cut(&slices(&[40.0, 40.0, 40.0, 40.0, 40.0]), 100, 1);
+        assert_eq!(
+            units,
+            vec![(Bounds::Range { lo: None, hi: Some(250) }, 100), (Bounds::Range { lo: Some(250), hi: None }, 100)]
+        );
+    }
+
+    #[test]
+    fn a_dense_slice_is_cut_by_time_and_empty_ones_join_their_neighbours() {
+        let units = cut(&slices(&[0.0, 1000.0, 0.0]), 250, 1);
+        check(&units, 1000);
+        assert_eq!(units.iter().map(|u| u.1).collect::<Vec<_>>(), [250, 250, 250, 250]);
+        assert_eq!(units[0].0, Bounds::Range { lo: None, hi: Some(125) });
+    }
+
+    #[test]
+    fn the_unit_count_is_a_multiple_of_the_credential_slots() {
+        let units = cut(&slices(&[100.0; 10]), 250, 3);
+        check(&units, 1000);
+        assert_eq!(units.len(), 6, "{units:?}");
+        assert!(units.iter().all(|u| (166..=167).contains(&u.1)), "{units:?}");
     }
 
     #[test]
     fn one_small_table_is_one_open_unit() {
-        let units = cut(&slices(&[3.0, 2.0]), 200_000);
-        assert_eq!(units, vec![(Bounds::Range { lo: None, hi: None }, 5)]);
+        assert_eq!(cut(&slices(&[3.0, 2.0]), 200_000, 1), vec![(Bounds::Range { lo: None, hi: None }, 5)]);
+        // Rows all in one second cannot be cut: one unit, whatever the target.
+        let one_second = [Slice { lo: 7, hi: 8, rows: 900.0 }];
+        assert_eq!(cut(&one_second, 100, 1), vec![(Bounds::Range { lo: None, hi: None }, 900)]);
     }
 }
