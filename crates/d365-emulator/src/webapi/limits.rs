@@ -57,8 +57,12 @@ impl LimitSettings {
 
 #[derive(Debug, Default)]
 struct UserWindow {
-    /// (start in ms since the epoch, execution ms) of requests in the window.
+    /// (start in ms since the epoch, execution ms) of requests in the window that ended.
     entries: VecDeque<(i64, u64)>,
+    /// Starts (ms since the epoch) of every request in the window, those still running
+    /// included: the request limit counts a request when it arrives, as Dataverse does, so
+    /// many requests at once cannot exceed it.
+    starts: VecDeque<i64>,
     in_flight: u32,
 }
 
@@ -105,6 +109,9 @@ impl Limits {
         while w.entries.front().is_some_and(|(t, _)| now_ms - t >= window_ms) {
             w.entries.pop_front();
         }
+        while w.starts.front().is_some_and(|t| now_ms - t >= window_ms) {
+            w.starts.pop_front();
+        }
     }
 
     /// Checks the limits for a new request of `user` and takes a concurrency slot, or returns
@@ -135,8 +142,11 @@ impl Limits {
                 1,
             ));
         }
-        if w.entries.len() as u64 >= s.requests {
-            let secs = retry_after(w, &|e: &[(i64, u64)]| (e.len() as u64) < s.requests);
+        if w.starts.len() as u64 >= s.requests {
+            // The oldest starts that must leave the window before one more fits.
+            let leave = w.starts.len() + 1 - s.requests as usize;
+            let leave_at = w.starts.get(leave - 1).map_or(now_ms, |t| t + window_ms);
+            let secs = ((leave_at - now_ms + 999) / 1000).max(1);
             return Err(throttled(
                 "0x80072322",
                 format!(
@@ -160,6 +170,7 @@ impl Limits {
             ));
         }
         w.in_flight += 1;
+        w.starts.push_back(now_ms);
         Ok(Admission { limits: state.clone(), user: user.to_string(), started_ms: now_ms, done: false })
     }
 
@@ -171,13 +182,14 @@ impl Limits {
         let w = all.entry(user.to_string()).or_default();
         self.slide(w, now_ms);
         w.entries.push_back((now_ms, elapsed.as_millis() as u64));
+        w.starts.push_back(now_ms);
         self.remaining(w)
     }
 
     fn remaining(&self, w: &UserWindow) -> (u64, u64) {
         let used_ms: u64 = w.entries.iter().map(|(_, ms)| ms).sum();
         (
-            self.settings.requests.saturating_sub(w.entries.len() as u64),
+            self.settings.requests.saturating_sub(w.starts.len() as u64),
             self.settings.exec_millis.saturating_sub(used_ms),
         )
     }

@@ -39,6 +39,21 @@ async fn request_limit_answers_429_until_the_window_slides() {
 }
 
 #[tokio::test]
+async fn requests_count_when_they_arrive_so_many_at_once_cannot_pass_the_limit() {
+    // Each request takes 300 ms: all 12 are running before any has ended.
+    let limits = LimitSettings { requests: 5, window_secs: 60, ..Default::default() };
+    let latency = std::time::Duration::from_millis(300);
+    let env = start_with(EmulatorOptions { rows: 5, limits, latency, ..Default::default() }).await;
+    let t = env.integration();
+    let results = futures::future::join_all((0..12).map(|_| env.get(&t, "WhoAmI"))).await;
+    let ok = results.iter().filter(|r| r.status() == StatusCode::OK).count();
+    assert_eq!(ok, 5, "12 requests at once against a limit of 5 per window");
+    let refused = results.iter().find(|r| r.status() == StatusCode::TOO_MANY_REQUESTS).unwrap();
+    let retry: i64 = refused.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+}
+
+#[tokio::test]
 async fn concurrency_limit_answers_429_at_once() {
     let limits = LimitSettings { concurrent: 2, ..Default::default() };
     let env = start_with(EmulatorOptions {
