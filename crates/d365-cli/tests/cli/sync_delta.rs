@@ -16,25 +16,9 @@ use d365_sync::deltalake::datafusion::prelude::SessionContext;
 
 use common::{Env, SECRET, start_with};
 
-/// (contactid, lastname) of the Delta copy, sorted; empty when no version was committed.
+/// (contactid, lastname) of the Delta copy of `contact`, sorted.
 async fn copy(location: &DeltaLocation) -> Vec<(String, String)> {
-    let table = location.open(&location.table_url("contact")).await.unwrap();
-    if table.version().is_none() {
-        return Vec::new();
-    }
-    let ctx = SessionContext::new();
-    table.update_datafusion_session(&ctx.state()).unwrap();
-    ctx.register_table("t", table.table_provider().await.unwrap()).unwrap();
-    let sql = "SELECT contactid, coalesce(lastname, '') FROM t ORDER BY 1, 2";
-    let mut rows = Vec::new();
-    for b in ctx.sql(sql).await.unwrap().collect().await.unwrap() {
-        let text = |i: usize| cast(b.column(i), &DataType::Utf8).unwrap();
-        let (ids, names) = (text(0), text(1));
-        let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
-        let names = names.as_any().downcast_ref::<StringArray>().unwrap();
-        rows.extend((0..ids.len()).map(|i| (ids.value(i).to_string(), names.value(i).to_string())));
-    }
-    rows
+    common::delta_contacts(location).await
 }
 
 /// Starts `d365 sync` and kills it (SIGKILL) `after` the table's directory appeared (the load

@@ -198,3 +198,30 @@ pub fn http(env: &Env) -> reqwest::Client {
         .build()
         .expect("an HTTPS client")
 }
+
+/// (contactid, lastname or '') of the Delta table `contact` under `location`, sorted, read back
+/// through `deltalake`; empty when no version was committed.
+pub async fn delta_contacts(location: &d365_sync::DeltaLocation) -> Vec<(String, String)> {
+    use d365_sync::deltalake::arrow::array::{Array, StringArray};
+    use d365_sync::deltalake::arrow::compute::cast;
+    use d365_sync::deltalake::arrow::datatypes::DataType;
+    use d365_sync::deltalake::datafusion::prelude::SessionContext;
+
+    let table = location.open(&location.table_url("contact")).await.unwrap();
+    if table.version().is_none() {
+        return Vec::new();
+    }
+    let ctx = SessionContext::new();
+    table.update_datafusion_session(&ctx.state()).unwrap();
+    ctx.register_table("t", table.table_provider().await.unwrap()).unwrap();
+    let sql = "SELECT contactid, coalesce(lastname, '') FROM t ORDER BY 1, 2";
+    let mut rows = Vec::new();
+    for b in ctx.sql(sql).await.unwrap().collect().await.unwrap() {
+        let text = |i: usize| cast(b.column(i), &DataType::Utf8).unwrap();
+        let (ids, names) = (text(0), text(1));
+        let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
+        let names = names.as_any().downcast_ref::<StringArray>().unwrap();
+        rows.extend((0..ids.len()).map(|i| (ids.value(i).to_string(), names.value(i).to_string())));
+    }
+    rows
+}
