@@ -454,11 +454,17 @@ async fn export_to(
 }
 
 fn scan_options(primary_key: &str, options: &ExportOptions) -> ScanOptions {
-    let mut s = ScanOptions::new(primary_key);
+    let mut s = typed_scan_options(primary_key, options.parallel);
     s.column = options.partition_column.clone();
-    s.parallel = options.parallel;
-    // Bodies are decoded into Arrow here: rows are parsed only for placing them, and the
-    // bodies in flight stay within the SQL engine's budget.
+    s
+}
+
+/// The scan of readers that decode the page bodies into Arrow themselves (exports, scale-out
+/// units): rows are parsed only for placing them, and the bodies in flight stay within the
+/// SQL engine's budget.
+pub(crate) fn typed_scan_options(primary_key: &str, parallel: Option<usize>) -> ScanOptions {
+    let mut s = ScanOptions::new(primary_key);
+    s.parallel = parallel;
     s.keep_rows = false;
     s.memory_budget = Some(d365_sql::scan::SCAN_MEMORY_BUDGET);
     s

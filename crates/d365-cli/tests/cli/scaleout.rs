@@ -14,12 +14,7 @@ use d365_emulator::NewColumn;
 use d365_sync::DeltaLocation;
 use d365_sync::scaleout::Manifest;
 
-use common::{Env, SECRET, start_with};
-
-/// (contactid, lastname) of the Delta copy of `contact`, sorted.
-async fn copy(location: &DeltaLocation) -> Vec<(String, String)> {
-    common::delta_contacts(location).await
-}
+use common::{Env, SECRET, delta_contacts, start_with};
 
 /// The connection string of the emulator's application user `worker-i`.
 fn worker(env: &Env, i: usize) -> String {
@@ -70,7 +65,7 @@ async fn three_workers_as_three_app_users_then_one_commit_then_sync() {
     // A commit before the workers ran commits nothing and names the units to run.
     let run = env.d365(None, &["commit", &plan]).run().await;
     run.expect_code(2).expect_output("units are not complete").expect_output("Nothing was committed");
-    assert_eq!(copy(&location).await, Vec::new());
+    assert_eq!(delta_contacts(&location).await, Vec::new());
 
     // Three workers, each its own application user, at the same time.
     let workers = (0..3).map(|i| {
@@ -85,7 +80,7 @@ async fn three_workers_as_three_app_users_then_one_commit_then_sync() {
     }
     let run = env.d365(None, &["commit", &plan, "--to", &to]).run().await;
     run.expect_code(0).expect_output("committed to delta+file://");
-    assert_eq!(copy(&location).await, env.contacts());
+    assert_eq!(delta_contacts(&location).await, env.contacts());
     // Committing again does nothing.
     env.d365(None, &["commit", &plan]).run().await.expect_code(0).expect_output("nothing to do");
 
@@ -94,7 +89,7 @@ async fn three_workers_as_three_app_users_then_one_commit_then_sync() {
     dml(&env, &conn, "DELETE FROM contact WHERE lastname LIKE 'G%'").await;
     let run = env.d365(Some(&conn), &["sync", "contact", "--to", &to]).run().await;
     run.expect_code(0).expect_output("changes (change tracking)");
-    assert_eq!(copy(&location).await, env.contacts());
+    assert_eq!(delta_contacts(&location).await, env.contacts());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,7 +131,7 @@ async fn a_killed_worker_and_a_unit_run_twice_still_give_exactly_the_source() {
 
     let run = env.d365(None, &["commit", &plan]).run().await;
     run.expect_code(0).expect_output("files of interrupted or repeated unit runs deleted");
-    assert_eq!(copy(&location).await, env.contacts());
+    assert_eq!(delta_contacts(&location).await, env.contacts());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,5 +171,5 @@ async fn mistakes_are_refused_with_what_to_do() {
     env.emu.add_column("contact", NewColumn::money("new_Bonus", "Bonus")).await.expect("column created");
     let run = export(&[]).run().await;
     run.expect_code(2).expect_output("changed since the plan (added: new_bonus").expect_output("plan again");
-    assert_eq!(copy(&location).await, Vec::new());
+    assert_eq!(delta_contacts(&location).await, Vec::new());
 }

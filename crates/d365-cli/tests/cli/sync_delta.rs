@@ -14,12 +14,7 @@ use d365_sync::deltalake::arrow::compute::cast;
 use d365_sync::deltalake::arrow::datatypes::DataType;
 use d365_sync::deltalake::datafusion::prelude::SessionContext;
 
-use common::{Env, SECRET, start_with};
-
-/// (contactid, lastname) of the Delta copy of `contact`, sorted.
-async fn copy(location: &DeltaLocation) -> Vec<(String, String)> {
-    common::delta_contacts(location).await
-}
+use common::{Env, SECRET, delta_contacts, start_with};
 
 /// Starts `d365 sync` and kills it (SIGKILL) `after` the table's directory appeared (the load
 /// or merge under way), unless it finished first. Returns whether it was killed.
@@ -57,10 +52,10 @@ async fn sync_to_delta_survives_kill_9_and_ends_with_exactly_the_source() {
     // Killed during the first load (12 pages of 50 rows, 15 ms each): no version committed.
     let killed = sync_killed(&env, &conn, &to, &dir, Duration::from_millis(40)).await;
     assert!(killed, "the first load finished before it could be killed");
-    assert_eq!(copy(&location).await, Vec::new(), "a killed first load committed rows");
+    assert_eq!(delta_contacts(&location).await, Vec::new(), "a killed first load committed rows");
     let run = env.d365(Some(&conn), &["sync", "contact", "--to", &to]).run().await;
     run.expect_code(0).expect_output("full extract").expect_output("into delta+file://");
-    assert_eq!(copy(&location).await, env.contacts());
+    assert_eq!(delta_contacts(&location).await, env.contacts());
 
     // Changes through the CLI's own DML, then syncs killed at several points before one runs
     // to the end.
@@ -79,7 +74,7 @@ async fn sync_to_delta_survives_kill_9_and_ends_with_exactly_the_source() {
     }
     let run = env.d365(Some(&conn), &["sync", "contact", "--to", &to]).run().await;
     run.expect_code(0).expect_output("changes (change tracking)");
-    assert_eq!(copy(&location).await, env.contacts());
+    assert_eq!(delta_contacts(&location).await, env.contacts());
 
     // A plain object-store URL is refused before signing in, naming the form to use.
     let run = env.d365(Some(&conn), &["sync", "contact", "--to", "s3://lake/crm"]).run().await;

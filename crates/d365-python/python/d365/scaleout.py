@@ -69,12 +69,16 @@ class Plan:
     to: str
     tables: list[str]
     units: list[Unit]
+    schemas: dict[str, dict[str, Any]]
+    """The Delta (= Spark) schema of each table's units, as JSON: ``{"type": "struct",
+    "fields": [...]}``."""
 
     @classmethod
     def parse(cls, text: str) -> Plan:
         """A plan from manifest text (as ``d365 plan`` writes it)."""
         header: dict[str, Any] = {}
         tables: list[str] = []
+        schemas: dict[str, dict[str, Any]] = {}
         units: list[Unit] = []
         for line in text.splitlines():
             if not line.strip():
@@ -85,6 +89,7 @@ class Plan:
                 header = item
             elif kind == "table":
                 tables.append(item["table"])
+                schemas[item["table"]] = item["schema"]
             elif kind == "unit":
                 units.append(
                     Unit(
@@ -103,18 +108,14 @@ class Plan:
             to=str(header.get("to", "")),
             tables=tables,
             units=units,
+            schemas=schemas,
         )
 
     def table_schema(self, table: str) -> dict[str, Any]:
-        """The Delta (= Spark) schema of ``table``'s units, as JSON: ``{"type": "struct",
-        "fields": [...]}``."""
-        for line in self.text.splitlines():
-            if line.strip():
-                item = json.loads(line)
-                if item.get("kind") == "table" and item.get("table") == table:
-                    schema: dict[str, Any] = item["schema"]
-                    return schema
-        raise KeyError(f"the plan has no table '{table}' (it has {', '.join(self.tables)})")
+        """The Delta (= Spark) schema of ``table``'s units, as JSON."""
+        if table not in self.schemas:
+            raise KeyError(f"the plan has no table '{table}' (it has {', '.join(self.tables)})")
+        return self.schemas[table]
 
     def shard(self, index: int, count: int) -> list[Unit]:
         """The units shard ``index`` of ``count`` runs (0-based)."""

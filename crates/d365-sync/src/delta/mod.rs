@@ -25,7 +25,7 @@ pub use location::DeltaLocation;
 pub use target::DeltaTarget;
 pub(crate) use target::{STATE_KEY, parse_state, state_json};
 pub use write::TableWriter;
-pub(crate) use write::commit_files;
+pub(crate) use write::{commit_files, data_writer};
 
 use crate::error::SyncError;
 

@@ -24,6 +24,22 @@ use crate::error::SyncError;
 /// Data files are rolled over at about this size.
 const TARGET_FILE_SIZE: u64 = 128 << 20;
 
+/// A writer of Parquet data files under `url` (files it names itself; added to a table by a
+/// commit of the caller), with the exports' Parquet settings: zstd, row groups of 128 Ki rows (a
+/// writer holds one row group in memory, so this bounds what a load, a merge or a unit keeps),
+/// files rolled over at about 128 MB.
+pub(crate) fn data_writer(
+    location: &DeltaLocation,
+    url: &Url,
+    schema: SchemaRef,
+    target: &str,
+) -> Result<RecordBatchWriter, SyncError> {
+    Ok(RecordBatchWriter::try_new(url.as_str(), schema, None, Some(location.storage_options()))
+        .map_err(|e| super::error(&target, e))?
+        .with_writer_properties(crate::writer::parquet_properties())
+        .with_target_file_size(TARGET_FILE_SIZE))
+}
+
 /// A whole-table write in progress (see the module docs): table exports, and query results
 /// (`d365 query SQL -o delta+…`).
 pub struct TableWriter {
@@ -50,13 +66,7 @@ impl TableWriter {
             )));
         }
         let table = location.open(url).await?;
-        let options = location.storage_options();
-        // The exports' Parquet settings: zstd, row groups of 128 Ki rows (a writer holds one row
-        // group in memory, so this bounds what a load or a merge keeps).
-        let writer = RecordBatchWriter::try_new(url.as_str(), schema.clone(), None, Some(options))
-            .map_err(|e| super::error(&target, e))?
-            .with_writer_properties(crate::writer::parquet_properties())
-            .with_target_file_size(TARGET_FILE_SIZE);
+        let writer = data_writer(location, url, schema.clone(), &target)?;
         Ok(Self { target, table, writer, schema, rows: 0 })
     }
 

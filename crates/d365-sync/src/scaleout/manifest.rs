@@ -13,7 +13,7 @@
 //! ranges open), the rows whose `createdon` is null, or the whole table (one without
 //! `createdon`). Units of a table never overlap and together cover every row.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use d365_client::partition::Bounds;
@@ -322,7 +322,12 @@ impl Manifest {
     pub async fn save(&self, location: &str, options: &[(String, String)]) -> Result<(), SyncError> {
         let text = self.to_jsonl();
         match ManifestLocation::parse(location, options)? {
-            ManifestLocation::Local(path) => write_atomically(&path, text.as_bytes()),
+            ManifestLocation::Local(path) => {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(SyncError::io(dir))?;
+                }
+                crate::checkpoint::write_atomically(&path, text.as_bytes(), false)
+            }
             ManifestLocation::Remote(url) => url.put(bytes::Bytes::from(text)).await,
         }
     }
@@ -339,15 +344,6 @@ impl Manifest {
             });
         }
         crate::delta::DeltaLocation::parse_with(&self.header.to, options.to_vec())
-    }
-
-    /// The units of each table, by table.
-    pub fn units_by_table(&self) -> HashMap<&str, Vec<&Unit>> {
-        let mut by: HashMap<&str, Vec<&Unit>> = HashMap::new();
-        for u in &self.units {
-            by.entry(u.table.as_str()).or_default().push(u);
-        }
-        by
     }
 }
 
@@ -374,18 +370,6 @@ impl ManifestLocation {
             ))),
         }
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file renamed over it.
-pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), SyncError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(SyncError::io(dir))?;
-    }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp-{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(SyncError::io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(SyncError::io(path))
 }
 
 /// Reads a small object of a store (a marker), `None` when it does not exist.

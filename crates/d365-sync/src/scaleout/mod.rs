@@ -33,3 +33,8 @@ pub use worker::{UnitReport, WorkerOptions, WorkerReport, read_unit, run_units};
 pub(crate) const DATA_DIR: &str = "d365-units";
 /// Directory of the units' completion markers, under each table.
 pub(crate) const MARKER_DIR: &str = "_d365/units";
+
+/// Now, as RFC 3339 in UTC (whole seconds): when a plan was made, a unit finished.
+pub(crate) fn now_text() -> String {
+    d365_client::partition::format_instant(time::OffsetDateTime::now_utc().unix_timestamp())
+}

@@ -12,6 +12,7 @@
 
 use d365_client::partition::{Bounds, format_instant, row_instant};
 use d365_client::{DataverseClient, Metadata, Query};
+use d365_sql::aggregate_pushdown::exec::AGGREGATE_LIMIT_CODE;
 use deltalake_core::kernel::StructType;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use futures::{StreamExt, TryStreamExt};
@@ -25,8 +26,6 @@ use crate::sync::{Table, TrackingRead, resolve};
 const COLUMN: &str = d365_client::partition::DEFAULT_PARTITION_COLUMN;
 /// Values one probe reads (one page).
 const PROBE_ROWS: u32 = 5000;
-/// Dataverse's error code of an aggregate over more than 50,000 rows.
-const AGGREGATE_LIMIT_CODE: &str = "0x8004E023";
 /// Probes in flight at once.
 const PROBES_IN_FLIGHT: usize = 8;
 
@@ -110,7 +109,7 @@ pub async fn plan(client: &DataverseClient, options: &PlanOptions) -> Result<Man
         id: uuid::Uuid::new_v4().simple().to_string()[..16].to_string(),
         organization: client.base_url().origin().ascii_serialization(),
         to,
-        created: format_instant(time::OffsetDateTime::now_utc().unix_timestamp()),
+        created: super::now_text(),
         unit_rows: options.unit_rows,
         credentials: options.credentials,
     };

@@ -18,12 +18,12 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use d365_client::partition::{Bounds, Partition};
-use d365_client::{DataverseClient, Metadata, ScanOptions, ScanPlan};
+use d365_client::{DataverseClient, Metadata, ScanPlan};
 use d365_sql::datafusion::arrow::datatypes::SchemaRef;
 use d365_sql::datafusion::arrow::record_batch::RecordBatch;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake_core::kernel::{Add, StructType};
-use deltalake_core::writer::{DeltaWriter as _, RecordBatchWriter};
+use deltalake_core::writer::DeltaWriter as _;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt as _;
@@ -37,8 +37,6 @@ use crate::target::{Batch, TargetTable};
 
 /// Units a worker reads at once.
 const UNITS_IN_FLIGHT: usize = 2;
-/// Data files are rolled over at about this size.
-const TARGET_FILE_SIZE: u64 = 128 << 20;
 
 /// Which units to run and how.
 #[derive(Debug, Clone)]
@@ -323,15 +321,6 @@ pub async fn run_units(
     })
 }
 
-/// The partitioned scan of one unit's rows, and the typed reader of its pages.
-fn scan_options(target: &TargetTable, parallel: Option<usize>) -> ScanOptions {
-    let mut scan = ScanOptions::new(target.pk.clone());
-    scan.parallel = parallel;
-    scan.keep_rows = false;
-    scan.memory_budget = Some(d365_sql::scan::SCAN_MEMORY_BUDGET);
-    scan
-}
-
 /// The typed batches of one unit, as its pages arrive (pages in parallel, in no particular
 /// order). Used by workers and by readers of single units (Spark, Ray, Dask).
 pub async fn unit_batches(
@@ -342,13 +331,12 @@ pub async fn unit_batches(
     page_size: Option<u32>,
     progress: &Reporter,
 ) -> Result<(SchemaRef, BoxStream<'static, Result<RecordBatch, SyncError>>), SyncError> {
-    let opts = scan_options(target, parallel);
+    let opts = crate::export::typed_scan_options(&target.pk, parallel);
     let (query, plan) = match unit.bounds {
         // A closed range starts as one partition, split while it is read as the pages show
         // where its rows are: no discovery requests, which count against the user's budget.
-        Bounds::Range { lo, hi: Some(hi) } => {
-            let one = Partition::new(0, Bounds::Range { lo, hi: Some(hi) });
-            let plan = ScanPlan { partitions: vec![one], hi_estimate: Some(hi), next_id: 1 };
+        Bounds::Range { hi: Some(hi), .. } => {
+            let plan = ScanPlan { partitions: vec![Partition::new(0, unit.bounds)], hi_estimate: Some(hi), next_id: 1 };
             (target.reader().query(None, page_size), plan)
         }
         // The last range is open (rows created since the plan): its end is discovered.
@@ -393,11 +381,7 @@ async fn run_unit(
     }
     let (schema, mut batches) =
         unit_batches(client, target, unit, options.parallel, options.page_size, &options.progress).await?;
-    // The exports' Parquet settings (zstd, row groups of 128 Ki rows).
-    let mut writer = RecordBatchWriter::try_new(unit_url.as_str(), schema, None, Some(location.storage_options()))
-        .map_err(|e| crate::delta::error(&describe, e))?
-        .with_writer_properties(crate::writer::parquet_properties())
-        .with_target_file_size(TARGET_FILE_SIZE);
+    let mut writer = crate::delta::data_writer(location, &unit_url, schema, &describe)?;
     let mut rows = 0u64;
     while let Some(batch) = batches.next().await {
         let batch = batch?;
@@ -417,7 +401,7 @@ async fn run_unit(
             add
         })
         .collect();
-    let finished = d365_client::partition::format_instant(time::OffsetDateTime::now_utc().unix_timestamp());
+    let finished = super::now_text();
     Ok(Marker {
         manifest: manifest.header.id.clone(),
         unit: unit.id.clone(),
