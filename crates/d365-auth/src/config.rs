@@ -44,6 +44,9 @@ pub struct ProxyConfig {
     pub exceptions: Option<String>,
 }
 
+/// The token resource of the standalone Human Resources service (its legacy URLs).
+pub const HR_LEGACY_RESOURCE: &str = "http://hr.talent.dynamics.com";
+
 /// A parsed, typed connection configuration.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -121,6 +124,13 @@ pub struct ConnectionConfig {
     pub proxy: Option<ProxyConfig>,
     /// `ProxyAutoDetect`: use the proxy of the process environment (`HTTPS_PROXY`, …).
     pub proxy_auto_detect: bool,
+    /// `User`: the user name of the AD FS password grant (`AuthScheme=ADFS`).
+    pub user: Option<String>,
+    /// `Password`: that user's password.
+    pub password: Option<Secret>,
+    /// `ADFSServer`: the AD FS server of an on-premises Finance & Operations environment
+    /// (`https://adfs.contoso.com`; a pasted `…/adfs` path is accepted).
+    pub adfs_server: Option<Url>,
     /// Properties for the Web API client and the SQL layer, by canonical name.
     pub pass_through: BTreeMap<&'static str, String>,
     /// Canonical names of properties filled from environment variables.
@@ -156,6 +166,9 @@ impl fmt::Debug for ConnectionConfig {
             .field("caller_object_id", &self.caller_object_id)
             .field("timeout", &self.timeout)
             .field("proxy", &self.proxy)
+            .field("user", &self.user)
+            .field("password", &self.password)
+            .field("adfs_server", &self.adfs_server.as_ref().map(Url::as_str))
             .field("pass_through", &self.pass_through.keys().collect::<Vec<_>>())
             .field("from_environment", &self.from_environment)
             .finish_non_exhaustive()
@@ -252,6 +265,32 @@ fn parse_org_url(v: &str) -> Result<(Url, Option<String>), ConfigError> {
     }
     url.set_path("/");
     Ok((url, version.filter(|v| !v.is_empty())))
+}
+
+/// A Finance & Operations environment URL: `https://env.operations.dynamics.com`, a path kept
+/// (an environment behind a path, the Human Resources legacy
+/// `https://{cluster}.hr.talent.dynamics.com/namespaces/{guid}`); a pasted service root
+/// (`…/data`) or metadata path is trimmed back to the environment.
+fn parse_finops_url(v: &str) -> Result<Url, ConfigError> {
+    let mut url = parse_secure_url("OrganizationUrl", v)?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("OrganizationUrl", v, "the environment URL without query or fragment"));
+    }
+    let mut path = url.path().trim_end_matches('/').to_string();
+    for tail in ["/data", "/Metadata"] {
+        if path.len() >= tail.len() && path[path.len() - tail.len()..].eq_ignore_ascii_case(tail) {
+            path.truncate(path.len() - tail.len());
+        }
+    }
+    if path.split('/').any(|seg| seg.eq_ignore_ascii_case("data") || seg.eq_ignore_ascii_case("metadata")) {
+        return Err(invalid(
+            "OrganizationUrl",
+            v,
+            "the environment URL, such as https://env.operations.dynamics.com (without /data/<entity>)",
+        ));
+    }
+    url.set_path(&format!("{path}/"));
+    Ok(url)
 }
 
 fn parse_api_version(v: &str) -> Result<String, ConfigError> {
@@ -356,7 +395,13 @@ impl ConnectionConfig {
                 alternatives: " (the environment URL, such as https://org.crm.dynamics.com)".into(),
             });
         };
-        let (organization_url, version_in_url) = parse_org_url(org)?;
+        let edition = given.parse("Edition", Edition::parse)?.unwrap_or(Edition::Sales);
+        let (organization_url, version_in_url) =
+            if edition.is_dataverse() { parse_org_url(org)? } else { (parse_finops_url(org)?, None) };
+        let adfs_server = match given.get("ADFSServer") {
+            Some(v) => Some(parse_secure_url("ADFSServer", v)?),
+            None => None,
+        };
         let api_version = match given.get("ApiVersion") {
             Some(v) => parse_api_version(v)?,
             None => match version_in_url {
@@ -445,7 +490,7 @@ impl ConnectionConfig {
         };
         Ok(Self {
             organization_url,
-            edition: given.parse("Edition", Edition::parse)?.unwrap_or(Edition::Sales),
+            edition,
             api_version,
             auth_scheme,
             initiate_oauth: given.parse("InitiateOAuth", InitiateOAuth::parse)?,
@@ -491,15 +536,45 @@ impl ConnectionConfig {
             ssl_server_cert: given.get("SSLServerCert").map(str::to_string),
             proxy,
             proxy_auto_detect: given.parse("ProxyAutoDetect", |v| parse_bool("ProxyAutoDetect", v))?.unwrap_or(false),
+            user: given.get("User").map(str::to_string),
+            password: given.secret("Password"),
+            adfs_server,
             pass_through,
             from_environment,
         })
     }
 
-    /// The organization URL without trailing slash (`https://org.crm.dynamics.com`): the
-    /// Dataverse resource.
+    /// The token resource: the organization URL without trailing slash
+    /// (`https://org.crm.dynamics.com`, `https://env.operations.dynamics.com`), or for the
+    /// Human Resources legacy URL (`…/namespaces/{guid}`) the Human Resources resource
+    /// `http://hr.talent.dynamics.com`.
     pub fn resource(&self) -> String {
+        if self.is_hr_legacy() {
+            return HR_LEGACY_RESOURCE.to_string();
+        }
         self.organization_url.as_str().trim_end_matches('/').to_string()
+    }
+
+    /// Whether the URL is the standalone Human Resources form (`…/namespaces/{guid}`).
+    pub fn is_hr_legacy(&self) -> bool {
+        self.edition == Edition::HumanResources
+            && self
+                .organization_url
+                .path()
+                .trim_matches('/')
+                .split('/')
+                .next()
+                .is_some_and(|s| s.eq_ignore_ascii_case("namespaces"))
+    }
+
+    /// The root of the data service: the Web API for the Dataverse editions, `{url}/data/`
+    /// for Finance & Operations and Human Resources.
+    pub fn service_root(&self) -> String {
+        if self.edition.is_dataverse() {
+            self.web_api_url()
+        } else {
+            format!("{}/data/", self.organization_url.as_str().trim_end_matches('/'))
+        }
     }
 
     /// The Web API root (`https://org.crm.dynamics.com/api/data/v9.2/`).
@@ -518,6 +593,11 @@ impl ConnectionConfig {
         match &self.scope {
             Some(s) if s.split_whitespace().any(|x| x.eq_ignore_ascii_case("offline_access")) => s.clone(),
             Some(s) => format!("{s} offline_access"),
+            // Finance & Operations' delegated permissions are several (`Odata.FullAccess`, …):
+            // `.default` asks for those the app was granted.
+            None if !self.edition.is_dataverse() && !self.is_hr_legacy() => {
+                format!("{}/.default offline_access openid profile", self.resource())
+            }
             None => format!("{}/user_impersonation offline_access openid profile", self.resource()),
         }
     }

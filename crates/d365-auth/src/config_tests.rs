@@ -144,3 +144,43 @@ fn ssl_cert_file_errors_name_the_variable() {
     let e = crate::http::client(&c).unwrap_err().to_string();
     assert!(e.starts_with("SSL_CERT_FILE: cannot read"), "{e}");
 }
+
+#[test]
+fn finance_and_operations_urls_keep_their_path_and_name_their_resource() {
+    let c =
+        parse("OrganizationUrl=https://usnconeboxax1aos.cloud.onebox.dynamics.com/data/;Edition=FinOpsOnline").unwrap();
+    assert_eq!(c.resource(), "https://usnconeboxax1aos.cloud.onebox.dynamics.com");
+    assert_eq!(c.service_root(), "https://usnconeboxax1aos.cloud.onebox.dynamics.com/data/");
+    assert_eq!(c.app_scope(), "https://usnconeboxax1aos.cloud.onebox.dynamics.com/.default");
+    assert!(c.delegated_scope().starts_with("https://usnconeboxax1aos.cloud.onebox.dynamics.com/.default "));
+    // an environment behind a path (the emulator's)
+    let c = parse("OrganizationUrl=https://localhost:8443/fno;Edition=FinOpsOnline").unwrap();
+    assert_eq!(c.resource(), "https://localhost:8443/fno");
+    assert_eq!(c.service_root(), "https://localhost:8443/fno/data/");
+    // the standalone Human Resources URL and its resource
+    let c = parse(
+        "OrganizationUrl=https://aos-rts-sf-1.hr.talent.dynamics.com/namespaces/1b3c5d7e-0000-4000-8000-000000000001/data/JobTypes;Edition=HumanResources",
+    );
+    assert!(c.is_err(), "an entity path is not an environment URL");
+    let c = parse(
+        "OrganizationUrl=https://aos-rts-sf-1.hr.talent.dynamics.com/namespaces/1b3c5d7e-0000-4000-8000-000000000001/data/;Edition=HumanResources",
+    )
+    .unwrap();
+    assert!(c.is_hr_legacy());
+    assert_eq!(c.resource(), "http://hr.talent.dynamics.com");
+    assert_eq!(c.app_scope(), "http://hr.talent.dynamics.com/.default");
+    assert_eq!(
+        c.service_root(),
+        "https://aos-rts-sf-1.hr.talent.dynamics.com/namespaces/1b3c5d7e-0000-4000-8000-000000000001/data/"
+    );
+    // Dataverse URLs still refuse paths
+    assert!(parse("OrganizationUrl=https://x.crm.dynamics.com/fno").is_err());
+    // AD FS properties, the password kept secret
+    let c = parse(
+        "OrganizationUrl=https://ax.contoso.com;Edition=FinOpsOnPremise;AuthScheme=ADFS;ADFSServer=adfs.contoso.com;User=CONTOSO\\jane;Password=pw-value-123",
+    )
+    .unwrap();
+    assert_eq!(c.adfs_server.as_ref().map(|u| u.as_str()), Some("https://adfs.contoso.com/"));
+    assert_eq!(c.user.as_deref(), Some("CONTOSO\\jane"));
+    assert!(!format!("{c:?}").contains("pw-value-123"));
+}

@@ -52,7 +52,7 @@ impl Edition {
     }
 
     /// Whether this edition is served by the Dataverse Web API (the others use the Finance &
-    /// Operations OData service, not supported yet).
+    /// Operations OData service at `{url}/data/`).
     pub fn is_dataverse(self) -> bool {
         !matches!(self, Self::HumanResources | Self::FinOpsOnline | Self::FinOpsOnPremise)
     }

@@ -23,7 +23,8 @@ use url::Url;
 use crate::cache::CachedProvider;
 use crate::certificate::{CertificateCredential, FederatedAssertion};
 use crate::cloud::{Authority, AzureEnvironment};
-use crate::config::{AuthScheme, ConnectionConfig, GrantType, InitiateOAuth};
+use crate::config::{AuthScheme, ConnectionConfig, Edition, GrantType, InitiateOAuth};
+use crate::flows::adfs::AdfsSource;
 use crate::flows::app_only::ClientCredentialsSource;
 use crate::flows::delegated::{DelegatedMode, DelegatedSource, default_file_name};
 use crate::flows::managed_identity::ManagedIdentitySource;
@@ -54,12 +55,23 @@ pub enum Flow {
     Delegated,
     /// A signed-in user's given refresh token (`REFRESH`).
     DelegatedRefresh,
+    /// AD FS client credentials (on-premises Finance & Operations).
+    AdfsClientSecret,
+    /// AD FS password grant (on-premises Finance & Operations).
+    AdfsPassword,
 }
 
 impl Flow {
     /// Whether the flow acts as an application (no user).
     pub fn is_app_only(self) -> bool {
-        matches!(self, Flow::ClientSecret | Flow::ClientCertificate | Flow::WorkloadIdentity | Flow::ManagedIdentity)
+        matches!(
+            self,
+            Flow::ClientSecret
+                | Flow::ClientCertificate
+                | Flow::WorkloadIdentity
+                | Flow::ManagedIdentity
+                | Flow::AdfsClientSecret
+        )
     }
 }
 
@@ -69,20 +81,13 @@ fn missing(key: &'static str, flow: &str, alternatives: &str) -> ConfigError {
 
 /// Decides the flow, checking that the properties it needs are there.
 pub fn plan(config: &ConnectionConfig) -> Result<Flow, ConfigError> {
-    if !config.edition.is_dataverse() {
-        return Err(ConfigError::NotSupported(format!(
-            "Edition={} uses the Finance & Operations OData service, which d365 does not support yet; the Dataverse editions are Sales, CustomerService, FieldService, Marketing and ProjectOperations",
-            config.edition.name()
-        )));
+    if config.edition == Edition::FinOpsOnPremise || config.auth_scheme == AuthScheme::Adfs {
+        return plan_adfs(config);
     }
-    match config.auth_scheme {
-        AuthScheme::AzurePassword | AuthScheme::Adfs => {
-            return Err(ConfigError::NotSupported(format!(
-                "AuthScheme={} is not supported (user-name/password sign-in is deprecated by Microsoft): use AuthScheme=AzureAD (browser or device code) or a service principal",
-                config.auth_scheme.name()
-            )));
-        }
-        _ => {}
+    if config.auth_scheme == AuthScheme::AzurePassword {
+        return Err(ConfigError::NotSupported(
+            "AuthScheme=AzurePassword is not supported (user-name/password sign-in is deprecated by Microsoft): use AuthScheme=AzureAD (browser or device code) or a service principal".into(),
+        ));
     }
     if config.grant_type == GrantType::Password {
         return Err(ConfigError::NotSupported(
@@ -159,6 +164,53 @@ pub fn plan(config: &ConnectionConfig) -> Result<Flow, ConfigError> {
     }
 }
 
+/// The flows of an on-premises Finance & Operations environment, which signs in through AD FS
+/// (`AuthScheme=ADFS;ADFSServer=…`): client credentials with `OAuthClientId` and
+/// `OAuthClientSecret`, or the password grant with `User`, `Password` and `OAuthClientId`; a
+/// token given in `OAuthAccessToken` works too.
+fn plan_adfs(config: &ConnectionConfig) -> Result<Flow, ConfigError> {
+    let on_premise = config.edition == Edition::FinOpsOnPremise;
+    if !on_premise {
+        return Err(ConfigError::NotSupported(format!(
+            "AuthScheme=ADFS is for on-premises Finance & Operations (Edition=FinOpsOnPremise), not Edition={}: sign in to the online services through Entra ID (AuthScheme=AzureAD or AzureServicePrincipal)",
+            config.edition.name()
+        )));
+    }
+    if config.auth_scheme == AuthScheme::OAuth || config.initiate_oauth == Some(InitiateOAuth::Off) {
+        return if config.access_token.is_some() {
+            Ok(Flow::GivenToken)
+        } else {
+            Err(missing("OAuthAccessToken", "InitiateOAuth=OFF", ""))
+        };
+    }
+    if config.auth_scheme != AuthScheme::Adfs {
+        return Err(ConfigError::NotSupported(format!(
+            "Edition=FinOpsOnPremise signs in through AD FS, not AuthScheme={}: use AuthScheme=ADFS;ADFSServer=https://adfs.contoso.com with OAuthClientId and OAuthClientSecret (or User and Password)",
+            config.auth_scheme.name()
+        )));
+    }
+    const FLOW: &str = "AuthScheme=ADFS";
+    if config.adfs_server.is_none() {
+        return Err(missing("ADFSServer", FLOW, " (the AD FS server, such as https://adfs.contoso.com)"));
+    }
+    if config.client_id.is_none() {
+        return Err(missing("OAuthClientId", FLOW, " (the client id of the application group registered in AD FS)"));
+    }
+    match (&config.user, &config.password, &config.client_secret) {
+        (Some(_), Some(_), _) => Ok(Flow::AdfsPassword),
+        (Some(_), None, _) => Err(missing("Password", "AuthScheme=ADFS with User", "")),
+        (None, Some(_), _) => {
+            Err(missing("User", "AuthScheme=ADFS with Password", " (such as CONTOSO\\jane or jane@contoso.com)"))
+        }
+        (None, None, Some(_)) => Ok(Flow::AdfsClientSecret),
+        (None, None, None) => Err(missing(
+            "OAuthClientSecret",
+            FLOW,
+            " (the secret of the server application in AD FS; or User and Password for the password grant)",
+        )),
+    }
+}
+
 /// The Entra ID host for the configuration.
 pub fn authority_host(config: &ConnectionConfig) -> Url {
     let env_host = config.from_environment.contains(&"AzureAuthorityHost");
@@ -200,6 +252,16 @@ impl Context {
     pub async fn app_authority(&self) -> Result<Authority, AuthError> {
         if let Some(t) = &self.config.tenant {
             return Ok(Authority::new(self.host.clone(), t.clone()));
+        }
+        if !self.config.edition.is_dataverse() {
+            // Discovery reads the Dataverse Web API's 401 challenge, which Finance & Operations
+            // does not send in that form.
+            return Err(ConfigError::MissingKey {
+                key: "AzureTenant",
+                flow: format!("app-only sign-in to Edition={}", self.config.edition.name()),
+                alternatives: " (the tenant id or domain, such as contoso.onmicrosoft.com; or the AZURE_TENANT_ID environment variable)".into(),
+            }
+            .into());
         }
         let tenant = self
             .discovered_tenant
@@ -336,6 +398,7 @@ pub fn provider_from_config(
         Flow::ManagedIdentity => Box::new(ManagedIdentitySource::new(ctx.clone())?),
         Flow::Delegated => Box::new(delegated_source(&ctx, DelegatedMode::GetAndRefresh)?),
         Flow::DelegatedRefresh => Box::new(delegated_source(&ctx, DelegatedMode::Refresh)?),
+        Flow::AdfsClientSecret | Flow::AdfsPassword => Box::new(AdfsSource::new(ctx.clone(), flow)?),
         Flow::GivenToken => return Ok(Arc::new(given_token(config))),
     };
     Ok(Arc::new(CachedProvider::new(source, options.clock.clone(), options.refresh_margin)))
@@ -397,6 +460,28 @@ mod tests {
     }
 
     #[test]
+    fn on_premises_finance_and_operations_signs_in_through_adfs() {
+        let adfs = "Edition=FinOpsOnPremise;AuthScheme=ADFS;ADFSServer=https://adfs.contoso.com";
+        assert_eq!(flow(&format!("{adfs};OAuthClientId=c;OAuthClientSecret=s")).unwrap(), Flow::AdfsClientSecret);
+        assert_eq!(flow(&format!("{adfs};OAuthClientId=c;User=CONTOSO\\jane;Password=p")).unwrap(), Flow::AdfsPassword);
+        assert_eq!(flow("Edition=FinOpsOnPremise;InitiateOAuth=OFF;OAuthAccessToken=t").unwrap(), Flow::GivenToken);
+        let err = |s: &str| flow(s).unwrap_err().to_string();
+        assert!(err(&format!("{adfs};OAuthClientSecret=s")).contains("needs OAuthClientId"));
+        assert!(err(&format!("{adfs};OAuthClientId=c")).contains("needs OAuthClientSecret"));
+        assert!(err(&format!("{adfs};OAuthClientId=c;User=u")).contains("needs Password"));
+        assert!(err("Edition=FinOpsOnPremise;AuthScheme=ADFS;OAuthClientId=c").contains("needs ADFSServer"));
+        let e = err("Edition=FinOpsOnPremise;AuthScheme=AzureServicePrincipal;OAuthClientId=c;OAuthClientSecret=s");
+        assert!(e.contains("signs in through AD FS") && e.contains("AuthScheme=ADFS"), "{e}");
+        let e = err("AuthScheme=ADFS;ADFSServer=https://adfs.contoso.com;OAuthClientId=c;OAuthClientSecret=s");
+        assert!(e.contains("Edition=FinOpsOnPremise"), "{e}");
+        // the online editions use the Entra ID flows
+        assert_eq!(
+            flow("Edition=FinOpsOnline;AuthScheme=AzureServicePrincipal;OAuthClientId=c;OAuthClientSecret=s").unwrap(),
+            Flow::ClientSecret
+        );
+    }
+
+    #[test]
     fn flows_from_properties() {
         assert_eq!(flow("").unwrap(), Flow::Delegated);
         assert_eq!(flow("InitiateOAuth=GETANDREFRESH;OAuthVerifier=abc").unwrap(), Flow::Delegated);
@@ -433,7 +518,7 @@ mod tests {
                 .contains("OAuthGrantType=CLIENT needs OAuthClientSecret")
         );
         assert!(flow("AuthScheme=AzurePassword").unwrap_err().to_string().contains("not supported"));
-        assert!(flow("Edition=HumanResources").unwrap_err().to_string().contains("not support yet"));
+        assert_eq!(flow("Edition=HumanResources").unwrap(), Flow::Delegated);
         assert!(flow("AuthScheme=OAuth").unwrap_err().to_string().contains("needs OAuthAccessToken"));
     }
 

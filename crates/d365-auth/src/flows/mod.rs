@@ -1,5 +1,6 @@
 //! One module per sign-in flow.
 
+pub mod adfs;
 pub mod app_only;
 pub mod auth_code;
 pub mod delegated;

@@ -194,8 +194,9 @@ async fn configuration_errors_name_the_key_and_the_flow() {
     assert!(e.to_string().contains("needs OAuthJWTCert"), "{e}");
     let e = provider_from_config(&env.config("AuthScheme=AzureServicePrincipal"), &env.options()).unwrap_err();
     assert!(e.to_string().contains("needs OAuthClientId"), "{e}");
-    let e = provider_from_config(&env.config("Edition=FinOpsOnline"), &env.options()).unwrap_err();
-    assert!(e.to_string().contains("not support yet"), "{e}");
+    let e =
+        provider_from_config(&env.config("Edition=FinOpsOnPremise;AuthScheme=AzureAD"), &env.options()).unwrap_err();
+    assert!(e.to_string().contains("signs in through AD FS"), "{e}");
     let e = provider_from_config(
         &env.config("CallbackURL=https://app.example.com/cb"),
         &env.options().with_interactive(Interactive::Browser),
