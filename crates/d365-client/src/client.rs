@@ -43,6 +43,8 @@ pub struct ClientOptions {
     pub retry: RetryConfig,
     /// Time source of the retry policy (tests use [`ManualClock`](crate::retry::ManualClock)).
     pub clock: Arc<dyn Clock>,
+    /// The data service (Dataverse by default).
+    pub service: crate::service::Service,
 }
 
 impl ClientOptions {
@@ -65,6 +67,7 @@ impl Default for ClientOptions {
             user_agent: concat!("d365/", env!("CARGO_PKG_VERSION")).into(),
             retry: RetryConfig::default(),
             clock: Arc::new(TokioClock),
+            service: crate::service::Service::Dataverse,
         }
     }
 }
@@ -81,6 +84,7 @@ impl fmt::Debug for ClientOptions {
             .field("max_page_size", &self.max_page_size)
             .field("user_agent", &self.user_agent)
             .field("retry", &self.retry)
+            .field("service", &self.service)
             .finish()
     }
 }
@@ -211,8 +215,12 @@ impl DataverseClient {
             )));
         }
         let version = options.api_version.trim_start_matches('v');
+        let root = match options.service {
+            crate::service::Service::Dataverse => format!("api/data/v{version}/"),
+            crate::service::Service::FinOps(_) => "data/".to_string(),
+        };
         let base = org_url
-            .join(&format!("api/data/v{version}/"))
+            .join(&root)
             .map_err(|e| ClientError::InvalidArgument(format!("API version '{}': {e}", options.api_version)))?;
         let mut builder = reqwest::Client::builder()
             .user_agent(options.user_agent.clone())
@@ -251,9 +259,15 @@ impl DataverseClient {
         &self.inner.org_url
     }
 
-    /// The Web API root, `{org}/api/data/v{version}/`.
+    /// The service root: the Web API's `{org}/api/data/v{version}/`, or Finance &
+    /// Operations' `{org}/data/`.
     pub fn base_url(&self) -> &Url {
         &self.inner.base
+    }
+
+    /// The data service this client talks to.
+    pub fn service(&self) -> crate::service::Service {
+        self.inner.options.service
     }
 
     /// The options the client was built with.

@@ -263,12 +263,41 @@ struct ErrorDetail {
     code: Option<String>,
     #[serde(default)]
     message: Option<String>,
+    #[serde(default)]
+    innererror: Option<InnerError>,
 }
 
-/// Parses a Dataverse error body into `(code, message)`; `None` when the body is not one.
+/// Finance & Operations' detail (`innererror`): the real message and the exception type.
+#[derive(serde::Deserialize)]
+struct InnerError {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+}
+
+/// Parses an OData error body into `(code, message)`; `None` when the body is not one.
+///
+/// Dataverse puts the message in `error.message`. Finance & Operations sends an empty `code`,
+/// the generic "An error has occurred." as `message`, and the real message (and exception
+/// type) in `innererror`: that message is the one returned, with the type's last name.
 pub(crate) fn parse_error_body(body: &[u8]) -> Option<(Option<String>, String)> {
     let b: ErrorBody = serde_json::from_slice(body).ok()?;
-    Some((b.error.code, b.error.message.unwrap_or_default()))
+    let code = b.error.code.filter(|c| !c.is_empty());
+    let outer = b.error.message.unwrap_or_default();
+    let inner = b.error.innererror.and_then(|i| {
+        let m = i.message.filter(|m| !m.trim().is_empty())?;
+        Some(match i.kind.as_deref().and_then(|k| k.rsplit('.').next()).filter(|k| !k.is_empty()) {
+            Some(k) => format!("{} ({k})", m.trim()),
+            None => m.trim().to_string(),
+        })
+    });
+    let message = match inner {
+        Some(i) if outer.is_empty() || outer == "An error has occurred." => i,
+        Some(i) if !outer.contains(&i) => format!("{outer} {i}"),
+        _ => outer,
+    };
+    Some((code, message))
 }
 
 /// The first part of a non-JSON body, for messages (at most 300 characters, one line).
@@ -315,6 +344,16 @@ mod tests {
         assert_eq!(code.as_deref(), Some("0x80040217"));
         assert_eq!(msg, "gone");
         assert!(parse_error_body(b"<html>").is_none());
+        // Finance & Operations: empty code, the message in innererror
+        let (code, msg) = parse_error_body(
+            br#"{"error":{"code":"","message":"An error has occurred.","innererror":{"message":"Write failed for table row of type 'CustCustomerV3Entity'. Infolog: Error: The record already exists.","type":"Microsoft.Dynamics.Platform.Integration.Services.OData.AxODataWriteException","stacktrace":""}}}"#,
+        )
+        .unwrap();
+        assert_eq!(code, None);
+        assert_eq!(
+            msg,
+            "Write failed for table row of type 'CustCustomerV3Entity'. Infolog: Error: The record already exists. (AxODataWriteException)"
+        );
         assert_eq!(body_excerpt(b"a\n  b"), "a b");
     }
 

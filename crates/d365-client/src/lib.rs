@@ -19,6 +19,7 @@
 
 mod client;
 mod error;
+mod finops_metadata;
 mod metadata;
 mod metadata_cache;
 mod paging;
@@ -28,11 +29,13 @@ mod query;
 mod records;
 mod request_log;
 mod retry;
+mod service;
 mod slim_page;
 pub mod write;
 
 pub use client::{ApiRequest, ApiResponse, ClientOptions, DataverseClient, ServerHints};
 pub use error::{Attempt, ClientError, ServiceError};
+pub use finops_metadata::{DATA_AREA_ID, REAL_SCALE};
 pub use metadata::{AttributeInfo, EntityInfo, EntityMetadata, KeyInfo, OptionInfo, RelationshipInfo};
 pub use metadata_cache::{CacheOptions, Metadata, MetadataCache, default_cache_root};
 pub use paging::{Page, PageBody, PageStream};
@@ -45,6 +48,7 @@ pub use query::{
 pub use records::{KeyValue, Record, RecordKey, UpsertMode, WhoAmI, id_from_entity_uri, lookup_bind, record_path};
 pub use request_log::{RequestEvent, RequestHook, RequestLog, RequestStats};
 pub use retry::{Clock, ManualClock, RetryConfig, RetryPolicy, SleepFuture, TokioClock, parse_retry_after};
+pub use service::{FINOPS_MAX_PAGE_SIZE, FinOpsSettings, Service};
 pub use write::{BulkMode, RowError, WriteError, WriteOp, WriteOptions, WriteProgress, WriteReport, WriteRow, write};
 
 pub use d365_auth::{AccessToken, AuthError, TokenProvider};

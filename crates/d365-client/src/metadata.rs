@@ -49,6 +49,9 @@ pub struct EntityInfo {
     pub is_activity: bool,
     /// Whether it is an N:N intersect table.
     pub is_intersect: bool,
+    /// Whether it is a Finance & Operations data entity (served at `/data`, F&O dialect).
+    #[serde(default)]
+    pub data_entity: bool,
 }
 
 /// A choice option (also the two options of a yes/no column).
@@ -372,6 +375,7 @@ fn entity_from(o: &Map<String, Value>) -> EntityInfo {
         ownership: string(o, "OwnershipType").unwrap_or_default(),
         is_activity: boolean(o, "IsActivity"),
         is_intersect: boolean(o, "IsIntersect"),
+        data_entity: false,
     }
 }
 

@@ -208,7 +208,11 @@ impl Metadata {
         let list = match self.cached::<Vec<EntityInfo>>("entities") {
             Some(list) => list,
             None => {
-                let list = self.client.fetch_entities().await?;
+                let list = if self.client.service().is_finops() {
+                    self.client.fetch_finops_entities().await?
+                } else {
+                    self.client.fetch_entities().await?
+                };
                 self.store("entities", &list);
                 list
             }
@@ -239,6 +243,17 @@ impl Metadata {
         let name = format!("entity.{key}");
         let meta = match self.cached::<EntityMetadata>(&name) {
             Some(m) => m,
+            None if self.client.service().is_finops() => {
+                // Entity names are case-sensitive there: find the listed entity first.
+                let info = self.find_entity(logical_name).await?.ok_or_else(|| {
+                    ClientError::InvalidArgument(format!(
+                        "no data entity '{logical_name}' is exposed by the OData service (see `d365 tables`)"
+                    ))
+                })?;
+                let m = self.client.fetch_finops_entity(&info).await?;
+                self.store(&name, &m);
+                m
+            }
             None => {
                 let m = self.client.fetch_entity_metadata(&key).await?;
                 self.store(&name, &m);

@@ -288,6 +288,18 @@ impl DataverseClient {
     /// The exact first request `query` becomes with this client's defaults (URL, `Prefer`,
     /// row limit): what `--explain` prints and what [`page_stream`](Self::page_stream) sends.
     pub fn plan(&self, query: &Query) -> Result<RequestPlan, ClientError> {
+        if self.service().is_finops() {
+            // Finance & Operations pages by itself (up to 10,000 rows; a page-size preference
+            // is not documented) and reads one company unless asked for all.
+            let mut q = query.clone();
+            if self.service().cross_company() && !q.params.iter().any(|(k, _)| k == "cross-company") {
+                q.params.push(("cross-company".into(), "true".into()));
+            }
+            let mut plan = q.plan(self.base_url(), None)?;
+            plan.prefer = (!q.annotations.is_empty())
+                .then(|| format!("odata.include-annotations=\"{}\"", q.annotations.join(",")));
+            return Ok(plan);
+        }
         query.plan(self.base_url(), self.options().max_page_size)
     }
 

@@ -186,6 +186,13 @@ impl Connection {
         client_options.api_version = config.api_version.trim_start_matches('v').to_string();
         client_options.caller_id = config.caller_id;
         client_options.caller_object_id = config.caller_object_id;
+        if !config.edition.is_dataverse() {
+            let cross_company = match config.property("CrossCompany") {
+                None => false,
+                Some(v) => parse_flag("CrossCompany", v)?,
+            };
+            client_options.service = d365_client::Service::FinOps(d365_client::FinOpsSettings { cross_company });
+        }
         if let Some(t) = config.timeout {
             client_options.timeout = t;
         }
@@ -224,5 +231,14 @@ impl Connection {
         if let Some(emu) = self.demo {
             emu.shutdown().await;
         }
+    }
+}
+
+/// A yes/no connection property (`true`/`false`, `yes`/`no`, `1`/`0`, any case).
+fn parse_flag(key: &str, value: &str) -> Result<bool, Error> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" | "on" => Ok(true),
+        "false" | "no" | "0" | "off" => Ok(false),
+        _ => Err(Error::BadInput(format!("{key}={value} is not valid: expected true or false"))),
     }
 }

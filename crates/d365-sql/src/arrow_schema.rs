@@ -23,7 +23,7 @@
 //! valid for read, and types without a Web API value (images, files, party lists, …) are
 //! skipped.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use d365_client::{AttributeInfo, EntityInfo, EntityMetadata, FORMATTED_VALUE, LOOKUP_LOGICAL_NAME};
@@ -99,6 +99,8 @@ pub enum FilterKind {
     Text,
     /// GUID (primary keys and lookups).
     Guid,
+    /// A Finance & Operations enum (member names, `eq`/`ne` only).
+    Enum,
     /// Not translatable (virtual columns, multi-select choices, entity names).
     None,
 }
@@ -139,6 +141,30 @@ pub struct TableSchema {
     pub columns: Vec<ColumnSpec>,
     /// The Arrow schema (one field per column).
     pub arrow: SchemaRef,
+    /// The service's `$filter` dialect.
+    pub dialect: Dialect,
+    /// Finance & Operations enum columns: property → enum type and member names.
+    pub enums: HashMap<String, EnumType>,
+}
+
+/// Which OData dialect a table's filters are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// The Dataverse Web API (query functions such as `Microsoft.Dynamics.CRM.In`, `contains`).
+    #[default]
+    Dataverse,
+    /// Finance & Operations `/data`: no `in`, no string functions (wildcards `'*x*'` in `eq`
+    /// instead), enum literals `Microsoft.Dynamics.DataEntities.T'Member'`, dates as midday UTC.
+    FinOps,
+}
+
+/// A Finance & Operations enum type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnumType {
+    /// Its name (`NoYes`).
+    pub name: String,
+    /// Its member names (`No`, `Yes`).
+    pub members: Vec<String>,
 }
 
 impl TableSchema {
@@ -170,6 +196,8 @@ fn value_kind(a: &AttributeInfo) -> Option<(ValueKind, FilterKind, bool)> {
         "DateTime" if a.is_date_only() => (ValueKind::Date32, FilterKind::Date, true),
         "DateTime" => (ValueKind::Timestamp, FilterKind::Timestamp, true),
         "Uniqueidentifier" | "Lookup" | "Customer" | "Owner" => (ValueKind::Utf8, FilterKind::Guid, false),
+        // Finance & Operations enums travel as member names.
+        "Enum" => (ValueKind::Utf8, FilterKind::Enum, false),
         _ => return None,
     })
 }
@@ -231,7 +259,22 @@ pub fn table_schema(meta: &EntityMetadata) -> TableSchema {
         }
     }
     let fields: Vec<Field> = columns.iter().map(|c| Field::new(&c.name, c.kind.data_type(), true)).collect();
+    let enums = meta
+        .attributes
+        .iter()
+        .filter(|a| a.attribute_type == "Enum")
+        .filter_map(|a| {
+            let name = a.option_set_name.clone()?;
+            Some((
+                a.logical_name.clone(),
+                EnumType { name, members: a.options.iter().map(|o| o.label.clone()).collect() },
+            ))
+        })
+        .collect();
+    let dialect = if meta.entity.data_entity { Dialect::FinOps } else { Dialect::Dataverse };
     TableSchema {
+        dialect,
+        enums,
         entity_set: meta.entity.entity_set_name.clone().unwrap_or_default(),
         primary_key: primary,
         entity: meta.entity.clone(),

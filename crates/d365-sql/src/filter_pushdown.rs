@@ -35,7 +35,7 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::expr::{Between, InList, Like};
 use datafusion::logical_expr::{BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
 
-use crate::arrow_schema::{ColumnRole, ColumnSpec, FilterKind, TableSchema, ValueKind};
+use crate::arrow_schema::{ColumnRole, ColumnSpec, Dialect, FilterKind, TableSchema, ValueKind};
 use crate::values::{format_date, format_decimal, format_timestamp_whole_seconds, parse_decimal};
 
 /// An OData `$filter` expression and whether it is exact (else a superset).
@@ -228,10 +228,11 @@ fn comparison(left: &Expr, op: Operator, right: &Expr, t: &TableSchema, neg: boo
     let op = if neg { negate(op)? } else { op };
     let name = odata_op(op)?;
     let (c, _) = column(col_expr, t)?;
-    let lit = odata_literal(c, value)?;
+    let lit = literal_for(c, value, t)?;
     let p = &c.property;
     let text = format!("{p} {name} {}", lit.text);
     match c.filter {
+        FilterKind::Enum => matches!(op, Operator::Eq | Operator::NotEq).then_some(ODataFilter { text, exact: true }),
         FilterKind::Text => (op == Operator::Eq).then_some(ODataFilter { text, exact: false }),
         FilterKind::Guid => match op {
             Operator::Eq => Some(ODataFilter { text, exact: lit.canonical }),
@@ -304,6 +305,32 @@ fn rescale(value: i128, from: i8, to: i8) -> Option<i128> {
     (value % p == 0).then_some(value / p)
 }
 
+/// The literal of `v` for column `c` in the table's dialect. Finance & Operations writes enum
+/// values as `Microsoft.Dynamics.DataEntities.T'Member'` (only members: any other text matches
+/// no row in SQL and would be refused by the service), dates as midday UTC (how date fields
+/// are stored and sent), and reads `*` in a string as a wildcard (such strings are not sent).
+fn literal_for(c: &ColumnSpec, v: &ScalarValue, t: &TableSchema) -> Option<Lit> {
+    if t.dialect != Dialect::FinOps {
+        return odata_literal(c, v);
+    }
+    match c.filter {
+        FilterKind::Enum => {
+            let e = t.enums.get(&c.property)?;
+            let s = str_value(v)?;
+            e.members
+                .iter()
+                .any(|m| m == s)
+                .then(|| Lit { text: format!("Microsoft.Dynamics.DataEntities.{}'{s}'", e.name), canonical: true })
+        }
+        FilterKind::Date => {
+            let ScalarValue::Date32(Some(d)) = v else { return None };
+            Some(Lit { text: format!("{}T12:00:00Z", format_date(*d)?), canonical: true })
+        }
+        FilterKind::Text if str_value(v)?.contains('*') => None,
+        _ => odata_literal(c, v),
+    }
+}
+
 fn odata_literal(c: &ColumnSpec, v: &ScalarValue) -> Option<Lit> {
     let plain = |text: String| Some(Lit { text, canonical: true });
     match c.filter {
@@ -356,7 +383,7 @@ fn odata_literal(c: &ColumnSpec, v: &ScalarValue) -> Option<Lit> {
             let canonical_text = canonical_guid(s)?;
             Some(Lit { canonical: canonical_text == s, text: canonical_text })
         }
-        FilterKind::None => None,
+        FilterKind::None | FilterKind::Enum => None,
     }
 }
 
@@ -397,9 +424,22 @@ fn in_list(e: &Expr, list: &[Expr], negated: bool, t: &TableSchema) -> Option<OD
     if list.is_empty() || list.len() > 500 {
         return None;
     }
-    let lits: Vec<Lit> = list.iter().map(|x| literal(x).and_then(|v| odata_literal(c, v))).collect::<Option<_>>()?;
+    let lits: Vec<Lit> = list.iter().map(|x| literal(x).and_then(|v| literal_for(c, v, t))).collect::<Option<_>>()?;
     let p = &c.property;
     let all_canonical = lits.iter().all(|l| l.canonical);
+    if t.dialect == Dialect::FinOps {
+        // No `in` there: a chain of `eq` (or of `ne` for NOT IN).
+        if (c.filter == FilterKind::Text && negated) || c.filter == FilterKind::Boolean || lits.len() > 100 {
+            return None;
+        }
+        let (op, join) = if negated { ("ne", " and ") } else { ("eq", " or ") };
+        let parts: Vec<String> = lits.iter().map(|l| format!("{p} {op} {}", l.text)).collect();
+        let text = if parts.len() == 1 { parts.join("") } else { format!("({})", parts.join(join)) };
+        return Some(ODataFilter {
+            text,
+            exact: c.filter != FilterKind::Text && (c.filter != FilterKind::Guid || all_canonical),
+        });
+    }
     match (c.filter, negated) {
         (FilterKind::Text, true) | (FilterKind::Boolean, _) => None,
         (FilterKind::Guid, true) if !all_canonical => None,
@@ -425,12 +465,15 @@ fn query_function_value(lit: &str) -> String {
 
 fn between(e: &Expr, low: &Expr, high: &Expr, negated: bool, t: &TableSchema) -> Option<ODataFilter> {
     let (c, _) = column(e, t)?;
-    if matches!(c.filter, FilterKind::Text | FilterKind::Guid | FilterKind::Boolean) {
+    if matches!(c.filter, FilterKind::Text | FilterKind::Guid | FilterKind::Boolean | FilterKind::Enum) {
         return None;
     }
-    let lo = odata_literal(c, literal(low)?)?;
-    let hi = odata_literal(c, literal(high)?)?;
+    let lo = literal_for(c, literal(low)?, t)?;
+    let hi = literal_for(c, literal(high)?, t)?;
     let p = &c.property;
+    if t.dialect == Dialect::FinOps && !negated {
+        return exact(format!("({p} ge {} and {p} le {})", lo.text, hi.text));
+    }
     if negated {
         exact(format!("({p} lt {} or {p} gt {})", lo.text, hi.text))
     } else {
@@ -467,6 +510,16 @@ fn like_filter(like: &Like, neg: bool, t: &TableSchema) -> Option<ODataFilter> {
     };
     if inner.is_empty() || inner.contains(['%', '_', '\\', '[']) {
         return None;
+    }
+    if t.dialect == Dialect::FinOps {
+        // Finance & Operations has no string functions: `eq` with `*` wildcards (a superset:
+        // the service compares without regard to case).
+        if inner.contains('*') {
+            return None;
+        }
+        let lead = if starts { "*" } else { "" };
+        let tail = if ends { "*" } else { "" };
+        return superset(format!("{p} eq {}", string_literal(&format!("{lead}{inner}{tail}"))));
     }
     let value = string_literal(inner);
     let text = match (starts, ends) {

@@ -1,5 +1,5 @@
 use super::*;
-use crate::arrow_schema::table_schema;
+use crate::arrow_schema::{Dialect, table_schema};
 use d365_client::{AttributeInfo, EntityInfo, EntityMetadata};
 use datafusion::prelude::{col, lit};
 
@@ -47,6 +47,7 @@ fn table() -> TableSchema {
             ownership: "UserOwned".into(),
             is_activity: false,
             is_intersect: false,
+            data_entity: false,
         },
         attributes: vec![
             attr("thingid", "Uniqueidentifier"),
@@ -145,4 +146,96 @@ fn guids_are_exact_only_in_canonical_form() {
     assert_eq!(tr(col("thingid").not_eq(lit(g))), Some((format!("thingid ne {g}"), true)));
     assert_eq!(tr(col("parentid").eq(lit("not a guid"))), None);
     assert_eq!(tr(col("parentid").gt(lit(g))), None);
+}
+
+/// A Finance & Operations entity: text key, enum, date, UTC date-time, real.
+fn finops_table() -> TableSchema {
+    let mut blocked = attr("OnHoldStatus", "Enum");
+    blocked.option_set_name = Some("CustVendorBlocked".into());
+    blocked.options = ["No", "Invoice", "All"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| d365_client::OptionInfo {
+            value: i as i32,
+            label: (*n).into(),
+            state: None,
+            default_status: None,
+        })
+        .collect();
+    let mut ship = attr("RequestedShippingDate", "DateTime");
+    ship.format = Some("DateOnly".into());
+    let mut limit = attr("CreditLimit", "Decimal");
+    limit.precision = Some(16);
+    let mut key = attr("CustomerAccount", "String");
+    key.is_primary_id = true;
+    let mut meta_table = table();
+    meta_table.entity.logical_name = "CustomersV3".into();
+    let meta = EntityMetadata {
+        entity: EntityInfo {
+            logical_name: "CustomersV3".into(),
+            schema_name: "CustomerV3".into(),
+            entity_set_name: Some("CustomersV3".into()),
+            primary_id_attribute: "CustomerAccount".into(),
+            data_entity: true,
+            ..meta_table.entity
+        },
+        attributes: vec![key, attr("dataAreaId", "String"), blocked, ship, limit, attr("ModifiedDateTime", "DateTime")],
+        many_to_one: vec![],
+        one_to_many: vec![],
+        keys: vec![],
+    };
+    table_schema(&meta)
+}
+
+fn fo(e: Expr) -> Option<(String, bool)> {
+    translate(&e, &finops_table()).map(|f| (f.text, f.exact))
+}
+
+#[test]
+fn finance_and_operations_filters_use_its_dialect() {
+    let t = finops_table();
+    assert_eq!(t.dialect, Dialect::FinOps);
+    // SQL names are lower-case; the service's names keep their case.
+    assert_eq!(t.column("customeraccount").unwrap().1.property, "CustomerAccount");
+    // enums: member names, eq/ne only, exact
+    assert_eq!(
+        fo(col("onholdstatus").eq(lit("All"))),
+        Some(("OnHoldStatus eq Microsoft.Dynamics.DataEntities.CustVendorBlocked'All'".into(), true))
+    );
+    assert_eq!(
+        fo(col("onholdstatus").not_eq(lit("No"))),
+        Some(("OnHoldStatus ne Microsoft.Dynamics.DataEntities.CustVendorBlocked'No'".into(), true))
+    );
+    assert_eq!(fo(col("onholdstatus").eq(lit("all"))), None, "not a member: SQL finds nothing, the service refuses it");
+    assert_eq!(fo(col("onholdstatus").gt(lit("All"))), None);
+    // no `in`: a chain of eq
+    assert_eq!(
+        fo(col("onholdstatus").in_list(vec![lit("All"), lit("Invoice")], false)),
+        Some((
+            "(OnHoldStatus eq Microsoft.Dynamics.DataEntities.CustVendorBlocked'All' or OnHoldStatus eq Microsoft.Dynamics.DataEntities.CustVendorBlocked'Invoice')".into(),
+            true
+        ))
+    );
+    assert_eq!(
+        fo(col("dataareaid").in_list(vec![lit("usmf"), lit("usrt")], false)),
+        Some(("(dataAreaId eq 'usmf' or dataAreaId eq 'usrt')".into(), false))
+    );
+    assert_eq!(fo(col("dataareaid").in_list(vec![lit("usmf")], true)), None);
+    // LIKE becomes a wildcard; a literal `*` is never sent (it would be a wildcard)
+    assert_eq!(fo(col("customeraccount").like(lit("US-%"))), Some(("CustomerAccount eq 'US-*'".into(), false)));
+    assert_eq!(fo(col("customeraccount").like(lit("%01%"))), Some(("CustomerAccount eq '*01*'".into(), false)));
+    assert_eq!(fo(col("customeraccount").like(lit("%01"))), Some(("CustomerAccount eq '*01'".into(), false)));
+    assert_eq!(fo(col("customeraccount").eq(lit("A*"))), None);
+    assert_eq!(fo(col("customeraccount").like(lit("%A*%"))), None);
+    // dates are midday UTC; BETWEEN is a range
+    let day = lit(ScalarValue::Date32(Some(19_782)));
+    assert_eq!(
+        fo(col("requestedshippingdate").eq(day.clone())),
+        Some(("RequestedShippingDate eq 2024-02-29T12:00:00Z".into(), true))
+    );
+    let d = |v: i128| lit(ScalarValue::Decimal128(Some(v), 38, 0));
+    assert_eq!(
+        fo(col("creditlimit").between(d(1000), d(5000))),
+        Some(("(CreditLimit ge 1000.0000000000000000 and CreditLimit le 5000.0000000000000000)".into(), true))
+    );
 }

@@ -142,6 +142,10 @@ pub fn analyze(
     partial: SchemaRef,
 ) -> Result<AggregateSpec, Refusal> {
     let request = scan.request();
+    if scan.table().dialect == crate::arrow_schema::Dialect::FinOps {
+        // No `$apply` and no FetchXML on Finance & Operations' OData service.
+        return Err("Finance & Operations has no service-side aggregates".into());
+    }
     if request.fetch.is_some() || !request.order_by.is_empty() {
         return Err("the scan below is limited or ordered".into());
     }
