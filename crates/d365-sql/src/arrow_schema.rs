@@ -145,6 +145,9 @@ pub struct TableSchema {
     pub dialect: Dialect,
     /// Finance & Operations enum columns: property → enum type and member names.
     pub enums: HashMap<String, EnumType>,
+    /// Finance & Operations: the entity key, in key order (what key-range reads page on);
+    /// empty for Dataverse tables.
+    pub key_fields: Vec<d365_client::KeyField>,
 }
 
 /// Which OData dialect a table's filters are written in.
@@ -200,6 +203,34 @@ fn value_kind(a: &AttributeInfo) -> Option<(ValueKind, FilterKind, bool)> {
         "Enum" => (ValueKind::Utf8, FilterKind::Enum, false),
         _ => return None,
     })
+}
+
+/// The entity key of a Finance & Operations entity with how each field's values are written;
+/// empty when a key field is not a readable column of a comparable type.
+fn finops_key_fields(
+    meta: &EntityMetadata,
+    columns: &[ColumnSpec],
+    enums: &HashMap<String, EnumType>,
+) -> Vec<d365_client::KeyField> {
+    use d365_client::{KeyField, KeyKind};
+    let Some(key) = meta.keys.first() else { return Vec::new() };
+    let fields: Option<Vec<KeyField>> = key
+        .key_attributes
+        .iter()
+        .map(|name| {
+            let c = columns.iter().find(|c| c.role == ColumnRole::Value && c.property == *name)?;
+            let kind = match c.filter {
+                FilterKind::Text => KeyKind::Text,
+                FilterKind::Integer | FilterKind::Decimal | FilterKind::Float => KeyKind::Number,
+                FilterKind::Timestamp | FilterKind::Date => KeyKind::Instant,
+                FilterKind::Guid => KeyKind::Guid,
+                FilterKind::Enum => KeyKind::Enum(enums.get(name)?.name.clone()),
+                FilterKind::Boolean | FilterKind::None => return None,
+            };
+            Some(KeyField { name: name.clone(), kind })
+        })
+        .collect();
+    fields.unwrap_or_default()
 }
 
 /// Builds the SQL shape of a table from its metadata.
@@ -272,9 +303,11 @@ pub fn table_schema(meta: &EntityMetadata) -> TableSchema {
         })
         .collect();
     let dialect = if meta.entity.data_entity { Dialect::FinOps } else { Dialect::Dataverse };
+    let key_fields = if dialect == Dialect::FinOps { finops_key_fields(meta, &columns, &enums) } else { Vec::new() };
     TableSchema {
         dialect,
         enums,
+        key_fields,
         entity_set: meta.entity.entity_set_name.clone().unwrap_or_default(),
         primary_key: primary,
         entity: meta.entity.clone(),

@@ -113,6 +113,13 @@ impl DataverseScanExec {
     /// Whether [`Self::execute`] uses the partitioned scan: parallel on, nothing ordered or
     /// limited, and the table has the `createdon` column to partition on.
     pub fn is_partitioned(&self) -> bool {
+        if self.table.dialect == crate::arrow_schema::Dialect::FinOps {
+            // Finance & Operations: key ranges (see `d365_client::KeyField`).
+            return self.parallel
+                && self.request.fetch.is_none()
+                && self.request.order_by.is_empty()
+                && !self.table.key_fields.is_empty();
+        }
         self.parallel
             && self.request.fetch.is_none()
             && self.request.order_by.is_empty()
@@ -265,6 +272,9 @@ impl DataverseScanExec {
     /// The partitioned read: plan the ranges (two small probe requests, sent on the first
     /// poll), then decode each page as it arrives from any range.
     fn execute_partitioned(&self, query: Query, decoder: PageDecoder, partition: usize) -> SendableRecordBatchStream {
+        if self.table.dialect == crate::arrow_schema::Dialect::FinOps {
+            return self.execute_key_ranges(query, decoder, partition);
+        }
         let client = self.client.clone();
         let mut options = ScanOptions::new(self.table.primary_key.clone());
         options.column = PARTITION_COLUMN.to_string();
@@ -291,6 +301,30 @@ impl DataverseScanExec {
                 let keep: BooleanArray = (0..batch.num_rows()).map(|i| Some(!page.skipped.contains(&i))).collect();
                 batch = filter_record_batch(&batch, &keep)?;
             }
+            rows.add(batch.num_rows());
+            page_count.add(1);
+            bytes.add(page.body.len());
+            Ok(batch)
+        });
+        Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches))
+    }
+}
+
+/// Key ranges read at once by a Finance & Operations scan when `--parallel` is not given.
+pub const FINOPS_DEFAULT_PARALLEL: usize = 4;
+
+impl DataverseScanExec {
+    /// The Finance & Operations partitioned read: key ranges read concurrently, each paged
+    /// after its last key (exact while rows are inserted; see `d365_client::KeysetPage`).
+    fn execute_key_ranges(&self, query: Query, decoder: PageDecoder, partition: usize) -> SendableRecordBatchStream {
+        let parallel = self.parallelism.unwrap_or(FINOPS_DEFAULT_PARALLEL);
+        let pages = self.client.keyset_scan(&query, self.table.key_fields.clone(), parallel);
+        let rows = MetricBuilder::new(&self.metrics).output_rows(partition);
+        let page_count = MetricBuilder::new(&self.metrics).counter("pages", partition);
+        let bytes = MetricBuilder::new(&self.metrics).counter("bytes_received", partition);
+        let batches = pages.map(move |page| {
+            let page = page.map_err(|e| external(e.into()))?;
+            let batch = decoder.decode(&page.body, page.rows, page.rows).map_err(external)?;
             rows.add(batch.num_rows());
             page_count.add(1);
             bytes.add(page.body.len());
