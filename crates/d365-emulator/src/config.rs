@@ -206,6 +206,10 @@ pub const CERTIFICATE_APP: Uuid = uuid!("3c4d5e6f-1a2b-4c3d-8e9f-0a1b2c3d4e02");
 pub const DESKTOP_APP: Uuid = uuid!("3c4d5e6f-1a2b-4c3d-8e9f-0a1b2c3d4e03");
 /// Client id of the seeded public client that lacks admin consent.
 pub const UNCONSENTED_APP: Uuid = uuid!("3c4d5e6f-1a2b-4c3d-8e9f-0a1b2c3d4e04");
+/// Client id of the seeded confidential app that Entra ID issues Finance & Operations tokens
+/// to but that is not registered in F&O's "Microsoft Entra ID applications" (nor a Dataverse
+/// application user): F&O refuses it.
+pub const FNO_UNREGISTERED_APP: Uuid = uuid!("3c4d5e6f-1a2b-4c3d-8e9f-0a1b2c3d4e05");
 
 fn default_apps() -> Vec<AppConfig> {
     vec![
@@ -265,6 +269,17 @@ fn default_apps() -> Vec<AppConfig> {
             certificate: false,
             redirect_uris: vec!["http://localhost".into(), "http://localhost:33333".into()],
             admin_consent: false,
+            application_user_roles: vec![],
+            federated_credentials: vec![],
+        },
+        AppConfig {
+            name: "fno-unregistered".into(),
+            client_id: FNO_UNREGISTERED_APP,
+            confidential: true,
+            secrets: vec![SecretConfig { value: "emu~fno-unregistered~secret~0001".into(), expires: None }],
+            certificate: false,
+            redirect_uris: vec![],
+            admin_consent: true,
             application_user_roles: vec![],
             federated_credentials: vec![],
         },
@@ -390,13 +405,13 @@ mod tests {
         std::fs::write(&p, "[dataverse]\norganization_id='883278f5-07af-45eb-a0bc-3fea67caa544'\nbusiness_unit_id='5f9c8e21-3b0a-4d6e-9c1f-7a2b3c4d5e60'\ndop_hint=3\nexpire_change_tracking_days=7\n").unwrap();
         let c = Config::load(&p).unwrap();
         assert_eq!(c.dataverse.dop_hint, 3);
-        assert_eq!(c.apps.len(), 4);
+        assert_eq!(c.apps.len(), 5);
         let w = Config::default().with_worker_apps(3);
-        assert_eq!(w.apps.len(), 7);
+        assert_eq!(w.apps.len(), 8);
         let ids: std::collections::HashSet<_> = w.apps.iter().map(|a| a.client_id).collect();
-        assert_eq!(ids.len(), 7, "every worker app has its own client id");
-        assert_eq!(w.apps[6].name, "worker-3");
-        assert_eq!(w.apps[6].application_user_roles, ["Integration"]);
+        assert_eq!(ids.len(), 8, "every worker app has its own client id");
+        assert_eq!(w.apps[7].name, "worker-3");
+        assert_eq!(w.apps[7].application_user_roles, ["Integration"]);
         std::fs::write(&p, "[tenant]\nid='6f1c3a52-8d47-4e0b-9a31-2c5d7e8f9a10'\ndomian='x'\n").unwrap();
         let e = Config::load(&p).unwrap_err().to_string();
         assert!(e.contains("domian"), "{e}");

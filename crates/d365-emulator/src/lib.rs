@@ -1,8 +1,9 @@
 //! # d365-emulator
 //!
-//! A local stand-in for the two Microsoft services d365 talks to: Entra ID's token
-//! endpoints and the Dataverse Web API, served over HTTPS from one port and backed by
-//! SQLite. It follows the documented protocol (status codes, headers, error bodies, paging
+//! A local stand-in for the Microsoft services d365 talks to: Entra ID's token endpoints, the
+//! Dataverse Web API, Finance & Operations (online, on-premises with an AD FS server, and the
+//! Human Resources legacy endpoint; see [`fno`] and [`adfs`]), served over HTTPS from one port
+//! and backed by SQLite. It follows the documented protocol (status codes, headers, error bodies, paging
 //! cookies, limits), so third-party clients can be pointed at it unmodified.
 //!
 //! ```no_run
@@ -13,10 +14,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod adfs;
 pub mod clock;
 pub mod config;
 pub mod customize;
 pub mod error;
+pub mod fno;
 pub mod identity;
 pub mod options;
 pub mod pki;

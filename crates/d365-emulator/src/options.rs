@@ -43,6 +43,9 @@ pub struct EmulatorOptions {
     ///
     /// [`Config::with_worker_apps`]: crate::config::Config::with_worker_apps
     pub app_users: usize,
+    /// Customers to seed in the Finance & Operations store (other F&O entities get
+    /// proportional counts, see [`crate::fno::seed`]); `None`: the same as `rows`.
+    pub fno_rows: Option<usize>,
 }
 
 impl Default for EmulatorOptions {
@@ -64,6 +67,7 @@ impl Default for EmulatorOptions {
             faults: Default::default(),
             dop_hint: None,
             app_users: 0,
+            fno_rows: None,
         }
     }
 }

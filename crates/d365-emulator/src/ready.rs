@@ -71,6 +71,51 @@ pub struct ReadyInfo {
     /// SQLite data file, if persistent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<PathBuf>,
+    /// The Finance & Operations environments.
+    pub fno: ReadyFno,
+}
+
+/// The Finance & Operations environments, AD FS and the Human Resources legacy endpoint.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReadyFno {
+    /// The online environment URL (its Entra resource; `{org_url}/.default` is the scope).
+    pub org_url: String,
+    /// The OData service root (`{org_url}/data`).
+    pub data: String,
+    /// The on-premises environment URL (its AD FS resource).
+    pub onprem_url: String,
+    /// The AD FS authority (`{adfs_authority}/oauth2/token`).
+    pub adfs_authority: String,
+    /// The Human Resources legacy environment (`…/namespaces/{guid}`; `/data` below it).
+    pub hr_legacy_url: String,
+    /// The Entra resource of the HR legacy endpoint.
+    pub hr_resource: String,
+    /// The companies (legal entities).
+    pub companies: Vec<String>,
+    /// The default company of the apps and of `admin`.
+    pub default_company: String,
+    /// Names of the apps registered in F&O's Microsoft Entra ID applications.
+    pub registered_apps: Vec<String>,
+    /// The app Entra ID issues F&O tokens to but F&O does not know.
+    pub unregistered_app: String,
+}
+
+impl ReadyFno {
+    /// The facts for these URLs and registrations.
+    pub fn new(urls: &crate::state::Urls, registry: &crate::fno::registry::Registry) -> Self {
+        Self {
+            org_url: urls.fno_url.clone(),
+            data: format!("{}/data", urls.fno_url),
+            onprem_url: urls.fno_onprem_url.clone(),
+            adfs_authority: urls.adfs.clone(),
+            hr_legacy_url: urls.hr_legacy_url.clone(),
+            hr_resource: crate::state::HR_RESOURCE.to_string(),
+            companies: crate::fno::seed::COMPANIES.iter().map(|c| c.id.to_string()).collect(),
+            default_company: crate::fno::registry::USERS[0].default_company.to_string(),
+            registered_apps: registry.apps().iter().map(|a| a.name.clone()).collect(),
+            unregistered_app: "fno-unregistered".into(),
+        }
+    }
 }
 
 impl ReadyInfo {
@@ -88,6 +133,9 @@ impl ReadyInfo {
         let _ = writeln!(s, "  tenant      {}   ({})", self.tenant_id, self.tenant_domain);
         let _ = writeln!(s, "  org url     {}", self.org_url);
         let _ = writeln!(s, "  web api     {}", self.webapi);
+        let _ = writeln!(s, "  F&O         {}   (data {})", self.fno.org_url, self.fno.data);
+        let _ = writeln!(s, "  F&O on-prem {}   (AD FS {})", self.fno.onprem_url, self.fno.adfs_authority);
+        let _ = writeln!(s, "  HR legacy   {}   (resource {})", self.fno.hr_legacy_url, self.fno.hr_resource);
         let _ = writeln!(
             s,
             "  trust CA    {}   (SSL_CERT_FILE / REQUESTS_CA_BUNDLE / SSLServerCert)",

@@ -57,9 +57,10 @@ impl Emulator {
 
         let dir = state_dir.clone();
         let cfg = config.clone();
-        let (tls, signing_key, app_certs, unregistered_cert) = tokio::task::spawn_blocking(move || {
+        let (tls, signing_key, adfs_key, app_certs, unregistered_cert) = tokio::task::spawn_blocking(move || {
             let tls = Tls::load_or_create(&dir)?;
             let signing = pki::load_or_create_signing_key(&dir)?;
+            let adfs = pki::load_or_create_app_cert(&dir, "adfs-token-signing", "AD FS token signing (emulated)")?.0;
             let mut certs = HashMap::new();
             for app in cfg.apps.iter().filter(|a| a.certificate) {
                 let (key, files) =
@@ -68,7 +69,7 @@ impl Emulator {
             }
             let (key, files) =
                 pki::load_or_create_app_cert(&dir, "unregistered", "certificate registered with no app")?;
-            Ok::<_, StartError>((tls, signing, certs, AppCert { key, files }))
+            Ok::<_, StartError>((tls, signing, adfs, certs, AppCert { key, files }))
         })
         .await
         .map_err(|e| StartError::Crypto(format!("key generation task failed: {e}")))??;
@@ -88,7 +89,16 @@ impl Emulator {
             .map_err(|e| StartError::Store(format!("seeding task failed: {e}")))??
         };
 
-        let ready = ready_info(&config, &urls, &tls, &app_certs, &unregistered_cert, &state_dir, &options);
+        let fno_store = {
+            let file = options.data.as_deref().map(crate::fno::store::data_file);
+            let rows = options.fno_rows.unwrap_or(options.rows);
+            tokio::task::spawn_blocking(move || crate::fno::store::FnoStore::open(file.as_deref(), rows))
+                .await
+                .map_err(|e| StartError::Store(format!("F&O seeding task failed: {e}")))??
+        };
+        let registry = crate::fno::registry::Registry::from_config(&config);
+        let mut ready = ready_info(&config, &urls, &tls, &app_certs, &unregistered_cert, &state_dir, &options);
+        ready.fno = crate::ready::ReadyFno::new(&urls, &registry);
         let limits = crate::webapi::limits::Limits::new(options.limits);
         let faults = crate::webapi::faults::Faults::new(options.faults);
         let state: AppState = Arc::new(Shared {
@@ -104,9 +114,14 @@ impl Emulator {
             definitions: crate::state::SchemaCell::new(Arc::new(schema)),
             limits,
             faults,
+            fno: crate::fno::FnoState { store: fno_store, registry },
+            adfs_key,
+            adfs: crate::adfs::AdfsState::default(),
         });
         let app = crate::identity::routes()
             .merge(crate::webapi::routes())
+            .merge(crate::fno::routes())
+            .merge(crate::adfs::routes())
             .layer(axum::middleware::from_fn_with_state(state.clone(), crate::webapi::log_request))
             .with_state(state.clone());
 
@@ -151,6 +166,28 @@ impl Emulator {
         let (token, _, _) =
             crate::identity::issue::app_only_token_for(&self.state, app, &self.ready.org_url, acr, life);
         Some(token)
+    }
+
+    /// An app-only Entra access token for `resource` (e.g. [`ReadyFno::org_url`] or
+    /// [`crate::state::HR_RESOURCE`]), as [`Emulator::app_token`] mints it for the org.
+    ///
+    /// [`ReadyFno::org_url`]: crate::ready::ReadyFno::org_url
+    pub fn app_token_for(
+        &self,
+        client_id: uuid::Uuid,
+        resource: &str,
+        lifetime: std::time::Duration,
+    ) -> Option<String> {
+        let app = self.state.config.apps.iter().find(|a| a.client_id == client_id)?;
+        let acr = if app.certificate { "2" } else { "1" };
+        let life = i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 4).max(1);
+        let (token, _, _) = crate::identity::issue::app_only_token_for(&self.state, app, resource, acr, life);
+        Some(token)
+    }
+
+    /// The Finance & Operations facts of the ready info.
+    pub fn fno(&self) -> &crate::ready::ReadyFno {
+        &self.ready.fno
     }
 
     /// Creates a column on an existing table, as `POST EntityDefinitions(LogicalName='<table>')/Attributes`
@@ -242,6 +279,7 @@ fn ready_info(
             .collect(),
         state_dir: state_dir.to_path_buf(),
         data: options.data.clone(),
+        fno: crate::ready::ReadyFno::default(),
     }
 }
 

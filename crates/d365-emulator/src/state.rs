@@ -23,18 +23,60 @@ pub struct Urls {
     pub org_aliases: Vec<String>,
     /// `{org_url}/api/data/v9.2`.
     pub webapi: String,
+    /// `{org_url}/fno`: the Finance & Operations online environment (its Entra resource).
+    pub fno_url: String,
+    /// Every spelling of [`Urls::fno_url`] accepted as token audience.
+    pub fno_aliases: Vec<String>,
+    /// `{org_url}/fno-onprem`: the on-premises environment (its AD FS relying party).
+    pub fno_onprem_url: String,
+    /// Every spelling of [`Urls::fno_onprem_url`] accepted as token audience.
+    pub fno_onprem_aliases: Vec<String>,
+    /// `{org_url}/adfs`: the AD FS authority (and token issuer).
+    pub adfs: String,
+    /// `{org_url}/namespaces/{guid}`: the Human Resources legacy environment.
+    pub hr_legacy_url: String,
 }
+
+/// The Entra resource of the Human Resources legacy (Talent) endpoint.
+pub const HR_RESOURCE: &str = "http://hr.talent.dynamics.com";
+
+/// The namespace id of the emulated Human Resources legacy environment.
+pub const HR_NAMESPACE: Uuid = uuid::uuid!("7d3f1c2a-5b4e-4f60-9a81-c2d3e4f5a6b7");
 
 impl Urls {
     /// URLs for a server on `port`.
     pub fn for_port(port: u16) -> Self {
         let org_url = format!("https://localhost:{port}");
+        let spellings = |path: &str| vec![format!("{org_url}{path}"), format!("https://127.0.0.1:{port}{path}")];
         Self {
             authority: org_url.clone(),
             webapi: format!("{org_url}/api/data/v9.2"),
-            org_aliases: vec![org_url.clone(), format!("https://127.0.0.1:{port}")],
+            org_aliases: spellings(""),
+            fno_url: format!("{org_url}/fno"),
+            fno_aliases: spellings("/fno"),
+            fno_onprem_url: format!("{org_url}/fno-onprem"),
+            fno_onprem_aliases: spellings("/fno-onprem"),
+            adfs: format!("{org_url}/adfs"),
+            hr_legacy_url: format!("{org_url}/namespaces/{HR_NAMESPACE}"),
             org_url,
         }
+    }
+
+    /// Whether `resource` names the Finance & Operations online environment.
+    pub fn is_fno(&self, resource: &str) -> bool {
+        let r = resource.trim_end_matches('/');
+        self.fno_aliases.iter().any(|a| a.eq_ignore_ascii_case(r))
+    }
+
+    /// Whether `resource` is the Human Resources legacy resource `http://hr.talent.dynamics.com`.
+    pub fn is_hr(&self, resource: &str) -> bool {
+        resource.trim_end_matches('/').eq_ignore_ascii_case(HR_RESOURCE)
+    }
+
+    /// Whether Entra ID can issue tokens for `resource`: the Dataverse environment, the F&O
+    /// online environment or the Human Resources legacy resource.
+    pub fn is_entra_resource(&self, resource: &str) -> bool {
+        self.is_org(resource) || self.is_fno(resource) || self.is_hr(resource)
     }
 
     /// Whether `resource` (a scope's resource part, or a token audience) names this environment.
@@ -79,6 +121,12 @@ pub struct Shared {
     pub limits: crate::webapi::limits::Limits,
     /// Fault injection.
     pub faults: crate::webapi::faults::Faults,
+    /// Finance & Operations: its data store and Entra-applications registry.
+    pub fno: crate::fno::FnoState,
+    /// The AD FS token-signing key (published at `/adfs/discovery/keys`).
+    pub adfs_key: CertifiedKey,
+    /// AD FS mutable state (refresh tokens).
+    pub adfs: crate::adfs::AdfsState,
 }
 
 /// The current table definitions. A column created at runtime swaps in a new [`Schema`];

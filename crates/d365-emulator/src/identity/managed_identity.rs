@@ -66,7 +66,7 @@ fn identity<'a>(state: &'a Shared, params: &Params) -> Result<(&'a AppConfig, St
         return Err(Refusal::UnknownIdentity);
     }
     let resource = params.get("resource").ok_or(Refusal::NoResource)?;
-    if !state.urls.is_org(resource) {
+    if !state.urls.is_entra_resource(resource) {
         return Err(Refusal::UnknownResource(resource.to_string()));
     }
     Ok((app, resource.to_string()))

@@ -1,13 +1,15 @@
 //! Scope parsing (reference §4.1, §6).
 //!
 //! * App-only (client credentials, managed identity): exactly one `{resource}/.default`, and
-//!   the resource must be this Dataverse environment.
-//! * Delegated: `{org}/user_impersonation` or `{org}/.default`, plus the OpenID Connect
+//!   the resource must be one of the resources below.
+//! * Delegated: `{resource}/user_impersonation` or `{resource}/.default`, plus the OpenID Connect
 //!   scopes `openid`, `profile`, `email`, `offline_access`.
 //!
-//! The only resource principal in the emulated tenant is the Dataverse environment (under
-//! any of its URL spellings). Any other resource, including Microsoft Graph (the implicit
-//! resource of bare scope names like `User.Read`), is refused with AADSTS500011.
+//! The resource principals in the emulated tenant are the Dataverse environment, the Finance
+//! & Operations online environment (`{base}/fno`), each under any of its URL spellings, and
+//! the Human Resources legacy resource `http://hr.talent.dynamics.com`. Any other resource,
+//! including Microsoft Graph (the implicit resource of bare scope names like `User.Read`), is
+//! refused with AADSTS500011.
 
 use super::errors::AadError;
 use crate::state::Shared;
@@ -99,7 +101,7 @@ pub fn parse_delegated(state: &Shared, raw: &str) -> Result<ScopeSet, AadError> 
             // A bare scope name is a Microsoft Graph permission.
             return Err(AadError::unknown_resource(GRAPH, tenant_name(state)));
         };
-        if !state.urls.is_org(resource) {
+        if !state.urls.is_entra_resource(resource) {
             return Err(AadError::unknown_resource(resource, tenant_name(state)));
         }
         if !perm.eq_ignore_ascii_case("user_impersonation") && perm != ".default" {
@@ -155,7 +157,7 @@ pub fn parse_app_only(state: &Shared, raw: &str) -> Result<String, AadError> {
         ));
     }
     let resource = resources[0];
-    if !state.urls.is_org(resource) {
+    if !state.urls.is_entra_resource(resource) {
         return Err(AadError::unknown_resource(resource, tenant_name(state)));
     }
     Ok(resource.to_string())

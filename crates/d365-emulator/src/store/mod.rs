@@ -47,7 +47,7 @@ impl std::fmt::Debug for Store {
     }
 }
 
-fn open_conn(uri: &str) -> rusqlite::Result<Connection> {
+pub(crate) fn open_conn(uri: &str) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_URI

@@ -19,21 +19,21 @@ use std::sync::{Arc, Mutex};
 pub const MAX_REQUESTS: usize = 1000;
 
 /// One HTTP request inside the batch.
-struct Part {
-    content_id: Option<String>,
-    method: Method,
-    target: String,
-    headers: HeaderMap,
-    body: Vec<u8>,
+pub(crate) struct Part {
+    pub(crate) content_id: Option<String>,
+    pub(crate) method: Method,
+    pub(crate) target: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
 }
 
-enum Item {
+pub(crate) enum Item {
     Single(Part),
     ChangeSet(Vec<Part>),
 }
 
 /// The boundary parameter of a `multipart/mixed` content type.
-fn boundary(content_type: &str) -> Option<String> {
+pub(crate) fn boundary(content_type: &str) -> Option<String> {
     let (kind, params) = content_type.split_once(';')?;
     if !kind.trim().eq_ignore_ascii_case("multipart/mixed") {
         return None;
@@ -117,7 +117,7 @@ fn parse_http_part(text: &str) -> DvResult<Part> {
     Ok(Part { content_id, method, target: target.to_string(), headers, body })
 }
 
-fn parse_items(body: &str, boundary: &str) -> DvResult<Vec<Item>> {
+pub(crate) fn parse_items(body: &str, boundary: &str) -> DvResult<Vec<Item>> {
     let mut items = Vec::new();
     for part in split_parts(body, boundary)? {
         let (mime, rest) = split_head(part);
@@ -149,14 +149,14 @@ fn boundary_of(ct: &str) -> Option<String> {
 }
 
 /// The outcome of one part, as text for the response.
-struct Answer {
-    status: StatusCode,
-    content_id: Option<String>,
-    text: String,
-    entity_id: Option<String>,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) content_id: Option<String>,
+    pub(crate) text: String,
+    pub(crate) entity_id: Option<String>,
 }
 
-async fn render(resp: Response, content_id: Option<String>) -> Answer {
+pub(crate) async fn render(resp: Response, content_id: Option<String>) -> Answer {
     let status = resp.status();
     let (parts, body) = resp.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
@@ -177,7 +177,9 @@ async fn render(resp: Response, content_id: Option<String>) -> Answer {
             text.push_str(&format!("{}: {v}\r\n", canonical(k.as_str())));
             if k.as_str() == "odata-entityid" {
                 entity_id = Some(v.to_string());
-                text.push_str(&format!("Location: {v}\r\n"));
+                if !parts.headers.contains_key(header::LOCATION) {
+                    text.push_str(&format!("Location: {v}\r\n"));
+                }
             }
         }
     }
@@ -331,7 +333,7 @@ pub async fn run(ctx: Ctx, body: Bytes) -> DvResult<Response> {
     Ok(resp)
 }
 
-fn push_http(out: &mut String, boundary: &str, a: &Answer) {
+pub(crate) fn push_http(out: &mut String, boundary: &str, a: &Answer) {
     out.push_str(&format!("--{boundary}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"));
     if let Some(id) = &a.content_id {
         out.push_str(&format!("Content-ID: {id}\r\n"));
