@@ -473,11 +473,23 @@ pub async fn describe(connect_args: &ConnectArgs, args: DescribeArgs) -> Result<
     let result = async {
         let engine = engine(&conn, false, None, None).await?;
         let t = engine.describe(&args.table).await.map_err(sql_failure)?;
-        println!("{} (entity set {}, key {})", t.entity.logical_name, t.entity_set, t.primary_key);
+        let finops = t.dialect == d365_sql::Dialect::FinOps;
+        let key = if finops && !t.key_fields.is_empty() {
+            t.key_fields.iter().map(|k| k.name.as_str()).collect::<Vec<_>>().join(", ")
+        } else {
+            t.primary_key.clone()
+        };
+        println!("{} (entity set {}, key {key})", t.entity.logical_name, t.entity_set);
         let width = t.columns.iter().map(|c| c.name.len()).max().unwrap_or(4).max(6);
-        println!("{:<width$}  {:<28}  {:<18}  web api property", "column", "sql type", "dataverse type");
+        let (service_type, property) =
+            if finops { ("f&o type", "odata property") } else { ("dataverse type", "web api property") };
+        println!("{:<width$}  {:<28}  {:<18}  {property}", "column", "sql type", service_type);
         for (c, f) in t.columns.iter().zip(t.arrow.fields()) {
-            println!("{:<width$}  {:<28}  {:<18}  {}", c.name, f.data_type().to_string(), c.attribute_type, c.property);
+            let ty = match t.enums.get(&c.property) {
+                Some(e) => format!("Enum {}", e.name),
+                None => c.attribute_type.clone(),
+            };
+            println!("{:<width$}  {:<28}  {:<18}  {}", c.name, f.data_type().to_string(), ty, c.property);
         }
         Ok(())
     }

@@ -261,7 +261,15 @@ impl SqlEngine {
                 )));
                 continue;
             }
-            if scan.is_partitioned() {
+            if scan.is_partitioned() && !scan.table().key_fields.is_empty() {
+                let keys: Vec<&str> = scan.table().key_fields.iter().map(|k| k.name.as_str()).collect();
+                out.push_str(&indent(&format!(
+                    "(read in parallel by key ranges of ({keys}): the row count and one $skip probe per \
+                     boundary place the ranges, then each range is read in key order, every next \
+                     request asking for the keys after the last one received, never by $skip)",
+                    keys = keys.join(", ")
+                )));
+            } else if scan.is_partitioned() {
                 out.push_str(&indent(&format!(
                     "(read in parallel: two $top probes of {col} find its range, then this request runs \
                      once per {col} range, with `and {col} ge … and {col} lt …` added and $orderby={col})",

@@ -77,7 +77,7 @@ pub mod table_provider;
 mod text_builder;
 pub mod values;
 
-pub use arrow_schema::{ColumnRole, ColumnSpec, FilterKind, TableSchema, ValueKind, table_schema};
+pub use arrow_schema::{ColumnRole, ColumnSpec, Dialect, EnumType, FilterKind, TableSchema, ValueKind, table_schema};
 pub use dml::{DmlOptions, DmlOutcome, PlannedRow, is_dml};
 pub use engine::{EngineOptions, SqlEngine};
 pub use error::SqlError;

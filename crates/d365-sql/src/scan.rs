@@ -200,7 +200,7 @@ impl DataverseScanExec {
 
     /// The exact first request (URL, `Prefer` header, row limit), as `--explain` prints it.
     pub fn request_plan(&self) -> std::result::Result<RequestPlan, SqlError> {
-        Ok(self.query().plan(self.client.base_url(), self.client.options().max_page_size)?)
+        Ok(self.client.plan(&self.query())?)
     }
 
     fn with_request(&self, request: ScanRequest) -> Self {
@@ -373,7 +373,10 @@ impl DisplayAs for DataverseScanExec {
         if let Some(n) = self.request.fetch {
             write!(f, ", fetch={n}")?;
         }
-        if self.is_partitioned() {
+        if self.is_partitioned() && !self.table.key_fields.is_empty() {
+            let keys: Vec<&str> = self.table.key_fields.iter().map(|k| k.name.as_str()).collect();
+            write!(f, ", key_ranges=[{}]", keys.join(", "))?;
+        } else if self.is_partitioned() {
             write!(f, ", partitioned_on={PARTITION_COLUMN}")?;
         }
         if let Some((_, column)) = &self.join_filter {
