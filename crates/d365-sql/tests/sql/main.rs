@@ -5,6 +5,7 @@ mod aggregates;
 mod common;
 mod differential;
 mod dml;
+mod finops;
 mod joins;
 mod pushdown;
 mod queries;
