@@ -10,6 +10,13 @@ type Form<'a> = &'a [(&'a str, &'a str)];
 #[tokio::test]
 async fn fno_app_only_entra_token_reads_customers_of_the_default_company() {
     let env = start_fno(50).await;
+    let ready = serde_json::to_value(env.emu.ready()).unwrap();
+    let port = env.emu.port();
+    assert_eq!(ready["fno"]["org_url"], format!("https://localhost:{port}/fno"));
+    assert_eq!(ready["fno"]["data"], format!("https://localhost:{port}/fno/data"));
+    assert_eq!(ready["fno"]["companies"], json!(["usmf", "usrt", "demf", "gbsi"]));
+    assert_eq!(ready["fno"]["unregistered_app"], "fno-unregistered");
+    assert_eq!(ready["fno"]["hr_resource"], "http://hr.talent.dynamics.com");
     let t = fno_token(&env).await;
     let body = get_json(&env, &t, &fno(&env, "data/CustomersV3"), StatusCode::OK).await;
     assert_eq!(body["@odata.context"], fno(&env, "data/$metadata#CustomersV3"));
@@ -23,7 +30,6 @@ async fn fno_app_only_entra_token_reads_customers_of_the_default_company() {
     let modified = first["ModifiedDateTime"].as_str().unwrap();
     assert!(modified.len() == 20 && modified.ends_with('Z'), "{modified}");
     // The same token by the 127.0.0.1 spelling of the environment.
-    let port = env.emu.port();
     let alt = format!("https://127.0.0.1:{port}/fno/data/CustomersV3?$top=1");
     let body = get_json(&env, &t, &alt, StatusCode::OK).await;
     assert_eq!(body["@odata.context"], format!("https://127.0.0.1:{port}/fno/data/$metadata#CustomersV3"));

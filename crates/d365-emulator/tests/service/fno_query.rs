@@ -140,11 +140,12 @@ async fn fno_expand_one_level_and_record_navigation() {
     let h = get_json(
         &env,
         &t,
-        &fno(&env, "data/SalesOrderHeadersV2?$top=3&$expand=SalesOrderLines($select=LineNumber,SalesOrderNumber)"),
+        &fno(&env, "data/SalesOrderHeadersV2?$top=3&$select=SalesOrderNumber,SalesOrderLines&$expand=SalesOrderLines($select=LineNumber,SalesOrderNumber)"),
         StatusCode::OK,
     )
     .await;
     for head in values(&h) {
+        assert_eq!(head.as_object().unwrap().len(), 3, "etag, the selected property and the expansion: {head}");
         let lines = head["SalesOrderLines"].as_array().unwrap();
         assert_eq!(lines.len(), 2);
         assert!(lines.iter().all(|l| l["SalesOrderNumber"] == head["SalesOrderNumber"]));

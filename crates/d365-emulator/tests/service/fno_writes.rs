@@ -66,6 +66,13 @@ async fn fno_composite_key_get_patch_delete() {
         .unwrap();
     assert_eq!(ok.status(), StatusCode::NO_CONTENT);
 
+    // PUT replaces: what it leaves out goes back to its default.
+    let put = send(&env, &t, reqwest::Method::PUT, &url, Some(json!({"CustomerGroupId": "20"}))).await;
+    assert_eq!(put.status(), StatusCode::NO_CONTENT);
+    let replaced = get_json(&env, &t, &format!("{url}?cross-company=true"), StatusCode::OK).await;
+    assert_eq!((replaced["OrganizationName"].as_str(), replaced["OnHoldStatus"].as_str()), (Some(""), Some("No")));
+    assert_eq!(replaced["CustomerGroupId"], "20");
+
     assert_eq!(send(&env, &t, reqwest::Method::DELETE, &url, None).await.status(), StatusCode::NO_CONTENT);
     assert_eq!(get(&env, &t, &format!("{url}?cross-company=true")).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(send(&env, &t, reqwest::Method::DELETE, &url, None).await.status(), StatusCode::NOT_FOUND);
