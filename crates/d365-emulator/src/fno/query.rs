@@ -61,8 +61,14 @@ fn no_property(name: &str, e: &Entity) -> FnoError {
     FnoError::bad_request(format!("Could not find a property named '{name}' on type '{NAMESPACE}.{}'.", e.name))
 }
 
+/// The properties `$select` names; a navigation property named there (to go with its
+/// `$expand`) selects nothing more.
 fn select_of(items: &[String], e: &Entity) -> FnoResult<Vec<&'static Field>> {
-    items.iter().map(|n| e.field(n.trim()).ok_or_else(|| no_property(n, e))).collect()
+    items
+        .iter()
+        .filter(|n| e.navigation(n.trim()).is_none())
+        .map(|n| e.field(n.trim()).ok_or_else(|| no_property(n, e)))
+        .collect()
 }
 
 fn orderby_of(items: &[d365_odata::OrderByItem], e: &Entity) -> FnoResult<Vec<(&'static Field, bool)>> {
