@@ -111,7 +111,7 @@ pub(crate) fn number(v: &serde_json::Value) -> Option<i64> {
 }
 
 /// The claims of a JWT, unverified (for display only: user name, tenant).
-pub(crate) fn unverified_claims(jwt: &str) -> Option<serde_json::Value> {
+pub fn unverified_claims(jwt: &str) -> Option<serde_json::Value> {
     let part = jwt.split('.').nth(1)?;
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).ok()?).ok()
 }

@@ -16,9 +16,39 @@ pub struct ConnectArgs {
     /// Start the built-in emulator with sample data and connect to it (no account needed).
     #[arg(long, global = true)]
     pub demo: bool,
-    /// Accounts in the demo emulator (contacts, leads, opportunities in proportion).
+    /// Accounts in the demo emulator (contacts, leads, opportunities in proportion; in the
+    /// Finance & Operations environments, customers with vendors, products and orders).
     #[arg(long, global = true, default_value_t = 10_000, value_name = "N")]
     pub demo_rows: usize,
+    /// Which environment of the demo emulator to use (implies --demo): dataverse (Sales),
+    /// finops (Finance & Operations online, Entra ID), finops-onprem (on premises, AD FS) or
+    /// hr (Human Resources at its legacy URL). The F&O demos read every company.
+    #[arg(long, global = true, value_enum, value_name = "EDITION")]
+    pub demo_edition: Option<DemoEditionArg>,
+}
+
+/// `--demo-edition` values.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoEditionArg {
+    /// The Dataverse organisation (Sales).
+    Dataverse,
+    /// Finance & Operations online.
+    Finops,
+    /// Finance & Operations on premises (AD FS).
+    FinopsOnprem,
+    /// Human Resources (legacy URL).
+    Hr,
+}
+
+impl DemoEditionArg {
+    fn edition(self) -> d365_core::DemoEdition {
+        match self {
+            Self::Dataverse => d365_core::DemoEdition::Dataverse,
+            Self::Finops => d365_core::DemoEdition::FinOps,
+            Self::FinopsOnprem => d365_core::DemoEdition::FinOpsOnPremise,
+            Self::Hr => d365_core::DemoEdition::HumanResources,
+        }
+    }
 }
 
 pub use d365_core::Connection;
@@ -40,9 +70,15 @@ fn read_connection(args: &ConnectArgs) -> Result<String, Failure> {
 
 /// Connects as the arguments say.
 pub async fn connect(args: &ConnectArgs) -> Result<Connection, Failure> {
-    if args.demo {
-        eprintln!("starting the demo emulator ({} accounts)…", args.demo_rows);
-        return Connection::demo(args.demo_rows).await.map_err(Failure::from_d365);
+    if args.demo || args.demo_edition.is_some() {
+        let edition = args.demo_edition.map(DemoEditionArg::edition).unwrap_or_default();
+        match edition {
+            d365_core::DemoEdition::Dataverse => {
+                eprintln!("starting the demo emulator ({} accounts)…", args.demo_rows)
+            }
+            _ => eprintln!("starting the demo emulator ({} customers, {edition:?})…", args.demo_rows),
+        }
+        return Connection::demo_edition(args.demo_rows, edition).await.map_err(Failure::from_d365);
     }
     let text = read_connection(args)?;
     // A delegated connection without stored tokens may open a browser only when someone is

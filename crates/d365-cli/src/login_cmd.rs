@@ -62,7 +62,7 @@ pub struct LogoutArgs {
 /// The connection string and environment of a command that only signs in (no Web API client).
 /// `command` names it in the message that refuses `--demo`.
 pub(crate) fn connection_config(args: &ConnectArgs, command: &str) -> Result<(ConnectionConfig, Environment), Failure> {
-    if args.demo {
+    if args.demo || args.demo_edition.is_some() {
         return Err(Failure::bad_input(format!(
             "--demo signs in inside one d365 process with the emulator's certificate app, so there is nothing to \
              `d365 {command}`: try `d365 --demo whoami`, or start `d365 emulator` and pass its connection string"

@@ -19,6 +19,9 @@ pub struct WhoamiArgs {
 pub async fn run(connect_args: &ConnectArgs, args: WhoamiArgs) -> Result<(), Failure> {
     let conn = connect(connect_args).await?;
     let result = async {
+        if conn.client.service().is_finops() {
+            return finops(&conn, &args).await;
+        }
         let me = conn.client.whoami().await.map_err(Failure::from_client)?;
         let token = conn.tokens.token().await.map_err(Failure::from_auth)?;
         let expires = token
@@ -47,4 +50,52 @@ pub async fn run(connect_args: &ConnectArgs, args: WhoamiArgs) -> Result<(), Fai
     .await;
     conn.close().await;
     result
+}
+
+/// Finance & Operations has no WhoAmI: the identity comes from the token (read, not verified:
+/// the service verified it), and one request to the service root proves the caller may read.
+async fn finops(conn: &crate::connect::Connection, args: &WhoamiArgs) -> Result<(), Failure> {
+    let root = conn.client.get_json("").await.map_err(Failure::from_client)?;
+    let entity_sets = root.get("value").and_then(|v| v.as_array()).map_or(0, Vec::len);
+    let token = conn.tokens.token().await.map_err(Failure::from_auth)?;
+    let claims = d365_auth::token_client::unverified_claims(token.secret()).unwrap_or_default();
+    let claim = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let user = claim("upn").or_else(|| claim("unique_name")).or_else(|| claim("preferred_username"));
+    let app = claim("appid").or_else(|| claim("azp")).or_else(|| claim("client_id"));
+    let expires = token
+        .expires_at()
+        .map(|t| t.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| t.to_string()));
+    let flow = conn.tokens.flow_name();
+    let edition = conn.config.edition.name();
+    if args.json {
+        let v = serde_json::json!({
+            "edition": edition,
+            "environment_url": conn.config.organization_url.as_str(),
+            "user": user,
+            "app_id": app,
+            "object_id": claim("oid"),
+            "issuer": claim("iss"),
+            "entity_sets": entity_sets,
+            "cross_company": conn.client.service().cross_company(),
+            "flow": flow,
+            "token_expires": expires,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!("edition        {edition}  ({})", conn.config.organization_url);
+        match (&user, &app) {
+            (Some(u), _) => println!("user           {u}"),
+            (None, Some(a)) => println!("application    {a}  (app-only: acts as the user it is registered as)"),
+            (None, None) => println!("user           unknown"),
+        }
+        println!("issuer         {}", claim("iss").unwrap_or_else(|| "unknown".into()));
+        println!("entity sets    {entity_sets} readable at {}", conn.client.base_url());
+        println!(
+            "companies      {}",
+            if conn.client.service().cross_company() { "all (CrossCompany=true)" } else { "the default company" }
+        );
+        println!("signed in by   {flow}");
+        println!("token expires  {}", expires.as_deref().unwrap_or("unknown"));
+    }
+    Ok(())
 }

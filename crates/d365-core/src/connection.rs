@@ -124,6 +124,48 @@ pub fn emulator_connection_string(emu: &Emulator) -> Result<String, Error> {
     ))
 }
 
+/// Which environment of the emulator a demo connection uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DemoEdition {
+    /// The Dataverse organisation (Sales).
+    #[default]
+    Dataverse,
+    /// Finance & Operations online (`Edition=FinOpsOnline`, Entra ID).
+    FinOps,
+    /// Finance & Operations on premises (`Edition=FinOpsOnPremise`, AD FS).
+    FinOpsOnPremise,
+    /// Human Resources at its legacy URL (`Edition=HumanResources`).
+    HumanResources,
+}
+
+/// The connection string of one of `emu`'s Finance & Operations environments: online and the
+/// Human Resources legacy URL with the certificate app through Entra ID, on premises with the
+/// integration app's secret through AD FS; every company (`CrossCompany=true`).
+pub fn emulator_finops_connection_string(emu: &Emulator, edition: DemoEdition) -> Result<String, Error> {
+    let r = emu.ready();
+    let fno = &r.fno;
+    let ca = r.ca_pem.display();
+    if edition == DemoEdition::FinOpsOnPremise {
+        let app = r.app("integration").ok_or_else(|| Error::Emulator("the emulator has no integration app".into()))?;
+        let secret = app
+            .client_secret
+            .as_ref()
+            .ok_or_else(|| Error::Emulator("the emulator's integration app has no client secret".into()))?;
+        return Ok(format!(
+            "OrganizationUrl={};Edition=FinOpsOnPremise;AuthScheme=ADFS;ADFSServer={};OAuthClientId={};\
+             OAuthClientSecret={secret};CrossCompany=true;SSLServerCert={ca}",
+            fno.onprem_url, fno.adfs_authority, app.client_id
+        ));
+    }
+    let (url, name) = match edition {
+        DemoEdition::HumanResources => (&fno.hr_legacy_url, "HumanResources"),
+        _ => (&fno.org_url, "FinOpsOnline"),
+    };
+    let dataverse = emulator_connection_string(emu)?;
+    let rest = dataverse.split_once(';').map(|(_, rest)| rest).unwrap_or_default();
+    Ok(format!("OrganizationUrl={url};Edition={name};CrossCompany=true;{rest}"))
+}
+
 /// The connection string of the emulator's app `name` signing in with its client secret (the
 /// application users `worker-1` … `worker-N` of [`EmulatorOptions::app_users`], or
 /// `integration`): a client-credentials connection as its own application user.
@@ -160,11 +202,22 @@ impl Connection {
     /// Starts the built-in emulator with `rows` accounts (contacts, leads and opportunities in
     /// proportion) and connects to it as its certificate app.
     pub async fn demo(rows: usize) -> Result<Self, Error> {
+        Self::demo_edition(rows, DemoEdition::Dataverse).await
+    }
+
+    /// [`Connection::demo`] on one of the emulator's environments: the Dataverse organisation,
+    /// or Finance & Operations online, on premises (signed in through AD FS), or the Human
+    /// Resources legacy endpoint.
+    pub async fn demo_edition(rows: usize, edition: DemoEdition) -> Result<Self, Error> {
         let emu = Emulator::start(EmulatorOptions { rows, ..Default::default() })
             .await
             .map_err(|e| Error::Emulator(e.to_string()))?;
         let env = Environment::from_process();
-        let config = match emulator_connection_string(&emu).and_then(|t| parse_connection(&t, &[], &env)) {
+        let text = match edition {
+            DemoEdition::Dataverse => emulator_connection_string(&emu),
+            other => emulator_finops_connection_string(&emu, other),
+        };
+        let config = match text.and_then(|t| parse_connection(&t, &[], &env)) {
             Ok(c) => c,
             Err(e) => {
                 emu.shutdown().await;

@@ -38,8 +38,8 @@ mod procedure;
 mod session;
 
 pub use connection::{
-    Connection, EngineSettings, OpenOptions, emulator_app_connection_string, emulator_connection_string,
-    parse_connection,
+    Connection, DemoEdition, EngineSettings, OpenOptions, emulator_app_connection_string, emulator_connection_string,
+    emulator_finops_connection_string, parse_connection,
 };
 pub use error::{Error, ErrorKind};
 pub use exec_stmt::{ExecStatement, ExecSyntaxError, parse_exec};

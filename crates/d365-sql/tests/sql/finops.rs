@@ -16,7 +16,10 @@ use serde_json::{Value, json};
 use crate::common::rows;
 
 async fn start(rows: usize) -> Emulator {
-    Emulator::start(EmulatorOptions { rows, ..Default::default() }).await.expect("emulator starts")
+    // The Dataverse side stays small: only the F&O store is seeded at `rows`.
+    Emulator::start(EmulatorOptions { rows: 50, fno_rows: Some(rows), ..Default::default() })
+        .await
+        .expect("emulator starts")
 }
 
 /// A client of the emulator's online F&O environment as the integration app.
