@@ -5,6 +5,7 @@ mod auth_commands;
 mod common;
 mod dml;
 mod emulator_command;
+mod finops;
 mod query_commands;
 mod query_s3;
 mod scaleout;
