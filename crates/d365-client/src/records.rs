@@ -26,6 +26,9 @@ pub enum KeyValue {
     Int(i64),
     /// A GUID (unquoted; e.g. a lookup in a key, `_primarycontactid_value=<guid>`).
     Guid(Uuid),
+    /// A literal written as given: a decimal (`2.5`), a date-time (`2024-01-01T12:00:00Z`) or
+    /// a Finance & Operations enum member (`Microsoft.Dynamics.DataEntities.NoYes'Yes'`).
+    Raw(String),
 }
 
 impl fmt::Display for KeyValue {
@@ -34,6 +37,7 @@ impl fmt::Display for KeyValue {
             KeyValue::String(s) => f.write_str(&string_literal(s)),
             KeyValue::Int(n) => write!(f, "{n}"),
             KeyValue::Guid(g) => write!(f, "{g}"),
+            KeyValue::Raw(text) => f.write_str(text),
         }
     }
 }

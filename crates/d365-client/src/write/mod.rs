@@ -50,6 +50,7 @@
 //! row as not written ("rolled back").
 
 mod engine;
+mod finops;
 mod recover;
 mod wire;
 
@@ -389,6 +390,9 @@ where
     S: Stream<Item = WriteRow> + Send,
     P: Fn(&WriteProgress) + Send + Sync,
 {
+    if client.service().is_finops() {
+        return finops::write(client, entity, op, rows, options, progress).await;
+    }
     let started = Instant::now();
     let stats0 = client.request_log().stats();
     check_options(entity, op, options).map_err(|e| WriteError::before_start(op, e))?;

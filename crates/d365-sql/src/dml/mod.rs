@@ -415,7 +415,27 @@ impl SqlEngine {
         let setters = target.setters(&names, op)?;
         let hidden = self.hidden_scan(&target)?;
         let alias = quote(alias.unwrap_or(table));
-        let mut sql = format!("SELECT {alias}.{} AS __pk, {alias}.{ETAG} AS __etag", quote(&target.schema.primary_key));
+        // Dataverse rows are written by id; Finance & Operations rows by their key fields.
+        let finops_key = target.finops_key();
+        if target.finops() && finops_key.is_empty() {
+            return Err(SqlError::Unsupported(format!(
+                "'{}' has no key in its metadata: its rows cannot be addressed for {}",
+                target.name(),
+                op.name()
+            )));
+        }
+        let mut sql = if finops_key.is_empty() {
+            format!("SELECT {alias}.{} AS __pk", quote(&target.schema.primary_key))
+        } else {
+            let items: Vec<String> = finops_key
+                .iter()
+                .enumerate()
+                .map(|(i, k)| format!("{alias}.{} AS __k{i}", quote(&k.to_ascii_lowercase())))
+                .collect();
+            format!("SELECT {}", items.join(", "))
+        };
+        let etag_at = finops_key.len().max(1);
+        sql.push_str(&format!(", {alias}.{ETAG} AS __etag"));
         for (i, (_, e)) in assignments.iter().enumerate() {
             sql.push_str(&format!(", ({e}) AS __v{i}"));
         }
@@ -424,7 +444,12 @@ impl SqlEngine {
             sql.push_str(&format!(" WHERE {w}"));
         }
         let df = self.sql_with_params(&sql, &options.params).await?;
-        let layout = Layout { op, id: Some(0), etag: Some(1), key: Vec::new(), names, setters, first_value: 2 };
+        let (id, key) = if finops_key.is_empty() {
+            (Some(0), Vec::new())
+        } else {
+            (None, finops_key.iter().enumerate().map(|(i, k)| (k.clone(), i)).collect())
+        };
+        let layout = Layout { op, id, etag: Some(etag_at), key, names, setters, first_value: etag_at + 1 };
         Ok(Plan { target: Arc::new(target), layout: Arc::new(layout), df, skip: None, _hidden: Some(hidden) })
     }
 

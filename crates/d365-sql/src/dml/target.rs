@@ -53,6 +53,19 @@ impl Target {
         &self.schema.entity.logical_name
     }
 
+    /// Whether the target is a Finance & Operations data entity (natural, composite keys).
+    pub(crate) fn finops(&self) -> bool {
+        self.schema.dialect == crate::arrow_schema::Dialect::FinOps
+    }
+
+    /// The Finance & Operations entity key, in key order (empty for Dataverse tables).
+    pub(crate) fn finops_key(&self) -> Vec<String> {
+        if !self.finops() {
+            return Vec::new();
+        }
+        self.meta.keys.first().map(|k| k.key_attributes.clone()).unwrap_or_default()
+    }
+
     fn unknown(&self, name: &str) -> SqlError {
         let suggestion = nearest(name, self.schema.columns.iter().map(|c| c.name.as_str()));
         SqlError::UnknownColumn { name: format!("{}.{name}", self.name()), suggestion }
@@ -82,7 +95,15 @@ impl Target {
                 ColumnRole::Value => {}
             }
             let Some(attr) = self.meta.attribute(&spec.name) else { return Err(self.unknown(name)) };
-            if attr.logical_name.eq_ignore_ascii_case(&self.schema.primary_key) {
+            if self.finops()
+                && op == WriteOp::Update
+                && self.finops_key().iter().any(|k| k.eq_ignore_ascii_case(&attr.logical_name))
+            {
+                return Err(SqlError::Plan(format!(
+                    "the key field '{name}' cannot be changed (Finance & Operations addresses records by their key)"
+                )));
+            }
+            if !self.finops() && attr.logical_name.eq_ignore_ascii_case(&self.schema.primary_key) {
                 if op == WriteOp::Update {
                     return Err(SqlError::Plan(format!("the primary key '{name}' cannot be changed")));
                 }
@@ -129,10 +150,14 @@ impl Target {
                 out.push(Setter::Lookup { column: spec.name.clone(), targets, type_from });
                 continue;
             }
-            let Some(kind) = WriteKind::of(&attr.attribute_type, attr.is_multi_select(), attr.is_date_only()) else {
+            let Some(mut kind) = WriteKind::of(&attr.attribute_type, attr.is_multi_select(), attr.is_date_only())
+            else {
                 return Err(SqlError::Unsupported(format!("writing column '{name}' of type {}", attr.attribute_type)));
             };
-            out.push(Setter::Value { column: spec.name.clone(), kind });
+            if self.finops() && kind == WriteKind::DateOnly {
+                kind = WriteKind::DateMidday;
+            }
+            out.push(Setter::Value { column: attr.logical_name.clone(), kind });
         }
         for (i, s) in out.iter().enumerate() {
             if matches!(s, Setter::LookupType) {
@@ -155,7 +180,7 @@ impl Target {
         let mut wanted: Vec<String> = columns.iter().map(|c| c.to_ascii_lowercase()).collect();
         wanted.sort();
         wanted.dedup();
-        if wanted == [self.schema.primary_key.to_ascii_lowercase()] {
+        if !self.finops() && wanted == [self.schema.primary_key.to_ascii_lowercase()] {
             return Ok(wanted);
         }
         for k in &self.meta.keys {
@@ -171,7 +196,7 @@ impl Target {
     /// The first key (alternate, else the primary key) all of whose columns are in `columns`.
     pub(crate) fn key_within(&self, columns: &[String]) -> Result<Vec<String>, SqlError> {
         let has = |c: &str| columns.iter().any(|x| x.eq_ignore_ascii_case(c));
-        if has(&self.schema.primary_key) {
+        if !self.finops() && has(&self.schema.primary_key) {
             return Ok(vec![self.schema.primary_key.clone()]);
         }
         for k in &self.meta.keys {
@@ -183,6 +208,9 @@ impl Target {
     }
 
     fn keys_text(&self) -> String {
+        if self.finops() {
+            return format!("the key of '{}' is ({})", self.name(), self.finops_key().join(", "));
+        }
         let mut keys = vec![format!("primary key ({})", self.schema.primary_key)];
         for k in &self.meta.keys {
             keys.push(format!("alternate key {} ({})", k.logical_name, k.key_attributes.join(", ")));
@@ -349,6 +377,26 @@ fn key_value(target: &Target, column: &str, v: &datafusion::common::ScalarValue)
     }
     let attr = target.meta.attribute(column).ok_or_else(|| format!("unknown key column '{column}'"))?;
     let kind = WriteKind::of(&attr.attribute_type, attr.is_multi_select(), attr.is_date_only());
+    if target.finops() {
+        // Finance & Operations key literals: text quoted, numbers and instants as written,
+        // dates at midday UTC, enums with their type.
+        let kind = match kind {
+            Some(WriteKind::DateOnly) => WriteKind::DateMidday,
+            k => k.unwrap_or(WriteKind::Text),
+        };
+        return Ok(match (attr.attribute_type.as_str(), to_json(kind, v)?) {
+            ("Enum", Value::String(s)) => KeyValue::Raw(format!(
+                "Microsoft.Dynamics.DataEntities.{}'{}'",
+                attr.option_set_name.as_deref().unwrap_or_default(),
+                s.replace('\'', "''")
+            )),
+            (_, Value::Number(n)) if n.is_i64() => KeyValue::Int(n.as_i64().unwrap_or_default()),
+            (_, Value::Number(n)) => KeyValue::Raw(n.to_string()),
+            ("DateTime", Value::String(s)) => KeyValue::Raw(s),
+            (_, Value::String(s)) => KeyValue::String(s),
+            (_, other) => KeyValue::String(other.to_string()),
+        });
+    }
     let json = to_json(kind.unwrap_or(WriteKind::Text), v)?;
     Ok(match (kind, json) {
         (Some(WriteKind::Guid), Value::String(s)) => KeyValue::Guid(guid(&s).ok_or("not a GUID")?),

@@ -27,6 +27,8 @@ pub(crate) enum WriteKind {
     DateTime,
     /// Date only: `YYYY-MM-DD`.
     DateOnly,
+    /// A Finance & Operations date: `YYYY-MM-DDT12:00:00Z` (how the service sends dates).
+    DateMidday,
     /// Uniqueidentifier (and lookups' values): a GUID.
     Guid,
     /// Multi-select choice: `"1,2"`.
@@ -49,6 +51,8 @@ impl WriteKind {
             "DateTime" if date_only => WriteKind::DateOnly,
             "DateTime" => WriteKind::DateTime,
             "Uniqueidentifier" | "Lookup" | "Customer" | "Owner" => WriteKind::Guid,
+            // Finance & Operations enums: the member name.
+            "Enum" => WriteKind::Text,
             _ => return None,
         })
     }
@@ -62,7 +66,7 @@ impl WriteKind {
             WriteKind::Double => "a floating-point number",
             WriteKind::Boolean => "a yes/no value",
             WriteKind::DateTime => "a date and time",
-            WriteKind::DateOnly => "a date",
+            WriteKind::DateOnly | WriteKind::DateMidday => "a date",
             WriteKind::Guid => "a GUID",
             WriteKind::MultiSelect => "a list of choice values (\"1,2\")",
         }
@@ -210,7 +214,7 @@ pub(crate) fn to_json(kind: WriteKind, v: &ScalarValue) -> Result<Value, String>
             Some(s) => Ok(Value::String(s)),
             None => bad(),
         },
-        WriteKind::DateOnly => {
+        WriteKind::DateOnly | WriteKind::DateMidday => {
             let days = match v {
                 ScalarValue::Date32(Some(d)) => Some(*d),
                 other => match as_text(other) {
@@ -219,6 +223,7 @@ pub(crate) fn to_json(kind: WriteKind, v: &ScalarValue) -> Result<Value, String>
                 },
             };
             match days.and_then(format_date) {
+                Some(s) if kind == WriteKind::DateMidday => Ok(Value::String(format!("{s}T12:00:00Z"))),
                 Some(s) => Ok(Value::String(s)),
                 None => bad(),
             }

@@ -204,3 +204,105 @@ async fn key_range_reads_are_exact_while_rows_are_inserted_and_skip_paging_is_no
     assert_eq!(seen.len() - new, before, "a row present before the read was lost");
     emu.shutdown().await;
 }
+
+async fn dml(engine: &SqlEngine, sql: &str, options: d365_sql::DmlOptions) -> d365_sql::DmlOutcome {
+    engine.execute_dml(sql, &options, |_| {}).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+#[tokio::test]
+async fn writes_address_rows_by_composite_key_and_report_each_row() {
+    let emu = start(200).await;
+    let e = engine(&emu, true, true, true).await;
+    let o = d365_sql::DmlOptions::default;
+
+    // INSERT: key fields in the body; F&O's validation failures (HTTP 500) are row errors.
+    let out = dml(
+        &e,
+        "INSERT INTO CustomersV3 (dataAreaId, CustomerAccount, OrganizationName, CustomerGroupId, OnHoldStatus, CreditLimit) \
+         VALUES ('usrt', 'RT-NEW1', 'New One', '10', 'Invoice', 1234.5), \
+                ('usmf', 'US-001', 'duplicate', '10', 'No', 1), \
+                ('usmf', 'US-NEW2', 'bad group', 'ZZ', 'No', 1)",
+        o(),
+    )
+    .await;
+    assert_eq!(out.report.written, 1, "{:?}", out.report.failed);
+    let failed: Vec<(u64, Option<u16>)> = out.report.failed.iter().map(|f| (f.index, f.status)).collect();
+    assert_eq!(failed, [(2, Some(500)), (3, Some(500))]);
+    assert!(out.report.failed[0].message.contains("already exists"), "{}", out.report.failed[0].message);
+    assert!(out.report.failed[1].message.contains("'ZZ'"), "{}", out.report.failed[1].message);
+    let row = query(&e, "SELECT OnHoldStatus, CreditLimit FROM CustomersV3 WHERE CustomerAccount = 'RT-NEW1'").await;
+    assert_eq!(row, vec![vec!["Invoice".to_string(), "1234.5000000000000000".to_string()]]);
+
+    // UPDATE by a filter: the rows' composite keys address the PATCHes (two companies, the same
+    // account number in neither).
+    let before = query(&e, "SELECT count(*) FROM CustomersV3 WHERE CustomerGroupId = '90'").await;
+    let out = dml(
+        &e,
+        "UPDATE CustomersV3 SET CreditLimit = CreditLimit + 1, OnHoldStatus = 'All' WHERE CustomerGroupId = '90'",
+        o(),
+    )
+    .await;
+    assert_eq!(out.report.failed.len(), 0, "{:?}", out.report.failed);
+    assert_eq!(vec![vec![out.report.written.to_string()]], before);
+    let after =
+        query(&e, "SELECT count(*) FROM CustomersV3 WHERE CustomerGroupId = '90' AND OnHoldStatus = 'All'").await;
+    assert_eq!(after, before);
+    // Key fields cannot change.
+    let err = e
+        .execute_dml("UPDATE CustomersV3 SET CustomerAccount = 'X' WHERE CustomerAccount = 'RT-NEW1'", &o(), |_| {})
+        .await;
+    assert!(err.unwrap_err().to_string().contains("key field"));
+
+    // UPSERT by the key: an existing row is updated, a missing one created.
+    let out = dml(
+        &e,
+        "UPSERT INTO CustomersV3 (dataAreaId, CustomerAccount, OrganizationName, CustomerGroupId) \
+         VALUES ('usrt', 'RT-NEW1', 'Renamed', '10'), ('demf', 'DE-NEW9', 'Brand new', '20')",
+        o(),
+    )
+    .await;
+    assert_eq!((out.report.written, out.report.failed.len()), (2, 0), "{:?}", out.report.failed);
+    let names = query(
+        &e,
+        "SELECT OrganizationName FROM CustomersV3 WHERE CustomerAccount IN ('RT-NEW1', 'DE-NEW9') ORDER BY 1",
+    )
+    .await;
+    assert_eq!(names.concat(), ["Brand new", "Renamed"]);
+    // An upsert without the whole key is refused before anything is sent.
+    let err = e
+        .execute_dml("UPSERT INTO CustomersV3 (CustomerAccount, OrganizationName) VALUES ('X', 'y')", &o(), |_| {})
+        .await;
+    assert!(err.unwrap_err().to_string().contains("(dataAreaId, CustomerAccount)"));
+
+    // DELETE by a filter; a row with a date in its key-less filter.
+    let out = dml(&e, "DELETE FROM CustomersV3 WHERE CustomerAccount IN ('RT-NEW1', 'DE-NEW9')", o()).await;
+    assert_eq!(out.report.written, 2);
+    assert_eq!(
+        query(&e, "SELECT count(*) FROM CustomersV3 WHERE CustomerAccount IN ('RT-NEW1', 'DE-NEW9')").await,
+        vec![vec!["0".to_string()]]
+    );
+
+    // Atomic: one change set; a failing row rolls back the others.
+    let atomic =
+        d365_sql::DmlOptions { write: d365_client::WriteOptions { atomic: true, ..Default::default() }, ..o() };
+    let out = dml(
+        &e,
+        "INSERT INTO CustomersV3 (dataAreaId, CustomerAccount, OrganizationName, CustomerGroupId) \
+         VALUES ('usmf', 'US-ATOM1', 'a', '10'), ('usmf', 'US-ATOM2', 'b', 'ZZ')",
+        atomic,
+    )
+    .await;
+    assert_eq!(out.report.written, 0);
+    assert!(out.stopped.is_some());
+    assert_eq!(
+        query(&e, "SELECT count(*) FROM CustomersV3 WHERE CustomerAccount LIKE 'US-ATOM%'").await,
+        vec![vec!["0".to_string()]]
+    );
+
+    // Dates are sent as F&O sends them (midday UTC) and read back as the same day.
+    let out = dml(&e, "UPDATE SalesOrderHeadersV2 SET RequestedShippingDate = DATE '2025-02-28' WHERE SalesOrderNumber = 'US-SO000001' AND dataAreaId = 'usmf'", o()).await;
+    assert_eq!(out.report.written, 1, "{:?}", out.report.failed);
+    let d = query(&e, "SELECT RequestedShippingDate FROM SalesOrderHeadersV2 WHERE SalesOrderNumber = 'US-SO000001' AND dataAreaId = 'usmf'").await;
+    assert_eq!(d, vec![vec!["2025-02-28".to_string()]]);
+    emu.shutdown().await;
+}
