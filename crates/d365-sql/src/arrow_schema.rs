@@ -171,6 +171,15 @@ pub struct EnumType {
 }
 
 impl TableSchema {
+    /// The SQL columns that identify a row: the primary key of a Dataverse table, the key
+    /// fields of a Finance & Operations entity (`dataareaid`, `customeraccount`).
+    pub fn key_columns(&self) -> Vec<String> {
+        if self.dialect == Dialect::FinOps && !self.key_fields.is_empty() {
+            return self.key_fields.iter().map(|k| k.name.to_ascii_lowercase()).collect();
+        }
+        vec![self.primary_key.to_ascii_lowercase()]
+    }
+
     /// The column named `name` (case-insensitive) and its index.
     pub fn column(&self, name: &str) -> Option<(usize, &ColumnSpec)> {
         self.columns.iter().enumerate().find(|(_, c)| c.name.eq_ignore_ascii_case(name))

@@ -173,15 +173,19 @@ impl Store {
 
     /// Creates `name` with the columns of `schema` (the primary key first), if missing.
     fn create(&self, name: &str, schema: &TableSchema) -> Result<(), SyncError> {
-        let pk = schema.primary_key.to_ascii_lowercase();
-        let defs: Vec<String> = schema
+        let keys = schema.key_columns();
+        let mut defs: Vec<String> = schema
             .columns
             .iter()
             .map(|c| {
-                let key = if c.name == pk { " PRIMARY KEY" } else { "" };
+                let key = if keys.len() == 1 && c.name == keys[0] { " PRIMARY KEY" } else { "" };
                 format!("{} {}{key}", ident(&c.name), declared_type(c.kind))
             })
             .collect();
+        if keys.len() > 1 {
+            // A Finance & Operations entity's composite key.
+            defs.push(format!("PRIMARY KEY ({})", keys.iter().map(|k| ident(k)).collect::<Vec<_>>().join(", ")));
+        }
         self.conn
             .execute_batch(&format!("CREATE TABLE IF NOT EXISTS {} ({})", ident(name), defs.join(", ")))
             .map_err(self.err())
@@ -221,9 +225,11 @@ impl Store {
     ) -> Result<(u64, u64), SyncError> {
         self.create(name, schema)?;
         let gone = self.add_new_columns(name, schema)?;
-        let pk = ident(&schema.primary_key.to_ascii_lowercase());
+        let keys: Vec<String> = schema.key_columns().iter().map(|k| ident(k)).collect();
+        let pk = keys.join(",");
         let names: Vec<String> = schema.columns.iter().map(|c| ident(&c.name)).collect();
-        let mut sets: Vec<String> = names.iter().filter(|n| **n != pk).map(|n| format!("{n}=excluded.{n}")).collect();
+        let mut sets: Vec<String> =
+            names.iter().filter(|n| !keys.contains(n)).map(|n| format!("{n}=excluded.{n}")).collect();
         sets.extend(gone.iter().map(|g| format!("{}=NULL", ident(g))));
         let action = if sets.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", sets.join(",")) };
         let guard = match schema.column("versionnumber") {
@@ -246,7 +252,10 @@ impl Store {
         let mut upserted = 0;
         {
             let mut st = tx.prepare_cached(&sql).map_err(err)?;
-            let pk_index = schema.column(&schema.primary_key).map(|(i, _)| i);
+            // Dataverse ids compare in lower case; Finance & Operations keys are kept as sent.
+            let pk_index = (schema.dialect == d365_sql::Dialect::Dataverse)
+                .then(|| schema.column(&schema.primary_key).map(|(i, _)| i))
+                .flatten();
             let mut values: Vec<Sql> = Vec::with_capacity(names.len());
             for row in 0..rows.num_rows() {
                 values.clear();

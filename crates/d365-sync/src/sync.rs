@@ -102,7 +102,7 @@ impl fmt::Display for SyncKind {
         f.write_str(match self {
             Self::Full => "full extract",
             Self::Delta => "changes (change tracking)",
-            Self::Watermark => "changes since the modifiedon watermark",
+            Self::Watermark => "changes since the watermark",
         })
     }
 }
@@ -204,6 +204,20 @@ pub(crate) struct Table {
     pub(crate) target: TargetTable,
     pub(crate) change_tracking: bool,
     pub(crate) has_createdon: bool,
+    /// The modification-time column of watermark syncs (`modifiedon`; F&O: `ModifiedDateTime`).
+    pub(crate) watermark: String,
+    /// A Finance & Operations entity (read by key ranges, no change tracking, no deletes).
+    pub(crate) finops: bool,
+}
+
+/// The modification-time column of a Finance & Operations entity: `ModifiedDateTime`, else a
+/// UTC date-time field whose name says it records modifications.
+fn finops_watermark(meta: &d365_client::EntityMetadata) -> Option<String> {
+    let instants = || meta.attributes.iter().filter(|a| a.attribute_type == "DateTime" && !a.is_date_only());
+    instants()
+        .find(|a| a.logical_name.eq_ignore_ascii_case("ModifiedDateTime"))
+        .or_else(|| instants().find(|a| a.logical_name.to_ascii_lowercase().contains("modified")))
+        .map(|a| a.logical_name.clone())
 }
 
 /// The table `name`: its typed shape and whether it can be tracked.
@@ -216,6 +230,22 @@ pub(crate) async fn resolve(metadata: &Metadata, name: &str) -> Result<Table, Sy
         )));
     }
     let meta = metadata.entity(&info.logical_name).await?;
+    if info.data_entity {
+        let Some(watermark) = finops_watermark(&meta) else {
+            return Err(SyncError::Unsupported(format!(
+                "entity '{}' has no modification time column (such as ModifiedDateTime), and Finance & Operations' OData service has no change tracking: it cannot be synced incrementally; copy it whole with `d365 export {}`",
+                info.logical_name, info.logical_name
+            )));
+        };
+        let target = TargetTable::new(d365_sql::table_schema(&meta));
+        if target.schema.key_fields.is_empty() {
+            return Err(SyncError::Unsupported(format!(
+                "entity '{}' lists no key fields in its metadata: its rows cannot be matched between syncs",
+                info.logical_name
+            )));
+        }
+        return Ok(Table { target, change_tracking: false, has_createdon: false, watermark, finops: true });
+    }
     if meta.attribute("modifiedon").is_none() && !info.change_tracking_enabled {
         return Err(SyncError::Unsupported(format!(
             "table '{}' has neither change tracking nor a modifiedon column: it cannot be synced incrementally (use export)",
@@ -226,6 +256,8 @@ pub(crate) async fn resolve(metadata: &Metadata, name: &str) -> Result<Table, Sy
         target: TargetTable::new(d365_sql::table_schema(&meta)),
         change_tracking: info.change_tracking_enabled,
         has_createdon: meta.attribute("createdon").is_some(),
+        watermark: "modifiedon".into(),
+        finops: false,
     })
 }
 
@@ -241,7 +273,12 @@ async fn sync_table(
     let logical = t.target.logical.clone();
     let use_ct = options.change_tracking && t.change_tracking;
     let mut warnings = Vec::new();
-    if !use_ct {
+    if t.finops {
+        warnings.push(format!(
+            "{logical}: Finance & Operations has no change tracking over OData: syncing by the {} watermark; rows deleted there are not deleted here",
+            t.watermark
+        ));
+    } else if !use_ct {
         let why = if t.change_tracking { "change tracking not used" } else { "change tracking is off for this table" };
         warnings.push(format!(
             "{logical}: {why}: syncing by the modifiedon watermark; rows deleted in Dataverse are not deleted here"
@@ -299,10 +336,10 @@ fn page_query(t: &Table, options: &SyncOptions) -> Query {
     t.target.reader().query(None, options.page_size)
 }
 
-/// The largest `modifiedon` of `rows`, folded into `max`.
-fn fold_modified(max: &mut Option<i64>, rows: &[Map<String, Value>]) {
+/// The largest `column` (the watermark column) of `rows`, folded into `max`.
+fn fold_modified(max: &mut Option<i64>, rows: &[Map<String, Value>], column: &str) {
     for r in rows {
-        if let Some(Some(v)) = row_instant(r, "modifiedon") {
+        if let Some(Some(v)) = row_instant(r, column) {
             *max = Some(max.map_or(v, |m| m.max(v)));
         }
     }
@@ -327,6 +364,9 @@ async fn scan_into(
     options: &SyncOptions,
     mut max_modified: Option<&mut Option<i64>>,
 ) -> Result<u64, SyncError> {
+    if t.finops {
+        return scan_key_ranges(client, target, t, into, query, options, max_modified).await;
+    }
     let mut scan_opts = ScanOptions::new(t.target.pk.clone());
     scan_opts.parallel = options.parallel;
     // The target decodes the bodies itself; rows are parsed only when the `modifiedon`
@@ -344,7 +384,7 @@ async fn scan_into(
     while let Some(page) = scan.next().await {
         let page = page?;
         if let Some(max) = max_modified.as_deref_mut() {
-            fold_modified(max, &page.rows);
+            fold_modified(max, &page.rows, &t.watermark);
         }
         let batch = Batch {
             body: &page.body,
@@ -352,6 +392,45 @@ async fn scan_into(
             skip: &page.skipped,
             deleted: &[],
         };
+        upserted += match into {
+            Dest::Staging => target.load(&t.target, batch).await?,
+            Dest::Table(state) => target.apply(&t.target, batch, state).await?.0,
+        };
+    }
+    Ok(upserted)
+}
+
+/// [`scan_into`] for a Finance & Operations entity: key ranges read in parallel (see
+/// [`DataverseClient::keyset_scan`]; `$skip` paging could skip or repeat rows written during
+/// the read).
+async fn scan_key_ranges(
+    client: &DataverseClient,
+    target: &mut dyn Target,
+    t: &Table,
+    into: Dest<'_>,
+    query: &Query,
+    options: &SyncOptions,
+    mut max_modified: Option<&mut Option<i64>>,
+) -> Result<u64, SyncError> {
+    let parallel = options.parallel.unwrap_or(d365_sql::scan::FINOPS_DEFAULT_PARALLEL);
+    let mut pages = client.keyset_scan(query, t.target.schema.key_fields.clone(), parallel);
+    let progress = std::sync::Arc::new(d365_client::ScanProgress::default());
+    let _tracker = options.progress.track(&format!("sync {}", t.target.logical), client, progress.clone(), 0);
+    let mut upserted = 0;
+    while let Some(page) = pages.next().await {
+        let page = page?;
+        if let Some(max) = max_modified.as_deref_mut() {
+            let rows: Value = serde_json::from_slice(&page.body)
+                .map_err(|e| SyncError::InvalidArgument(format!("{}: a page is not JSON: {e}", t.target.logical)))?;
+            let rows: Vec<Map<String, Value>> = rows
+                .get("value")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|r| r.as_object().cloned()).collect())
+                .unwrap_or_default();
+            fold_modified(max, &rows, &t.watermark);
+        }
+        progress.rows.fetch_add(page.rows as u64, std::sync::atomic::Ordering::Relaxed);
+        let batch = Batch { body: &page.body, body_rows: page.rows, skip: &[], deleted: &[] };
         upserted += match into {
             Dest::Staging => target.load(&t.target, batch).await?,
             Dest::Table(state) => target.apply(&t.target, batch, state).await?.0,
@@ -489,7 +568,7 @@ async fn watermark(
     options: &SyncOptions,
 ) -> Result<TableSync, SyncError> {
     let mut out = blank(t, SyncKind::Watermark);
-    let query = page_query(t, options).filter(format!("modifiedon ge {mark}"));
+    let query = page_query(t, options).filter(format!("{} ge {mark}", t.watermark));
     let mut max_modified = d365_client::partition::parse_instant(mark);
     let state = |mark: Option<String>| TableState {
         entity_set: t.target.set.clone(),

@@ -26,6 +26,9 @@ pub struct TargetTable {
     pub set: String,
     /// Primary key column.
     pub pk: String,
+    /// The SQL columns that identify a row (`[pk]`, or a Finance & Operations entity's key
+    /// fields): the target's primary key.
+    pub key: Vec<String>,
     /// The typed shape of the table, as the SQL engine sees it (column types, choice labels,
     /// lookup names).
     pub schema: Arc<TableSchema>,
@@ -40,6 +43,7 @@ impl TargetTable {
             logical: reader.schema.entity.logical_name.clone(),
             set: reader.schema.entity_set.clone(),
             pk: reader.schema.primary_key.clone(),
+            key: reader.schema.key_columns(),
             schema: reader.schema.clone(),
             reader: Arc::new(reader),
         }

@@ -57,12 +57,42 @@ impl Pending {
     /// The changes as one batch of `table` columns (the table's schema without the
     /// soft-delete column) plus the delete flag, one row per key: the newest version of a row
     /// (by `versionnumber`, else the later page), or its delete when that came later.
-    pub fn reduce(self, rows_schema: &SchemaRef, table: &Schema, pk: &str) -> Result<RecordBatch, SyncError> {
+    pub fn reduce(self, rows_schema: &SchemaRef, table: &Schema, key: &[String]) -> Result<RecordBatch, SyncError> {
         let err =
             |e: d365_sql::datafusion::arrow::error::ArrowError| SyncError::InvalidArgument(format!("changes: {e}"));
+        let pk = key.first().map(String::as_str).unwrap_or_default();
         let batches: Vec<&RecordBatch> = self.pages.iter().map(|(b, _)| b).collect();
         let all = concat_batches(rows_schema, batches.iter().copied()).map_err(err)?;
-        let keys = column(&all, pk)?;
+        let keys = if key.len() == 1 {
+            column(&all, pk)?
+        } else {
+            // A composite key (a Finance & Operations entity): its columns' text, joined.
+            if self.pages.iter().any(|(_, d)| !d.is_empty()) {
+                return Err(SyncError::InvalidArgument("changes: deletes by a composite key are not supported".into()));
+            }
+            let parts = key
+                .iter()
+                .map(|k| {
+                    let c = column(&all, k)?;
+                    d365_sql::datafusion::arrow::compute::cast(&c, &DataType::Utf8).map_err(err)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let joined: StringArray = (0..all.num_rows())
+                .map(|i| {
+                    let mut text = String::new();
+                    for p in &parts {
+                        let p = p.as_string::<i32>();
+                        if p.is_null(i) {
+                            return None;
+                        }
+                        text.push_str(p.value(i));
+                        text.push('\u{1f}');
+                    }
+                    Some(text)
+                })
+                .collect();
+            Arc::new(joined)
+        };
         let keys = keys
             .as_string_opt::<i32>()
             .ok_or_else(|| SyncError::InvalidArgument(format!("changes: the key column {pk} is not text")))?;
@@ -165,6 +195,13 @@ fn column(batch: &RecordBatch, name: &str) -> Result<ArrayRef, SyncError> {
         .ok_or_else(|| SyncError::InvalidArgument(format!("changes: no column {name} in the rows read")))
 }
 
+/// `target.k = source.k` for every key column.
+fn same_key(key: &[String]) -> Expr {
+    let mut parts = key.iter().map(|k| target(k).eq(source(k)));
+    let first = parts.next().unwrap_or_else(|| lit(false));
+    parts.fold(first, Expr::and)
+}
+
 fn source(name: &str) -> Expr {
     Expr::Column(Column::new(Some(SOURCE), name))
 }
@@ -180,7 +217,7 @@ fn target(name: &str) -> Expr {
 pub(crate) async fn merge(
     table: deltalake_core::DeltaTable,
     changes: RecordBatch,
-    pk: &str,
+    key: &[String],
     soft_delete: bool,
     commit: deltalake_core::kernel::transaction::CommitProperties,
 ) -> Result<deltalake_core::DeltaTable, deltalake_core::DeltaTableError> {
@@ -191,7 +228,7 @@ pub(crate) async fn merge(
     let source_df = ctx.read_batch(changes)?;
     let deleted = source(DELETE_FLAG);
     let mut builder = table
-        .merge(source_df, target(pk).eq(source(pk)))
+        .merge(source_df, same_key(key))
         .with_source_alias(SOURCE)
         .with_target_alias(TARGET)
         .with_writer_properties(crate::writer::parquet_properties())
@@ -214,7 +251,7 @@ pub(crate) async fn merge(
     }
     builder = builder.when_matched_update(|mut u| {
         u = u.predicate(guard);
-        for c in columns.iter().filter(|c| *c != pk) {
+        for c in columns.iter().filter(|c| !key.contains(c)) {
             u = u.update(c.as_str(), source(c));
         }
         if soft_delete {
@@ -267,7 +304,7 @@ mod tests {
         let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
         fields.push(Arc::new(Field::new("gone", DataType::Int32, true)));
         let table = Schema::new(fields);
-        let out = p.reduce(&schema, &table, "accountid").unwrap();
+        let out = p.reduce(&schema, &table, &["accountid".to_string()]).unwrap();
         let ids = out.column(0).as_string::<i32>();
         let names = out.column(2).as_string::<i32>();
         let flags = out.column_by_name(DELETE_FLAG).unwrap().as_boolean();

@@ -131,8 +131,8 @@ impl DeltaTarget {
         let columns = Schema::new(
             table_schema.fields().iter().filter(|f| f.name() != DELETED_COLUMN).cloned().collect::<Vec<_>>(),
         );
-        let source = pending.reduce(&table.schema.arrow, &columns, &table.pk)?;
-        changes::merge(delta, source, &table.pk, self.soft_delete, props).await.map_err(err)?;
+        let source = pending.reduce(&table.schema.arrow, &columns, &table.key)?;
+        changes::merge(delta, source, &table.key, self.soft_delete, props).await.map_err(err)?;
         Ok(())
     }
 }

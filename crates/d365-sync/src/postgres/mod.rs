@@ -162,7 +162,7 @@ impl PostgresTarget {
         let ctx = &self.ctx;
         let stage = ctx.stage(table);
         let target = ctx.qualified(&table.logical);
-        let pk = ident(&table.pk.to_ascii_lowercase());
+        let pk = key_list(table);
         let tx = self.client.transaction().await.map_err(|e| ctx.err(e))?;
         if ctx.columns_of(&tx, &table.logical).await?.is_empty() {
             // A first load: the stage becomes the table.
@@ -186,7 +186,13 @@ impl PostgresTarget {
             let sql = if ctx.soft_delete {
                 format!(
                     "UPDATE {target} t SET {d} = now() WHERE {d} IS NULL \
-                     AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE s.{pk} = t.{pk}); {merge}; DROP TABLE {stage}",
+                     AND NOT EXISTS (SELECT 1 FROM {stage} s WHERE {same}); {merge}; DROP TABLE {stage}",
+                    same = table
+                        .key
+                        .iter()
+                        .map(|k| format!("s.{k} = t.{k}", k = ident(k)))
+                        .collect::<Vec<_>>()
+                        .join(" AND "),
                     d = ident(DELETED_COLUMN),
                     merge = ctx.merge_sql(table, &stage, &gone)
                 )
@@ -379,7 +385,7 @@ impl Ctx {
     /// The merge of the changes table into the table: the newest version per key, never over
     /// a newer version; gone columns nulled; a soft delete undone by a re-creation.
     fn merge_sql(&self, table: &TargetTable, changes: &str, gone: &[String]) -> String {
-        let pk = ident(&table.pk.to_ascii_lowercase());
+        let pk = key_list(table);
         let cols = Self::column_list(table);
         let version = table.schema.column("versionnumber").map(|_| ident("versionnumber"));
         let order = match &version {
@@ -390,8 +396,8 @@ impl Ctx {
             .schema
             .columns
             .iter()
+            .filter(|c| !table.key.contains(&c.name))
             .map(|c| ident(&c.name))
-            .filter(|c| *c != pk)
             .map(|c| format!("{c} = EXCLUDED.{c}"))
             .collect();
         sets.extend(gone.iter().map(|c| format!("{} = NULL", ident(c))));
@@ -482,7 +488,7 @@ impl Target for PostgresTarget {
     ) -> Result<(u64, u64), SyncError> {
         let ctx = &self.ctx;
         let target = ctx.qualified(&table.logical);
-        let pk = ident(&table.pk.to_ascii_lowercase());
+        let pk = key_list(table);
         let tx = self.client.transaction().await.map_err(|e| ctx.err(e))?;
         if ctx.columns_of(&tx, &table.logical).await?.is_empty() {
             // Rows changed by a watermark sync into a table not created yet.
@@ -536,4 +542,10 @@ impl Target for PostgresTarget {
             .map_err(|e| self.ctx.err(e))?;
         Ok(row.get::<_, i64>(0) as u64)
     }
+}
+
+/// The key columns of `table`, quoted and comma-separated (`"accountid"`, or
+/// `"dataareaid", "customeraccount"`).
+fn key_list(table: &TargetTable) -> String {
+    table.key.iter().map(|k| ident(k)).collect::<Vec<_>>().join(", ")
 }

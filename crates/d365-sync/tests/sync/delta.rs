@@ -25,7 +25,7 @@ fn uuid(s: &str) -> uuid::Uuid {
 }
 
 /// The rows of `sql` over the Delta table at `url` (registered as `t`), as text.
-async fn query(location: &DeltaLocation, url: &url::Url, sql: &str) -> Vec<Vec<String>> {
+pub(crate) async fn query(location: &DeltaLocation, url: &url::Url, sql: &str) -> Vec<Vec<String>> {
     use d365_sync::deltalake::arrow::util::display::{ArrayFormatter, FormatOptions};
     let table = location.open(url).await.unwrap();
     let ctx = SessionContext::new();

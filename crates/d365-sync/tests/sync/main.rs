@@ -5,6 +5,7 @@ mod common;
 mod delta;
 mod export;
 mod export_s3;
+mod finops;
 mod postgres;
 mod scaleout;
 mod scan;
