@@ -1,4 +1,5 @@
-"""The built-in emulator of Entra ID and the Dataverse Web API, from Python: no account needed."""
+"""The built-in emulator of Entra ID, the Dataverse Web API and Finance & Operations (with AD FS),
+from Python: no account needed."""
 
 from __future__ import annotations
 
@@ -78,7 +79,9 @@ class Emulator:
         )
         self.info: dict[str, Any] = json.loads(self._inner.ready_json)
         """The ready information: ``authority``, ``tenant_id``, ``org_url``, ``ca_pem``,
-        ``apps`` (with their test secrets and certificate files), ``users``."""
+        ``apps`` (with their test secrets and certificate files), ``users``, and ``fno`` (the
+        Finance & Operations environments: ``org_url``, ``onprem_url``, ``adfs_authority``,
+        ``hr_legacy_url``, ``companies``, ...)."""
 
     @property
     def connection_string(self) -> str:
@@ -114,6 +117,33 @@ class Emulator:
             f"OAuthClientSecret={a['client_secret']};AzureAuthorityHost={self.info['authority']};"
             f"SSLServerCert={self.info['ca_pem']}"
         )
+
+    def finops_connection_string(self, edition: str = "finops", *, cross_company: bool = True) -> str:
+        """A connection string of one of the emulator's Finance & Operations environments.
+
+        Args:
+            edition: ``"finops"`` (``Edition=FinOpsOnline``, the certificate app through Entra
+                ID), ``"finops-onprem"`` (``Edition=FinOpsOnPremise``, the integration app's
+                secret through the emulator's AD FS) or ``"hr"`` (``Edition=HumanResources`` at
+                the legacy ``/namespaces/{guid}`` URL).
+            cross_company: read every company (``CrossCompany=true``), not only the app's
+                default company (``usmf``).
+        """
+        fno = self.info["fno"]
+        cc = f"CrossCompany={'true' if cross_company else 'false'}"
+        if edition == "finops-onprem":
+            a = self.app("integration")
+            return (
+                f"OrganizationUrl={fno['onprem_url']};Edition=FinOpsOnPremise;AuthScheme=ADFS;"
+                f"ADFSServer={fno['adfs_authority']};OAuthClientId={a['client_id']};"
+                f"OAuthClientSecret={a['client_secret']};{cc};SSLServerCert={self.info['ca_pem']}"
+            )
+        urls = {"finops": (fno["org_url"], "FinOpsOnline"), "hr": (fno["hr_legacy_url"], "HumanResources")}
+        if edition not in urls:
+            raise ValueError(f"edition must be 'finops', 'finops-onprem' or 'hr', not {edition!r}")
+        url, name = urls[edition]
+        rest = self.connection_string.split(";", 1)[1]
+        return f"OrganizationUrl={url};Edition={name};{cc};{rest}"
 
     def stop(self) -> None:
         """Stop it and remove its temporary files; stopping twice is harmless."""
