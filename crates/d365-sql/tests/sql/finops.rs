@@ -306,3 +306,53 @@ async fn writes_address_rows_by_composite_key_and_report_each_row() {
     assert_eq!(d, vec![vec!["2025-02-28".to_string()]]);
     emu.shutdown().await;
 }
+
+/// The retry policy's clock moving the emulator's: a wait for `Retry-After` passes at once,
+/// and the emulator's service-protection window slides by as much.
+struct EmulatorTime {
+    state: d365_emulator::state::AppState,
+    waits: std::sync::Mutex<Vec<Duration>>,
+}
+
+impl std::fmt::Debug for EmulatorTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorTime").finish_non_exhaustive()
+    }
+}
+
+impl d365_client::Clock for EmulatorTime {
+    fn now(&self) -> std::time::Instant {
+        std::time::Instant::now()
+    }
+
+    fn sleep(&self, d: Duration) -> d365_client::SleepFuture {
+        self.state.clock.advance(d.as_secs_f64().ceil() as i64);
+        self.waits.lock().unwrap().push(d);
+        Box::pin(std::future::ready(()))
+    }
+}
+
+#[tokio::test]
+async fn throttled_reads_wait_as_told_and_stay_exact() {
+    let limits = d365_emulator::webapi::limits::LimitSettings { requests: 4, window_secs: 60, ..Default::default() };
+    let emu = Emulator::start(EmulatorOptions { rows: 50, fno_rows: Some(6_000), limits, ..Default::default() })
+        .await
+        .expect("emulator starts");
+    let time = Arc::new(EmulatorTime { state: emu.state().clone(), waits: Default::default() });
+    let fno = emu.fno();
+    let token = emu.app_token_for(INTEGRATION_APP, &fno.org_url, Duration::from_secs(3600)).unwrap();
+    let mut o = ClientOptions::new(fno.org_url.clone());
+    o.extra_ca_pem = Some(std::fs::read(&emu.ready().ca_pem).unwrap());
+    o.service = Service::FinOps(FinOpsSettings { cross_company: true });
+    o.clock = time.clone();
+    let c = DataverseClient::new(o, Arc::new(StaticTokenProvider::new(AccessToken::new(token, None)))).unwrap();
+    let e = SqlEngine::new(c.clone(), EngineOptions::default()).await.unwrap();
+    // Lines: 6,000 rows in several key ranges, more requests than the window allows.
+    let got = query(&e, "SELECT count(*), count(DISTINCT dataAreaId || InventoryLotId) FROM SalesOrderLines").await;
+    assert_eq!(got, vec![vec!["6000".to_string(), "6000".to_string()]]);
+    let waits = time.waits.lock().unwrap().clone();
+    assert!(!waits.is_empty(), "the read was never throttled: the test proves nothing");
+    assert!(waits.iter().all(|w| *w >= Duration::from_secs(1)), "waits follow Retry-After (seconds): {waits:?}");
+    assert!(c.request_log().stats().throttled > 0);
+    emu.shutdown().await;
+}
