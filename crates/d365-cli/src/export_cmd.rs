@@ -60,8 +60,9 @@ pub struct ExportArgs {
     #[arg(long)]
     filter: Option<String>,
     /// Output format: ndjson, csv, parquet, delta (a Delta Lake table; implied by a delta+… output).
-    #[arg(long, default_value = "ndjson")]
-    format: String,
+    /// Default: from the output's extension (.parquet, .csv, .ndjson/.jsonl), else ndjson.
+    #[arg(long = "format")]
+    format_arg: Option<String>,
     /// Output file (default: TABLE.FORMAT), or an object: s3://bucket/key, az://container/key,
     /// abfss://fs@account.dfs.core.windows.net/key, gs://bucket/key (credentials and endpoint
     /// from AWS_*, AZURE_STORAGE_*, GOOGLE_* variables; staged locally, then one multipart
@@ -91,12 +92,32 @@ pub fn failure(e: SyncError) -> Failure {
     }
 }
 
+impl ExportArgs {
+    /// `--format`, else the output file's extension (`.parquet`, `.csv`, `.ndjson`, `.jsonl`,
+    /// `.json`), else ndjson.
+    fn format(&self) -> String {
+        if let Some(f) = &self.format_arg {
+            return f.clone();
+        }
+        let ext = self
+            .output
+            .as_ref()
+            .and_then(|o| o.extension())
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        match ext.as_str() {
+            "parquet" | "csv" => ext,
+            _ => "ndjson".into(),
+        }
+    }
+}
+
 /// Runs `d365 export`.
 pub async fn run(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Failure> {
     // Before connecting: a destination that cannot be written is refused at once, not after a
     // sign-in (an object store is checked for its URL and settings, not reached yet).
     let mut staged = None;
-    let delta = args.format.eq_ignore_ascii_case("delta");
+    let delta = args.format().eq_ignore_ascii_case("delta");
     if let Some(out) = &args.output {
         let text = out.to_string_lossy();
         match d365_sync::parse_destination(&text, "--output").map_err(failure)? {
@@ -121,7 +142,7 @@ pub async fn run(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Fai
         return crate::plan_cmd::run_worker(connect_args, manifest, shard, args.units, args.parallel, args.page_size)
             .await;
     }
-    let format: Format = args.format.parse().map_err(failure)?;
+    let format: Format = args.format().parse().map_err(failure)?;
     let table = args.table.unwrap_or_default();
     let output = args.output.unwrap_or_else(|| PathBuf::from(format!("{table}.{format}")));
     let mut options = ExportOptions::new(table, output);
@@ -159,8 +180,9 @@ pub async fn run(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Fai
 async fn run_sql(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Failure> {
     use crate::query_cmd::Format as Out;
     let sql = args.query.clone().unwrap_or_default();
+    let format_name = args.format();
     let Some(mut output) = args.output else { return Err(Failure::bad_input("--query needs --output FILE")) };
-    let format = match args.format.to_ascii_lowercase().as_str() {
+    let format = match format_name.to_ascii_lowercase().as_str() {
         "parquet" => Out::Parquet,
         "csv" => Out::Csv,
         "ndjson" | "jsonl" => Out::Ndjson,

@@ -349,7 +349,12 @@ async fn export_to(
         None => {
             let query = reader.query(options.filter.as_deref(), options.page_size);
             let scan = scan_options(&reader.schema.primary_key, options);
-            let (plan, has_column) = plan(client, &query, &scan).await?;
+            let (plan, has_column) = if client.service().is_finops() {
+                // Read by key ranges (see `export_key_ranges`): one part.
+                (ScanPlan::single(), false)
+            } else {
+                plan(client, &query, &scan).await?
+            };
             std::fs::create_dir_all(&dir).map_err(SyncError::io(&dir))?;
             let column = has_column.then(|| options.partition_column.clone());
             let set = reader.schema.entity_set.clone();
@@ -362,7 +367,9 @@ async fn export_to(
     let resumed_rows = ckpt.rows();
     prepare_parts(&dir, &ckpt)?;
     let mut peak = 0;
-    if !ckpt.complete() {
+    if !ckpt.complete() && client.service().is_finops() {
+        peak = export_key_ranges(client, options, &reader, &dir, &ckpt_path, &mut ckpt).await? as u64;
+    } else if !ckpt.complete() {
         let query = reader.query(options.filter.as_deref(), options.page_size);
         let scan_opts = scan_options(&ckpt.primary_key, options);
         let mut scan = client.partitioned_scan(&query, ckpt.plan(), scan_opts)?;
@@ -451,6 +458,60 @@ async fn export_to(
         peak_concurrency: peak,
         elapsed: started.elapsed(),
     })
+}
+
+/// The read of a Finance & Operations entity: key ranges read in parallel into one part file
+/// (see [`DataverseClient::keyset_scan`]: exact while rows are written, which `$skip` paging is
+/// not). Its pages come from several ranges at once, so the checkpoint records the part only
+/// once complete: an interrupted export of an entity starts again from the beginning.
+/// Returns the ranges read at once.
+async fn export_key_ranges(
+    client: &DataverseClient,
+    options: &ExportOptions,
+    reader: &TypedReader,
+    dir: &Path,
+    ckpt_path: &Path,
+    ckpt: &mut Checkpoint,
+) -> Result<usize, SyncError> {
+    let keys = reader.schema.key_fields.clone();
+    if keys.is_empty() {
+        return Err(SyncError::Unsupported(format!(
+            "entity '{}' lists no key fields in its metadata: it cannot be read by key ranges",
+            reader.schema.entity.logical_name
+        )));
+    }
+    let parallel = options.parallel.unwrap_or(d365_sql::scan::FINOPS_DEFAULT_PARALLEL);
+    let query = reader.query(options.filter.as_deref(), options.page_size);
+    let id = *ckpt.partitions.keys().next().unwrap_or(&0);
+    let path = part_path(dir, id);
+    let mut file = File::create(&path).map_err(SyncError::io(&path))?;
+    let progress = std::sync::Arc::new(d365_client::ScanProgress::default());
+    let _tracker = options.progress.track(&format!("export {}", ckpt.entity_set), client, progress.clone(), 0);
+    let mut pages = client.keyset_scan(&query, keys, parallel);
+    let (mut rows, mut bytes) = (0u64, 0u64);
+    let mut buf = Vec::with_capacity(1 << 20);
+    while let Some(page) = pages.next().await {
+        let page = page?;
+        let batch = reader.decode(&page.body, page.rows, &[])?;
+        buf.clear();
+        if batch.num_rows() > 0 {
+            write_segment(&mut buf, &batch)?;
+        }
+        file.write_all(&buf).map_err(SyncError::io(&path))?;
+        rows += batch.num_rows() as u64;
+        bytes += buf.len() as u64;
+        progress.rows.fetch_add(batch.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+    if options.fsync {
+        file.sync_data().map_err(SyncError::io(&path))?;
+    }
+    if let Some(p) = ckpt.partitions.get_mut(&id) {
+        p.rows = rows;
+        p.done = true;
+    }
+    ckpt.part_bytes.insert(id, bytes);
+    ckpt.save(ckpt_path, options.fsync)?;
+    Ok(parallel)
 }
 
 fn scan_options(primary_key: &str, options: &ExportOptions) -> ScanOptions {

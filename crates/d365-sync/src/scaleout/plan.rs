@@ -86,6 +86,12 @@ pub async fn plan(client: &DataverseClient, options: &PlanOptions) -> Result<Man
     let mut units: Vec<Unit> = Vec::new();
     for name in &options.tables {
         let t = resolve(&metadata, name).await?;
+        if t.finops {
+            return Err(SyncError::Unsupported(format!(
+                "work-unit plans of Finance & Operations entities ('{}') are not built yet (units are createdon ranges of Dataverse tables): export it with `d365 export {}` (read in parallel by key ranges) or sync it with `d365 sync`",
+                t.target.logical, t.target.logical
+            )));
+        }
         if tables.iter().any(|m: &ManifestTable| m.table == t.target.logical) {
             return Err(SyncError::InvalidArgument(format!("table '{}' is named twice", t.target.logical)));
         }
