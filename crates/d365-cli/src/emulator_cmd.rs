@@ -291,6 +291,7 @@ async fn check(ready: &d365_emulator::ReadyInfo) -> bool {
     }
     .await;
     step("query options ($filter, $orderby, $expand, $apply)", query);
+    crate::emulator_fno_check::check(&http, ready, &mut step).await;
     ok
 }
 

@@ -4,6 +4,7 @@ mod bench_cmd;
 mod connect;
 mod dml_cmd;
 mod emulator_cmd;
+mod emulator_fno_check;
 mod export_cmd;
 mod failure;
 mod login_cmd;
