@@ -38,7 +38,8 @@ pub enum Format {
 pub struct QueryArgs {
     /// The SQL query (DataFusion SQL; tables by logical name), or `EXEC Procedure @Arg = 'value'`.
     sql: String,
-    /// Output format (default: table on a terminal, csv otherwise).
+    /// Output format (default: from the output file's extension — .parquet, .csv, .json,
+    /// .ndjson/.jsonl —, else table on a terminal, csv otherwise).
     #[arg(long, value_enum)]
     format: Option<Format>,
     /// Write to this file instead of standard output.
@@ -100,11 +101,19 @@ pub(crate) fn sql_failure(e: SqlError) -> Failure {
 
 /// The format asked for, else a table on a terminal and CSV otherwise (or into a file).
 fn output_format(args: &QueryArgs) -> Format {
-    args.format.unwrap_or(if std::io::stdout().is_terminal() && args.output.is_none() {
-        Format::Table
-    } else {
-        Format::Csv
-    })
+    if let Some(f) = args.format {
+        return f;
+    }
+    // An output file names its format by its extension.
+    let ext = args.output.as_ref().and_then(|o| o.extension()).map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("parquet") => return Format::Parquet,
+        Some("ndjson" | "jsonl") => return Format::Ndjson,
+        Some("json") => return Format::Json,
+        Some("csv") => return Format::Csv,
+        _ => {}
+    }
+    if std::io::stdout().is_terminal() && args.output.is_none() { Format::Table } else { Format::Csv }
 }
 
 /// The engine of a connection (see [`d365_core::Connection::engine`]); `parallel` fixes the

@@ -64,6 +64,13 @@ pub struct KeysetPage {
 
 type Tuple = Vec<Value>;
 
+/// A page with its rows kept as raw JSON text.
+#[derive(serde::Deserialize)]
+struct RawPage<'a> {
+    #[serde(borrow)]
+    value: Vec<&'a serde_json::value::RawValue>,
+}
+
 fn literal(kind: &KeyKind, v: &Value) -> Option<String> {
     Some(match (kind, v) {
         (KeyKind::Text, Value::String(s)) => string_literal(s),
@@ -204,17 +211,19 @@ impl Scan {
         let mut q = self.with_filter(self.base_query(), range.filter(&self.keys, after)?);
         q.params.push(("$top".into(), KEYSET_PAGE_ROWS.to_string()));
         let body = self.get(&q).await?;
-        let parsed: Value = serde_json::from_slice(&body).map_err(|e| ClientError::Decode {
+        // Only the row count and the last row's key are needed here (the caller decodes the
+        // page): the rows stay raw text, and only the last one is parsed.
+        let page: RawPage<'_> = serde_json::from_slice(&body).map_err(|e| ClientError::Decode {
             method: "GET".into(),
             path: q.entity_set.clone(),
             message: e.to_string(),
         })?;
-        let rows = parsed.get("value").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-        let n = rows.len();
+        let n = page.value.len();
         let last = if (n as u64) < KEYSET_PAGE_ROWS {
             None
         } else {
-            let t = rows.last().and_then(Value::as_object).and_then(|r| tuple_of(r, &self.keys));
+            let row: Option<Map<String, Value>> = page.value.last().and_then(|r| serde_json::from_str(r.get()).ok());
+            let t = row.as_ref().and_then(|r| tuple_of(r, &self.keys));
             if t.is_none() {
                 return Err(ClientError::InvalidArgument(format!(
                     "the rows of {} lack their key fields: cannot read it by key ranges",

@@ -353,6 +353,16 @@ enum Dest<'a> {
     Table(&'a TableState),
 }
 
+impl Dest<'_> {
+    /// Gives one page to `target`; returns the rows it upserted.
+    async fn hand_over(&self, target: &mut dyn Target, t: &Table, batch: Batch<'_>) -> Result<u64, SyncError> {
+        Ok(match self {
+            Dest::Staging => target.load(&t.target, batch).await?,
+            Dest::Table(state) => target.apply(&t.target, batch, state).await?.0,
+        })
+    }
+}
+
 /// Reads the table through a partitioned scan, handing every page to `target`. With
 /// `max_modified` given, the largest `modifiedon` read is folded into it.
 async fn scan_into(
@@ -392,10 +402,7 @@ async fn scan_into(
             skip: &page.skipped,
             deleted: &[],
         };
-        upserted += match into {
-            Dest::Staging => target.load(&t.target, batch).await?,
-            Dest::Table(state) => target.apply(&t.target, batch, state).await?.0,
-        };
+        upserted += into.hand_over(target, t, batch).await?;
     }
     Ok(upserted)
 }
@@ -431,10 +438,7 @@ async fn scan_key_ranges(
         }
         progress.rows.fetch_add(page.rows as u64, std::sync::atomic::Ordering::Relaxed);
         let batch = Batch { body: &page.body, body_rows: page.rows, skip: &[], deleted: &[] };
-        upserted += match into {
-            Dest::Staging => target.load(&t.target, batch).await?,
-            Dest::Table(state) => target.apply(&t.target, batch, state).await?.0,
-        };
+        upserted += into.hand_over(target, t, batch).await?;
     }
     Ok(upserted)
 }

@@ -14,7 +14,6 @@
 //!   anything is sent.
 
 use std::collections::VecDeque;
-use std::time::Instant;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -285,8 +284,7 @@ where
     S: Stream<Item = WriteRow> + Send,
     P: Fn(&super::WriteProgress) + Send + Sync,
 {
-    let started = Instant::now();
-    let stats0 = client.request_log().stats();
+    let account = super::Accounting::start(client, &progress);
     let mode = if options.mode == BulkMode::RowByRow { BulkMode::RowByRow } else { BulkMode::Batch };
     let mut report = WriteReport::new(op, mode);
     if let Err(e) = check(op, options) {
@@ -297,24 +295,8 @@ where
     let parallel = options.max_parallel.unwrap_or(DEFAULT_PARALLEL).max(1);
     let mut rows = std::pin::pin!(rows);
     let mut by_index: std::collections::HashMap<u64, WriteRow> = std::collections::HashMap::new();
-    let finish = |mut report: WriteReport| {
-        let stats = client.request_log().stats().since(&stats0);
-        report.requests = stats.requests;
-        report.retries = stats.retries;
-        report.throttled = stats.throttled;
-        report.elapsed = started.elapsed();
-        report.failed.sort_by_key(|e| e.index);
-        report.not_attempted.sort_unstable();
-        report
-    };
-    let notify = |report: &WriteReport| {
-        progress(&super::WriteProgress {
-            rows_read: report.rows,
-            written: report.written,
-            failed: report.failed.len() as u64,
-            requests: client.request_log().stats().since(&stats0).requests,
-        })
-    };
+    let finish = |report: WriteReport| account.finish(report);
+    let notify = |report: &WriteReport| account.notify(report);
 
     if options.atomic {
         let mut parts = Vec::new();

@@ -393,31 +393,14 @@ where
     if client.service().is_finops() {
         return finops::write(client, entity, op, rows, options, progress).await;
     }
-    let started = Instant::now();
-    let stats0 = client.request_log().stats();
+    let account = Accounting::start(client, &progress);
     check_options(entity, op, options).map_err(|e| WriteError::before_start(op, e))?;
     let mode = engine::resolve_mode(client, entity, op, options).await.map_err(|e| WriteError::before_start(op, e))?;
     let engine = Arc::new(Engine::new(client.clone(), entity, op, options.clone(), mode));
     let mut report = WriteReport::new(op, mode);
     let mut rows = std::pin::pin!(rows);
-    let finish = |mut report: WriteReport| {
-        let stats = client.request_log().stats().since(&stats0);
-        report.requests = stats.requests;
-        report.retries = stats.retries;
-        report.throttled = stats.throttled;
-        report.elapsed = started.elapsed();
-        report.failed.sort_by_key(|e| e.index);
-        report.not_attempted.sort_unstable();
-        report
-    };
-    let notify = |report: &WriteReport| {
-        progress(&WriteProgress {
-            rows_read: report.rows,
-            written: report.written,
-            failed: report.failed.len() as u64,
-            requests: client.request_log().stats().since(&stats0).requests,
-        })
-    };
+    let finish = |report: WriteReport| account.finish(report);
+    let notify = |report: &WriteReport| account.notify(report);
 
     if options.atomic {
         let mut all = Vec::new();
@@ -502,6 +485,45 @@ where
         return Err(WriteError { error, report: Box::new(finish(report)) });
     }
     Ok(finish(report))
+}
+
+/// The bookkeeping every write shares: the request counters since it started, its clock, and
+/// its progress callback.
+pub(super) struct Accounting<'a, P> {
+    client: &'a DataverseClient,
+    stats0: crate::request_log::RequestStats,
+    started: Instant,
+    progress: &'a P,
+}
+
+impl<'a, P: Fn(&WriteProgress)> Accounting<'a, P> {
+    /// Starts counting now.
+    pub(super) fn start(client: &'a DataverseClient, progress: &'a P) -> Self {
+        Self { client, stats0: client.request_log().stats(), started: Instant::now(), progress }
+    }
+
+    /// The report with the requests, retries, throttling and time of the write, its rows in
+    /// input order.
+    pub(super) fn finish(&self, mut report: WriteReport) -> WriteReport {
+        let stats = self.client.request_log().stats().since(&self.stats0);
+        report.requests = stats.requests;
+        report.retries = stats.retries;
+        report.throttled = stats.throttled;
+        report.elapsed = self.started.elapsed();
+        report.failed.sort_by_key(|e| e.index);
+        report.not_attempted.sort_unstable();
+        report
+    }
+
+    /// Tells the progress callback where the write stands.
+    pub(super) fn notify(&self, report: &WriteReport) {
+        (self.progress)(&WriteProgress {
+            rows_read: report.rows,
+            written: report.written,
+            failed: report.failed.len() as u64,
+            requests: self.client.request_log().stats().since(&self.stats0).requests,
+        })
+    }
 }
 
 /// Adds a chunk's outcome to the report; returns its stop error, if any.
