@@ -62,7 +62,7 @@ impl DataverseClient {
             .filter(|o| o.get("DataServiceEnabled").and_then(Value::as_bool).unwrap_or(true))
             .filter_map(data_entity)
             .collect();
-        out.sort_by(|a, b| a.logical_name.to_ascii_lowercase().cmp(&b.logical_name.to_ascii_lowercase()));
+        out.sort_by_key(|a| a.logical_name.to_ascii_lowercase());
         out.dedup_by(|a, b| a.logical_name == b.logical_name);
         Ok(out)
     }

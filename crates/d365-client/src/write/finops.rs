@@ -70,8 +70,8 @@ fn column_in<'a>(message: &str, mut columns: impl Iterator<Item = &'a str>) -> O
     columns.find(|c| quoted.iter().any(|q| q.eq_ignore_ascii_case(c))).map(str::to_string)
 }
 
-fn refused(row: &WriteRow, message: String) -> RowError {
-    RowError {
+fn refused(row: &WriteRow, message: String) -> Box<RowError> {
+    Box::new(RowError {
         index: row.index,
         key: row.key.clone(),
         id: None,
@@ -79,11 +79,11 @@ fn refused(row: &WriteRow, message: String) -> RowError {
         code: String::new(),
         message,
         column: None,
-    }
+    })
 }
 
 /// The request of `row` for `op` (`upsert_create`: the POST of an upsert's missing record).
-fn part(set: &str, op: WriteOp, row: &WriteRow, optimistic: bool, upsert_create: bool) -> Result<Part, RowError> {
+fn part(set: &str, op: WriteOp, row: &WriteRow, optimistic: bool, upsert_create: bool) -> Result<Part, Box<RowError>> {
     let key = row.key.clone();
     if matches!(key, Some(RecordKey::Id(_))) {
         return Err(refused(
@@ -355,7 +355,7 @@ where
                                 }
                                 buffer.push_back(p)
                             }
-                            Err(e) => report.failed.push(e),
+                            Err(e) => report.failed.push(*e),
                         }
                     }
                     None => exhausted = true,
@@ -384,7 +384,7 @@ where
             if let Some(row) = by_index.get(&index) {
                 match part(&set, op, row, false, true) {
                     Ok(p) => creates.push_back(p),
-                    Err(e) => report.failed.push(e),
+                    Err(e) => report.failed.push(*e),
                 }
             }
         }
