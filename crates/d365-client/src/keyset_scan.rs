@@ -237,6 +237,12 @@ impl Scan {
 }
 
 impl DataverseClient {
+    /// The rows of `query` (entity set and `$filter`; with `cross-company` when the connection
+    /// says so), from the service's `{set}/$count`: one request, no rows read.
+    pub async fn count_rows(&self, query: &Query) -> Result<u64, ClientError> {
+        Scan { client: self.clone(), query: query.clone(), keys: Vec::new() }.count().await
+    }
+
     /// Reads `query` (entity set, `$select`, `$filter`; its order and top are replaced) by key
     /// ranges, up to `parallel` ranges at once (see the module docs). Pages come as they
     /// arrive. `keys` is the entity key (every field, in key order).

@@ -13,6 +13,7 @@ use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
 use datafusion::scalar::ScalarValue;
 
 use crate::aggregate_pushdown::DataverseAggregateExec;
+use crate::aggregate_pushdown::finops_count::FinOpsCountExec;
 use crate::arrow_schema::TableSchema;
 use crate::catalog::{CATALOG, DataverseCatalog, ReadSettings, TABLES_SCHEMA};
 use crate::error::SqlError;
@@ -236,9 +237,14 @@ impl SqlEngine {
         out.push_str("\nWeb API requests:\n");
         let mut scans = Vec::new();
         let mut aggregates = Vec::new();
-        collect_scans(&physical, &mut scans, &mut aggregates);
-        if scans.is_empty() && aggregates.is_empty() {
+        let mut counts = Vec::new();
+        collect_scans(&physical, &mut scans, &mut aggregates, &mut counts);
+        if scans.is_empty() && aggregates.is_empty() && counts.is_empty() {
             out.push_str("  (none)\n");
+        }
+        for count in counts {
+            out.push_str(&indent(&count.request_plan()?.to_string()));
+            out.push_str(&indent("(the row count from the service's $count: no row is read)"));
         }
         for aggregate in aggregates {
             for plan in aggregate.request_plans()? {
@@ -300,6 +306,7 @@ fn collect_scans<'a>(
     plan: &'a Arc<dyn ExecutionPlan>,
     out: &mut Vec<&'a DataverseScanExec>,
     aggregates: &mut Vec<&'a DataverseAggregateExec>,
+    counts: &mut Vec<&'a FinOpsCountExec>,
 ) {
     if let Some(scan) = plan.downcast_ref::<DataverseScanExec>() {
         out.push(scan);
@@ -307,7 +314,10 @@ fn collect_scans<'a>(
     if let Some(aggregate) = plan.downcast_ref::<DataverseAggregateExec>() {
         aggregates.push(aggregate);
     }
+    if let Some(count) = plan.downcast_ref::<FinOpsCountExec>() {
+        counts.push(count);
+    }
     for child in plan.children() {
-        collect_scans(child, out, aggregates);
+        collect_scans(child, out, aggregates, counts);
     }
 }

@@ -22,6 +22,7 @@
 //! aggregate reads its rows, which is what the differential tests compare against.
 
 pub mod exec;
+pub mod finops_count;
 pub mod spec;
 
 use std::sync::Arc;
@@ -70,6 +71,12 @@ pub fn local_reasons(plan: &Arc<dyn ExecutionPlan>) -> Vec<String> {
                 "pushdown is off".to_string()
             } else {
                 match partial_over(aggregate, scan.clone()) {
+                    Ok(partial) if scan.table().dialect == crate::arrow_schema::Dialect::FinOps => {
+                        match finops_count::plan(aggregate, &scan, partial.schema()) {
+                            Ok(_) => "aggregate pushdown is off".to_string(),
+                            Err(why) => why,
+                        }
+                    }
                     Ok(partial) => match spec::analyze(aggregate, &scan, partial.schema()) {
                         Ok(_) => "aggregate pushdown is off".to_string(),
                         Err(why) => why,
@@ -142,6 +149,15 @@ impl AggregatePushdown {
     ) -> Option<Arc<dyn ExecutionPlan>> {
         if !scan.pushdown() {
             return None;
+        }
+        if scan.table().dialect == crate::arrow_schema::Dialect::FinOps {
+            return match finops_count::plan(aggregate, &scan, partial.schema()) {
+                Ok(exec) => Some(Arc::new(exec)),
+                Err(why) => {
+                    tracing::debug!(table = %scan.table().entity.logical_name, "aggregate computed locally: {why}");
+                    None
+                }
+            };
         }
         match spec::analyze(aggregate, &scan, partial.schema()) {
             Ok(spec) => Some(Arc::new(DataverseAggregateExec::new(spec, scan, partial, self.parallelism))),

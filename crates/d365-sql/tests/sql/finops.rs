@@ -356,3 +356,38 @@ async fn throttled_reads_wait_as_told_and_stay_exact() {
     assert!(c.request_log().stats().throttled > 0);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn count_star_is_the_services_count_and_the_rest_reads_rows() {
+    let emu = start(3_000).await;
+    let pushed = engine(&emu, true, true, true).await;
+    let local = engine(&emu, true, false, false).await;
+    let rec = crate::common::Recorder::attach(pushed.client());
+    for sql in [
+        "SELECT count(*) FROM CustomersV3",
+        "SELECT count(*) FROM CustomersV3 WHERE OnHoldStatus <> 'All' AND CreditLimit > 50000",
+        "SELECT count(*) AS n FROM SalesOrderLines WHERE LineAmount > 1000",
+    ] {
+        rec.take();
+        assert_eq!(query(&pushed, sql).await, query(&local, sql).await, "{sql}");
+        let data: Vec<String> = rec.take().into_iter().map(|e| e.path).filter(|p| p.contains("/data/")).collect();
+        assert_eq!(data.len(), 1, "{sql}: one request, no rows read: {data:?}");
+        assert!(data[0].contains("/$count"), "{data:?}");
+    }
+    let text = pushed.explain("SELECT count(*) FROM CustomersV3 WHERE OnHoldStatus = 'All'").await.unwrap();
+    assert!(text.contains("FinOpsCountExec") && text.contains("/data/CustomersV3/$count?"), "{text}");
+    // Anything else is computed from the rows, and says why.
+    for sql in [
+        "SELECT count(*), sum(CreditLimit) FROM CustomersV3",
+        "SELECT dataAreaId, count(*) FROM CustomersV3 GROUP BY dataAreaId ORDER BY 1",
+        // Text comparisons are case-insensitive on the service: re-checked on the rows.
+        "SELECT count(*) FROM CustomersV3 WHERE OrganizationName LIKE '%Foods%'",
+        "SELECT count(*) FROM CustomersV3 WHERE dataAreaId = 'usrt'",
+        "SELECT count(DISTINCT CustomerGroupId) FROM CustomersV3",
+    ] {
+        assert_eq!(query(&pushed, sql).await, query(&local, sql).await, "{sql}");
+    }
+    let text = pushed.explain("SELECT count(*), sum(CreditLimit) FROM CustomersV3").await.unwrap();
+    assert!(text.contains("Finance & Operations has no service-side aggregates"), "{text}");
+    emu.shutdown().await;
+}
