@@ -299,25 +299,20 @@ where
     let notify = |report: &WriteReport| account.notify(report);
 
     if options.atomic {
-        let mut parts = Vec::new();
-        while let Some(row) = rows.next().await {
-            report.rows += 1;
-            if parts.len() == MAX_CHUNK_SIZE {
-                return Err(WriteError {
-                    error: ClientError::InvalidArgument(format!(
-                        "an atomic write is one $batch change set, which holds at most {MAX_CHUNK_SIZE} rows; this input has more: nothing was written"
-                    )),
-                    report: Box::new(finish(report)),
-                });
-            }
-            match part(&set, op, &row, options.optimistic, false) {
+        let all = match super::collect_atomic(rows.as_mut(), &mut report).await {
+            Ok(all) => all,
+            Err(error) => return Err(WriteError { error, report: Box::new(finish(report)) }),
+        };
+        let mut parts = Vec::with_capacity(all.len());
+        for row in &all {
+            match part(&set, op, row, options.optimistic, false) {
                 Ok(p) => parts.push(p),
                 Err(e) => {
-                    report.not_attempted = parts.iter().map(|p: &Part| p.index).collect();
-                    return Err(WriteError {
-                        error: ClientError::InvalidArgument(format!("atomic write not sent: {e}")),
-                        report: Box::new(finish(report)),
-                    });
+                    // Atomic: a row the client refuses fails the statement before anything is sent.
+                    report.not_attempted = all.iter().map(|r| r.index).filter(|i| *i != e.index).collect();
+                    let error = ClientError::InvalidArgument(format!("atomic write not sent: {e}"));
+                    report.failed.push(*e);
+                    return Err(WriteError { error, report: Box::new(finish(report)) });
                 }
             }
         }

@@ -403,19 +403,10 @@ where
     let notify = |report: &WriteReport| account.notify(report);
 
     if options.atomic {
-        let mut all = Vec::new();
-        while let Some(row) = rows.next().await {
-            report.rows += 1;
-            if all.len() == MAX_CHUNK_SIZE {
-                return Err(WriteError {
-                    error: ClientError::InvalidArgument(format!(
-                        "an atomic write is one $batch change set, which holds at most {MAX_CHUNK_SIZE} rows; this input has more: nothing was written (split the statement or turn atomic off)"
-                    )),
-                    report: Box::new(finish(report)),
-                });
-            }
-            all.push(row);
-        }
+        let all = match collect_atomic(rows.as_mut(), &mut report).await {
+            Ok(all) => all,
+            Err(error) => return Err(WriteError { error, report: Box::new(finish(report)) }),
+        };
         let mut prepared = Vec::with_capacity(all.len());
         for row in all {
             match engine.prepare(row) {
@@ -485,6 +476,25 @@ where
         return Err(WriteError { error, report: Box::new(finish(report)) });
     }
     Ok(finish(report))
+}
+
+/// Reads every row of an atomic write (one `$batch` change set), counting them in `report`;
+/// past [`MAX_CHUNK_SIZE`] rows the write is refused with nothing sent.
+pub(super) async fn collect_atomic<S: Stream<Item = WriteRow>>(
+    mut rows: std::pin::Pin<&mut S>,
+    report: &mut WriteReport,
+) -> Result<Vec<WriteRow>, ClientError> {
+    let mut all = Vec::new();
+    while let Some(row) = rows.next().await {
+        report.rows += 1;
+        if all.len() == MAX_CHUNK_SIZE {
+            return Err(ClientError::InvalidArgument(format!(
+                "an atomic write is one $batch change set, which holds at most {MAX_CHUNK_SIZE} rows; this input has more: nothing was written (split the statement or turn atomic off)"
+            )));
+        }
+        all.push(row);
+    }
+    Ok(all)
 }
 
 /// The bookkeeping every write shares: the request counters since it started, its clock, and
