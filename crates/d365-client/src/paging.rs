@@ -292,13 +292,11 @@ impl DataverseClient {
             // Finance & Operations pages by itself (up to 10,000 rows; a page-size preference
             // is not documented) and reads one company unless asked for all.
             let mut q = query.clone();
+            q.max_page_size = None;
             if self.service().cross_company() && !q.params.iter().any(|(k, _)| k == "cross-company") {
                 q.params.push(("cross-company".into(), "true".into()));
             }
-            let mut plan = q.plan(self.base_url(), None)?;
-            plan.prefer = (!q.annotations.is_empty())
-                .then(|| format!("odata.include-annotations=\"{}\"", q.annotations.join(",")));
-            return Ok(plan);
+            return q.plan(self.base_url(), None);
         }
         query.plan(self.base_url(), self.options().max_page_size)
     }
