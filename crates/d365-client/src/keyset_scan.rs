@@ -60,6 +60,30 @@ pub struct KeysetPage {
     pub rows: usize,
     /// Which range it belongs to (0-based, in key order).
     pub range: usize,
+    /// That range's state after this page (to checkpoint: a scan resumed from it reads the
+    /// rest of the range, nothing twice).
+    pub state: KeyRange,
+}
+
+/// One key range of a scan, `lo <= key < hi` (a missing bound is open), and how far it has
+/// been read. Serialisable, so a scan can be checkpointed and resumed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeyRange {
+    /// Position in key order (0-based).
+    pub id: usize,
+    /// Inclusive lower bound (the key's field values), or open.
+    pub lo: Option<Vec<Value>>,
+    /// Exclusive upper bound, or open.
+    pub hi: Option<Vec<Value>>,
+    /// The last key read: the range continues after it.
+    #[serde(default)]
+    pub after: Option<Vec<Value>>,
+    /// Rows read.
+    #[serde(default)]
+    pub rows: u64,
+    /// Read to its end.
+    #[serde(default)]
+    pub done: bool,
 }
 
 type Tuple = Vec<Value>;
@@ -105,18 +129,16 @@ fn tuple_of(row: &Map<String, Value>, keys: &[KeyField]) -> Option<Tuple> {
     keys.iter().map(|k| row.get(&k.name).cloned()).collect()
 }
 
-/// A key range `[lo, hi)`; a missing bound is open.
-#[derive(Debug, Clone)]
-struct Range {
-    lo: Option<Tuple>,
-    hi: Option<Tuple>,
-}
+impl KeyRange {
+    fn new(id: usize, lo: Option<Tuple>, hi: Option<Tuple>) -> Self {
+        Self { id, lo, hi, after: None, rows: 0, done: false }
+    }
 
-impl Range {
-    fn filter(&self, keys: &[KeyField], after: Option<&Tuple>) -> Result<Option<String>, ClientError> {
+    /// The `$filter` of the range's rest: after `after` (else from `lo`), before `hi`.
+    fn filter(&self, keys: &[KeyField]) -> Result<Option<String>, ClientError> {
         let bad = || ClientError::InvalidArgument("a key value of an unexpected type came back".into());
         let mut parts = Vec::new();
-        match after {
+        match &self.after {
             Some(a) => parts.push(compare(keys, a, "gt", false).ok_or_else(bad)?),
             None => {
                 if let Some(lo) = &self.lo {
@@ -202,13 +224,9 @@ impl Scan {
             .and_then(|r| tuple_of(r, &self.keys)))
     }
 
-    /// One page of `range` after `after`, and the last key of it when a next page may follow.
-    async fn page(
-        &self,
-        range: &Range,
-        after: Option<&Tuple>,
-    ) -> Result<(bytes::Bytes, usize, Option<Tuple>), ClientError> {
-        let mut q = self.with_filter(self.base_query(), range.filter(&self.keys, after)?);
+    /// The next page of `range`, and the last key of it when a next page may follow.
+    async fn page(&self, range: &KeyRange) -> Result<(bytes::Bytes, usize, Option<Tuple>), ClientError> {
+        let mut q = self.with_filter(self.base_query(), range.filter(&self.keys)?);
         q.params.push(("$top".into(), KEYSET_PAGE_ROWS.to_string()));
         let body = self.get(&q).await?;
         // Only the row count and the last row's key are needed here (the caller decodes the
@@ -243,6 +261,44 @@ impl DataverseClient {
         Scan { client: self.clone(), query: query.clone(), keys: Vec::new() }.count().await
     }
 
+    /// The key ranges of `query` for `parallel` readers (see the module docs): the row count
+    /// and one probe per boundary; one open range when `parallel` is 1 or the rows fit in a
+    /// page or two.
+    pub async fn plan_key_ranges(
+        &self,
+        query: &Query,
+        keys: &[KeyField],
+        parallel: usize,
+    ) -> Result<Vec<KeyRange>, ClientError> {
+        let scan = Scan { client: self.clone(), query: query.clone(), keys: keys.to_vec() };
+        if scan.keys.is_empty() {
+            return Err(ClientError::InvalidArgument(format!(
+                "{} has no key: it cannot be read by key ranges",
+                scan.query.entity_set
+            )));
+        }
+        let mut ranges = vec![KeyRange::new(0, None, None)];
+        if parallel > 1 {
+            let count = scan.count().await?;
+            let parts = (count.div_ceil(KEYSET_PAGE_ROWS) as usize).min(parallel * 2);
+            if parts > 1 {
+                let probes = (1..parts).map(|i| scan.key_at(count * i as u64 / parts as u64));
+                let mut bounds: Vec<Tuple> =
+                    futures::future::try_join_all(probes).await?.into_iter().flatten().collect();
+                bounds.dedup();
+                let mut lo = None;
+                ranges.clear();
+                for b in bounds {
+                    ranges.push(KeyRange::new(ranges.len(), lo.take(), Some(b.clone())));
+                    lo = Some(b);
+                }
+                ranges.push(KeyRange::new(ranges.len(), lo, None));
+            }
+        }
+        tracing::debug!(entity = %scan.query.entity_set, ranges = ranges.len(), "key-range scan planned");
+        Ok(ranges)
+    }
+
     /// Reads `query` (entity set, `$select`, `$filter`; its order and top are replaced) by key
     /// ranges, up to `parallel` ranges at once (see the module docs). Pages come as they
     /// arrive. `keys` is the entity key (every field, in key order).
@@ -252,66 +308,52 @@ impl DataverseClient {
         keys: Vec<KeyField>,
         parallel: usize,
     ) -> BoxStream<'static, Result<KeysetPage, ClientError>> {
-        let scan = Arc::new(Scan { client: self.clone(), query: query.clone(), keys });
-        let parallel = parallel.max(1);
-        let ranges = {
-            let scan = scan.clone();
-            async move {
-                if scan.keys.is_empty() {
-                    return Err(ClientError::InvalidArgument(format!(
-                        "{} has no key: it cannot be read by key ranges",
-                        scan.query.entity_set
-                    )));
-                }
-                let mut ranges = vec![Range { lo: None, hi: None }];
-                if parallel > 1 {
-                    let count = scan.count().await?;
-                    let parts = (count.div_ceil(KEYSET_PAGE_ROWS) as usize).min(parallel * 2);
-                    if parts > 1 {
-                        let probes = (1..parts).map(|i| scan.key_at(count * i as u64 / parts as u64));
-                        let mut bounds: Vec<Tuple> =
-                            futures::future::try_join_all(probes).await?.into_iter().flatten().collect();
-                        bounds.dedup();
-                        let mut lo = None;
-                        ranges.clear();
-                        for b in bounds {
-                            ranges.push(Range { lo: lo.take(), hi: Some(b.clone()) });
-                            lo = Some(b);
-                        }
-                        ranges.push(Range { lo, hi: None });
-                    }
-                }
-                tracing::debug!(entity = %scan.query.entity_set, ranges = ranges.len(), "key-range scan planned");
-                Ok(ranges)
-            }
-        };
-        stream::once(ranges)
-            .map(move |planned| match planned {
+        let client = self.clone();
+        let (q, parallel) = (query.clone(), parallel.max(1));
+        stream::once(async move {
+            match client.plan_key_ranges(&q, &keys, parallel).await {
+                Ok(ranges) => client.keyset_scan_ranges(&q, keys, ranges, parallel),
                 Err(e) => stream::once(async move { Err(e) }).boxed(),
-                Ok(ranges) => {
-                    let scan = scan.clone();
-                    stream::iter(ranges.into_iter().enumerate())
-                        .map(move |(i, range)| read_range(scan.clone(), i, range))
-                        .flatten_unordered(parallel)
-                        .boxed()
-                }
-            })
-            .flatten()
+            }
+        })
+        .flatten()
+        .boxed()
+    }
+
+    /// Reads the rest of `ranges` (from [`plan_key_ranges`](Self::plan_key_ranges), or as
+    /// checkpointed from [`KeysetPage::state`]): each range not done continues after its last
+    /// key read, up to `parallel` at once.
+    pub fn keyset_scan_ranges(
+        &self,
+        query: &Query,
+        keys: Vec<KeyField>,
+        ranges: Vec<KeyRange>,
+        parallel: usize,
+    ) -> BoxStream<'static, Result<KeysetPage, ClientError>> {
+        let scan = Arc::new(Scan { client: self.clone(), query: query.clone(), keys });
+        stream::iter(ranges.into_iter().filter(|r| !r.done))
+            .map(move |range| read_range(scan.clone(), range))
+            .flatten_unordered(parallel.max(1))
             .boxed()
     }
 }
 
-fn read_range(scan: Arc<Scan>, index: usize, range: Range) -> BoxStream<'static, Result<KeysetPage, ClientError>> {
-    // State: Some(after) = continue after that key; the outer Option ends the range.
-    stream::unfold(Some(None::<Tuple>), move |state| {
+fn read_range(scan: Arc<Scan>, range: KeyRange) -> BoxStream<'static, Result<KeysetPage, ClientError>> {
+    // The state is the range as read so far; `None` ends the stream.
+    stream::unfold(Some(range), move |state| {
         let scan = scan.clone();
-        let range = range.clone();
         async move {
-            let after = state?;
-            match scan.page(&range, after.as_ref()).await {
+            let mut range = state?;
+            match scan.page(&range).await {
                 Ok((body, rows, last)) => {
-                    let next = last.map(Some);
-                    Some((Ok(KeysetPage { body, rows, range: index }), next))
+                    range.rows += rows as u64;
+                    match last {
+                        Some(key) => range.after = Some(key),
+                        None => range.done = true,
+                    }
+                    let page = KeysetPage { body, rows, range: range.id, state: range.clone() };
+                    let next = (!range.done).then_some(range);
+                    Some((Ok(page), next))
                 }
                 Err(e) => Some((Err(e), None)),
             }
@@ -355,12 +397,15 @@ mod tests {
 
     #[test]
     fn ranges_are_half_open_and_continue_after_the_last_key() {
-        let r = Range { lo: Some(vec![json!("usmf"), json!("B")]), hi: Some(vec![json!("usmf"), json!("M")]) };
-        let f = r.filter(&keys(), None).unwrap().unwrap();
+        let mut r = KeyRange::new(1, Some(vec![json!("usmf"), json!("B")]), Some(vec![json!("usmf"), json!("M")]));
+        let f = r.filter(&keys()).unwrap().unwrap();
         assert!(f.contains("CustomerAccount eq 'B')") && f.contains("CustomerAccount lt 'M'"), "{f}");
-        let after = vec![json!("usmf"), json!("F")];
-        let f = r.filter(&keys(), Some(&after)).unwrap().unwrap();
+        r.after = Some(vec![json!("usmf"), json!("F")]);
+        let f = r.filter(&keys()).unwrap().unwrap();
         assert!(!f.contains("'B'") && f.contains("CustomerAccount gt 'F'") && f.contains("lt 'M'"), "{f}");
-        assert_eq!(Range { lo: None, hi: None }.filter(&keys(), None).unwrap(), None);
+        assert_eq!(KeyRange::new(0, None, None).filter(&keys()).unwrap(), None);
+        // A checkpointed state survives a round trip.
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<KeyRange>(&text).unwrap(), r);
     }
 }

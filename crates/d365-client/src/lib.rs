@@ -37,7 +37,7 @@ pub mod write;
 pub use client::{ApiRequest, ApiResponse, ClientOptions, DataverseClient, ServerHints};
 pub use error::{Attempt, ClientError, ServiceError};
 pub use finops_metadata::{DATA_AREA_ID, REAL_SCALE};
-pub use keyset_scan::{KEYSET_PAGE_ROWS, KeyField, KeyKind, KeysetPage};
+pub use keyset_scan::{KEYSET_PAGE_ROWS, KeyField, KeyKind, KeyRange, KeysetPage};
 pub use metadata::{AttributeInfo, EntityInfo, EntityMetadata, KeyInfo, OptionInfo, RelationshipInfo};
 pub use metadata_cache::{CacheOptions, Metadata, MetadataCache, default_cache_root};
 pub use paging::{Page, PageBody, PageStream};

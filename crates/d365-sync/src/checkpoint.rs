@@ -41,6 +41,10 @@ pub struct Checkpoint {
     /// The columns exported (SQL names), to refuse resuming after the table changed.
     #[serde(default)]
     pub columns: Vec<String>,
+    /// A Finance & Operations entity's key ranges and how far each was read (its partitions
+    /// are then one per range, by id).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_ranges: Vec<d365_client::KeyRange>,
 }
 
 impl Checkpoint {
@@ -63,6 +67,7 @@ impl Checkpoint {
             partitions: plan.partitions.into_iter().map(|p| (p.id, p)).collect(),
             part_bytes: BTreeMap::new(),
             columns: Vec::new(),
+            key_ranges: Vec::new(),
         }
     }
 

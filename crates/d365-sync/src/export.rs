@@ -349,9 +349,21 @@ async fn export_to(
         None => {
             let query = reader.query(options.filter.as_deref(), options.page_size);
             let scan = scan_options(&reader.schema.primary_key, options);
+            // A Finance & Operations entity is read by key ranges (see `export_key_ranges`): one
+            // partition and part file per range.
+            let key_ranges = if client.service().is_finops() {
+                let parallel = options.parallel.unwrap_or(d365_sql::scan::FINOPS_DEFAULT_PARALLEL);
+                client.plan_key_ranges(&query, &reader.schema.key_fields, parallel).await?
+            } else {
+                Vec::new()
+            };
             let (plan, has_column) = if client.service().is_finops() {
-                // Read by key ranges (see `export_key_ranges`): one part.
-                (ScanPlan::single(), false)
+                let partitions: Vec<d365_client::Partition> = key_ranges
+                    .iter()
+                    .map(|r| d365_client::Partition::new(r.id as u64, d365_client::Bounds::All))
+                    .collect();
+                let next_id = partitions.len() as u64;
+                (ScanPlan { partitions, hi_estimate: None, next_id }, false)
             } else {
                 plan(client, &query, &scan).await?
             };
@@ -360,6 +372,7 @@ async fn export_to(
             let set = reader.schema.entity_set.clone();
             let mut c = Checkpoint::new(fingerprint, set, reader.schema.primary_key.clone(), column, plan);
             c.columns = columns;
+            c.key_ranges = key_ranges;
             c.save(&ckpt_path, options.fsync)?;
             c
         }
@@ -460,10 +473,10 @@ async fn export_to(
     })
 }
 
-/// The read of a Finance & Operations entity: key ranges read in parallel into one part file
-/// (see [`DataverseClient::keyset_scan`]: exact while rows are written, which `$skip` paging is
-/// not). Its pages come from several ranges at once, so the checkpoint records the part only
-/// once complete: an interrupted export of an entity starts again from the beginning.
+/// The read of a Finance & Operations entity: its key ranges (planned with the checkpoint) read
+/// in parallel, one part file each (see [`DataverseClient::keyset_scan_ranges`]: exact while
+/// rows are written, which `$skip` paging is not). The checkpoint records each range's last key
+/// after every page, so a resumed export re-reads at most one page per unfinished range.
 /// Returns the ranges read at once.
 async fn export_key_ranges(
     client: &DataverseClient,
@@ -474,7 +487,7 @@ async fn export_key_ranges(
     ckpt: &mut Checkpoint,
 ) -> Result<usize, SyncError> {
     let keys = reader.schema.key_fields.clone();
-    if keys.is_empty() {
+    if keys.is_empty() || ckpt.key_ranges.is_empty() {
         return Err(SyncError::Unsupported(format!(
             "entity '{}' lists no key fields in its metadata: it cannot be read by key ranges",
             reader.schema.entity.logical_name
@@ -482,35 +495,60 @@ async fn export_key_ranges(
     }
     let parallel = options.parallel.unwrap_or(d365_sql::scan::FINOPS_DEFAULT_PARALLEL);
     let query = reader.query(options.filter.as_deref(), options.page_size);
-    let id = *ckpt.partitions.keys().next().unwrap_or(&0);
-    let path = part_path(dir, id);
-    let mut file = File::create(&path).map_err(SyncError::io(&path))?;
     let progress = std::sync::Arc::new(d365_client::ScanProgress::default());
-    let _tracker = options.progress.track(&format!("export {}", ckpt.entity_set), client, progress.clone(), 0);
-    let mut pages = client.keyset_scan(&query, keys, parallel);
-    let (mut rows, mut bytes) = (0u64, 0u64);
+    let resumed: u64 = ckpt.key_ranges.iter().map(|r| r.rows).sum();
+    let _tracker = options.progress.track(&format!("export {}", ckpt.entity_set), client, progress.clone(), resumed);
+    let mut pages = client.keyset_scan_ranges(&query, keys, ckpt.key_ranges.clone(), parallel);
+    let mut files: HashMap<u64, (File, u64)> = HashMap::new();
     let mut buf = Vec::with_capacity(1 << 20);
+    let mut last_sync = Instant::now();
     while let Some(page) = pages.next().await {
         let page = page?;
+        let id = page.range as u64;
         let batch = reader.decode(&page.body, page.rows, &[])?;
         buf.clear();
         if batch.num_rows() > 0 {
             write_segment(&mut buf, &batch)?;
         }
+        let path = part_path(dir, id);
+        let (file, len) = match files.entry(id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let f = OpenOptions::new().create(true).append(true).open(&path).map_err(SyncError::io(&path))?;
+                e.insert((f, ckpt.part_bytes.get(&id).copied().unwrap_or(0)))
+            }
+        };
         file.write_all(&buf).map_err(SyncError::io(&path))?;
-        rows += batch.num_rows() as u64;
-        bytes += buf.len() as u64;
+        *len += buf.len() as u64;
+        ckpt.part_bytes.insert(id, *len);
+        if let Some(p) = ckpt.partitions.get_mut(&id) {
+            p.rows = page.state.rows;
+            p.done = page.state.done;
+        }
+        if let Some(r) = ckpt.key_ranges.iter_mut().find(|r| r.id == page.range) {
+            *r = page.state.clone();
+        }
         progress.rows.fetch_add(batch.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+        // As the partitioned export does: the part files synced before the checkpoint about
+        // once a second with `fsync`, the checkpoint replaced atomically after every page.
+        let durable = options.fsync && last_sync.elapsed() >= DURABLE_EVERY;
+        if durable {
+            for (f, _) in files.values() {
+                f.sync_data().map_err(SyncError::io(dir))?;
+            }
+            last_sync = Instant::now();
+        }
+        ckpt.save(ckpt_path, durable)?;
     }
     if options.fsync {
-        file.sync_data().map_err(SyncError::io(&path))?;
+        for (f, _) in files.values() {
+            f.sync_data().map_err(SyncError::io(dir))?;
+        }
+        ckpt.save(ckpt_path, true)?;
     }
-    if let Some(p) = ckpt.partitions.get_mut(&id) {
-        p.rows = rows;
-        p.done = true;
+    if !ckpt.complete() {
+        return Err(SyncError::InvalidArgument("the read ended before every key range was read".into()));
     }
-    ckpt.part_bytes.insert(id, bytes);
-    ckpt.save(ckpt_path, options.fsync)?;
     Ok(parallel)
 }
 

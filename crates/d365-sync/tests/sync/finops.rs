@@ -141,3 +141,70 @@ async fn finops_exports_are_read_by_key_ranges_into_every_format() {
     assert!(summary.requests > 4, "{summary:?}");
     emu.shutdown().await;
 }
+
+/// The child of [`a_killed_finops_export_resumes_to_exactly_the_rows`].
+const CHILD: &str = "D365_FINOPS_EXPORT_CHILD";
+
+fn spec_client(spec: &serde_json::Value) -> DataverseClient {
+    let s = |k: &str| spec[k].as_str().expect(k).to_string();
+    let mut o = ClientOptions::new(s("org_url"));
+    o.extra_ca_pem = Some(std::fs::read(s("ca_pem")).expect("CA"));
+    o.service = Service::FinOps(FinOpsSettings { cross_company: true });
+    DataverseClient::new(o, Arc::new(StaticTokenProvider::new(AccessToken::new(s("token"), None)))).expect("client")
+}
+
+fn spec_options(spec: &serde_json::Value) -> d365_sync::ExportOptions {
+    let mut o = d365_sync::ExportOptions::new("CustomersV3", spec["output"].as_str().expect("output"));
+    o.format = d365_sync::Format::Ndjson;
+    o.select = vec!["dataAreaId".into(), "CustomerAccount".into()];
+    o.parallel = Some(3);
+    o
+}
+
+#[test]
+fn child_finops_export_entry() {
+    let Ok(spec) = std::env::var(CHILD) else { return };
+    let spec: serde_json::Value = serde_json::from_str(&spec).expect("child spec");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        d365_sync::export(&spec_client(&spec), &spec_options(&spec)).await.expect("child export");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_finops_export_resumes_to_exactly_the_rows() {
+    let rows = 150_000u64;
+    let emu = Emulator::start(EmulatorOptions { rows: 50, fno_rows: Some(rows as usize), ..Default::default() })
+        .await
+        .expect("emulator starts");
+    let fno = emu.fno().clone();
+    let token = emu.app_token_for(INTEGRATION_APP, &fno.org_url, Duration::from_secs(3600)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("customers.ndjson");
+    let spec = json!({"org_url": fno.org_url, "ca_pem": emu.ready().ca_pem, "token": token, "output": out});
+    let ckpt_path = d365_sync::export::work_dir(&out).join("checkpoint.json");
+    crate::common::run_child_and_kill("finops::child_finops_export_entry", CHILD, &spec, &ckpt_path, 20_000).await;
+    assert!(!out.exists(), "no output before the export finished");
+    let before = d365_sync::Checkpoint::load(&ckpt_path).unwrap().expect("checkpoint");
+    assert!(!before.complete() && before.key_ranges.len() > 1, "{:?}", before.key_ranges);
+    assert!(before.key_ranges.iter().any(|r| r.after.is_some() && !r.done), "a range was under way");
+
+    let summary = d365_sync::export(&client(&emu), &spec_options(&spec)).await.expect("resumed export");
+    assert!(summary.resumed_rows >= 20_000, "{summary}");
+    assert_eq!(summary.rows, rows, "{summary}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let keys: std::collections::HashSet<String> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!("{}|{}", v["dataareaid"].as_str().unwrap(), v["customeraccount"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(keys.len() as u64, rows, "every row exactly once");
+    assert_eq!(text.lines().count() as u64, rows);
+    // Only the rest was read: at most one page per unfinished range again.
+    let unfinished = before.key_ranges.iter().filter(|r| !r.done).count() as u64;
+    let left = rows - before.rows();
+    assert!(summary.requests <= left.div_ceil(5_000) + 2 * unfinished + summary.retries, "{summary}");
+    emu.shutdown().await;
+}
