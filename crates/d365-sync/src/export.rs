@@ -315,11 +315,19 @@ async fn export_to(
     let ckpt_path = dir.join("checkpoint.json");
     let fingerprint = options.fingerprint();
     let mut reader = resolve_reader(client, &options.table, &options.select).await?;
-    if matches!(finish, Finish::Postgres(_)) && reader.schema.column(&reader.schema.primary_key).is_none() {
-        // A PostgreSQL table is keyed by the primary key: it is exported too.
-        let select: Vec<String> =
-            std::iter::once(reader.schema.primary_key.clone()).chain(options.select.iter().cloned()).collect();
-        reader = resolve_reader(client, &options.table, &select).await?;
+    if matches!(finish, Finish::Postgres(_)) {
+        // A PostgreSQL table is keyed by the primary key (a Finance & Operations entity by its
+        // key fields): they are exported too.
+        let key: Vec<String> = if reader.schema.key_fields.is_empty() {
+            vec![reader.schema.primary_key.clone()]
+        } else {
+            reader.schema.key_fields.iter().map(|k| k.name.clone()).collect()
+        };
+        let missing: Vec<String> = key.into_iter().filter(|k| reader.schema.column(k).is_none()).collect();
+        if !missing.is_empty() {
+            let select: Vec<String> = missing.into_iter().chain(options.select.iter().cloned()).collect();
+            reader = resolve_reader(client, &options.table, &select).await?;
+        }
     }
     let columns = reader.column_names();
     let mut ckpt = match Checkpoint::load(&ckpt_path)? {

@@ -208,3 +208,46 @@ async fn a_killed_finops_export_resumes_to_exactly_the_rows() {
     assert!(summary.requests <= left.div_ceil(5_000) + 2 * unfinished + summary.retries, "{summary}");
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finops_entities_land_in_postgresql_keyed_by_their_composite_key() {
+    let Some(server) = crate::common::postgres::PgServer::start() else { return };
+    let emu = Emulator::start(EmulatorOptions { rows: 50, fno_rows: Some(2_000), ..Default::default() })
+        .await
+        .expect("emulator starts");
+    let c = client(&emu);
+    let pg = server.client().await;
+    // An export whose columns leave out the key: the key fields are exported too.
+    let mut options = d365_sync::ExportOptions::new("CustomersV3", server.url("fo"));
+    options.select = vec!["OrganizationName".into()];
+    let summary = d365_sync::export(&c, &options).await.expect("export");
+    assert_eq!(summary.rows, 2_000);
+    let key: Vec<String> = pg
+        .query(
+            "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
+             WHERE i.indrelid = 'fo.\"CustomersV3\"'::regclass AND i.indisprimary ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(key, ["customeraccount", "dataareaid"]);
+    // A sync by watermark into another schema: the changes merged on the composite key.
+    let options = SyncOptions::new(vec!["CustomersV3".into()], parse_destination(&server.url("fs"), "--to").unwrap());
+    sync(&c, &options).await.expect("first sync");
+    change(&c, 7).await;
+    let second = sync(&c, &options).await.expect("second sync");
+    assert_eq!((second.tables[0].kind, second.tables[0].rows), (SyncKind::Watermark, 2_001));
+    let name: String = pg
+        .query_one(
+            "SELECT organizationname FROM fs.\"CustomersV3\" WHERE dataareaid = 'usmf' AND customeraccount = 'US-001'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "Renamed 7");
+    emu.shutdown().await;
+}
