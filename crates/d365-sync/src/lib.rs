@@ -19,6 +19,7 @@ pub mod delta;
 pub mod destination;
 mod error;
 pub mod export;
+mod export_key_ranges;
 pub mod format;
 pub mod postgres;
 pub mod progress;
