@@ -169,6 +169,31 @@ pub enum CompareOp {
     Le,
 }
 
+impl CompareOp {
+    /// The SQL operator (`=`, `<>`, `>`, `>=`, `<`, `<=`).
+    pub fn sql(self) -> &'static str {
+        match self {
+            CompareOp::Eq => "=",
+            CompareOp::Ne => "<>",
+            CompareOp::Gt => ">",
+            CompareOp::Ge => ">=",
+            CompareOp::Lt => "<",
+            CompareOp::Le => "<=",
+        }
+    }
+
+    /// The operator with its operands swapped (`5 lt x` is `x gt 5`).
+    pub fn flipped(self) -> CompareOp {
+        match self {
+            CompareOp::Gt => CompareOp::Lt,
+            CompareOp::Ge => CompareOp::Le,
+            CompareOp::Lt => CompareOp::Gt,
+            CompareOp::Le => CompareOp::Ge,
+            other => other,
+        }
+    }
+}
+
 /// Arithmetic operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ArithOp {

@@ -82,27 +82,6 @@ fn condition(e: &Expr, entity: &Entity, params: &mut Vec<Sql>) -> FnoResult<Stri
     }
 }
 
-fn sql_op(op: CompareOp) -> &'static str {
-    match op {
-        CompareOp::Eq => "=",
-        CompareOp::Ne => "<>",
-        CompareOp::Gt => ">",
-        CompareOp::Ge => ">=",
-        CompareOp::Lt => "<",
-        CompareOp::Le => "<=",
-    }
-}
-
-fn flip(op: CompareOp) -> CompareOp {
-    match op {
-        CompareOp::Gt => CompareOp::Lt,
-        CompareOp::Ge => CompareOp::Le,
-        CompareOp::Lt => CompareOp::Gt,
-        CompareOp::Le => CompareOp::Ge,
-        o => o,
-    }
-}
-
 /// The property a path names (one segment, case-sensitive).
 pub fn field_of(e: &Expr, entity: &Entity) -> FnoResult<&'static Field> {
     let Expr::Path(p) = e else { return Err(unsupported("A property name was expected.")) };
@@ -126,19 +105,19 @@ pub fn field_of(e: &Expr, entity: &Entity) -> FnoResult<&'static Field> {
 fn compare(op: CompareOp, left: &Expr, right: &Expr, entity: &Entity, params: &mut Vec<Sql>) -> FnoResult<String> {
     match (left, right) {
         (Expr::Path(_), Expr::Literal(lit)) => field_vs_literal(field_of(left, entity)?, op, lit, params),
-        (Expr::Literal(lit), Expr::Path(_)) => field_vs_literal(field_of(right, entity)?, flip(op), lit, params),
+        (Expr::Literal(lit), Expr::Path(_)) => field_vs_literal(field_of(right, entity)?, op.flipped(), lit, params),
         (Expr::Path(_), Expr::Path(_)) => {
             let (a, b) = (field_of(left, entity)?, field_of(right, entity)?);
             let same = a.data_type == b.data_type || (a.data_type.is_numeric() && b.data_type.is_numeric());
             if !same || (matches!(a.data_type, DataType::Enum(_)) && !matches!(op, CompareOp::Eq | CompareOp::Ne)) {
                 return Err(incompatible(a.data_type.edm(), b.data_type.edm(), op));
             }
-            Ok(format!("\"{}\" {} \"{}\"", a.name, sql_op(op), b.name))
+            Ok(format!("\"{}\" {} \"{}\"", a.name, op.sql(), b.name))
         }
         _ => {
             let l = numeric(left, entity, params)?;
             let r = numeric(right, entity, params)?;
-            Ok(format!("{l} {} {r}", sql_op(op)))
+            Ok(format!("{l} {} {r}", op.sql()))
         }
     }
 }
@@ -276,7 +255,7 @@ fn field_vs_literal(f: &Field, op: CompareOp, lit: &Literal, params: &mut Vec<Sq
         }
     };
     params.push(value);
-    Ok(format!("{col} {} ?", sql_op(op)))
+    Ok(format!("{col} {} ?", op.sql()))
 }
 
 /// A wildcard literal as a `LIKE` pattern (`*` → `%`; `%`, `_` and `\` escaped).

@@ -104,27 +104,6 @@ fn op_kind(op: CompareOp) -> &'static str {
     }
 }
 
-fn op_sql(op: CompareOp) -> &'static str {
-    match op {
-        CompareOp::Eq => "=",
-        CompareOp::Ne => "<>",
-        CompareOp::Gt => ">",
-        CompareOp::Ge => ">=",
-        CompareOp::Lt => "<",
-        CompareOp::Le => "<=",
-    }
-}
-
-fn flip(op: CompareOp) -> CompareOp {
-    match op {
-        CompareOp::Gt => CompareOp::Lt,
-        CompareOp::Ge => CompareOp::Le,
-        CompareOp::Lt => CompareOp::Gt,
-        CompareOp::Le => CompareOp::Ge,
-        other => other,
-    }
-}
-
 /// The EDM type name of a literal, as ODataLib prints it in type errors.
 pub(super) fn literal_edm(l: &Literal) -> String {
     match l {
@@ -282,13 +261,13 @@ impl<'e> Translator<'e, '_> {
         let r = self.operand(right)?;
         match (l, r) {
             (Operand::Column { sql, col }, Operand::Lit(lit)) => self.column_vs_literal(&sql, col, op, &lit),
-            (Operand::Lit(lit), Operand::Column { sql, col }) => self.column_vs_literal(&sql, col, flip(op), &lit),
+            (Operand::Lit(lit), Operand::Column { sql, col }) => self.column_vs_literal(&sql, col, op.flipped(), &lit),
             (Operand::Column { sql: a, col: ca }, Operand::Column { sql: b, col: cb }) => {
                 let same_family = ca.kind.edm_type() == cb.kind.edm_type() && storage_scale(ca) == storage_scale(cb);
                 if !same_family {
                     return Err(incompatible(ca.kind.edm_type(), cb.kind.edm_type(), op));
                 }
-                Ok(format!("({a} {} {b})", op_sql(op)))
+                Ok(format!("({a} {} {b})", op.sql()))
             }
             (Operand::Bool(b), Operand::Lit(Literal::Bool(v))) | (Operand::Lit(Literal::Bool(v)), Operand::Bool(b)) => {
                 match op {
@@ -303,7 +282,7 @@ impl<'e> Translator<'e, '_> {
                     return Err(incompatible(&literal_edm(&a), &literal_edm(&b), op));
                 };
                 let (p1, p2) = (self.push(x), self.push(y));
-                Ok(format!("({p1} {} {p2})", op_sql(op)))
+                Ok(format!("({p1} {} {p2})", op.sql()))
             }
             (Operand::Bool(_), other) | (other, Operand::Bool(_)) => {
                 let t = match other {
@@ -327,7 +306,7 @@ impl<'e> Translator<'e, '_> {
         let stored =
             literal_to_stored(col, lit).ok_or_else(|| incompatible(col.kind.edm_type(), &literal_edm(lit), op))?;
         Ok(match stored {
-            Stored::Exact(v) => format!("({sql} {} {})", op_sql(op), self.push(v)),
+            Stored::Exact(v) => format!("({sql} {} {})", op.sql(), self.push(v)),
             // Stored instants have whole seconds: x = 10:00:00.5 never holds; x > 10:00:00.5
             // is x >= 10:00:01; x < 10:00:00.5 is x <= 10:00:00.
             Stored::Fractional { whole, next } => match op {
