@@ -249,7 +249,7 @@ async fn send(client: DataverseClient, parts: Vec<Part>, atomic: bool, upsert: b
     out
 }
 
-fn check(op: WriteOp, o: &WriteOptions) -> Result<(), ClientError> {
+fn check(o: &WriteOptions) -> Result<(), ClientError> {
     let bad = |m: &str| Err(ClientError::InvalidArgument(m.into()));
     match o.mode {
         BulkMode::BulkMessages => return bad("Finance & Operations has no bulk messages: use $batch (the default)"),
@@ -267,7 +267,6 @@ fn check(op: WriteOp, o: &WriteOptions) -> Result<(), ClientError> {
     if !(1..=MAX_CHUNK_SIZE).contains(&o.chunk_size) {
         return bad("the chunk size is outside 1..=1000");
     }
-    let _ = op;
     Ok(())
 }
 
@@ -287,7 +286,7 @@ where
     let account = super::Accounting::start(client, &progress);
     let mode = if options.mode == BulkMode::RowByRow { BulkMode::RowByRow } else { BulkMode::Batch };
     let mut report = WriteReport::new(op, mode);
-    if let Err(e) = check(op, options) {
+    if let Err(e) = check(options) {
         return Err(WriteError { error: e, report: Box::new(report) });
     }
     let set = entity.entity_set_name.clone().unwrap_or_default();
