@@ -173,25 +173,8 @@ async fn check(ready: &d365_emulator::ReadyInfo) -> bool {
             return false;
         }
     };
-    let app = ready.app("integration").cloned();
-    let token = async {
-        let app = app.context("no 'integration' app")?;
-        let url = format!("{}/{}/oauth2/v2.0/token", ready.authority, ready.tenant_id);
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", app.client_id.as_str()),
-            ("client_secret", app.client_secret.as_deref().unwrap_or_default()),
-            ("scope", &format!("{}/.default", ready.org_url)),
-        ];
-        let r = http.post(&url).form(&form).send().await?;
-        let status = r.status();
-        let body: serde_json::Value = r.json().await?;
-        if !status.is_success() {
-            bail!("{status}: {}", body["error_description"].as_str().unwrap_or("no description"));
-        }
-        Ok(body["access_token"].as_str().context("no access_token in the answer")?.to_string())
-    }
-    .await;
+    let scope = format!("{}/.default", ready.org_url);
+    let token = crate::emulator_fno_check::entra_token(&http, ready, "integration", &scope).await;
     let token = match token {
         Ok(t) => {
             step("token by client credentials (secret)", Ok("access token issued".into()));

@@ -6,7 +6,12 @@ use anyhow::{Context, bail};
 use d365_emulator::ReadyInfo;
 
 /// A token from the emulator's Entra ID for `scope`, as app `name` with its secret.
-async fn entra_token(http: &reqwest::Client, ready: &ReadyInfo, name: &str, scope: &str) -> anyhow::Result<String> {
+pub(crate) async fn entra_token(
+    http: &reqwest::Client,
+    ready: &ReadyInfo,
+    name: &str,
+    scope: &str,
+) -> anyhow::Result<String> {
     let app = ready.app(name).with_context(|| format!("no '{name}' app"))?;
     let url = format!("{}/{}/oauth2/v2.0/token", ready.authority, ready.tenant_id);
     let form = [
