@@ -56,8 +56,9 @@ pub struct QueryArgs {
     #[arg(long, value_name = "N")]
     parallel: Option<usize>,
     /// Compute GROUP BY / COUNT / SUM / AVG / MIN / MAX locally from every row instead of at
-    /// the service, and read both sides of a join whole instead of by keys (for comparison,
-    /// or if a service-side aggregate misbehaves). Also spelled --no-join-pushdown.
+    /// the service, and joins locally from both tables read whole, instead of as FetchXML
+    /// link-entity queries or by keys (for comparison, or if a service-side aggregate or join
+    /// misbehaves). Also spelled --no-join-pushdown.
     #[arg(long, alias = "no-join-pushdown")]
     no_aggregate_pushdown: bool,
     /// Write-back options (INSERT, UPSERT, UPDATE, DELETE, MERGE).

@@ -19,6 +19,7 @@
 
 mod client;
 mod error;
+mod fetchxml;
 mod finops_metadata;
 mod keyset_scan;
 mod metadata;
@@ -36,6 +37,7 @@ pub mod write;
 
 pub use client::{ApiRequest, ApiResponse, ClientOptions, DataverseClient, ServerHints};
 pub use error::{Attempt, ClientError, ServiceError};
+pub use fetchxml::{FETCHXML_PAGING_COOKIE, FetchXmlPage, MORE_RECORDS, next_paging_cookie};
 pub use finops_metadata::{DATA_AREA_ID, REAL_SCALE};
 pub use keyset_scan::{KEYSET_PAGE_ROWS, KeyField, KeyKind, KeyRange, KeysetPage};
 pub use metadata::{AttributeInfo, EntityInfo, EntityMetadata, KeyInfo, OptionInfo, RelationshipInfo};

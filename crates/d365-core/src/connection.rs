@@ -53,8 +53,9 @@ pub struct EngineSettings {
     pub parallel: Option<usize>,
     /// Rows per page (`Prefer: odata.maxpagesize`, 1–5000).
     pub page_size: Option<u32>,
-    /// Compute aggregates over one table at the service and read joined tables by the keys
-    /// of the other side (on by default); off, aggregates and joins read every row.
+    /// Compute aggregates over one table at the service, run joins along lookups as FetchXML
+    /// `link-entity` queries, and read other joined tables by the keys of the other side (on
+    /// by default); off, aggregates and joins read every row.
     pub aggregate_pushdown: bool,
 }
 
@@ -274,6 +275,7 @@ impl Connection {
             parallel_scan: settings.parallel != Some(1),
             scan_parallelism: settings.parallel,
             aggregate_pushdown: settings.aggregate_pushdown,
+            join_pushdown: settings.aggregate_pushdown,
             ..EngineOptions::default()
         };
         Ok(SqlEngine::new(self.client.clone(), options).await?)

@@ -17,6 +17,7 @@ use crate::aggregate_pushdown::finops_count::FinOpsCountExec;
 use crate::arrow_schema::TableSchema;
 use crate::catalog::{CATALOG, DataverseCatalog, ReadSettings, TABLES_SCHEMA};
 use crate::error::SqlError;
+use crate::join_pushdown::DataverseLinkJoinExec;
 use crate::scan::DataverseScanExec;
 
 /// How the engine reads.
@@ -41,10 +42,15 @@ pub struct EngineOptions {
     /// `None` starts at the service's `x-ms-dop-hint` and adapts to throttling.
     pub scan_parallelism: Option<usize>,
     /// Compute `GROUP BY`/`COUNT`/`SUM`/`AVG`/`MIN`/`MAX` over one table at the service
-    /// (`$apply`; see [`crate::aggregate_pushdown`]), and read the second table of an inner
-    /// join by the first one's keys (see [`crate::join_keys`]). On by default; needs
-    /// `pushdown`. Off, aggregates and joins read every row, for comparison.
+    /// (`$apply`; see [`crate::aggregate_pushdown`]), run joins along lookups as FetchXML
+    /// `link-entity` queries (see [`crate::join_pushdown`]), and read the second table of an
+    /// inner join that stays local by the first one's keys (see [`crate::join_keys`]). On by
+    /// default; needs `pushdown`. Off, aggregates and joins read every row, for comparison.
     pub aggregate_pushdown: bool,
+    /// Run an INNER or LEFT join of two tables along a lookup, with a filter on either side,
+    /// as one FetchXML query with a `link-entity` (see [`crate::join_pushdown`]). On by
+    /// default; needs `pushdown`. Off, such joins read both tables (by keys when selective).
+    pub join_pushdown: bool,
 }
 
 impl Default for EngineOptions {
@@ -57,6 +63,7 @@ impl Default for EngineOptions {
             parallel_scan: true,
             scan_parallelism: None,
             aggregate_pushdown: true,
+            join_pushdown: true,
         }
     }
 }
@@ -129,6 +136,12 @@ impl SqlEngine {
             // Right after DataFusion's join selection: the filtered side of a join builds.
             let at = physical.iter().position(|r| r.name() == "join_selection").map_or(0, |i| i + 1);
             physical.insert(at, Arc::new(crate::join_order::FilteredSideBuilds));
+        }
+        if options.pushdown && options.join_pushdown {
+            // Right after join selection: joins along lookups go to the service as FetchXML,
+            // before distribution is planned around them.
+            let at = physical.iter().position(|r| r.name() == "join_selection").map_or(0, |i| i + 1);
+            physical.insert(at, Arc::new(crate::join_pushdown::LinkJoinPushdown));
         }
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
@@ -238,9 +251,17 @@ impl SqlEngine {
         let mut scans = Vec::new();
         let mut aggregates = Vec::new();
         let mut counts = Vec::new();
-        collect_scans(&physical, &mut scans, &mut aggregates, &mut counts);
-        if scans.is_empty() && aggregates.is_empty() && counts.is_empty() {
+        let mut joins = Vec::new();
+        collect_scans(&physical, &mut scans, &mut aggregates, &mut counts, &mut joins);
+        if scans.is_empty() && aggregates.is_empty() && counts.is_empty() && joins.is_empty() {
             out.push_str("  (none)\n");
+        }
+        for join in joins {
+            out.push_str(&indent(&join.request_text()?));
+            out.push_str(&indent(
+                "(the join computed by the service: one FetchXML page chain of the joined rows, \
+                 up to 5,000 per page, each next page asked for with the previous page's paging cookie)",
+            ));
         }
         for count in counts {
             out.push_str(&indent(&count.request_plan()?.to_string()));
@@ -283,6 +304,13 @@ impl SqlEngine {
                 )));
             }
         }
+        let joins_local = crate::join_pushdown::local_reasons(&physical);
+        if !joins_local.is_empty() {
+            out.push_str("\nJoins computed locally:\n");
+            for why in joins_local {
+                out.push_str(&indent(&why));
+            }
+        }
         let local = crate::aggregate_pushdown::local_reasons(&physical);
         if !local.is_empty() {
             out.push_str("\nAggregates computed locally (every row is read):\n");
@@ -307,7 +335,11 @@ fn collect_scans<'a>(
     out: &mut Vec<&'a DataverseScanExec>,
     aggregates: &mut Vec<&'a DataverseAggregateExec>,
     counts: &mut Vec<&'a FinOpsCountExec>,
+    joins: &mut Vec<&'a DataverseLinkJoinExec>,
 ) {
+    if let Some(join) = plan.downcast_ref::<DataverseLinkJoinExec>() {
+        joins.push(join);
+    }
     if let Some(scan) = plan.downcast_ref::<DataverseScanExec>() {
         out.push(scan);
     }
@@ -318,6 +350,6 @@ fn collect_scans<'a>(
         counts.push(count);
     }
     for child in plan.children() {
-        collect_scans(child, out, aggregates, counts);
+        collect_scans(child, out, aggregates, counts, joins);
     }
 }

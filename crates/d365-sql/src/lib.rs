@@ -66,6 +66,7 @@ mod error;
 pub mod filter_pushdown;
 pub mod join_keys;
 pub mod join_order;
+pub mod join_pushdown;
 pub mod json_scan;
 pub mod limited_scans;
 pub mod metadata_tables;

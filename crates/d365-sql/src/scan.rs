@@ -126,6 +126,11 @@ impl DataverseScanExec {
             && self.table.columns.iter().any(|c| c.property == PARTITION_COLUMN && c.role == ColumnRole::Value)
     }
 
+    /// Rows per page asked for (`Prefer: odata.maxpagesize`), if set.
+    pub fn page_size(&self) -> Option<u32> {
+        self.page_size
+    }
+
     /// The table scanned.
     pub fn table(&self) -> &TableSchema {
         &self.table

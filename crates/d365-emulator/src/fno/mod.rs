@@ -12,7 +12,9 @@
 //! uses the emulator's shared [`crate::webapi::limits::Limits`] accounting (the same settings
 //! as `--limits`), keyed on `fno|{token oid}|{client id}` so F&O budgets are separate from
 //! Dataverse ones; the HR legacy path shares the F&O key. Injected faults
-//! ([`crate::webapi::faults::Faults`]) apply to the online and HR paths too.
+//! ([`crate::webapi::faults::Faults`]) apply to the online and HR paths too, and the
+//! simulated service time (`--latency-ms` per request, `--latency-per-row-us` per row returned)
+//! to every F&O path, as on the Dataverse side.
 
 pub mod auth;
 pub mod batch;
@@ -209,6 +211,9 @@ async fn handle(state: AppState, req: Request) -> FnoResult<Response> {
     };
     let rest = rest.to_string();
     let result = route(ctx, parts.method, &rest, body).await;
+    if !state.options.latency.is_zero() {
+        tokio::time::sleep(state.options.latency).await;
+    }
     if let Some(a) = admission {
         a.finish(started.elapsed());
     }

@@ -376,6 +376,10 @@ pub async fn collection(ctx: Ctx, e: &'static Entity) -> FnoResult<Response> {
             Ok((more, total, records))
         })
         .await?;
+    let per_row = ctx.state.options.latency_per_row * u32::try_from(records.len()).unwrap_or(u32::MAX);
+    if !per_row.is_zero() {
+        tokio::time::sleep(per_row).await;
+    }
     let mut body = Map::new();
     body.insert("@odata.context".into(), Value::String(context(&ctx, e, &o)));
     if let Some(t) = total {

@@ -529,6 +529,60 @@ async fn paging_cookies_walk_every_row_once() {
     assert_eq!(json_of(r).await["@odata.count"].as_u64().unwrap() as usize, accounts.len() - 1);
 }
 
+/// Every page of `<fetch count='{count}'>{inner}</fetch>`, each after the previous page's cookie.
+async fn cookie_pages(env: &Env, token: &str, set: &str, inner: &str, count: usize) -> Vec<Vec<Value>> {
+    let prefer =
+        "odata.include-annotations=\"Microsoft.Dynamics.CRM.fetchxmlpagingcookie,Microsoft.Dynamics.CRM.morerecords\"";
+    let (mut pages, mut cookie) = (Vec::new(), None::<String>);
+    loop {
+        let page = pages.len() + 1;
+        let pc = cookie
+            .as_ref()
+            .map(|c| {
+                format!(" paging-cookie='{}'", c.replace('&', "&amp;").replace('<', "&lt;").replace('\'', "&apos;"))
+            })
+            .unwrap_or_default();
+        let xml = format!("<fetch count='{count}' page='{page}'{pc}>{inner}</fetch>");
+        let (st, body) = fetch(env, token, set, &xml, Some(prefer)).await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        pages.push(body["value"].as_array().unwrap().clone());
+        if body.get("@Microsoft.Dynamics.CRM.morerecords") != Some(&Value::Bool(true)) {
+            return pages;
+        }
+        let c = body["@Microsoft.Dynamics.CRM.fetchxmlpagingcookie"].as_str().expect("a cookie for a many-to-one link");
+        let attr = c.split("pagingcookie=\"").nth(1).unwrap().split('"').next().unwrap();
+        let once = percent_encoding::percent_decode_str(attr).decode_utf8().unwrap().into_owned();
+        cookie = Some(percent_encoding::percent_decode_str(&once).decode_utf8().unwrap().into_owned());
+    }
+}
+
+#[tokio::test]
+async fn paging_cookies_of_many_to_one_links_walk_every_root_row_once() {
+    // Accounts joined to their parent account (most have none: an outer link), and contacts
+    // to their parent account (inner): each root row once, whether the linked row exists.
+    let env = start(300).await;
+    let t = env.admin_app();
+    let accounts = all_rows(&env, &t, "accounts", "accountid,_parentaccountid_value").await;
+    let with_parent = accounts.iter().filter(|a| !a["_parentaccountid_value"].is_null()).count();
+    assert!(with_parent > 0 && with_parent < accounts.len());
+    for (link_type, expected) in [("outer", accounts.len()), ("inner", with_parent)] {
+        let inner = format!(
+            "<entity name='account'><attribute name='name'/><order attribute='accountid'/>\
+             <link-entity name='account' from='accountid' to='parentaccountid' link-type='{link_type}' alias='p'>\
+             <attribute name='name'/></link-entity></entity>"
+        );
+        let pages = cookie_pages(&env, &t, "accounts", &inner, 7).await;
+        assert!(pages.len() > 2, "{link_type}");
+        let mut seen = BTreeSet::new();
+        for row in pages.iter().flatten() {
+            assert!(seen.insert(row["accountid"].as_str().unwrap().to_string()), "{link_type}: a row repeated");
+        }
+        assert_eq!(seen.len(), expected, "{link_type}");
+        let named = pages.iter().flatten().filter(|r| r.get("p.name").is_some()).count();
+        assert_eq!(named, with_parent, "{link_type}");
+    }
+}
+
 #[tokio::test]
 async fn aggregates_over_more_than_50000_rows_are_refused() {
     let env = start(50_001).await;

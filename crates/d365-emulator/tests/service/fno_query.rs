@@ -249,3 +249,26 @@ async fn fno_malformed_requests_get_fno_shaped_errors() {
         fno_error(&r.json().await.unwrap());
     }
 }
+
+#[tokio::test]
+async fn fno_requests_take_the_simulated_service_time() {
+    // 100 ms per request plus 4 ms per row returned, as `--latency-ms` / `--latency-per-row-us`
+    // give the Dataverse side: a 50-row page takes at least 300 ms, a 1-row page 104 ms.
+    let env = start(EmulatorOptions {
+        rows: 0,
+        fno_rows: Some(50),
+        latency: std::time::Duration::from_millis(100),
+        latency_per_row: std::time::Duration::from_millis(4),
+        ..Default::default()
+    })
+    .await;
+    let t = fno_token(&env).await;
+    let started = std::time::Instant::now();
+    let page = get_json(&env, &t, &fno(&env, "data/CustomersV3?cross-company=true"), StatusCode::OK).await;
+    assert_eq!(values(&page).len(), 50);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300), "{:?}", started.elapsed());
+    let started = std::time::Instant::now();
+    let one = get_json(&env, &t, &fno(&env, "data/CustomersV3?cross-company=true&$top=1"), StatusCode::OK).await;
+    assert_eq!(values(&one).len(), 1);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(104), "{:?}", started.elapsed());
+}

@@ -1,5 +1,6 @@
-//! Join keys pushed to the service: a selective join reads the rows it joins, not the whole
-//! other table, and gives the same rows as the join computed from every row.
+//! Join keys pushed to the service: a selective join that is not sent as FetchXML (here: with
+//! FetchXML joins turned off) reads the rows it joins, not the whole other table, and gives the
+//! same rows as the join computed from every row.
 
 use crate::common;
 
@@ -9,7 +10,7 @@ use d365_sql::EngineOptions;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_selective_join_reads_only_the_rows_of_its_keys() {
     let env = start(3000).await;
-    let pushed = env.engine_with(EngineOptions::default()).await;
+    let pushed = env.engine_with(EngineOptions { join_pushdown: false, ..Default::default() }).await;
     let local = env.engine(false, None).await;
     let rec = Recorder::attach(pushed.client());
     // Three accounts that have contacts.
@@ -72,7 +73,7 @@ async fn a_selective_join_reads_only_the_rows_of_its_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_build_side_reads_nothing_from_the_other_table() {
     let env = start(200).await;
-    let pushed = env.engine_with(EngineOptions::default()).await;
+    let pushed = env.engine_with(EngineOptions { join_pushdown: false, ..Default::default() }).await;
     let rec = Recorder::attach(pushed.client());
     let sql = "SELECT a.name, c.fullname FROM account a JOIN contact c ON c.parentcustomerid = a.accountid \
                WHERE a.accountnumber = 'no such number'";
@@ -88,10 +89,11 @@ async fn an_empty_build_side_reads_nothing_from_the_other_table() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_option_reads_joined_tables_whole() {
     let env = start(200).await;
-    let off = env.engine_with(EngineOptions { aggregate_pushdown: false, ..Default::default() }).await;
+    let off =
+        env.engine_with(EngineOptions { aggregate_pushdown: false, join_pushdown: false, ..Default::default() }).await;
     let text = off
         .explain("SELECT a.name, c.fullname FROM account a JOIN contact c ON c.parentcustomerid = a.accountid WHERE a.revenue > 1")
         .await
         .unwrap();
-    assert!(!text.contains("join_keys"), "{text}");
+    assert!(!text.contains("join_keys") && !text.contains("fetchXml"), "{text}");
 }

@@ -7,5 +7,6 @@ mod differential;
 mod dml;
 mod finops;
 mod joins;
+mod link_joins;
 mod pushdown;
 mod queries;

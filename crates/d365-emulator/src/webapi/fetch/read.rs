@@ -102,7 +102,9 @@ pub async fn run(ctx: &Ctx, table: &Table, fetch: &Fetch, plan: Plan<'_>) -> DvR
         if !keys.iter().any(|k| k.root && k.column.is_primary_id) {
             keys.push(SortKey { sql: format!("t.{}", q(&pk.logical_name)), column: pk, desc: false, root: true });
         }
-        for s in &plan.scopes[1..] {
+        // Each root row appears once unless a link multiplies it: then the linked keys make
+        // the order total for paging by page number. (A paging cookie holds root keys only.)
+        for s in plan.scopes[1..].iter().filter(|_| !cookie_able) {
             let pk = s.table.primary_id_column();
             keys.push(SortKey {
                 sql: format!("{}.{}", s.sql, q(&pk.logical_name)),
