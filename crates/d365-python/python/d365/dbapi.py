@@ -140,8 +140,9 @@ def connect(
         page_size: rows per page (1-5000).
         aggregate_pushdown: compute ``GROUP BY``/``COUNT``/``SUM``/``AVG``/``MIN``/``MAX``
             over one table at the service (``$apply``, split into ranges past its 50,000-row
-            limit), and read the second table of a join by the first one's keys. ``False``
-            reads every row and aggregates and joins locally.
+            limit), run a filtered join along a lookup as one FetchXML ``link-entity`` query,
+            and read the second table of other joins by the first one's keys. ``False`` reads
+            every row and aggregates and joins locally.
         progress: show a progress line (rows, requests, rows/s, throttling pauses) on standard
             error for reads that take over a second. Default: on in a terminal or notebook.
         **properties: further properties by their CData names (``OrganizationUrl=...``,
