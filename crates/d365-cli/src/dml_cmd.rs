@@ -11,7 +11,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use d365_client::{WriteOptions, WriteProgress};
+use d365_client::WriteProgress;
 use d365_sql::{DmlOptions, DmlOutcome, SqlEngine};
 use serde_json::{Map, Value};
 
@@ -79,20 +79,17 @@ pub async fn register_tables(engine: &SqlEngine, tables: &[String]) -> Result<()
 }
 
 fn options(args: &DmlArgs, parallel: Option<usize>) -> Result<DmlOptions, Failure> {
-    let mut write = WriteOptions::default();
-    if let Some(n) = args.chunk_size {
-        write.chunk_size = n;
-    }
-    write.max_parallel = parallel;
-    write.bypass_plugins = args.bypass_plugins;
-    write.optimistic = args.concurrency == Concurrency::Optimistic;
-    write.atomic = args.atomic;
-    if let Some(c) = &args.caller_id {
-        let id = uuid::Uuid::try_parse(c.trim())
-            .map_err(|_| Failure::bad_input(format!("--caller-id '{c}' is not a GUID (a systemuserid)")))?;
-        write.caller_id = Some(id);
-    }
-    Ok(DmlOptions { dry_run: args.dry_run, write, keep_failed_inputs: args.errors.is_some(), params: Vec::new() })
+    let settings = d365_core::WriteSettings {
+        chunk_size: args.chunk_size,
+        parallel,
+        bypass_plugins: args.bypass_plugins,
+        optimistic: args.concurrency == Concurrency::Optimistic,
+        atomic: args.atomic,
+        caller_id: args.caller_id.clone(),
+        dry_run: args.dry_run,
+        keep_failed_inputs: args.errors.is_some(),
+    };
+    settings.dml_options().map_err(|e| Failure::bad_input(format!("--caller-id: {e}")))
 }
 
 /// Runs a write statement (`d365_sql::is_dml(sql)`); `parallel`: `d365 query --parallel`, the

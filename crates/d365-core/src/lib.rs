@@ -36,6 +36,7 @@ pub mod exec_stmt;
 pub mod params;
 mod procedure;
 mod session;
+mod write_settings;
 
 pub use connection::{
     Connection, DemoEdition, EngineSettings, OpenOptions, emulator_app_connection_string, emulator_connection_string,
@@ -46,6 +47,7 @@ pub use exec_stmt::{ExecStatement, ExecSyntaxError, parse_exec};
 pub use params::Param;
 pub use procedure::run_procedure;
 pub use session::{Outcome, Session, StatementKind, classify};
+pub use write_settings::WriteSettings;
 
 pub use d365_auth;
 pub use d365_client;

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use d365_core::d365_auth::Interactive;
-use d365_core::d365_client::{RowError, WriteOptions};
+use d365_core::d365_client::RowError;
 use d365_core::d365_sql::{DmlOptions, DmlOutcome};
 use d365_core::{EngineSettings, OpenOptions, Outcome};
 use pyo3::prelude::*;
@@ -35,30 +35,23 @@ impl Session {
 /// Write options from keyword arguments (`chunk_size`, `parallel`, `bypass_plugins`,
 /// `optimistic`, `atomic`, `caller_id`, `dry_run`).
 fn dml_options(options: Option<&Bound<'_, PyDict>>) -> PyResult<DmlOptions> {
-    let mut write = WriteOptions::default();
-    let mut dry_run = false;
+    let mut s = d365_core::WriteSettings::default();
     if let Some(options) = options {
         for (k, v) in options.iter() {
             let key: String = k.extract()?;
             match key.as_str() {
-                "chunk_size" => write.chunk_size = v.extract()?,
-                "parallel" => write.max_parallel = v.extract()?,
-                "bypass_plugins" => write.bypass_plugins = v.extract()?,
-                "optimistic" => write.optimistic = v.extract()?,
-                "atomic" => write.atomic = v.extract()?,
-                "dry_run" => dry_run = v.extract()?,
-                "caller_id" => {
-                    let text: Option<String> = if v.is_none() { None } else { Some(v.str()?.extract()?) };
-                    write.caller_id = text
-                        .map(|t| uuid::Uuid::try_parse(t.trim()))
-                        .transpose()
-                        .map_err(|_| programming("caller_id must be a GUID (a systemuserid)"))?;
-                }
+                "chunk_size" => s.chunk_size = v.extract()?,
+                "parallel" => s.parallel = v.extract()?,
+                "bypass_plugins" => s.bypass_plugins = v.extract()?,
+                "optimistic" => s.optimistic = v.extract()?,
+                "atomic" => s.atomic = v.extract()?,
+                "dry_run" => s.dry_run = v.extract()?,
+                "caller_id" => s.caller_id = if v.is_none() { None } else { Some(v.str()?.extract()?) },
                 other => return Err(programming(format!("unknown write option '{other}'"))),
             }
         }
     }
-    Ok(DmlOptions { dry_run, write, keep_failed_inputs: false, params: Vec::new() })
+    s.dml_options().map_err(|e| programming(e.to_string()))
 }
 
 /// A row that was not written, as a dict.

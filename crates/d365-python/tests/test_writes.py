@@ -39,6 +39,17 @@ def test_dry_run_sends_nothing(conn: d365.Connection) -> None:
     assert conn.execute("SELECT count(*) FROM contact WHERE jobtitle = ?", [tag]).fetchone() == (0,)
 
 
+def test_bad_write_options_are_programming_errors(conn: d365.Connection) -> None:
+    cur = conn.cursor()
+    sql = "UPDATE contact SET firstname = 'x' WHERE jobtitle = 'no such title'"
+    with pytest.raises(d365.ProgrammingError, match="caller id 'bob' is not a GUID"):
+        cur.execute(sql, caller_id="bob")
+    with pytest.raises(d365.ProgrammingError, match="unknown write option 'atomik'"):
+        cur.execute(sql, atomik=True)
+    cur.execute(sql, caller_id=uuid.UUID(int=1), dry_run=True)
+    assert cur.last_write is not None and cur.last_write["dry_run"]
+
+
 def test_executemany_is_bulk(conn: d365.Connection) -> None:
     tag = f"bulk-{uuid.uuid4().hex[:8]}"
     rows = [(f"First{i}", f"Last{i}", tag, decimal.Decimal(i) / 100) for i in range(10_000)]
