@@ -17,7 +17,7 @@ use pyo3_arrow::PyRecordBatch;
 use pyo3_arrow::ffi::{ArrayIterator, to_schema_pycapsule, to_stream_pycapsule};
 
 use crate::errors::{interface, to_py};
-use crate::runtime::{runtime, wait};
+use crate::runtime::wait;
 use crate::values::{rows, sql_type};
 
 struct State {
@@ -193,13 +193,27 @@ impl Iterator for BlockingReader {
             return Some(Ok(b));
         }
         let stream = self.stream.as_mut()?;
-        let rt = match runtime() {
-            Ok(rt) => rt,
-            Err(e) => return Some(Err(ArrowError::ExternalError(Box::new(std::io::Error::other(e.to_string()))))),
+        // The consumer (pyarrow, polars, DuckDB) may call in holding the GIL: the page is
+        // fetched with it released (other Python threads and log records are not held up),
+        // checking for Ctrl-C every 100 ms as the DB-API methods do.
+        let next = Python::attach(|py| match wait(py, stream.next()) {
+            Ok(next) => Ok(next),
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) => {
+                // The consumer turns this error into its own exception; the interrupt is set
+                // again so that Python raises KeyboardInterrupt as soon as it runs.
+                // SAFETY: called with the GIL held (inside `attach`).
+                unsafe { pyo3::ffi::PyErr_SetInterrupt() };
+                Err("interrupted (Ctrl-C): the rest of the result was not read".to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        });
+        let next = match next {
+            Ok(next) => next,
+            Err(message) => {
+                self.stream = None;
+                return Some(Err(ArrowError::ExternalError(Box::new(std::io::Error::other(message)))));
+            }
         };
-        // The consumer (pyarrow, polars, DuckDB) may call in holding the GIL: release it while
-        // the page is fetched, so other Python threads (and log records) are not held up.
-        let next = Python::attach(|py| py.detach(|| rt.block_on(stream.next())));
         match next {
             Some(Ok(b)) => Some(Ok(b)),
             Some(Err(e)) => {

@@ -191,24 +191,41 @@ def test_log_records_reach_python_logging_without_secrets(
 
 ARROW_CHILD = textwrap.dedent(
     """
-    import time, d365, pyarrow
+    import sys, time, d365, pyarrow
     with d365.Emulator(rows=5000, latency_ms=2_000) as emu:
         conn = d365.connect(emu.connection_string, page_size=500, parallel=1)
         cur = conn.execute("SELECT name FROM account")   # the first page arrives now
+        read = {
+            "fetch_arrow_table": lambda: cur.fetch_arrow_table(),
+            # An external consumer of the Arrow C stream (pyarrow's reader, as polars and
+            # DuckDB read it).
+            "c_stream": lambda: pyarrow.RecordBatchReader.from_stream(cur).read_all(),
+        }[sys.argv[1]]
         print("ready", flush=True)
         start = time.monotonic()
         try:
-            cur.fetch_arrow_table()
-            print("finished", flush=True)
-        except KeyboardInterrupt:
-            print(f"interrupted {time.monotonic() - start:.2f}", flush=True)
+            try:
+                read()
+                print("finished", flush=True)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:
+                # A consumer's own error comes first; the interrupt is raised as soon as
+                # Python runs on.
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    pass
+                print(f"no interrupt after {type(e).__name__}: {e}", flush=True)
+        except KeyboardInterrupt as k:
+            print(f"interrupted {time.monotonic() - start:.2f} {k.__context__!r}", flush=True)
     """
 )
 
 
-def test_ctrl_c_interrupts_fetch_arrow_table(python: str) -> None:
+@pytest.mark.parametrize("how", ["fetch_arrow_table", "c_stream"])
+def test_ctrl_c_interrupts_arrow_reads(python: str, how: str) -> None:
     pytest.importorskip("pyarrow")
-    child = subprocess.Popen([python, "-c", ARROW_CHILD], stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen([python, "-c", ARROW_CHILD, how], stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "ready"
     import time
@@ -218,6 +235,8 @@ def test_ctrl_c_interrupts_fetch_arrow_table(python: str) -> None:
     out, _ = child.communicate(timeout=60)
     assert out.startswith("interrupted"), out
     assert float(out.split()[1]) < 1.9, out
+    if how == "c_stream":
+        assert "Ctrl-C" in out, out
 
 
 def test_emulator_limits_and_faults_are_absorbed_or_reported() -> None:
