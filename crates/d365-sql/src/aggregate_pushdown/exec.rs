@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use d365_client::partition::initial_partitions;
 use d365_client::{Bounds, ClientError, DataverseClient, FORMATTED_VALUE, Partition, Query, RequestPlan};
-use datafusion::arrow::array::{ArrayRef, Int64Array, new_null_array};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, new_null_array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -35,6 +35,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 
+use super::fetch_aggregate::sum_count_alias;
 use super::spec::{AggregateSpec, StateSource};
 use crate::arrow_decode::PageDecoder;
 use crate::arrow_schema::{ColumnRole, ColumnSpec, FilterKind, ValueKind};
@@ -115,10 +116,19 @@ impl DataverseAggregateExec {
 
 /// The queries of one part: the main one, then one per counted property.
 fn requests(spec: &AggregateSpec, extra: Option<&str>) -> Vec<(Option<String>, Query)> {
-    let query = |apply: String| {
-        let q = Query::new(spec.table.entity_set.clone()).apply(apply);
-        if spec.needs_formatted_values() { q.annotations([FORMATTED_VALUE]) } else { q }
-    };
+    let annotated = |q: Query| if spec.needs_formatted_values() { q.annotations([FORMATTED_VALUE]) } else { q };
+    if let Some(fetch) = &spec.fetch {
+        // FetchXML (a date part is grouped): the analysis checked that the filters translate.
+        let query = |counted: Option<&str>| {
+            let mut q = Query::new(spec.table.entity_set.clone());
+            q.params.push(("fetchXml".into(), spec.fetch_xml(fetch, extra, counted).unwrap_or_default()));
+            annotated(q)
+        };
+        let mut out = vec![(None, query(None))];
+        out.extend(spec.non_null_counts.iter().map(|p| (Some(p.clone()), query(Some(p)))));
+        return out;
+    }
+    let query = |apply: String| annotated(Query::new(spec.table.entity_set.clone()).apply(apply));
     let mut out = vec![(None, query(spec.main_apply(extra)))];
     for p in &spec.non_null_counts {
         out.push((Some(p.clone()), query(spec.count_apply(p, extra))));
@@ -217,6 +227,16 @@ impl Runner {
         specs.push(value("c", ValueKind::Int64));
         if main {
             specs.extend(self.spec.aggregates.iter().map(|a| value(&a.alias, a.kind)));
+            if self.spec.fetch.is_some() {
+                // FetchXML sums come with the count of the values they add up.
+                specs.extend(
+                    self.spec
+                        .aggregates
+                        .iter()
+                        .filter(|a| a.method == "sum")
+                        .map(|a| value(&sum_count_alias(&a.alias), ValueKind::Int64)),
+                );
+            }
         }
         // Unique field names for the decoder's own schema (group columns may repeat).
         let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
@@ -254,7 +274,12 @@ impl Runner {
                 StateSource::NonNullCount(p) if counted == Some(p.as_str()) => count.clone(),
                 StateSource::NonNullCount(_) => absent(),
                 StateSource::Aggregated { alias } if counted.is_none() => {
-                    column_named(alias).ok_or_else(|| format!("no column {alias}"))?.clone()
+                    let values = column_named(alias).ok_or_else(|| format!("no column {alias}"))?.clone();
+                    match column_named(&sum_count_alias(alias)).filter(|_| self.spec.fetch.is_some()) {
+                        // A FetchXML sum of no values is 0; SQL's is NULL.
+                        Some(n) => null_where_zero(&values, n)?,
+                        None => values,
+                    }
                 }
                 StateSource::Aggregated { .. } => absent(),
             };
@@ -350,6 +375,14 @@ impl Runner {
     }
 }
 
+/// `values` with NULL where `counts` is 0 (or null).
+fn null_where_zero(values: &ArrayRef, counts: &ArrayRef) -> std::result::Result<ArrayRef, String> {
+    let counts = counts.as_any().downcast_ref::<Int64Array>().ok_or("a value count that is not a number")?;
+    let keep: BooleanArray = counts.iter().map(|n| Some(n.unwrap_or(0) > 0)).collect();
+    let nulls = new_null_array(values.data_type(), values.len());
+    datafusion::arrow::compute::kernels::zip::zip(&keep, values, &nulls).map_err(|e| e.to_string())
+}
+
 /// The known span of a planned range inside `[min, max_excl)`.
 fn range_span(bounds: Bounds, (min, max_excl): (i64, i64)) -> Option<(i64, i64)> {
     match bounds {
@@ -368,12 +401,20 @@ fn decode_error(message: impl fmt::Display) -> ClientError {
 
 impl DisplayAs for DataverseAggregateExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
-            f,
-            "DataverseAggregateExec: table={}, apply={}",
-            self.spec.table.entity.logical_name,
-            self.spec.main_apply(None)
-        )?;
+        match &self.spec.fetch {
+            Some(fetch) => write!(
+                f,
+                "DataverseAggregateExec: table={}, fetch_xml={}",
+                self.spec.table.entity.logical_name,
+                self.spec.fetch_xml(fetch, None, None).unwrap_or_default()
+            )?,
+            None => write!(
+                f,
+                "DataverseAggregateExec: table={}, apply={}",
+                self.spec.table.entity.logical_name,
+                self.spec.main_apply(None)
+            )?,
+        }
         for p in &self.spec.non_null_counts {
             write!(f, ", count_non_null={p}")?;
         }

@@ -13,8 +13,9 @@
 //!
 //! What stays local, and why ([`spec::analyze`] decides; `--explain` shows the plan):
 //! - a `WHERE` that is not pushed exactly (e.g. text comparisons, re-checked locally);
-//! - grouping by text (the service groups case-insensitively), by date-times (`$apply` cannot),
-//!   by lookup names or types (not returned for groups), or by expressions;
+//! - grouping by text (the service groups case-insensitively), by whole date-times, by lookup
+//!   names or types (not returned for groups), or by expressions other than the year, month or
+//!   day of a date (those are grouped by FetchXML: see [`fetch_aggregate`]);
 //! - `COUNT(DISTINCT …)`, aggregates with `FILTER` or `ORDER BY`, other functions;
 //! - `MIN`/`MAX` of text, GUIDs and choices (ordered differently by the service).
 //!
@@ -22,6 +23,7 @@
 //! aggregate reads its rows, which is what the differential tests compare against.
 
 pub mod exec;
+pub mod fetch_aggregate;
 pub mod finops_count;
 pub mod spec;
 

@@ -9,6 +9,7 @@ use datafusion::physical_expr::expressions::{CastExpr, Column, Literal};
 use datafusion::physical_plan::PhysicalExpr;
 use datafusion::physical_plan::aggregates::AggregateExec;
 
+use super::fetch_aggregate::{self, FetchAggregate};
 use crate::arrow_schema::{ColumnRole, ColumnSpec, FilterKind, TableSchema, ValueKind};
 use crate::scan::DataverseScanExec;
 
@@ -61,6 +62,9 @@ pub struct AggregateSpec {
     pub schema: SchemaRef,
     /// The source of each field of `schema`.
     pub sources: Vec<StateSource>,
+    /// Sent as FetchXML instead of `$apply` (when a group is a part of a date; see
+    /// [`super::fetch_aggregate`]).
+    pub fetch: Option<FetchAggregate>,
 }
 
 /// Why an aggregate stays local (for `--explain` and logs).
@@ -159,11 +163,23 @@ pub fn analyze(
     let mut groups = Vec::new();
     let mut group_properties: Vec<String> = Vec::new();
     let mut sources = Vec::new();
+    // Each group's FetchXML grouping: (property, dategrouping).
+    let mut groupings: Vec<(String, Option<&'static str>)> = Vec::new();
     for (expr, _) in group_by.expr() {
+        if let Some((arg, part)) = fetch_aggregate::date_part_of(expr) {
+            let spec = column_of(arg, scan)
+                .filter(|s| s.role == ColumnRole::Value && matches!(s.kind, ValueKind::Timestamp | ValueKind::Date32))
+                .ok_or_else(|| "a date part of something other than a date column is grouped locally".to_string())?;
+            sources.push(StateSource::Group(groups.len()));
+            // The part arrives as a number (then cast to the group's type).
+            groups.push(ColumnSpec { kind: ValueKind::Int64, ..spec.clone() });
+            groupings.push((spec.property.clone(), Some(part)));
+            continue;
+        }
         let spec = expr
             .downcast_ref::<Column>()
             .and_then(|_| column_of(expr, scan))
-            .ok_or_else(|| "a grouping expression is not a column".to_string())?;
+            .ok_or_else(|| "a grouping expression is not a column or a year, month or day of a date".to_string())?;
         if !groupable(spec) {
             return Err(format!("grouping by '{}' is done locally (the service groups it differently)", spec.name));
         }
@@ -172,7 +188,17 @@ pub fn analyze(
         }
         sources.push(StateSource::Group(groups.len()));
         groups.push(spec.clone());
+        groupings.push((spec.property.clone(), None));
     }
+    let fetch = if groupings.iter().any(|(_, part)| part.is_some()) {
+        if request.filter.as_ref().is_some_and(|f| crate::join_pushdown::fetch_filter::fetch_filter(&f.text).is_none())
+        {
+            return Err("the filter has no FetchXML form (needed to group by a date part)".into());
+        }
+        Some(fetch_aggregate::fetch_groups(&mut groups, &groupings))
+    } else {
+        None
+    };
     let mut aggregates: Vec<ApplyAggregate> = Vec::new();
     let mut non_null_counts: Vec<String> = Vec::new();
     let state_fields = &partial.fields()[groups.len()..];
@@ -277,6 +303,7 @@ pub fn analyze(
         non_null_counts,
         schema: partial,
         sources,
+        fetch,
     })
 }
 

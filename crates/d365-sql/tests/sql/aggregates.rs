@@ -57,6 +57,55 @@ async fn aggregates_past_the_record_limit_are_split_and_exact() {
             assert!(applies.iter().filter(|e| e.status == Some(200)).count() >= 2, "{sql}: not split");
         }
     }
+    // Parts of dates: grouped by FetchXML (in UTC), split past the limit the same way.
+    for sql in [
+        "SELECT date_part('year', createdon) AS y, count(*), sum(revenue), avg(numberofemployees) \
+         FROM account GROUP BY date_part('year', createdon)",
+        "SELECT EXTRACT(MONTH FROM createdon) AS m, statecodename, count(*), max(revenue), min(createdon) \
+         FROM account WHERE statecode = 0 GROUP BY EXTRACT(MONTH FROM createdon), statecodename",
+    ] {
+        let (pushed, local, events) = both(&env, sql).await;
+        assert_eq!(pushed, local, "{sql}");
+        assert!(pushed.len() > 1, "{sql}: {pushed:?}");
+        let fetches: Vec<_> = events.iter().filter(|e| e.path.contains("fetchXml=")).collect();
+        assert!(!fetches.is_empty() && fetches.iter().all(|e| e.path.contains("dategrouping")), "{sql}");
+        if !sql.contains("WHERE") {
+            assert!(fetches.iter().any(|e| e.status == Some(400)), "{sql}: the limit was not hit");
+            assert!(fetches.iter().filter(|e| e.status == Some(200)).count() >= 2, "{sql}: not split");
+        }
+        assert_eq!(reads_rows(&events), 0, "{sql}: rows were read");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn date_parts_group_like_sql_with_nulls_and_empty_sums() {
+    let env = start(400).await;
+    let admin = env.client(None);
+    // A group whose prices are all null: FetchXML sums it to 0, SQL to NULL.
+    for day in ["2031-07-04", "2031-07-05"] {
+        env.create(&admin, "new_widgets", serde_json::json!({"new_name": "no price", "new_shipdate": day})).await;
+    }
+    for sql in [
+        "SELECT date_part('year', new_shipdate) AS y, count(*), sum(new_price), count(new_price), avg(new_quantity) \
+         FROM new_widget GROUP BY date_part('year', new_shipdate)",
+        "SELECT date_part('day', new_lastinspectedon), date_part('month', new_lastinspectedon), count(*), \
+         sum(new_weight) FROM new_widget WHERE new_quantity > 10 GROUP BY 1, 2",
+    ] {
+        let (pushed, local, events) = both(&env, sql).await;
+        assert_eq!(pushed, local, "{sql}");
+        assert!(events.iter().any(|e| e.path.contains("fetchXml=")), "{sql}: not sent as FetchXML");
+        assert_eq!(reads_rows(&events), 0, "{sql}: rows were read");
+    }
+    let sql = "SELECT date_part('year', new_shipdate), sum(new_price), count(*) FROM new_widget \
+        WHERE new_shipdate > DATE '2031-01-01' GROUP BY 1";
+    let (pushed, local, events) = both(&env, sql).await;
+    assert_eq!(pushed, local);
+    assert!(events.iter().any(|e| e.path.contains("fetchXml=")), "not sent as FetchXML");
+    assert_eq!(pushed, vec![vec!["2031".to_string(), "NULL".to_string(), "2".to_string()]]);
+    // Weeks and quarters differ between FetchXML and SQL: grouped locally.
+    let on = env.engine_with(EngineOptions::default()).await;
+    let text = on.explain("SELECT date_part('week', createdon), count(*) FROM account GROUP BY 1").await.unwrap();
+    assert!(!text.contains("fetchXml") && text.contains("computed locally"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
