@@ -388,9 +388,13 @@ struct BodySizes {
     bytes: u64,
 }
 
-/// Under a memory budget, pages are sized so that this many fit in it: a wide table then
-/// reads several small pages at once rather than one or two huge ones.
+/// Under a memory budget, pages are sized so that at least this many fit in it — and as many
+/// as the service's `x-ms-dop-hint` recommends running at once: a wide table then reads that
+/// many smaller pages at once rather than one or two huge ones.
 const PAGES_PER_BUDGET: usize = 4;
+/// Most pages the budget is divided into: smaller pages would spend the service's request
+/// allowance (6,000 per 5 minutes per user) faster than they save time.
+const MAX_PAGES_PER_BUDGET: usize = 16;
 
 /// Rows asked for in the first pages of a budgeted scan, before the width of a row is known.
 const FIRST_PAGE_ROWS: usize = 500;
@@ -403,14 +407,17 @@ impl BodySizes {
     }
 
     /// Rows to ask for per page, at most `max`: without a budget, `max`; with one, about
-    /// `budget / PAGES_PER_BUDGET` bytes of rows (`FIRST_PAGE_ROWS` until a row was seen).
-    fn page_rows(&self, budget: Option<usize>, max: usize) -> usize {
+    /// `budget / slots` bytes of rows, `slots` being the requests the service recommends at
+    /// once (its DOP hint) within `PAGES_PER_BUDGET..=MAX_PAGES_PER_BUDGET`
+    /// (`FIRST_PAGE_ROWS` until a row was seen).
+    fn page_rows(&self, budget: Option<usize>, max: usize, slots: usize) -> usize {
         let Some(budget) = budget else { return max };
         if self.rows == 0 {
             return FIRST_PAGE_ROWS.min(max).max(1);
         }
         let per_row = (self.bytes / self.rows).max(1);
-        usize::try_from(budget as u64 / PAGES_PER_BUDGET as u64 / per_row).unwrap_or(usize::MAX).clamp(1, max.max(1))
+        let slots = slots.clamp(PAGES_PER_BUDGET, MAX_PAGES_PER_BUDGET) as u64;
+        usize::try_from(budget as u64 / slots / per_row).unwrap_or(usize::MAX).clamp(1, max.max(1))
     }
 
     /// Requests the budget allows at once for pages of `page_rows` rows; before the first
@@ -455,6 +462,12 @@ impl Scheduler {
         q.prefer(None)
     }
 
+    /// The requests the memory budget should make room for: `--parallel N`, else the service's
+    /// DOP hint.
+    fn slots(&self) -> usize {
+        self.options.parallel.or_else(|| self.client.server_hints().dop_hint.map(|d| d as usize)).unwrap_or(0)
+    }
+
     /// What `fetch` needs to know of the options.
     fn fetch_columns(&self) -> FetchColumns {
         FetchColumns {
@@ -485,7 +498,7 @@ impl Scheduler {
         let mut joins: JoinSet<Fetched> = JoinSet::new();
         let mut sizes = BodySizes::default();
         loop {
-            let page_rows = sizes.page_rows(self.options.memory_budget, self.page_size);
+            let page_rows = sizes.page_rows(self.options.memory_budget, self.page_size, self.slots());
             let limit = self.aimd.limit().min(sizes.allowed(self.options.memory_budget, page_rows));
             self.progress.concurrency.store(limit as u64, Ordering::Relaxed);
             self.progress.peak_concurrency.fetch_max(limit as u64, Ordering::Relaxed);
@@ -551,7 +564,7 @@ impl Scheduler {
                         column: &self.options.column,
                         primary_key: &self.options.primary_key,
                         hi_estimate,
-                        page_size: sizes.page_rows(self.options.memory_budget, self.page_size),
+                        page_size: sizes.page_rows(self.options.memory_budget, self.page_size, self.slots()),
                     };
                     split_remainder(&p, &rows, ctx, self.aimd.cap(), &mut next_id).unwrap_or_default()
                 }
@@ -701,23 +714,27 @@ mod tests {
     fn the_memory_budget_sizes_pages_and_holds_concurrency_to_it() {
         let mut s = BodySizes::default();
         assert_eq!(s.allowed(None, 5000), usize::MAX);
-        assert_eq!(s.page_rows(None, 5000), 5000, "no budget: the query's page size");
-        assert_eq!(s.page_rows(Some(16 << 20), 5000), FIRST_PAGE_ROWS, "small pages until a row's width is known");
-        assert_eq!(s.page_rows(Some(16 << 20), 100), 100, "never above the query's page size");
+        assert_eq!(s.page_rows(None, 5000, 8), 5000, "no budget: the query's page size");
+        assert_eq!(s.page_rows(Some(16 << 20), 5000, 8), FIRST_PAGE_ROWS, "small pages until a row's width is known");
+        assert_eq!(s.page_rows(Some(16 << 20), 100, 8), 100, "never above the query's page size");
         assert_eq!(s.allowed(Some(64 << 20), 500), 1, "one request until a page size is known");
-        // Wide rows (4 KiB): pages of a quarter of the budget, four at once.
+        // Wide rows (4 KiB): pages of a quarter of the budget, four at once …
         s.add(2 << 20, 512);
-        assert_eq!(s.page_rows(Some(16 << 20), 5000), 1024);
+        assert_eq!(s.page_rows(Some(16 << 20), 5000, 0), 1024);
         assert_eq!(s.allowed(Some(16 << 20), 1024), 4);
+        // … or as many as the service's DOP hint asks for (within 4..=16).
+        assert_eq!(s.page_rows(Some(16 << 20), 5000, 8), 512);
+        assert_eq!(s.allowed(Some(16 << 20), 512), 8);
+        assert_eq!(s.page_rows(Some(16 << 20), 5000, 52), 256);
         // Narrow rows: the query's page size, and as many requests as fit.
         let mut narrow = BodySizes::default();
         narrow.add(500_000, 5000);
-        assert_eq!(narrow.page_rows(Some(16 << 20), 5000), 5000);
+        assert_eq!(narrow.page_rows(Some(16 << 20), 5000, 8), 5000);
         assert_eq!(narrow.allowed(Some(16 << 20), 5000), 33);
         // Rows wider than the budget: one row per page, one request.
         let mut huge = BodySizes::default();
         huge.add(64 << 20, 2);
-        assert_eq!(huge.page_rows(Some(16 << 20), 5000), 1);
+        assert_eq!(huge.page_rows(Some(16 << 20), 5000, 8), 1);
         assert_eq!(huge.allowed(Some(16 << 20), 1), 1, "never below one request");
         // Pages without rows (empty partitions) fall back to the mean page size.
         let mut empty = BodySizes::default();
