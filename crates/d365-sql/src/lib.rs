@@ -68,6 +68,7 @@ pub mod join_keys;
 pub mod join_order;
 pub mod join_pushdown;
 pub mod json_scan;
+mod leaf_exec;
 pub mod limited_scans;
 pub mod metadata_tables;
 mod nearest;

@@ -24,21 +24,7 @@ const KEYS_VOCABULARY: &str = "http://vocabularies.odata.org/OData.Community.Key
 
 /// Escapes a value for use inside a double-quoted XML attribute (or text).
 pub fn escape(s: &str) -> Cow<'_, str> {
-    if !s.contains(['&', '<', '>', '"', '\'']) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    Cow::Owned(out)
+    d365_odata::fetchxml::xml_escape(s)
 }
 
 /// Tables whose entity type derives from `principal` (they can own records).

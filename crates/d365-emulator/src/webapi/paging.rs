@@ -41,7 +41,7 @@ pub struct Cookie {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;")
+    d365_odata::fetchxml::xml_escape(s).into_owned()
 }
 
 fn xml_unescape(s: &str) -> String {

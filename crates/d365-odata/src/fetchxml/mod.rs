@@ -71,6 +71,26 @@ pub struct FetchXmlError {
     pub message: String,
 }
 
+/// Escapes text for a double-quoted (or single-quoted) XML attribute value or element
+/// content: `&`, `<`, `>`, `"` and `'`.
+pub fn xml_escape(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['&', '<', '>', '"', '\'']) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Parses a FetchXML query (the `fetchXml` query option, already URL-decoded).
 pub fn parse_fetchxml(text: &str) -> Result<Fetch, FetchXmlError> {
     parse::parse(text)

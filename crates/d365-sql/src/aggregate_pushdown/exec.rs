@@ -23,10 +23,9 @@ use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, new_nu
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
+use datafusion::physical_expr::{EquivalenceProperties, Partitioning};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType, replace_children_if_necessary};
 use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -424,39 +423,10 @@ impl DisplayAs for DataverseAggregateExec {
 
 #[allow(deprecated)] // `with_new_children` is still required by the trait in DataFusion 55.
 impl ExecutionPlan for DataverseAggregateExec {
-    fn name(&self) -> &str {
-        "DataverseAggregateExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        Vec::new()
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.is_empty() {
-            Ok(self)
-        } else {
-            Err(DataFusionError::Internal("DataverseAggregateExec has no children".into()))
-        }
-    }
+    crate::leaf_exec::leaf_exec_methods!("DataverseAggregateExec");
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return Err(DataFusionError::Internal(format!(
-                "DataverseAggregateExec has one partition, not {partition}"
-            )));
-        }
+        crate::leaf_exec::one_partition("DataverseAggregateExec", partition)?;
         let runner = Arc::new(Runner {
             spec: self.spec.clone(),
             client: self.client.clone(),

@@ -9,11 +9,10 @@ use d365_client::DataverseClient;
 use datafusion::arrow::array::Int64Array;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::expressions::Literal;
-use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
+use datafusion::physical_expr::{EquivalenceProperties, Partitioning};
 use datafusion::physical_plan::aggregates::AggregateExec;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
@@ -110,37 +109,10 @@ impl DisplayAs for FinOpsCountExec {
 
 #[allow(deprecated)] // `with_new_children` is still required by the trait in DataFusion 55.
 impl ExecutionPlan for FinOpsCountExec {
-    fn name(&self) -> &str {
-        "FinOpsCountExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        Vec::new()
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.is_empty() {
-            Ok(self)
-        } else {
-            Err(DataFusionError::Internal("FinOpsCountExec has no children".into()))
-        }
-    }
+    crate::leaf_exec::leaf_exec_methods!("FinOpsCountExec");
 
     fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return Err(DataFusionError::Internal(format!("FinOpsCountExec has one partition, not {partition}")));
-        }
+        crate::leaf_exec::one_partition("FinOpsCountExec", partition)?;
         let (client, query, schema) = (self.client.clone(), self.query.clone(), self.schema.clone());
         let requests = MetricBuilder::new(&self.metrics).counter("requests", partition);
         let rows = MetricBuilder::new(&self.metrics).output_rows(partition);

@@ -8,10 +8,9 @@ use std::sync::Arc;
 
 use d365_client::{DataverseClient, FETCHXML_PAGING_COOKIE, FORMATTED_VALUE, LOOKUP_LOGICAL_NAME, MORE_RECORDS};
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{EquivalenceProperties, Partitioning, PhysicalExpr};
+use datafusion::physical_expr::{EquivalenceProperties, Partitioning};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
@@ -199,37 +198,10 @@ impl DisplayAs for DataverseLinkJoinExec {
 
 #[allow(deprecated)] // `with_new_children` is still required by the trait in DataFusion 55.
 impl ExecutionPlan for DataverseLinkJoinExec {
-    fn name(&self) -> &str {
-        "DataverseLinkJoinExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        Vec::new()
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(self: Arc<Self>, children: Vec<Arc<dyn ExecutionPlan>>) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.is_empty() {
-            Ok(self)
-        } else {
-            Err(DataFusionError::Internal("DataverseLinkJoinExec has no children".into()))
-        }
-    }
+    crate::leaf_exec::leaf_exec_methods!("DataverseLinkJoinExec");
 
     fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return Err(DataFusionError::Internal(format!("DataverseLinkJoinExec has one partition, not {partition}")));
-        }
+        crate::leaf_exec::one_partition("DataverseLinkJoinExec", partition)?;
         let columns = self.join.output_columns();
         let refs: Vec<&ColumnSpec> = columns.iter().collect();
         let decoder = PageDecoder::new(self.schema.clone(), &refs, &self.join.root.table.entity_set);

@@ -16,18 +16,7 @@ pub fn attribute_of(property: &str) -> &str {
 
 /// Escapes text for an XML attribute value or element content.
 pub fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
+    d365_odata::fetchxml::xml_escape(text).into_owned()
 }
 
 /// The `<filter>` element equivalent to the OData filter `odata`, or `None` when some part of
@@ -67,15 +56,8 @@ fn item(expr: &Expr, out: &mut String) -> Option<()> {
                 };
                 condition(out, attribute, operator, &[]);
             } else {
-                let operator = match op {
-                    CompareOp::Eq => "eq",
-                    CompareOp::Ne => "ne",
-                    CompareOp::Gt => "gt",
-                    CompareOp::Ge => "ge",
-                    CompareOp::Lt => "lt",
-                    CompareOp::Le => "le",
-                };
-                condition(out, attribute, operator, &[value(lit)?]);
+                // FetchXML names the comparisons as OData does.
+                condition(out, attribute, op.as_str(), &[value(lit)?]);
             }
         }
         Expr::Call { name, args } => {
