@@ -45,9 +45,13 @@
 //!   null ordering accordingly. Text, GUID and choice columns are sorted locally (the service
 //!   orders them case-insensitively, as GUIDs, or by label).
 //! - **Aggregates** (`GROUP BY` with `COUNT`, `SUM`, `AVG`, `MIN`, `MAX` over one table) →
-//!   `$apply`, split into `createdon` ranges past the service's 50,000-row limit; see
-//!   [`aggregate_pushdown`] for what qualifies.
-//! - Joins, other aggregates, window functions, CTEs and functions run locally in DataFusion.
+//!   `$apply` (FetchXML `dategrouping` when grouped by the year, month or day of a date), split
+//!   into `createdon` ranges past the service's 50,000-row limit; see [`aggregate_pushdown`]
+//!   for what qualifies.
+//! - **Joins along a lookup** (INNER, or LEFT keeping the lookup's rows) with a filter on
+//!   either side → one FetchXML query with a `link-entity`; see [`join_pushdown`]. Other inner
+//!   joins read their second table by the first one's keys ([`join_keys`]).
+//! - Other joins and aggregates, window functions, CTEs and functions run locally in DataFusion.
 //!
 //! # Streaming
 //!
