@@ -12,7 +12,7 @@ use datafusion::error::Result;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, Partitioning};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
+use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 
@@ -208,28 +208,36 @@ impl ExecutionPlan for DataverseLinkJoinExec {
         let rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         let pages = MetricBuilder::new(&self.metrics).counter("pages", partition);
         let bytes = MetricBuilder::new(&self.metrics).counter("bytes_received", partition);
-        let state = Paging { client: self.client.clone(), join: self.join.clone(), page: 1, cookie: None, done: false };
-        let stream = futures::stream::try_unfold(state, move |mut s| {
-            let (decoder, rows, pages, bytes) = (decoder.clone(), rows.clone(), pages.clone(), bytes.clone());
-            async move {
-                if s.done {
-                    return Ok(None);
-                }
-                let xml = s.join.fetch_xml(s.page, s.cookie.as_deref());
-                let page = s
-                    .client
-                    .fetch_xml_page(&s.join.root.table.entity_set, &xml, &s.join.prefer())
-                    .await
-                    .map_err(|e| crate::SqlError::from(e).into_datafusion())?;
-                let batch = decoder.decode(&page.body, page.rows, page.rows).map_err(|e| e.into_datafusion())?;
-                rows.add(batch.num_rows());
-                pages.add(1);
-                bytes.add(page.body.len());
-                s.done = !page.more_records || page.rows == 0;
-                s.page += 1;
-                s.cookie = page.paging_cookie;
-                Ok(Some((batch, s)))
+        let state = Paging {
+            client: self.client.clone(),
+            join: self.join.clone(),
+            prefer: self.join.prefer(),
+            decoder,
+            rows,
+            pages,
+            bytes,
+            page: 1,
+            cookie: None,
+            done: false,
+        };
+        let stream = futures::stream::try_unfold(state, |mut s| async move {
+            if s.done {
+                return Ok(None);
             }
+            let xml = s.join.fetch_xml(s.page, s.cookie.as_deref());
+            let page = s
+                .client
+                .fetch_xml_page(&s.join.root.table.entity_set, &xml, &s.prefer)
+                .await
+                .map_err(|e| crate::SqlError::from(e).into_datafusion())?;
+            let batch = s.decoder.decode(&page.body, page.rows, page.rows).map_err(|e| e.into_datafusion())?;
+            s.rows.add(batch.num_rows());
+            s.pages.add(1);
+            s.bytes.add(page.body.len());
+            s.done = !page.more_records || page.rows == 0;
+            s.page += 1;
+            s.cookie = page.paging_cookie;
+            Ok(Some((batch, s)))
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), stream)))
     }
@@ -243,6 +251,12 @@ impl ExecutionPlan for DataverseLinkJoinExec {
 struct Paging {
     client: DataverseClient,
     join: LinkJoin,
+    /// The `Prefer` header of every page.
+    prefer: String,
+    decoder: PageDecoder,
+    rows: Count,
+    pages: Count,
+    bytes: Count,
     page: u32,
     cookie: Option<String>,
     done: bool,

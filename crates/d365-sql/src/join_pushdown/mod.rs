@@ -133,8 +133,7 @@ fn input_of(plan: &Arc<dyn ExecutionPlan>) -> Option<Input<'_>> {
 fn is_lookup(spec: &ColumnSpec) -> bool {
     spec.role == ColumnRole::Value
         && spec.filter == FilterKind::Guid
-        && spec.property.starts_with('_')
-        && spec.property.ends_with("_value")
+        && fetch_filter::attribute_of(&spec.property) != spec.property
 }
 
 /// The table column of the join key `expr` (a column of the input).
