@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test of d365 — Rust and Python — on a fresh machine, with every set-up step done here:
 # Chromium + chromedriver (the desktop sign-in test), gnome-keyring + D-Bus (the OS keyring
-# test), PostgreSQL's server binaries (the sync-to-PostgreSQL tests), a Python virtual environment with the test packages, the Python extension built from
+# test), PostgreSQL's server binaries (the sync-to-PostgreSQL tests), Azurite (the Azure Blob
+# tests), a Python virtual environment with the test packages, the Python extension built from
 # the same cargo target directory as the Rust tests (debug; nothing is compiled twice).
 #
 #   scripts/test-all.sh            # fmt, clippy, cargo test, the extension, ruff, pytest, keyring
@@ -64,6 +65,19 @@ if ! command -v java >/dev/null 2>&1; then
   apt_install openjdk-17-jre-headless
 fi
 export D365_SPARK_TEST=require
+
+# The Azure Blob Storage tests (crates/d365-sync/tests/sync/export_azure.rs) start Azurite,
+# Microsoft's storage emulator, from npm (Node.js and npm: Debian's packages) into .tools/;
+# D365_AZURE_TEST=require makes them fail, not skip, without it.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "== installing nodejs and npm (apt-get)"
+  apt_install nodejs npm
+fi
+if [ ! -x .tools/node_modules/.bin/azurite-blob ]; then
+  echo "== installing azurite (npm)"
+  npm install --prefix .tools --no-audit --no-fund --silent azurite@3.35.0
+fi
+export D365_AZURE_TEST=require
 
 # Python: a virtual environment with the packages the Python tests use (deltalake, the
 # independent reader of our Delta tables; moto, the S3 server of the object-store tests; and

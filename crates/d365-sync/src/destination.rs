@@ -69,14 +69,26 @@ fn scheme(text: &str) -> Option<&str> {
 }
 
 /// Parses a destination given as `what` (`--to`, `--output`): a local path, `file://` URL,
-/// `postgresql://` URL, or a clear error for a URL this build cannot write to.
+/// `postgresql://` URL, or a clear error for a URL this build cannot write to. Object stores
+/// take their settings from the environment (see [`parse_destination_with`]).
 pub fn parse_destination(text: &str, what: &str) -> Result<Destination, SyncError> {
+    parse_destination_with(text, what, &[])
+}
+
+/// [`parse_destination`], with object-store settings given besides the environment (they win
+/// over it): an `az://` URL needs its account before the store can be built, and it may come
+/// only from these.
+pub fn parse_destination_with(
+    text: &str,
+    what: &str,
+    storage_options: &[(String, String)],
+) -> Result<Destination, SyncError> {
     let text = text.trim();
     if text.is_empty() {
         return Err(SyncError::InvalidArgument(format!("{what} is empty: give a local path")));
     }
     if DeltaLocation::is_delta(text) {
-        return Ok(Destination::Delta(DeltaLocation::parse(text)?));
+        return Ok(Destination::Delta(DeltaLocation::parse_with(text, storage_options.to_vec())?));
     }
     let Some(scheme) = scheme(text) else { return Ok(Destination::Local(PathBuf::from(text))) };
     let lower = scheme.to_ascii_lowercase();
@@ -92,7 +104,7 @@ pub fn parse_destination(text: &str, what: &str) -> Result<Destination, SyncErro
         return Ok(Destination::Postgres(PostgresUrl::parse(text)?));
     }
     if REMOTE.contains(&lower.as_str()) {
-        return Ok(Destination::Remote(RemoteUrl::parse(text)?));
+        return Ok(Destination::Remote(RemoteUrl::parse_with(text, storage_options.to_vec())?));
     }
     // `delta+s3://…`, `delta+file://…`: the first part names the format.
     let base = lower.split('+').next().unwrap_or(&lower);
@@ -163,6 +175,16 @@ mod tests {
             Destination::Postgres(u) if u.schema == "x"
         ));
         assert!(matches!(parse_destination("s3://bucket/a/b.parquet", "-o").unwrap(), Destination::Remote(_)));
+        // An Azure container URL needs its account: from the given settings, else a hint.
+        let account = [("azure_storage_account_name".to_string(), "crmlake".to_string())];
+        let az = parse_destination_with("az://crm/a.parquet", "-o", &account).unwrap();
+        assert!(matches!(az, Destination::Remote(_)));
+        let delta = parse_destination_with("delta+az://crm/lake", "--to", &account).unwrap();
+        assert!(matches!(delta, Destination::Delta(_)));
+        if std::env::var_os("AZURE_STORAGE_ACCOUNT_NAME").is_none() {
+            let e = parse_destination("az://crm/a.parquet", "-o").unwrap_err().to_string();
+            assert!(e.contains("AZURE_STORAGE_ACCOUNT_NAME"), "{e}");
+        }
         let e = parse_destination("s3://bucket/dir/", "-o").unwrap_err().to_string();
         assert!(e.contains("name the object"), "{e}");
         let e = local_path("ftp2://x/y", "--to").unwrap_err();

@@ -36,7 +36,6 @@ use crate::destination::Destination;
 use crate::error::SyncError;
 use crate::format::Format;
 use crate::progress::Reporter;
-use crate::remote::RemoteUrl;
 use crate::typed::TypedReader;
 use crate::writer::BatchWriter;
 
@@ -255,11 +254,11 @@ pub async fn export(client: &DataverseClient, options: &ExportOptions) -> Result
         // `--format delta -o DIR`: a Delta table in that directory (or at that URL).
         text = if text.contains("://") { format!("delta+{text}") } else { format!("delta:{text}") };
     }
-    let remote = match crate::destination::parse_destination(&text, "the export output")? {
+    // Given options win over the environment.
+    let remote = match crate::destination::parse_destination_with(&text, "the export output", &options.storage_options)?
+    {
         Destination::Local(_) => return export_to(client, options, Finish::File { keep_work: false }).await,
-        Destination::Delta(_) => {
-            // Given options win over the environment, as for other object stores.
-            let location = crate::delta::DeltaLocation::parse_with(&text, options.storage_options.clone())?;
+        Destination::Delta(location) => {
             let name = location.url().path_segments().and_then(|mut s| s.rfind(|p| !p.is_empty())).unwrap_or("table");
             let local = crate::remote::staging_file(&location.to_string(), name, options.staging_dir.as_deref())?;
             let staged = ExportOptions { output: local, format: Format::Delta, ..options.clone() };
@@ -267,7 +266,7 @@ pub async fn export(client: &DataverseClient, options: &ExportOptions) -> Result
             summary.output = location.to_string();
             return Ok(summary);
         }
-        Destination::Remote(_) => RemoteUrl::parse_with(&text, options.storage_options.clone())?,
+        Destination::Remote(remote) => remote,
         Destination::Postgres(url) => {
             // Staged in the cache directory like an object-store export, then one load.
             let local = crate::remote::staging_file(&url.to_string(), "export", options.staging_dir.as_deref())?;

@@ -36,7 +36,7 @@ pub use checkpoint::Checkpoint;
 pub use delta::{DeltaLocation, DeltaTarget};
 /// The `deltalake` crate this build writes Delta tables with (to read them back, say).
 pub use deltalake_core as deltalake;
-pub use destination::{Destination, local_path, parse_destination};
+pub use destination::{Destination, local_path, parse_destination, parse_destination_with};
 pub use error::SyncError;
 pub use export::{ExportOptions, ExportSummary, export};
 pub use format::Format;

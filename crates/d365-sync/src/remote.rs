@@ -64,6 +64,17 @@ pub(crate) fn store_settings(options: &[(String, String)]) -> Vec<(String, Strin
     settings
 }
 
+/// `message` of an object store, with what to do where the store's own words do not say it.
+pub(crate) fn with_hint(message: String) -> String {
+    if message.contains("Account must be specified") {
+        return format!(
+            "{message}: name the storage account with AZURE_STORAGE_ACCOUNT_NAME (and a key, SAS or \
+             Entra ID settings in AZURE_STORAGE_*), or write the URL as abfss://container@account.dfs.core.windows.net/…"
+        );
+    }
+    message
+}
+
 /// An object-store destination: the URL and the settings given besides the environment.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RemoteUrl {
@@ -117,7 +128,7 @@ impl RemoteUrl {
     }
 
     fn error(&self, e: object_store::Error) -> SyncError {
-        SyncError::ObjectStore { target: self.to_string(), message: e.to_string() }
+        SyncError::ObjectStore { target: self.to_string(), message: with_hint(e.to_string()) }
     }
 
     /// The local file the export is staged in (its directory created) under `root` (default:

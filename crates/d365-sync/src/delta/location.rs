@@ -98,7 +98,7 @@ impl DeltaLocation {
         if location.is_remote() {
             // The store is built once here, so a bad URL or setting is reported before any work.
             object_store::parse_url_opts(&location.root, location.settings())
-                .map_err(|e| super::error(&location, e))?;
+                .map_err(|e| super::error(&location, crate::remote::with_hint(e.to_string())))?;
         }
         Ok(location)
     }

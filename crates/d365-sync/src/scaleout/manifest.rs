@@ -360,11 +360,9 @@ enum ManifestLocation {
 
 impl ManifestLocation {
     fn parse(text: &str, options: &[(String, String)]) -> Result<Self, SyncError> {
-        match crate::destination::parse_destination(text, "the manifest")? {
+        match crate::destination::parse_destination_with(text, "the manifest", options)? {
             crate::Destination::Local(p) => Ok(Self::Local(p)),
-            crate::Destination::Remote(_) => {
-                Ok(Self::Remote(crate::remote::RemoteUrl::parse_with(text, options.to_vec())?))
-            }
+            crate::Destination::Remote(remote) => Ok(Self::Remote(remote)),
             _ => Err(SyncError::InvalidArgument(format!(
                 "{text}: a manifest is a local file or an object (s3://, az://, abfss://, gs://), not a Delta table or a database"
             ))),

@@ -4,6 +4,7 @@
 mod common;
 mod delta;
 mod export;
+mod export_azure;
 mod export_s3;
 mod finops;
 mod postgres;

@@ -173,6 +173,7 @@ pub async fn start_with(options: EmulatorOptions) -> Env {
     let minter = Arc::new(Minter::new(&emu, &ca_pem));
     Env { emu, ca_pem, minter }
 }
+pub mod azurite;
 pub mod dies;
 pub mod moto;
 pub mod postgres;
