@@ -79,6 +79,10 @@ run() {
   done
   for p in "${pids[@]}"; do wait "$p" || { cat "$work"/worker-"$name"-*.log >&2; exit 1; }; done
   end=$(date +%s.%N)
+  # Each worker's own account (units, rows, requests, throttled answers, its time).
+  for i in $(seq 1 "$workers"); do
+    echo "  worker-$i: $(grep -o 'units read.*' "$work/worker-$name-$i.log" | tail -1)" >&2
+  done
   "$d365" commit "$plan" >"$work/commit-$name.log" 2>&1 || { cat "$work/commit-$name.log" >&2; exit 1; }
   local committed throttled
   committed=$(grep -o '[0-9]* rows in [0-9]* files committed' "$work/commit-$name.log" | awk '{print $1}')

@@ -120,12 +120,13 @@ fn describe(m: &Manifest) -> String {
         let tracking = match &t.tracking {
             scaleout::TrackingLine::Delta { .. } => "change tracking".to_string(),
             scaleout::TrackingLine::Watermark { watermark } => {
-                format!("modifiedon watermark {}", watermark.as_deref().unwrap_or("(none)"))
+                format!("modification-time watermark {}", watermark.as_deref().unwrap_or("(none)"))
             }
         };
         out.push_str(&format!("  {}: {} units, ~{rows} rows, {tracking}\n", t.table, units.len()));
         for u in units {
             let range = match u.bounds {
+                _ if u.keys.is_some() => key_range_text(u.keys.as_ref()),
                 d365_client::Bounds::All => "every row".to_string(),
                 d365_client::Bounds::Null => "createdon null".to_string(),
                 d365_client::Bounds::Range { lo, hi } => format!(
@@ -138,6 +139,22 @@ fn describe(m: &Manifest) -> String {
         }
     }
     out
+}
+
+/// A key range as `key [usmf, US-010] .. [usrt, RT-001]`.
+fn key_range_text(range: Option<&d365_client::KeyRange>) -> String {
+    let key = |k: &Option<Vec<serde_json::Value>>, open: &str| match k {
+        Some(values) => {
+            let parts: Vec<String> =
+                values.iter().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect();
+            format!("[{}]", parts.join(", "))
+        }
+        None => open.to_string(),
+    };
+    match range {
+        Some(r) => format!("key {} .. {}", key(&r.lo, "(start)"), key(&r.hi, "(end)")),
+        None => "every row".into(),
+    }
 }
 
 /// Runs `d365 commit`.
@@ -175,4 +192,20 @@ pub async fn run_worker(
     let report = result.map_err(failure)?;
     eprintln!("{report}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_range_text;
+    use serde_json::json;
+
+    #[test]
+    fn key_ranges_print_their_bounds() {
+        let range: d365_client::KeyRange =
+            serde_json::from_value(json!({"id": 1, "lo": ["usmf", "US-010"], "hi": null})).unwrap();
+        assert_eq!(key_range_text(Some(&range)), "key [usmf, US-010] .. (end)");
+        let range: d365_client::KeyRange =
+            serde_json::from_value(json!({"id": 0, "lo": null, "hi": ["usmf", 7]})).unwrap();
+        assert_eq!(key_range_text(Some(&range)), "key (start) .. [usmf, 7]");
+    }
 }

@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use reqwest::Method;
 use serde_json::{Map, Value};
 
@@ -26,6 +26,9 @@ use crate::query::{Query, string_literal};
 
 /// Rows asked for per request (the service's pages hold up to 10,000).
 pub const KEYSET_PAGE_ROWS: u64 = 5_000;
+
+/// Boundary probes sent at once.
+const PROBES_IN_FLIGHT: usize = 8;
 
 /// How a key field's values are written in `$filter`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,6 +210,30 @@ impl Scan {
             .map_err(|e| decode_error(&req, format!("not a row count ({e})")))
     }
 
+    /// `parts` ranges of about `count / parts` rows, with their estimated rows: one probe per
+    /// boundary, several at once. Boundaries that probe to the same key merge their ranges.
+    async fn cut(&self, count: u64, parts: usize) -> Result<Vec<(KeyRange, u64)>, ClientError> {
+        let offsets: Vec<u64> = (1..parts).map(|i| count * i as u64 / parts as u64).collect();
+        let probes: Vec<_> = offsets.iter().map(|&o| self.key_at(o)).collect();
+        let keys: Vec<Option<Tuple>> = futures::stream::iter(probes).buffered(PROBES_IN_FLIGHT).try_collect().await?;
+        // (offset, key) of each distinct boundary, in key order.
+        let mut bounds: Vec<(u64, Tuple)> = Vec::new();
+        for (offset, key) in offsets.into_iter().zip(keys) {
+            let Some(key) = key else { continue };
+            if bounds.last().is_none_or(|(_, last)| *last != key) {
+                bounds.push((offset, key));
+            }
+        }
+        let mut ranges = Vec::with_capacity(bounds.len() + 1);
+        let (mut lo, mut from) = (None, 0u64);
+        for (offset, key) in bounds {
+            ranges.push((KeyRange::new(ranges.len(), lo.take(), Some(key.clone())), offset - from));
+            (lo, from) = (Some(key), offset);
+        }
+        ranges.push((KeyRange::new(ranges.len(), lo, None), count.saturating_sub(from)));
+        Ok(ranges)
+    }
+
     /// The key at `offset` in key order (a boundary probe).
     async fn key_at(&self, offset: u64) -> Result<Option<Tuple>, ClientError> {
         let mut q = self.base_query();
@@ -282,21 +309,35 @@ impl DataverseClient {
             let count = scan.count().await?;
             let parts = (count.div_ceil(KEYSET_PAGE_ROWS) as usize).min(parallel * 2);
             if parts > 1 {
-                let probes = (1..parts).map(|i| scan.key_at(count * i as u64 / parts as u64));
-                let mut bounds: Vec<Tuple> =
-                    futures::future::try_join_all(probes).await?.into_iter().flatten().collect();
-                bounds.dedup();
-                let mut lo = None;
-                ranges.clear();
-                for b in bounds {
-                    ranges.push(KeyRange::new(ranges.len(), lo.take(), Some(b.clone())));
-                    lo = Some(b);
-                }
-                ranges.push(KeyRange::new(ranges.len(), lo, None));
+                ranges = scan.cut(count, parts).await?.into_iter().map(|(r, _)| r).collect();
             }
         }
         tracing::debug!(entity = %scan.query.entity_set, ranges = ranges.len(), "key-range scan planned");
         Ok(ranges)
+    }
+
+    /// `parts` key ranges of `query`'s `count` rows (from [`count_rows`](Self::count_rows)),
+    /// each with its estimated rows, planned ahead of the read (the work units of `d365
+    /// plan`): one probe per boundary, a few at once (see the module docs). Boundaries that
+    /// probe to the same key merge their ranges; the first and last ranges are open.
+    pub async fn cut_key_ranges(
+        &self,
+        query: &Query,
+        keys: &[KeyField],
+        count: u64,
+        parts: usize,
+    ) -> Result<Vec<(KeyRange, u64)>, ClientError> {
+        let scan = Scan { client: self.clone(), query: query.clone(), keys: keys.to_vec() };
+        if scan.keys.is_empty() {
+            return Err(ClientError::InvalidArgument(format!(
+                "{} has no key: it cannot be cut into key ranges",
+                scan.query.entity_set
+            )));
+        }
+        if parts <= 1 {
+            return Ok(vec![(KeyRange::new(0, None, None), count)]);
+        }
+        scan.cut(count, parts).await
     }
 
     /// Reads `query` (entity set, `$select`, `$filter`; its order and top are replaced) by key

@@ -56,6 +56,9 @@ class Unit:
     bounds: dict[str, Any]
     """The ``createdon`` range: ``{"kind": "range", "lo": secs | None, "hi": secs | None}``,
     ``{"kind": "null"}`` or ``{"kind": "all"}``."""
+    keys: dict[str, Any] | None = None
+    """For a Finance & Operations entity, the range of its entity key the unit covers:
+    ``{"id": n, "lo": [values] | None, "hi": [values] | None}`` (half-open); else ``None``."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ class Plan:
                         slot=item["slot"],
                         estimated_rows=item.get("estimatedRows", 0),
                         bounds=item["bounds"],
+                        keys=item.get("keys"),
                     )
                 )
         return cls(

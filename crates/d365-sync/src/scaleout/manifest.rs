@@ -11,11 +11,14 @@
 //!
 //! A unit is a range of the table's `createdon` (whole seconds, half-open; the first and last
 //! ranges open), the rows whose `createdon` is null, or the whole table (one without
-//! `createdon`). Units of a table never overlap and together cover every row.
+//! `createdon`). A unit of a Finance & Operations entity is a range of its entity key
+//! (`"keys":{"lo":["usmf","US-001"],"hi":…}`, half-open). Units of a table never overlap and
+//! together cover every row.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+use d365_client::KeyRange;
 use d365_client::partition::Bounds;
 use deltalake_core::kernel::StructType;
 use object_store::ObjectStoreExt as _;
@@ -118,10 +121,14 @@ pub struct Unit {
     pub index: usize,
     /// Credential slot (`index % credentials`).
     pub slot: usize,
-    /// The rows it covers (on `createdon`).
+    /// The rows it covers (on `createdon`); `all` for a unit cut by [`keys`](Self::keys).
     pub bounds: Bounds,
     /// Rows estimated when planning (for progress and scheduling; not a check).
     pub estimated_rows: u64,
+    /// For a Finance & Operations entity: the range of its entity key the unit covers (read
+    /// in key order, never by `$skip` offsets; see [`d365_client::DataverseClient::keyset_scan_ranges`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<KeyRange>,
 }
 
 impl Unit {
@@ -420,6 +427,7 @@ mod tests {
                     hi: (i < 2).then_some(i as i64 * 10 + 10),
                 },
                 estimated_rows: 100,
+                keys: None,
             })
             .collect();
         Manifest { header, tables: vec![table], units }

@@ -14,7 +14,8 @@
 //!  d365 sync account --to delta+s3://lake/crm      changes since the plan's token
 //! ```
 //!
-//! - [`plan()`](plan::plan) ([`manifest`]): tables cut into units, the position to sync from;
+//! - [`plan()`](plan::plan) ([`manifest`]): tables cut into units (`createdon` ranges; key ranges
+//!   of Finance & Operations entities), the position to sync from;
 //! - [`run_units`] ([`worker`]): a worker's share (`--shard i/N`) or named units;
 //! - [`commit()`](commit::commit): checks every unit is complete, then commits;
 //! - [`read_unit`]: one unit's rows as Arrow batches (Spark, Ray, Dask tasks).
@@ -22,6 +23,7 @@
 pub mod commit;
 pub mod manifest;
 pub mod plan;
+mod plan_keys;
 pub mod worker;
 
 pub use commit::{CommitOptions, CommitReport, TableCommit, commit};

@@ -9,9 +9,11 @@
 //! 5,000 values cover. The slices are then grouped (or cut further) into units of about
 //! [`PlanOptions::unit_rows`] rows. The counts only balance the work: every unit is read whole
 //! by one worker, whatever it holds.
+//!
+//! Finance & Operations entities are cut on their entity key instead ([`super::plan_keys`]).
 
 use d365_client::partition::{Bounds, format_instant, row_instant};
-use d365_client::{DataverseClient, Metadata, Query};
+use d365_client::{DataverseClient, KeyRange, Metadata, Query};
 use d365_sql::aggregate_pushdown::exec::AGGREGATE_LIMIT_CODE;
 use deltalake_core::kernel::StructType;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel as _;
@@ -86,18 +88,12 @@ pub async fn plan(client: &DataverseClient, options: &PlanOptions) -> Result<Man
     let mut units: Vec<Unit> = Vec::new();
     for name in &options.tables {
         let t = resolve(&metadata, name).await?;
-        if t.finops {
-            return Err(SyncError::Unsupported(format!(
-                "work-unit plans of Finance & Operations entities ('{}') are not built yet (units are createdon ranges of Dataverse tables): export it with `d365 export {}` (read in parallel by key ranges) or sync it with `d365 sync`",
-                t.target.logical, t.target.logical
-            )));
-        }
         if tables.iter().any(|m: &ManifestTable| m.table == t.target.logical) {
             return Err(SyncError::InvalidArgument(format!("table '{}' is named twice", t.target.logical)));
         }
         let (table, ranges) = plan_table(client, &t, options).await?;
         tracing::info!(table = %table.table, units = ranges.len(), "planned");
-        for (i, (bounds, estimated_rows)) in ranges.into_iter().enumerate() {
+        for (i, (bounds, estimated_rows, keys)) in ranges.into_iter().enumerate() {
             let index = units.len();
             units.push(Unit {
                 id: format!("{}-{i:05}", table.table),
@@ -106,6 +102,7 @@ pub async fn plan(client: &DataverseClient, options: &PlanOptions) -> Result<Man
                 slot: index % options.credentials,
                 bounds,
                 estimated_rows,
+                keys,
             });
         }
         tables.push(table);
@@ -122,12 +119,13 @@ pub async fn plan(client: &DataverseClient, options: &PlanOptions) -> Result<Man
     Ok(Manifest { header, tables, units })
 }
 
-/// The manifest line and unit ranges of one table.
+/// The manifest line and units of one table: (createdon bounds, estimated rows, key range of
+/// a Finance & Operations entity).
 async fn plan_table(
     client: &DataverseClient,
     t: &Table,
     options: &PlanOptions,
-) -> Result<(ManifestTable, Vec<(Bounds, u64)>), SyncError> {
+) -> Result<(ManifestTable, Vec<(Bounds, u64, Option<KeyRange>)>), SyncError> {
     let logical = &t.target.logical;
     let schema: StructType = t
         .target
@@ -140,10 +138,14 @@ async fn plan_table(
     let (tracking, ranges) = if options.change_tracking && t.change_tracking {
         let read = TrackingRead::start(client, &t.target).await?;
         let (link, ranges) = futures::try_join!(read.finish(), ranges(client, t, options))?;
-        (TrackingLine::Delta { delta_link: link }, ranges)
+        (TrackingLine::Delta { delta_link: link }, dated(ranges))
+    } else if t.finops {
+        // No change tracking over F&O's OData: its modification-time watermark, then key ranges.
+        let watermark = largest_modified(client, t).await?;
+        (TrackingLine::Watermark { watermark }, super::plan_keys::key_units(client, t, options).await?)
     } else {
         let watermark = largest_modified(client, t).await?;
-        (TrackingLine::Watermark { watermark }, ranges(client, t, options).await?)
+        (TrackingLine::Watermark { watermark }, dated(ranges(client, t, options).await?))
     };
     let table = ManifestTable {
         table: logical.clone(),
@@ -155,11 +157,18 @@ async fn plan_table(
     Ok((table, ranges))
 }
 
-/// The largest `modifiedon` now (rows modified at or after it are read again by the sync).
+/// `createdon` units: no key range.
+fn dated(units: Vec<(Bounds, u64)>) -> Vec<(Bounds, u64, Option<KeyRange>)> {
+    units.into_iter().map(|(bounds, rows)| (bounds, rows, None)).collect()
+}
+
+/// The largest modification time now (`modifiedon`; F&O: `ModifiedDateTime` or the like):
+/// rows modified at or after it are read again by the sync.
 async fn largest_modified(client: &DataverseClient, t: &Table) -> Result<Option<String>, SyncError> {
-    let q = Query::new(t.target.set.clone()).select(["modifiedon"]).top(1).order_by("modifiedon", true);
-    let rows = client.page_stream(&q)?.collect_rows().await?;
-    Ok(rows.first().and_then(|r| row_instant(r, "modifiedon")).flatten().map(format_instant))
+    let column = t.watermark.as_str();
+    let q = Query::new(t.target.set.clone()).select([column]).top(1).order_by(column, true);
+    let rows = client.page_stream(&q)?.stop_after(1).collect_rows().await?;
+    Ok(rows.first().and_then(|r| row_instant(r, column)).flatten().map(format_instant))
 }
 
 /// `createdon` values of up to `top` rows of the table matching `filter`, in order.

@@ -331,6 +331,9 @@ pub async fn unit_batches(
     page_size: Option<u32>,
     progress: &Reporter,
 ) -> Result<(SchemaRef, BoxStream<'static, Result<RecordBatch, SyncError>>), SyncError> {
+    if let Some(range) = &unit.keys {
+        return Ok(key_range_batches(client, target, unit, range, progress));
+    }
     let opts = crate::export::typed_scan_options(&target.pk, parallel);
     let (query, plan) = match unit.bounds {
         // A closed range starts as one partition, split while it is read as the pages show
@@ -359,6 +362,32 @@ pub async fn unit_batches(
         target.decode(&Batch { body: &page.body, body_rows: rows, skip: &page.skipped, deleted: &[] })
     });
     Ok((schema, stream.boxed()))
+}
+
+/// The typed batches of a unit of a Finance & Operations entity: its key range read in key
+/// order, one page after another (each asks for the keys after the last one received).
+fn key_range_batches(
+    client: &DataverseClient,
+    target: &TargetTable,
+    unit: &Unit,
+    range: &d365_client::KeyRange,
+    progress: &Reporter,
+) -> (SchemaRef, BoxStream<'static, Result<RecordBatch, SyncError>>) {
+    let query = target.reader().query(None, None);
+    let keys = target.schema.key_fields.clone();
+    let pages = client.keyset_scan_ranges(&query, keys, vec![range.clone()], 1);
+    let scan_progress = std::sync::Arc::new(d365_client::ScanProgress::default());
+    let tracker = progress.track(&format!("unit {}", unit.id), client, scan_progress.clone(), 0);
+    let schema = target.schema.arrow.clone();
+    let target = target.clone();
+    let stream = pages.map(move |page| {
+        let _shown = &tracker;
+        let page = page?;
+        let batch = target.decode(&Batch { body: &page.body, body_rows: page.rows, skip: &[], deleted: &[] })?;
+        scan_progress.rows.fetch_add(batch.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(batch)
+    });
+    (schema, stream.boxed())
 }
 
 /// Reads `unit` into Parquet files under its directory; the marker to write once they are all

@@ -251,3 +251,65 @@ async fn finops_entities_land_in_postgresql_keyed_by_their_composite_key() {
     assert_eq!(name, "Renamed 7");
     emu.shutdown().await;
 }
+
+/// A scale-out plan of an F&O entity: units are ranges of its composite key (count and
+/// probes, no `createdon`), two workers read them, one commit, and the sync continues by the
+/// watermark the plan took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finops_entities_are_planned_by_key_ranges_and_committed_once() {
+    use d365_sync::scaleout::{
+        CommitOptions, PlanOptions, Shard, TrackingLine, WorkerOptions, commit, plan, run_units,
+    };
+
+    let emu = Emulator::start(EmulatorOptions { rows: 50, fno_rows: Some(3_000), ..Default::default() })
+        .await
+        .expect("emulator starts");
+    let c = client(&emu);
+    let dir = tempfile::tempdir().unwrap();
+    let to = format!("delta+file://{}", dir.path().join("lake").display());
+    let mut options = PlanOptions::new(vec!["CustomersV3".into()], to.clone());
+    options.unit_rows = 800;
+    options.credentials = 2;
+    let manifest = plan(&c, &options).await.expect("plan");
+    // 3,000 rows at 800 per unit: 4 units (a multiple of the 2 credentials), cut on the key.
+    assert_eq!(manifest.units.len(), 4, "{:?}", manifest.units);
+    assert_eq!(manifest.units.iter().map(|u| u.estimated_rows).sum::<u64>(), 3_000);
+    let ranges: Vec<_> = manifest.units.iter().map(|u| u.keys.clone().expect("a key range")).collect();
+    assert!(ranges[0].lo.is_none() && ranges[3].hi.is_none(), "{ranges:?}");
+    for pair in ranges.windows(2) {
+        assert_eq!(pair[0].hi, pair[1].lo, "contiguous: {ranges:?}");
+        assert_eq!(pair[0].hi.as_ref().map(Vec::len), Some(2), "dataAreaId and CustomerAccount: {ranges:?}");
+    }
+    let TrackingLine::Watermark { watermark } = &manifest.tables[0].tracking else {
+        panic!("no change tracking on F&O")
+    };
+    assert!(watermark.is_some(), "the ModifiedDateTime watermark is taken before the units are read");
+    // The manifest round-trips with its key ranges.
+    let path = dir.path().join("plan.jsonl");
+    manifest.save(&path.display().to_string(), &[]).await.unwrap();
+    let manifest = d365_sync::scaleout::Manifest::load(&path.display().to_string(), &[]).await.unwrap();
+    assert_eq!(manifest.units[1].keys, Some(ranges[1].clone()));
+
+    for index in 0..2 {
+        let mut worker = WorkerOptions::new();
+        worker.shard = Some(Shard { index, count: 2 });
+        let report = run_units(&c, &manifest, &worker).await.expect("worker");
+        assert_eq!(report.units.len(), 2, "{report}");
+    }
+    let committed = commit(&manifest, &CommitOptions::default()).await.expect("commit");
+    assert_eq!(committed.tables[0].rows, 3_000, "{committed}");
+    let location = DeltaLocation::parse(&to).unwrap();
+    let url = location.table_url("CustomersV3");
+    let count = "SELECT count(*), count(DISTINCT dataareaid || '|' || customeraccount) FROM t";
+    assert_eq!(crate::delta::query(&location, &url, count).await, vec![vec!["3000".to_string(), "3000".to_string()]]);
+
+    // The sync after the commit reads only what changed since the plan's watermark.
+    change(&c, 1).await;
+    let options = SyncOptions::new(vec!["CustomersV3".into()], parse_destination(&to, "--to").unwrap());
+    let next = sync(&c, &options).await.expect("sync after the commit");
+    let t = &next.tables[0];
+    assert_eq!(t.kind, SyncKind::Watermark, "{t}");
+    assert!((3..20).contains(&t.upserted), "only the changes are read again: {t}");
+    assert_eq!(crate::delta::query(&location, &url, count).await, vec![vec!["3001".to_string(), "3001".to_string()]]);
+    emu.shutdown().await;
+}
