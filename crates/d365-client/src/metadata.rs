@@ -258,6 +258,23 @@ impl DataverseClient {
         Ok(out)
     }
 
+    /// Each column of a table as (logical name, `AttributeType`), sorted: one request, a cheap
+    /// check that its columns are still those an earlier [`fetch_entity_metadata`](Self::fetch_entity_metadata)
+    /// found (a scale-out worker typed by its plan's snapshot checks this instead of fetching
+    /// the table's metadata again).
+    pub async fn fetch_attribute_types(&self, logical_name: &str) -> Result<Vec<(String, String)>, ClientError> {
+        let key = crate::query::encode_query_value(&string_literal(&logical_name.to_ascii_lowercase()));
+        let path = format!("EntityDefinitions(LogicalName={key})/Attributes?$select=LogicalName,AttributeType");
+        let body = self.get_json(&path).await?;
+        let mut out: Vec<(String, String)> = value_array(&body, "Attributes")?
+            .iter()
+            .filter_map(Value::as_object)
+            .filter_map(|a| Some((string(a, "LogicalName")?, string(a, "AttributeType").unwrap_or_default())))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// Fetches one table's columns (with their typed properties and options), relationships
     /// and keys. Uncached.
     pub async fn fetch_entity_metadata(&self, logical_name: &str) -> Result<EntityMetadata, ClientError> {

@@ -222,22 +222,36 @@ fn finops_watermark(meta: &d365_client::EntityMetadata) -> Option<String> {
 
 /// The table `name`: its typed shape and whether it can be tracked.
 pub(crate) async fn resolve(metadata: &Metadata, name: &str) -> Result<Table, SyncError> {
+    let (info, meta) = fetch_table(metadata, name).await?;
+    table_of(&info, &meta)
+}
+
+/// The listing and the metadata of table `name` (logical or entity set name).
+pub(crate) async fn fetch_table(
+    metadata: &Metadata,
+    name: &str,
+) -> Result<(d365_client::EntityInfo, std::sync::Arc<d365_client::EntityMetadata>), SyncError> {
     let info = metadata.find_entity(name).await?.ok_or_else(|| SyncError::UnknownTable(name.to_string()))?;
+    let meta = metadata.entity(&info.logical_name).await?;
+    Ok((info, meta))
+}
+
+/// [`resolve`] from metadata at hand (a plan's snapshot).
+pub(crate) fn table_of(info: &d365_client::EntityInfo, meta: &d365_client::EntityMetadata) -> Result<Table, SyncError> {
     if info.entity_set_name.is_none() {
         return Err(SyncError::InvalidArgument(format!(
             "table '{}' has no entity set: it cannot be read",
             info.logical_name
         )));
     }
-    let meta = metadata.entity(&info.logical_name).await?;
     if info.data_entity {
-        let Some(watermark) = finops_watermark(&meta) else {
+        let Some(watermark) = finops_watermark(meta) else {
             return Err(SyncError::Unsupported(format!(
                 "entity '{}' has no modification time column (such as ModifiedDateTime), and Finance & Operations' OData service has no change tracking: it cannot be synced incrementally; copy it whole with `d365 export {}`",
                 info.logical_name, info.logical_name
             )));
         };
-        let target = TargetTable::new(d365_sql::table_schema(&meta));
+        let target = TargetTable::new(d365_sql::table_schema(meta));
         if target.schema.key_fields.is_empty() {
             return Err(SyncError::Unsupported(format!(
                 "entity '{}' lists no key fields in its metadata: its rows cannot be matched between syncs",
@@ -253,7 +267,7 @@ pub(crate) async fn resolve(metadata: &Metadata, name: &str) -> Result<Table, Sy
         )));
     }
     Ok(Table {
-        target: TargetTable::new(d365_sql::table_schema(&meta)),
+        target: TargetTable::new(d365_sql::table_schema(meta)),
         change_tracking: info.change_tracking_enabled,
         has_createdon: meta.attribute("createdon").is_some(),
         watermark: "modifiedon".into(),

@@ -18,8 +18,8 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use d365_client::KeyRange;
 use d365_client::partition::Bounds;
+use d365_client::{EntityInfo, EntityMetadata, KeyRange};
 use deltalake_core::kernel::StructType;
 use object_store::ObjectStoreExt as _;
 use serde::{Deserialize, Serialize};
@@ -79,6 +79,32 @@ pub struct ManifestTable {
     /// The columns the units are written with (Delta schema); a worker refuses to read when
     /// the table's columns have changed since.
     pub schema: StructType,
+    /// The metadata the table was planned with (Dataverse tables): workers are typed by it,
+    /// after one cheap request checks the columns are unchanged, instead of each fetching it
+    /// again with a dozen requests of its application user's budget. Absent in older plans and
+    /// for F&O entities: workers fetch the metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Box<TableSnapshot>>,
+}
+
+/// A table's metadata as the plan read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableSnapshot {
+    /// The table as listed.
+    pub info: EntityInfo,
+    /// Its columns, relationships and keys.
+    pub entity: EntityMetadata,
+}
+
+impl TableSnapshot {
+    /// Each column as (logical name, `AttributeType`), sorted, as
+    /// [`d365_client::DataverseClient::fetch_attribute_types`] lists them now.
+    pub fn attribute_types(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> =
+            self.entity.attributes.iter().map(|a| (a.logical_name.clone(), a.attribute_type.clone())).collect();
+        out.sort();
+        out
+    }
 }
 
 /// The sync position of a planned table, as written in the manifest.
@@ -415,6 +441,7 @@ mod tests {
             primary_key: "accountid".into(),
             tracking: TrackingLine::Delta { delta_link: "https://org/api/data/v9.2/accounts?$deltatoken=1".into() },
             schema,
+            metadata: None,
         };
         let units = (0..3)
             .map(|i| Unit {

@@ -27,7 +27,7 @@ mod plan_keys;
 pub mod worker;
 
 pub use commit::{CommitOptions, CommitReport, TableCommit, commit};
-pub use manifest::{Manifest, ManifestTable, Shard, TrackingLine, Unit};
+pub use manifest::{Manifest, ManifestTable, Shard, TableSnapshot, TrackingLine, Unit};
 pub use plan::{PlanOptions, plan};
 pub use worker::{UnitReport, WorkerOptions, WorkerReport, read_unit, run_units};
 

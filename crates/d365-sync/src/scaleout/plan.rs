@@ -19,10 +19,10 @@ use deltalake_core::kernel::StructType;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use futures::{StreamExt, TryStreamExt};
 
-use super::manifest::{Header, MANIFEST_VERSION, Manifest, ManifestTable, TrackingLine, Unit};
+use super::manifest::{Header, MANIFEST_VERSION, Manifest, ManifestTable, TableSnapshot, TrackingLine, Unit};
 use crate::delta::DeltaLocation;
 use crate::error::SyncError;
-use crate::sync::{Table, TrackingRead, resolve};
+use crate::sync::{Table, TrackingRead, fetch_table, table_of};
 
 /// The column units are cut on.
 const COLUMN: &str = d365_client::partition::DEFAULT_PARTITION_COLUMN;
@@ -87,11 +87,14 @@ pub async fn plan(client: &DataverseClient, options: &PlanOptions) -> Result<Man
     let mut tables = Vec::new();
     let mut units: Vec<Unit> = Vec::new();
     for name in &options.tables {
-        let t = resolve(&metadata, name).await?;
+        let (info, meta) = fetch_table(&metadata, name).await?;
+        let t = table_of(&info, &meta)?;
+        // Workers are typed by this snapshot (F&O entities: they fetch their metadata).
+        let snapshot = (!t.finops).then(|| Box::new(TableSnapshot { info, entity: (*meta).clone() }));
         if tables.iter().any(|m: &ManifestTable| m.table == t.target.logical) {
             return Err(SyncError::InvalidArgument(format!("table '{}' is named twice", t.target.logical)));
         }
-        let (table, ranges) = plan_table(client, &t, options).await?;
+        let (table, ranges) = plan_table(client, &t, snapshot, options).await?;
         tracing::info!(table = %table.table, units = ranges.len(), "planned");
         for (i, (bounds, estimated_rows, keys)) in ranges.into_iter().enumerate() {
             let index = units.len();
@@ -124,6 +127,7 @@ pub async fn plan(client: &DataverseClient, options: &PlanOptions) -> Result<Man
 async fn plan_table(
     client: &DataverseClient,
     t: &Table,
+    metadata: Option<Box<TableSnapshot>>,
     options: &PlanOptions,
 ) -> Result<(ManifestTable, Vec<(Bounds, u64, Option<KeyRange>)>), SyncError> {
     let logical = &t.target.logical;
@@ -153,6 +157,7 @@ async fn plan_table(
         primary_key: t.target.pk.clone(),
         tracking,
         schema,
+        metadata,
     };
     Ok((table, ranges))
 }

@@ -220,7 +220,17 @@ pub(crate) async fn current_tables(
     let mut out = HashMap::new();
     for name in names {
         let Some(planned) = manifest.table(name) else { continue };
-        let t = crate::sync::resolve(&metadata, name).await?;
+        // The plan's snapshot when the columns are unchanged (one request), else the metadata
+        // as it is now (a dozen requests; a change is then reported below).
+        let t = match planned.metadata.as_deref() {
+            Some(snapshot)
+                if client.fetch_attribute_types(&snapshot.entity.entity.logical_name).await?
+                    == snapshot.attribute_types() =>
+            {
+                crate::sync::table_of(&snapshot.info, &snapshot.entity)?
+            }
+            _ => crate::sync::resolve(&metadata, name).await?,
+        };
         let now: StructType = t
             .target
             .schema

@@ -65,3 +65,42 @@ async fn units_are_sized_by_service_counts_and_cover_every_row_once() {
     assert!(e.contains("no unit 'account-99999'"), "{e}");
     env.emu.shutdown().await;
 }
+
+/// Workers are typed by the plan's metadata snapshot: besides the pages of their units they
+/// send one request (the column check), where fetching the metadata costs a dozen, all from
+/// the application user's service-protection budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_spend_their_budget_on_pages_not_metadata() {
+    use d365_sync::scaleout::{WorkerOptions, run_units};
+
+    let env = start(6_000, None, Duration::ZERO).await;
+    let (client, _clock) = env.client();
+    let lake = tempfile::tempdir().unwrap();
+    let mut options = PlanOptions::new(vec!["account".into()], format!("delta:{}", lake.path().display()));
+    options.unit_rows = 1_500;
+    let manifest = plan(&client, &options).await.expect("plan");
+    assert!(manifest.tables[0].metadata.is_some(), "the plan keeps the table's metadata");
+
+    // Pages of 500 rows, one request at a time per unit: each unit costs ceil(rows / 500)
+    // pages, or one more when its rows fill the last page exactly.
+    let mut worker = WorkerOptions::new();
+    worker.page_size = Some(500);
+    worker.parallel = Some(1);
+    let run = |manifest: d365_sync::scaleout::Manifest, worker: WorkerOptions| {
+        let (client, _clock) = env.client();
+        async move { run_units(&client, &manifest, &worker).await.expect("worker") }
+    };
+    let with_snapshot = run(manifest.clone(), worker.clone()).await;
+    let pages: u64 = with_snapshot.units.iter().map(|u| u.rows.div_ceil(500)).sum();
+    assert_eq!(with_snapshot.rows_read(), 6_000);
+    let overhead = with_snapshot.requests - pages;
+    assert!(overhead <= 1 + with_snapshot.units.len() as u64, "{with_snapshot}: {pages} pages");
+
+    // A plan without the snapshot (an older manifest): each worker fetches the metadata.
+    let mut older = manifest.clone();
+    older.tables[0].metadata = None;
+    worker.units = older.units.iter().map(|u| u.id.clone()).collect();
+    let without = run(older, worker).await;
+    assert!(without.requests >= with_snapshot.requests + 10, "{without} against {with_snapshot}");
+    env.emu.shutdown().await;
+}
