@@ -285,6 +285,15 @@ impl DataverseClient {
         &self.inner.log
     }
 
+    /// Whether a response to this client was throttled (429, or 503 with `Retry-After`) within
+    /// `window`, on the retry policy's clock.
+    pub fn throttled_within(&self, window: Duration) -> bool {
+        self.inner
+            .log
+            .last_throttle()
+            .is_some_and(|t| self.inner.retry.clock.now().saturating_duration_since(t) < window)
+    }
+
     /// The latest `x-ms-dop-hint` and rate-limit headers seen.
     pub fn server_hints(&self) -> ServerHints {
         let get = |a: &AtomicU64| Some(a.load(Ordering::Relaxed)).filter(|v| *v != NO_HINT);

@@ -9,7 +9,9 @@
 //! 503 with `Retry-After`; the retry policy waits and repeats the request itself). It never
 //! exceeds [`ScanOptions::max_parallel`] (52, the documented concurrency limit, by default). When
 //! a worker would sit idle while a partition still has many rows left, that partition's rest is
-//! split into new partitions (see [`crate::partition::split_remainder`]).
+//! split into new partitions (see [`crate::partition::split_remainder`]) — unless the client
+//! was throttled in this scan or in the last five minutes: then the service's request budget,
+//! not the concurrency, bounds the read, and a split's partial pages would only spend it.
 //!
 //! The stream yields [`ScanPage`]s tagged with their partition's state after the page (its next
 //! link, or done), and the partitions a split created, so a caller can checkpoint the scan and
@@ -176,20 +178,39 @@ struct Envelope {
     next_link: Option<String>,
 }
 
+/// How long a throttled response marks the client as held by its budget: the service's
+/// sliding window (five minutes).
+const THROTTLE_MEMORY: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// AIMD concurrency limit.
 #[derive(Debug)]
 struct Aimd {
     limit: f64,
     max: f64,
     throttled_seen: u64,
+    /// Throttled during this scan or, before it began, within [`THROTTLE_MEMORY`]: the service's
+    /// budget, not the concurrency, bounds the scan, so partitions are no longer split (a
+    /// split's partial pages would spend requests of that budget), and the limit grows by one
+    /// per round instead of one per page.
     ever_throttled: bool,
     since_decrease: u64,
 }
 
 impl Aimd {
-    fn new(start: usize, max: usize, throttled_seen: u64) -> Self {
+    fn new(start: usize, max: usize, throttled_seen: u64, throttled_recently: bool) -> Self {
         let max = max.max(1) as f64;
-        Self { limit: (start.max(1) as f64).min(max), max, throttled_seen, ever_throttled: false, since_decrease: 0 }
+        Self {
+            limit: (start.max(1) as f64).min(max),
+            max,
+            throttled_seen,
+            ever_throttled: throttled_recently,
+            since_decrease: 0,
+        }
+    }
+
+    /// Whether splitting partitions may add throughput (see `ever_throttled`).
+    fn may_split(&self) -> bool {
+        !self.ever_throttled
     }
 
     fn limit(&self) -> usize {
@@ -344,7 +365,7 @@ impl DataverseClient {
             prefer,
             added,
             page_size,
-            aimd: Aimd::new(start, max, self.request_log().stats().throttled),
+            aimd: Aimd::new(start, max, self.request_log().stats().throttled, self.throttled_within(THROTTLE_MEMORY)),
             options,
             progress: progress.clone(),
             tx,
@@ -559,7 +580,7 @@ impl Scheduler {
             // into page-sized pieces (as the page's density estimates them), up to the
             // concurrency cap, so the queue holds work for the slots AIMD opens.
             let spawned = match &env.next_link {
-                Some(_) if self.options.split && pending.len() < self.aimd.limit() => {
+                Some(_) if self.options.split && self.aimd.may_split() && pending.len() < self.aimd.limit() => {
                     let ctx = SplitContext {
                         column: &self.options.column,
                         primary_key: &self.options.primary_key,
@@ -682,7 +703,8 @@ mod tests {
 
     #[test]
     fn aimd_grows_until_throttled_then_halves_once_per_round() {
-        let mut a = Aimd::new(4, 10, 0);
+        let mut a = Aimd::new(4, 10, 0, false);
+        assert!(a.may_split());
         for _ in 0..3 {
             assert!(!a.on_page(0));
         }
@@ -693,6 +715,7 @@ mod tests {
         assert_eq!(a.limit(), 10);
         assert!(a.on_page(1));
         assert_eq!(a.limit(), 5);
+        assert!(!a.may_split(), "held by the budget: splits would only add partial pages");
         // The same round's other throttled pages do not halve again.
         assert!(!a.on_page(2));
         assert_eq!(a.limit(), 5);
@@ -705,9 +728,22 @@ mod tests {
             a.on_page(2);
         }
         assert!(a.limit() >= 6);
-        let mut one = Aimd::new(1, 1, 0);
+        let mut one = Aimd::new(1, 1, 0, false);
         one.on_page(5);
         assert_eq!(one.limit(), 1);
+    }
+
+    #[test]
+    fn a_scan_of_a_client_throttled_recently_starts_budget_bound() {
+        let mut a = Aimd::new(4, 10, 7, true);
+        assert!(!a.may_split());
+        // Growth is additive per round (about one per `limit` pages) from the start.
+        for _ in 0..4 {
+            a.on_page(7);
+        }
+        assert_eq!(a.limit(), 4);
+        a.on_page(7);
+        assert_eq!(a.limit(), 5);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// One attempt of one request, as reported to a [`RequestHook`].
 #[derive(Debug, Clone)]
@@ -46,6 +46,8 @@ pub struct RequestLog {
     retries: AtomicU64,
     throttled: AtomicU64,
     throttle_wait_ms: AtomicU64,
+    /// When the latest throttled response arrived (the retry policy's clock).
+    last_throttle: std::sync::Mutex<Option<Instant>>,
     hook: std::sync::RwLock<Option<RequestHook>>,
 }
 
@@ -162,7 +164,13 @@ impl RequestLog {
         }
     }
 
-    pub(crate) fn record_throttle(&self, wait: Duration) {
+    /// When the latest throttled response arrived, on the retry policy's clock.
+    pub fn last_throttle(&self) -> Option<Instant> {
+        *self.last_throttle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn record_throttle(&self, wait: Duration, at: Instant) {
+        *self.last_throttle.lock().unwrap_or_else(|e| e.into_inner()) = Some(at);
         self.throttled.fetch_add(1, Ordering::Relaxed);
         let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
         self.throttle_wait_ms.fetch_add(ms, Ordering::Relaxed);

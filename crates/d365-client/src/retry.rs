@@ -285,7 +285,7 @@ impl RetryPolicy {
                                     last: service,
                                 });
                             }
-                            log.record_throttle(wait);
+                            log.record_throttle(wait, clock.now());
                             (ClientError::Service(service), label, Some(wait))
                         }
                         None => (ClientError::Service(service), label, None),
