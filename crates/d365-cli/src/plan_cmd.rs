@@ -17,11 +17,13 @@ use crate::failure::Failure;
 worker reads: run `d365 export --manifest MANIFEST --shard i/N` on N machines (i = 0..N-1), each with
 its own connection string (its own application user: Dataverse's limits are per user), then
 `d365 commit MANIFEST` once. `d365 sync TABLE --to DEST` continues from the change-tracking token the
-plan took before any unit was read.
+plan took before any unit was read. Units are createdon ranges; Finance & Operations entities are cut
+into ranges of their entity key, and their sync continues from the ModifiedDateTime watermark.
 
 Examples:
   d365 plan account,contact --to delta+s3://lake/crm -o s3://lake/plans/crm.jsonl --credentials 3
   d365 --demo plan account --to delta:./lake -o plan.jsonl --unit-rows 2000
+  d365 --demo-edition finops plan CustomersV3 --to delta:./lake -o fno.jsonl --unit-rows 1000
   d365 plan --show plan.jsonl"
 )]
 pub struct PlanArgs {
