@@ -484,8 +484,13 @@ impl Scheduler {
     }
 
     /// The requests the memory budget should make room for: `--parallel N`, else the service's
-    /// DOP hint.
+    /// DOP hint. Once the scan is held by the service's request budget (throttled), the fewest
+    /// the budget is sized for: every request then counts against that budget, so pages are as
+    /// large as memory allows and the concurrency, not the page, shrinks to fit.
     fn slots(&self) -> usize {
+        if !self.aimd.may_split() {
+            return PAGES_PER_BUDGET;
+        }
         self.options.parallel.or_else(|| self.client.server_hints().dop_hint.map(|d| d as usize)).unwrap_or(0)
     }
 
