@@ -178,6 +178,9 @@ struct Inner {
     dop_hint: AtomicU64,
     burst_remaining: AtomicU64,
     time_remaining: AtomicU64,
+    /// Body bytes per row of earlier scans, by entity set and columns (see
+    /// [`DataverseClient::row_width`]).
+    row_widths: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// The Dataverse Web API client of one organisation. Cheap to clone (an `Arc` inside); clones
@@ -250,6 +253,7 @@ impl DataverseClient {
                 dop_hint: AtomicU64::new(NO_HINT),
                 burst_remaining: AtomicU64::new(NO_HINT),
                 time_remaining: AtomicU64::new(NO_HINT),
+                row_widths: Default::default(),
             }),
         })
     }
@@ -283,6 +287,23 @@ impl DataverseClient {
     /// Request counters (every attempt counts).
     pub fn request_log(&self) -> &RequestLog {
         &self.inner.log
+    }
+
+    /// Body bytes per row an earlier scan of `shape` (entity set and columns) measured: a new
+    /// scan of the same shape sizes its first pages by it instead of starting small (each page
+    /// is a request of the service's budget).
+    pub(crate) fn row_width(&self, shape: &str) -> Option<u64> {
+        self.inner.row_widths.lock().unwrap_or_else(|e| e.into_inner()).get(shape).copied()
+    }
+
+    /// Records the body bytes per row a scan of `shape` measured.
+    pub(crate) fn note_row_width(&self, shape: &str, bytes_per_row: u64) {
+        let mut widths = self.inner.row_widths.lock().unwrap_or_else(|e| e.into_inner());
+        // A bounded memory: a long-lived client scanning many shapes keeps the latest few.
+        if widths.len() >= 64 && !widths.contains_key(shape) {
+            widths.clear();
+        }
+        widths.insert(shape.to_string(), bytes_per_row);
     }
 
     /// Whether a response to this client was throttled (429, or 503 with `Retry-After`) within

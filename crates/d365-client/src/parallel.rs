@@ -421,6 +421,19 @@ const MAX_PAGES_PER_BUDGET: usize = 16;
 const FIRST_PAGE_ROWS: usize = 500;
 
 impl BodySizes {
+    /// Sizes that start from a row width measured before (no page of this scan seen yet).
+    fn seeded(bytes_per_row: Option<u64>) -> Self {
+        match bytes_per_row {
+            Some(w) if w > 0 => Self { pages: 0, rows: 1, bytes: w },
+            _ => Self::default(),
+        }
+    }
+
+    /// Body bytes per row seen, once a row was.
+    fn per_row(&self) -> Option<u64> {
+        self.bytes.checked_div(self.rows)
+    }
+
     fn add(&mut self, bytes: usize, rows: usize) {
         self.pages += 1;
         self.rows += rows as u64;
@@ -522,7 +535,8 @@ impl Scheduler {
         let mut buffer: BTreeMap<PartitionKey, VecDeque<ScanPage>> = BTreeMap::new();
         let mut buffered = 0usize;
         let mut joins: JoinSet<Fetched> = JoinSet::new();
-        let mut sizes = BodySizes::default();
+        let shape = format!("{}?{}", self.base.entity_set, self.base.select.join(","));
+        let mut sizes = BodySizes::seeded(self.client.row_width(&shape));
         loop {
             let page_rows = sizes.page_rows(self.options.memory_budget, self.page_size, self.slots());
             let limit = self.aimd.limit().min(sizes.allowed(self.options.memory_budget, page_rows));
@@ -560,6 +574,9 @@ impl Scheduler {
                 }
             };
             sizes.add(body.len(), env.value.len());
+            if let Some(w) = sizes.per_row().filter(|_| !env.value.is_empty()) {
+                self.client.note_row_width(&shape, w);
+            }
             if self.aimd.on_page(self.client.request_log().stats().throttled) {
                 self.progress.backoffs.fetch_add(1, Ordering::Relaxed);
             }
@@ -758,6 +775,11 @@ mod tests {
         assert_eq!(s.page_rows(None, 5000, 8), 5000, "no budget: the query's page size");
         assert_eq!(s.page_rows(Some(16 << 20), 5000, 8), FIRST_PAGE_ROWS, "small pages until a row's width is known");
         assert_eq!(s.page_rows(Some(16 << 20), 100, 8), 100, "never above the query's page size");
+        // A scan of a shape read before starts from the width measured then.
+        let seeded = BodySizes::seeded(Some(2048));
+        assert_eq!(seeded.page_rows(Some(16 << 20), 5000, 8), 1024);
+        assert_eq!(seeded.allowed(Some(16 << 20), 1024), 1, "one request until a page of this scan arrived");
+        assert_eq!(BodySizes::seeded(Some(0)).page_rows(Some(16 << 20), 5000, 8), FIRST_PAGE_ROWS);
         assert_eq!(s.allowed(Some(64 << 20), 500), 1, "one request until a page size is known");
         // Wide rows (4 KiB): pages of a quarter of the budget, four at once …
         s.add(2 << 20, 512);
