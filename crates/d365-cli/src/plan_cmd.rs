@@ -127,11 +127,11 @@ fn describe(m: &Manifest) -> String {
         };
         out.push_str(&format!("  {}: {} units, ~{rows} rows, {tracking}\n", t.table, units.len()));
         for u in units {
-            let range = match u.bounds {
-                _ if u.keys.is_some() => key_range_text(u.keys.as_ref()),
-                d365_client::Bounds::All => "every row".to_string(),
-                d365_client::Bounds::Null => "createdon null".to_string(),
-                d365_client::Bounds::Range { lo, hi } => format!(
+            let range = match (&u.keys, u.bounds) {
+                (Some(keys), _) => key_range_text(keys),
+                (None, d365_client::Bounds::All) => "every row".to_string(),
+                (None, d365_client::Bounds::Null) => "createdon null".to_string(),
+                (None, d365_client::Bounds::Range { lo, hi }) => format!(
                     "createdon {} .. {}",
                     lo.map_or_else(|| "(start)".into(), d365_client::partition::format_instant),
                     hi.map_or_else(|| "(end)".into(), d365_client::partition::format_instant)
@@ -144,7 +144,7 @@ fn describe(m: &Manifest) -> String {
 }
 
 /// A key range as `key [usmf, US-010] .. [usrt, RT-001]`.
-fn key_range_text(range: Option<&d365_client::KeyRange>) -> String {
+fn key_range_text(range: &d365_client::KeyRange) -> String {
     let key = |k: &Option<Vec<serde_json::Value>>, open: &str| match k {
         Some(values) => {
             let parts: Vec<String> =
@@ -153,10 +153,7 @@ fn key_range_text(range: Option<&d365_client::KeyRange>) -> String {
         }
         None => open.to_string(),
     };
-    match range {
-        Some(r) => format!("key {} .. {}", key(&r.lo, "(start)"), key(&r.hi, "(end)")),
-        None => "every row".into(),
-    }
+    format!("key {} .. {}", key(&range.lo, "(start)"), key(&range.hi, "(end)"))
 }
 
 /// Runs `d365 commit`.
@@ -205,9 +202,9 @@ mod tests {
     fn key_ranges_print_their_bounds() {
         let range: d365_client::KeyRange =
             serde_json::from_value(json!({"id": 1, "lo": ["usmf", "US-010"], "hi": null})).unwrap();
-        assert_eq!(key_range_text(Some(&range)), "key [usmf, US-010] .. (end)");
+        assert_eq!(key_range_text(&range), "key [usmf, US-010] .. (end)");
         let range: d365_client::KeyRange =
             serde_json::from_value(json!({"id": 0, "lo": null, "hi": ["usmf", 7]})).unwrap();
-        assert_eq!(key_range_text(Some(&range)), "key (start) .. [usmf, 7]");
+        assert_eq!(key_range_text(&range), "key (start) .. [usmf, 7]");
     }
 }

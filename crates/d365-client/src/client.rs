@@ -299,8 +299,12 @@ impl DataverseClient {
     /// Records the body bytes per row a scan of `shape` measured.
     pub(crate) fn note_row_width(&self, shape: &str, bytes_per_row: u64) {
         let mut widths = self.inner.row_widths.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = widths.get_mut(shape) {
+            *w = bytes_per_row;
+            return;
+        }
         // A bounded memory: a long-lived client scanning many shapes keeps the latest few.
-        if widths.len() >= 64 && !widths.contains_key(shape) {
+        if widths.len() >= 64 {
             widths.clear();
         }
         widths.insert(shape.to_string(), bytes_per_row);

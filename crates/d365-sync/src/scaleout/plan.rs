@@ -143,13 +143,15 @@ async fn plan_table(
         let read = TrackingRead::start(client, &t.target).await?;
         let (link, ranges) = futures::try_join!(read.finish(), ranges(client, t, options))?;
         (TrackingLine::Delta { delta_link: link }, dated(ranges))
-    } else if t.finops {
-        // No change tracking over F&O's OData: its modification-time watermark, then key ranges.
-        let watermark = largest_modified(client, t).await?;
-        (TrackingLine::Watermark { watermark }, super::plan_keys::key_units(client, t, options).await?)
     } else {
         let watermark = largest_modified(client, t).await?;
-        (TrackingLine::Watermark { watermark }, dated(ranges(client, t, options).await?))
+        // F&O entities (no change tracking over OData, no createdon) are cut on their key.
+        let units = if t.finops {
+            super::plan_keys::key_units(client, t, options).await?
+        } else {
+            dated(ranges(client, t, options).await?)
+        };
+        (TrackingLine::Watermark { watermark }, units)
     };
     let table = ManifestTable {
         table: logical.clone(),
@@ -280,10 +282,7 @@ async fn service_count(client: &DataverseClient, set: &str, filter: &str) -> Res
 /// bound are open, so rows outside the probed span (created after the plan) belong to a unit.
 fn cut(slices: &[Slice], target: u64, multiple: usize) -> Vec<(Bounds, u64)> {
     let total: f64 = slices.iter().map(|s| s.rows).sum();
-    let mut n = ((total / target.max(1) as f64).round() as usize).max(1);
-    if multiple > 1 {
-        n = n.div_ceil(multiple) * multiple;
-    }
+    let n = unit_count(total, target, multiple);
     // Rows before instant `t` (linear within a slice).
     let before = |t: i64| -> f64 {
         slices
@@ -325,9 +324,25 @@ fn cut(slices: &[Slice], target: u64, multiple: usize) -> Vec<(Bounds, u64)> {
     units
 }
 
+/// Units for `rows` rows at `unit_rows` each (at least one), rounded up to a multiple of the
+/// `credentials` slots so each gets the same share.
+pub(super) fn unit_count(rows: f64, unit_rows: u64, credentials: usize) -> usize {
+    let n = ((rows / unit_rows.max(1) as f64).round() as usize).max(1);
+    if credentials > 1 { n.div_ceil(credentials) * credentials } else { n }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn units_follow_the_row_count_and_the_credential_slots() {
+        assert_eq!(unit_count(0.0, 1000, 1), 1);
+        assert_eq!(unit_count(10_000.0, 1000, 1), 10);
+        assert_eq!(unit_count(10_400.0, 1000, 1), 10);
+        assert_eq!(unit_count(10_000.0, 1000, 3), 12);
+        assert_eq!(unit_count(500.0, 200_000, 3), 3);
+    }
 
     fn slices(rows: &[f64]) -> Vec<Slice> {
         rows.iter().enumerate().map(|(i, &r)| Slice { lo: i as i64 * 100, hi: (i as i64 + 1) * 100, rows: r }).collect()

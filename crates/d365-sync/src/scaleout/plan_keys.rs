@@ -17,7 +17,8 @@ use crate::error::SyncError;
 use crate::sync::Table;
 
 /// The key-range units of `t`, each with its estimated rows: as many as the rows call for at
-/// [`PlanOptions::unit_rows`], rounded up to a multiple of the credential slots.
+/// [`PlanOptions::unit_rows`], rounded up to a multiple of the credential slots (the rule of
+/// `createdon` units).
 pub(super) async fn key_units(
     client: &DataverseClient,
     t: &Table,
@@ -26,27 +27,7 @@ pub(super) async fn key_units(
     let query = t.target.reader().query(None, None);
     let keys = &t.target.schema.key_fields;
     let count = client.count_rows(&query).await?;
-    let parts = units_for(count, options.unit_rows, options.credentials);
+    let parts = super::plan::unit_count(count as f64, options.unit_rows, options.credentials);
     let ranges = client.cut_key_ranges(&query, keys, count, parts).await?;
     Ok(ranges.into_iter().map(|(range, rows)| (Bounds::All, rows, Some(range))).collect())
-}
-
-/// Units for `count` rows at `unit_rows` each (at least one), a multiple of `credentials`.
-fn units_for(count: u64, unit_rows: u64, credentials: usize) -> usize {
-    let n = usize::try_from((count as f64 / unit_rows.max(1) as f64).round() as u64).unwrap_or(usize::MAX).max(1);
-    if credentials > 1 { n.div_ceil(credentials) * credentials } else { n }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::units_for;
-
-    #[test]
-    fn units_follow_the_row_count_and_the_credential_slots() {
-        assert_eq!(units_for(0, 1000, 1), 1);
-        assert_eq!(units_for(10_000, 1000, 1), 10);
-        assert_eq!(units_for(10_400, 1000, 1), 10);
-        assert_eq!(units_for(10_000, 1000, 3), 12);
-        assert_eq!(units_for(500, 200_000, 3), 3);
-    }
 }
