@@ -258,10 +258,14 @@ impl SqlEngine {
         }
         for join in joins {
             out.push_str(&indent(&join.request_text()?));
-            out.push_str(&indent(
+            out.push_str(&indent(if join.queries().len() > 1 {
+                "(the join computed by the service: a FetchXML page chain of the joined rows, then one of \
+                 the kept table's rows that no row points to (`not any`), up to 5,000 per page, each next \
+                 page asked for with the previous page's paging cookie)"
+            } else {
                 "(the join computed by the service: one FetchXML page chain of the joined rows, \
-                 up to 5,000 per page, each next page asked for with the previous page's paging cookie)",
-            ));
+                 up to 5,000 per page, each next page asked for with the previous page's paging cookie)"
+            }));
         }
         for count in counts {
             out.push_str(&indent(&count.request_plan()?.to_string()));

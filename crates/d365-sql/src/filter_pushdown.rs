@@ -533,4 +533,4 @@ fn like_filter(like: &Like, neg: bool, t: &TableSchema) -> Option<ODataFilter> {
 
 #[cfg(test)]
 #[path = "filter_pushdown_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -3,7 +3,8 @@ use crate::arrow_schema::{Dialect, table_schema};
 use d365_client::{AttributeInfo, EntityInfo, EntityMetadata};
 use datafusion::prelude::{col, lit};
 
-fn attr(name: &str, ty: &str) -> AttributeInfo {
+/// An attribute of type `ty` (a lookup targets `account`).
+pub(crate) fn attr(name: &str, ty: &str) -> AttributeInfo {
     AttributeInfo {
         logical_name: name.into(),
         schema_name: name.into(),
@@ -31,7 +32,8 @@ fn attr(name: &str, ty: &str) -> AttributeInfo {
     }
 }
 
-fn table() -> TableSchema {
+/// A table `thing` (`things`, key `thingid`) with a column of each kind and a lookup `parentid`.
+pub(crate) fn table() -> TableSchema {
     let meta = EntityMetadata {
         entity: EntityInfo {
             logical_name: "thing".into(),

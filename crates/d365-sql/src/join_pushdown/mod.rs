@@ -1,19 +1,23 @@
-//! Join pushdown: an INNER or LEFT join of two Dataverse tables along a lookup (`contact JOIN
-//! account ON contact.parentcustomerid = account.accountid`), with the filters pushed to either
-//! side, runs at the service as one FetchXML query with a `link-entity`
-//! ([`DataverseLinkJoinExec`]): only joined rows travel, in one page chain, instead of two
-//! table reads joined locally.
+//! Join pushdown: INNER and LEFT joins of Dataverse tables along lookups (`contact JOIN account
+//! ON contact.parentcustomerid = account.accountid`, and chains of them), with the filters
+//! pushed to each table, run at the service as FetchXML with `link-entity` elements
+//! ([`DataverseLinkJoinExec`]): only joined rows travel, instead of every table read and joined
+//! locally.
 //!
-//! [`LinkJoinPushdown`] is a physical optimizer rule that replaces a hash join whose inputs are
-//! two [`DataverseScanExec`]s when:
-//! - the join is `a.lookup = b.primarykey` (a many-to-one link: each row of `a` meets at most one
-//!   row of `b`, so FetchXML pages by `a`'s key exactly), with no other join condition;
-//! - the join is inner, or outer on the lookup's side (`a LEFT JOIN b`): FetchXML's `outer`
-//!   link keeps every root row. (`b LEFT JOIN a`, one-to-many, stays local.)
-//! - each side's pushed `$filter` has a FetchXML form ([`fetch_filter`]), and filters that are
+//! [`LinkJoinPushdown`] is a physical optimizer rule, run bottom up, that replaces a hash join
+//! whose inputs are [`DataverseScanExec`]s or joins it already replaced when:
+//! - the join is `x.lookup = y.primarykey` with no other join condition, where `x` is any table
+//!   of one input and `y` the root table of the other: `y`'s tree hangs under `x` as a
+//!   many-to-one link, so each root row gives at most one row and FetchXML pages by the root's
+//!   key exactly;
+//! - the join is inner, or outer keeping the lookup's side (`x LEFT JOIN y`: an `outer` link,
+//!   when every link of `y`'s tree is outer too), or outer keeping the side the lookup points to
+//!   (`y LEFT JOIN x`, one-to-many, `x` a single table): then two page chains, the inner join,
+//!   and the rows of `y` that no row of `x` points to (a `not any` link) with NULLs for `x`;
+//! - each table's pushed `$filter` has a FetchXML form ([`fetch_filter`]), and filters that are
 //!   only a superset (text comparisons, re-checked locally) are not on the optional side of an
 //!   outer join, where re-checking after the join could not restore SQL's answer;
-//! - at least one side is filtered. Two unfiltered tables are faster read as parallel `createdon`
+//! - at least one table is filtered. Unfiltered tables are faster read as parallel `createdon`
 //!   ranges and joined locally than as one FetchXML page chain.
 //!
 //! Filters re-checked locally stay above the new node, and a join that is not pushed still reads
@@ -22,6 +26,7 @@
 
 pub mod exec;
 pub mod fetch_filter;
+pub mod link_query;
 
 use std::sync::Arc;
 
@@ -38,9 +43,11 @@ use datafusion::physical_plan::joins::HashJoinExec;
 use datafusion::physical_plan::joins::utils::build_join_schema;
 use datafusion::physical_plan::projection::ProjectionExec;
 
-pub use exec::{DataverseLinkJoinExec, JoinSide, LinkJoin};
+use datafusion::arrow::datatypes::SchemaRef;
+pub use exec::DataverseLinkJoinExec;
+pub use link_query::{FETCH_PAGE_ROWS, JoinNode, Link, LinkQuery, Unmatched};
 
-use crate::arrow_schema::{ColumnRole, ColumnSpec, Dialect, FilterKind};
+use crate::arrow_schema::{ColumnRole, ColumnSpec, Dialect, FilterKind, TableSchema};
 use crate::scan::DataverseScanExec;
 
 /// The rule (see the module docs).
@@ -82,33 +89,109 @@ pub fn local_reasons(plan: &Arc<dyn ExecutionPlan>) -> Vec<String> {
             && let (Some(l), Some(r)) = (input_of(join.left()), input_of(join.right()))
             && let Err(why) = pushed(join)
         {
-            out.push(format!(
-                "{} with {}: {why}",
-                l.scan.table().entity.logical_name,
-                r.scan.table().entity.logical_name
-            ));
+            out.push(format!("{} with {}: {why}", l.source.name(), r.source.name()));
         }
         Ok::<_, datafusion::error::DataFusionError>(datafusion::common::tree_node::TreeNodeRecursion::Continue)
     });
     out
 }
 
-/// One input of the join: the scan, the predicates re-checked above it (over the scan's
-/// columns), and where each of the input's columns is among the scan's.
+/// What an input of the join reads: a table, or tables already joined by the service.
+enum Source<'a> {
+    Scan(&'a DataverseScanExec),
+    Join(&'a DataverseLinkJoinExec),
+}
+
+impl Source<'_> {
+    fn name(&self) -> String {
+        match self {
+            Source::Scan(s) => s.table().entity.logical_name.clone(),
+            Source::Join(j) => j.queries().first().map(|q| q.describe()).unwrap_or_default(),
+        }
+    }
+
+    fn schema(&self) -> SchemaRef {
+        match self {
+            Source::Scan(s) => s.schema(),
+            Source::Join(j) => j.schema(),
+        }
+    }
+
+    /// The specs of the source's columns, in order.
+    fn columns(&self) -> Vec<ColumnSpec> {
+        match self {
+            Source::Scan(s) => s.request().projection.iter().map(|&i| s.table().columns[i].clone()).collect(),
+            Source::Join(j) => j.columns().to_vec(),
+        }
+    }
+
+    /// The source as one FetchXML tree, or why it cannot be one.
+    fn query(&self) -> std::result::Result<LinkQuery, String> {
+        match self {
+            Source::Scan(s) => {
+                if !s.pushdown() || s.table().dialect != Dialect::Dataverse {
+                    return Err("pushdown is off or the table is not a Dataverse table".into());
+                }
+                if s.request().fetch.is_some() || !s.request().order_by.is_empty() {
+                    return Err("a side is limited or sorted by itself".into());
+                }
+                let filter = match &s.request().filter {
+                    Some(f) => Some(
+                        fetch_filter::fetch_filter(&f.text)
+                            .ok_or_else(|| format!("the filter {} has no FetchXML form", f.text))?,
+                    ),
+                    None => None,
+                };
+                let page_rows = s.page_size().unwrap_or(FETCH_PAGE_ROWS).clamp(1, FETCH_PAGE_ROWS);
+                Ok(LinkQuery::single(Arc::new(s.table().clone()), filter, &s.request().projection, page_rows))
+            }
+            Source::Join(j) => match j.queries() {
+                [q] if q.unmatched.is_none() => Ok(q.clone()),
+                _ => Err("a side is a one-to-many outer join already (two page chains)".into()),
+            },
+        }
+    }
+
+    fn client(&self) -> &d365_client::DataverseClient {
+        match self {
+            Source::Scan(s) => s.client(),
+            Source::Join(j) => j.client(),
+        }
+    }
+}
+
+/// One input of the join: its source, the predicates re-checked above it (over the source's
+/// columns), and where each of the input's columns is among the source's.
 struct Input<'a> {
-    scan: &'a DataverseScanExec,
+    source: Source<'a>,
     rechecks: Vec<Arc<dyn PhysicalExpr>>,
     to_scan: Vec<usize>,
 }
 
-/// The scan below `plan` through filters, column projections and operators that keep the
+/// The source below `plan` through filters, column projections and operators that keep the
 /// schema, or `None` when something else is in the way.
 fn input_of(plan: &Arc<dyn ExecutionPlan>) -> Option<Input<'_>> {
     let through = ["CooperativeExec", "CoalesceBatchesExec", "RepartitionExec", "FilterExec", "ProjectionExec"];
-    let (scan, passed) = crate::scan_path::scan_through(plan, &through)?;
-    let mut to_scan: Vec<usize> = (0..scan.schema().fields().len()).collect();
+    let mut passed = Vec::new();
+    let mut node = plan;
+    let source = loop {
+        if let Some(scan) = node.downcast_ref::<DataverseScanExec>() {
+            break Source::Scan(scan);
+        }
+        if let Some(join) = node.downcast_ref::<DataverseLinkJoinExec>() {
+            break Source::Join(join);
+        }
+        if !through.contains(&node.name()) {
+            return None;
+        }
+        let children = node.children();
+        let [child] = children.as_slice() else { return None };
+        passed.push(node);
+        node = *child;
+    };
+    let mut to_scan: Vec<usize> = (0..source.schema().fields().len()).collect();
     let mut rechecks = Vec::new();
-    // Bottom up: each operator's columns in terms of the scan's.
+    // Bottom up: each operator's columns in terms of the source's.
     for op in passed.into_iter().rev() {
         if let Some(f) = op.downcast_ref::<FilterExec>() {
             if f.fetch().is_some() {
@@ -126,7 +209,7 @@ fn input_of(plan: &Arc<dyn ExecutionPlan>) -> Option<Input<'_>> {
                 .collect::<Option<_>>()?;
         }
     }
-    Some(Input { scan, rechecks, to_scan })
+    Some(Input { source, rechecks, to_scan })
 }
 
 /// Whether `spec` is a lookup's GUID value (`_x_value`).
@@ -136,12 +219,96 @@ fn is_lookup(spec: &ColumnSpec) -> bool {
         && fetch_filter::attribute_of(&spec.property) != spec.property
 }
 
-/// The table column of the join key `expr` (a column of the input).
-fn key_column<'a>(expr: &Arc<dyn PhysicalExpr>, input: &Input<'a>) -> Option<&'a ColumnSpec> {
+/// Whether `spec` is the primary key of `table`.
+fn is_pk(spec: &ColumnSpec, table: &TableSchema) -> bool {
+    spec.role == ColumnRole::Value && spec.property == table.primary_key
+}
+
+/// The tree node and table column of the join key `expr` (a column of the input).
+fn key_column<'q>(
+    expr: &Arc<dyn PhysicalExpr>,
+    input: &Input,
+    query: &'q LinkQuery,
+) -> Option<(usize, &'q ColumnSpec)> {
     let c = expr.downcast_ref::<Column>()?;
-    let in_scan = *input.to_scan.get(c.index())?;
-    let index = *input.scan.request().projection.get(in_scan)?;
-    input.scan.table().columns.get(index)
+    let in_source = *input.to_scan.get(c.index())?;
+    let (node, _) = (*query.columns.get(in_source)?)?;
+    Some((node, query.column(in_source)?))
+}
+
+/// The page chains computing the join of `left` and `right` on `l = r` (key columns at tree
+/// nodes `ln`, `rn`), or why there are none. Output columns: `left`'s, then `right`'s.
+fn chains(
+    join_type: JoinType,
+    (left, lq, ln, l): (&Input, LinkQuery, usize, &ColumnSpec),
+    (right, rq, rn, r): (&Input, LinkQuery, usize, &ColumnSpec),
+) -> std::result::Result<Vec<LinkQuery>, String> {
+    // `left`'s node `ln` points to `right`'s root, or `right`'s node `rn` to `left`'s root.
+    let left_points = is_lookup(l) && rn == 0 && is_pk(r, &rq.nodes[0].table);
+    let right_points = is_lookup(r) && ln == 0 && is_pk(l, &lq.nodes[0].table);
+    let (left_len, right_len) = (lq.columns.len(), rq.columns.len());
+    let optional = |input: &Input, q: &LinkQuery| -> std::result::Result<(), String> {
+        if !input.rechecks.is_empty() {
+            return Err("the optional side of the outer join has a filter that is re-checked locally".into());
+        }
+        if !q.all_outer() {
+            return Err("the optional side of the outer join is an inner join itself".into());
+        }
+        Ok(())
+    };
+    // The rows of `kept` (a tree) that no row of `absent` (one table, its lookup `lookup`)
+    // points to; `absent`'s columns NULL, on the side `absent_first` says.
+    let unmatched =
+        |mut kept: LinkQuery, absent: LinkQuery, absent_input: &Input, lookup: &ColumnSpec, absent_first| {
+            if absent.nodes.len() != 1 {
+                return Err("a one-to-many outer join whose optional side is a join itself".to_string());
+            }
+            optional(absent_input, &absent)?;
+            let node = absent.nodes.into_iter().next().expect("one node");
+            kept.unmatched = Some(Unmatched {
+                from: fetch_filter::attribute_of(&lookup.property).to_string(),
+                to: kept.nodes[0].table.primary_key.clone(),
+                table: node.table,
+                filter: node.filter,
+            });
+            let nulls = vec![None; absent.columns.len()];
+            kept.columns = if absent_first { [nulls, kept.columns].concat() } else { [kept.columns, nulls].concat() };
+            Ok(kept)
+        };
+    let attr = |spec: &ColumnSpec| fetch_filter::attribute_of(&spec.property).to_string();
+    match join_type {
+        JoinType::Inner if left_points => Ok(vec![lq.attach(ln, &attr(l), rq, false)]),
+        JoinType::Inner if right_points => {
+            let mut q = rq.attach(rn, &attr(r), lq, false);
+            q.columns.rotate_left(right_len);
+            Ok(vec![q])
+        }
+        JoinType::Left if left_points => {
+            optional(right, &rq)?;
+            Ok(vec![lq.attach(ln, &attr(l), rq, true)])
+        }
+        JoinType::Right if right_points => {
+            optional(left, &lq)?;
+            let mut q = rq.attach(rn, &attr(r), lq, true);
+            q.columns.rotate_left(right_len);
+            Ok(vec![q])
+        }
+        // One-to-many, keeping the side the lookup points to.
+        JoinType::Left if right_points => {
+            let mut inner = rq.clone().attach(rn, &attr(r), lq.clone(), false);
+            inner.columns.rotate_left(right_len);
+            Ok(vec![inner, unmatched(lq, rq, right, r, false)?])
+        }
+        JoinType::Right if left_points => {
+            let inner = lq.clone().attach(ln, &attr(l), rq.clone(), false);
+            debug_assert_eq!(inner.columns.len(), left_len + right_len);
+            Ok(vec![inner, unmatched(rq, lq, left, l, true)?])
+        }
+        JoinType::Inner | JoinType::Left | JoinType::Right => {
+            Err("the join is not a lookup equal to the primary key of the other side's first table".into())
+        }
+        _ => Err(format!("{join_type} joins are not pushed")),
+    }
 }
 
 /// The FetchXML join replacing `join` (with its local re-checks and projection above), or why
@@ -150,73 +317,26 @@ fn pushed(join: &HashJoinExec) -> std::result::Result<Option<Arc<dyn ExecutionPl
     let (Some(left), Some(right)) = (input_of(join.left()), input_of(join.right())) else {
         return Ok(None);
     };
-    for side in [&left, &right] {
-        let s = side.scan;
-        if !s.pushdown() || s.table().dialect != Dialect::Dataverse {
-            return Err("pushdown is off or the table is not a Dataverse table".into());
-        }
-        if s.request().fetch.is_some() || !s.request().order_by.is_empty() {
-            return Err("a side is limited or sorted by itself".into());
-        }
-    }
+    let (lq, rq) = (left.source.query()?, right.source.query()?);
     if join.filter().is_some() {
         return Err("the join has a condition besides key equality".into());
     }
     let [(l_key, r_key)] = join.on() else { return Err("the join has more than one key".into()) };
-    let (Some(l_col), Some(r_col)) = (key_column(l_key, &left), key_column(r_key, &right)) else {
+    let (Some((ln, l_col)), Some((rn, r_col))) = (key_column(l_key, &left, &lq), key_column(r_key, &right, &rq)) else {
         return Err("the join keys are not plain columns".into());
     };
-    let is_pk = |spec: &ColumnSpec, scan: &DataverseScanExec| {
-        spec.role == ColumnRole::Value && spec.property == scan.table().primary_key
-    };
-    let join_type = *join.join_type();
-    // The root holds the lookup; an outer join must keep the root's rows.
-    let (root_first, outer) =
-        match (is_lookup(l_col) && is_pk(r_col, right.scan), is_lookup(r_col) && is_pk(l_col, left.scan)) {
-            (true, _) if matches!(join_type, JoinType::Inner | JoinType::Left) => (true, join_type == JoinType::Left),
-            (_, true) if matches!(join_type, JoinType::Inner | JoinType::Right) => {
-                (false, join_type == JoinType::Right)
-            }
-            (true, _) | (_, true) => {
-                return Err("an outer join that keeps the rows of the table the lookup points to (one-to-many)".into());
-            }
-            _ => return Err("the join is not a lookup equal to the other table's primary key".into()),
-        };
-    let (root, linked) = if root_first { (&left, &right) } else { (&right, &left) };
-    if root.scan.request().filter.is_none() && linked.scan.request().filter.is_none() {
+    let (l_col, r_col) = (l_col.clone(), r_col.clone());
+    if !lq.filtered() && !rq.filtered() {
         return Err("neither table is filtered (two parallel reads joined locally are faster)".into());
     }
-    if outer && !linked.rechecks.is_empty() {
-        return Err("the optional side of the outer join has a filter that is re-checked locally".into());
-    }
-    let side = |input: &Input| -> std::result::Result<JoinSide, String> {
-        let filter = match &input.scan.request().filter {
-            Some(f) => Some(
-                fetch_filter::fetch_filter(&f.text)
-                    .ok_or_else(|| format!("the filter {} has no FetchXML form", f.text))?,
-            ),
-            None => None,
-        };
-        Ok(JoinSide {
-            table: Arc::new(input.scan.table().clone()),
-            projection: input.scan.request().projection.clone(),
-            filter,
-        })
-    };
-    let lookup = if root_first { l_col } else { r_col };
-    let link = LinkJoin {
-        root: side(root)?,
-        linked: side(linked)?,
-        lookup: fetch_filter::attribute_of(&lookup.property).to_string(),
-        outer,
-        root_first,
-        page_rows: root.scan.page_size().unwrap_or(exec::FETCH_PAGE_ROWS).clamp(1, exec::FETCH_PAGE_ROWS),
-    };
-    // The node reads both scans' columns; the re-checks and the join's own columns go above.
-    let (left_len, right_len) = (left.scan.schema().fields().len(), right.scan.schema().fields().len());
-    let (schema, _) = build_join_schema(&left.scan.schema(), &right.scan.schema(), &join_type);
+    let join_type = *join.join_type();
+    let queries = chains(join_type, (&left, lq, ln, &l_col), (&right, rq, rn, &r_col))?;
+    // The node reads both sources' columns; the re-checks and the join's own columns go above.
+    let (left_len, right_len) = (left.source.schema().fields().len(), right.source.schema().fields().len());
+    let (schema, _) = build_join_schema(&left.source.schema(), &right.source.schema(), &join_type);
+    let columns = [left.source.columns(), right.source.columns()].concat();
     let mut plan: Arc<dyn ExecutionPlan> =
-        Arc::new(DataverseLinkJoinExec::new(left.scan.client().clone(), link, Arc::new(schema)));
+        Arc::new(DataverseLinkJoinExec::new(left.source.client().clone(), queries, Arc::new(schema), columns));
     let identity = |n: usize, offset: usize| (offset..offset + n).collect::<Vec<usize>>();
     let mut rechecks: Vec<Arc<dyn PhysicalExpr>> = left.rechecks.clone();
     for r in &right.rechecks {
