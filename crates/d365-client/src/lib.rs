@@ -21,6 +21,7 @@ mod client;
 mod error;
 mod fetchxml;
 mod finops_metadata;
+pub mod json_scan;
 mod keyset_scan;
 mod metadata;
 mod metadata_cache;

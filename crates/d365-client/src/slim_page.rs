@@ -4,10 +4,9 @@
 //! decodes the page body itself (the SQL engine's Arrow decoder) does not pay for, or hold, a
 //! `serde_json::Value` of every cell.
 
-use std::fmt;
-
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
+
+use crate::json_scan::{ScanError, Scanner, Token};
 
 /// The page: `value` rows holding only the kept columns, and `@odata.nextLink`.
 #[derive(Debug, Default)]
@@ -16,130 +15,92 @@ pub(crate) struct SlimPage {
     pub(crate) next_link: Option<String>,
 }
 
-/// Parses `body` keeping, of each row, only the columns in `keep` (exact names).
-pub(crate) fn parse(body: &[u8], keep: &[&str]) -> serde_json::Result<SlimPage> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let page = PageSeed { keep }.deserialize(&mut de)?;
-    de.end()?;
+/// Parses `body` keeping, of each row, only the columns in `keep` (exact names), with the
+/// scanner the Arrow decoder uses: every other value is skipped, strings by looking for their
+/// closing quote only.
+pub(crate) fn parse(body: &[u8], keep: &[&str]) -> Result<SlimPage, ScanError> {
+    let mut s = Scanner::from_bytes(body);
+    let mut page = SlimPage::default();
+    let mut seen_value = false;
+    if s.peek() != Some(b'{') {
+        return Err(s.error("expected a Web API collection page (an object with `value`)"));
+    }
+    if s.open(b'{', b'}')? {
+        loop {
+            let key = s.key()?;
+            match key.as_ref() {
+                "value" => {
+                    page.value = rows(&mut s, keep)?;
+                    seen_value = true;
+                }
+                "@odata.nextLink" => {
+                    page.next_link = match s.token()? {
+                        Token::Str(link) => Some(link.into_owned()),
+                        Token::Null => None,
+                        _ => return Err(s.error("@odata.nextLink is not a string")),
+                    }
+                }
+                _ => s.skip_value()?,
+            }
+            if !s.more(b'}')? {
+                break;
+            }
+        }
+    }
+    if !s.at_end() {
+        return Err(s.error("trailing characters after the page"));
+    }
+    if !seen_value {
+        return Err(s.error("the page has no `value` array"));
+    }
     Ok(page)
 }
 
-struct PageSeed<'k> {
-    keep: &'k [&'k str],
-}
-
-impl<'de> DeserializeSeed<'de> for PageSeed<'_> {
-    type Value = SlimPage;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<SlimPage, D::Error> {
-        d.deserialize_map(self)
+fn rows(s: &mut Scanner, keep: &[&str]) -> Result<Vec<Map<String, Value>>, ScanError> {
+    let mut rows = Vec::new();
+    if s.peek() != Some(b'[') {
+        return Err(s.error("`value` is not an array of rows"));
     }
-}
-
-impl<'de> Visitor<'de> for PageSeed<'_> {
-    type Value = SlimPage;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a Web API collection page (an object with `value`)")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SlimPage, A::Error> {
-        let mut page = SlimPage::default();
-        let mut seen_value = false;
-        while let Some(key) = map.next_key_seed(KeySeed { names: &["value", "@odata.nextLink"] })? {
-            match key {
-                Some(0) => {
-                    page.value = map.next_value_seed(RowsSeed { keep: self.keep })?;
-                    seen_value = true;
-                }
-                Some(_) => page.next_link = map.next_value()?,
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+    if s.open(b'[', b']')? {
+        loop {
+            rows.push(row(s, keep)?);
+            if !s.more(b']')? {
+                break;
             }
         }
-        if !seen_value {
-            return Err(serde::de::Error::missing_field("value"));
-        }
-        Ok(page)
     }
+    Ok(rows)
 }
 
-/// A key, answered as its position in `names` (no allocation).
-struct KeySeed<'k> {
-    names: &'k [&'k str],
-}
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Option<usize>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
-        d.deserialize_str(self)
+fn row(s: &mut Scanner, keep: &[&str]) -> Result<Map<String, Value>, ScanError> {
+    let mut row = Map::new();
+    if s.peek() != Some(b'{') {
+        return Err(s.error("a row is not an object"));
     }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_> {
-    type Value = Option<usize>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a property name")
-    }
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Option<usize>, E> {
-        Ok(self.names.iter().position(|n| *n == v))
-    }
-}
-
-struct RowsSeed<'k> {
-    keep: &'k [&'k str],
-}
-
-impl<'de> DeserializeSeed<'de> for RowsSeed<'_> {
-    type Value = Vec<Map<String, Value>>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RowsSeed<'_> {
-    type Value = Vec<Map<String, Value>>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of rows")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut rows = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(row) = seq.next_element_seed(RowSeed { keep: self.keep })? {
-            rows.push(row);
-        }
-        Ok(rows)
-    }
-}
-
-struct RowSeed<'k> {
-    keep: &'k [&'k str],
-}
-
-impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
-    type Value = Map<String, Value>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RowSeed<'_> {
-    type Value = Map<String, Value>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a row object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut row = Map::new();
-        while let Some(key) = map.next_key_seed(KeySeed { names: self.keep })? {
-            match key {
+    if s.open(b'{', b'}')? {
+        loop {
+            let key = s.key()?;
+            match keep.iter().position(|k| *k == key.as_ref()) {
                 Some(i) => {
-                    let v: Value = map.next_value()?;
-                    row.insert(self.keep[i].to_string(), v);
+                    let value = match s.token()? {
+                        Token::Null => Value::Null,
+                        Token::Bool(b) => Value::Bool(b),
+                        Token::Str(text) => Value::String(text.into_owned()),
+                        Token::Number(text) => {
+                            serde_json::from_str(text).map_err(|e| s.error(format!("bad number {text}: {e}")))?
+                        }
+                        Token::Nested => return Err(s.error(format!("column {} holds an object or array", keep[i]))),
+                    };
+                    row.insert(keep[i].to_string(), value);
                 }
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
+                None => s.skip_value()?,
+            }
+            if !s.more(b'}')? {
+                break;
             }
         }
-        Ok(row)
     }
+    Ok(row)
 }
 
 #[cfg(test)]

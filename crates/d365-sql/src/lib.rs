@@ -71,7 +71,7 @@ pub mod filter_pushdown;
 pub mod join_keys;
 pub mod join_order;
 pub mod join_pushdown;
-pub mod json_scan;
+pub use d365_client::json_scan;
 mod leaf_exec;
 pub mod limited_scans;
 pub mod metadata_tables;
