@@ -27,20 +27,19 @@ pub(crate) fn parse(body: &[u8], keep: &[&str]) -> Result<SlimPage, ScanError> {
     }
     if s.open(b'{', b'}')? {
         loop {
-            let key = s.key()?;
-            match key.as_ref() {
-                "value" => {
+            match key_in(&mut s, &["value", "@odata.nextLink"])? {
+                Some(0) => {
                     page.value = rows(&mut s, keep)?;
                     seen_value = true;
                 }
-                "@odata.nextLink" => {
+                Some(_) => {
                     page.next_link = match s.token()? {
                         Token::Str(link) => Some(link.into_owned()),
                         Token::Null => None,
                         _ => return Err(s.error("@odata.nextLink is not a string")),
                     }
                 }
-                _ => s.skip_value()?,
+                None => s.skip_value()?,
             }
             if !s.more(b'}')? {
                 break;
@@ -54,6 +53,26 @@ pub(crate) fn parse(body: &[u8], keep: &[&str]) -> Result<SlimPage, ScanError> {
         return Err(s.error("the page has no `value` array"));
     }
     Ok(page)
+}
+
+/// The next key (and its colon) as its position in `names`. A key without escapes is compared
+/// as bytes, without a UTF-8 check: the page's text is checked where values are kept.
+fn key_in(s: &mut Scanner, names: &[&str]) -> Result<Option<usize>, ScanError> {
+    if s.peek() != Some(b'"') {
+        return Err(s.error("expected a property name"));
+    }
+    let found = match s.plain_span()? {
+        Some((start, end)) => {
+            let raw = &s.bytes()[start..end];
+            names.iter().position(|n| n.as_bytes() == raw)
+        }
+        None => {
+            let key = s.string()?;
+            names.iter().position(|n| *n == key.as_ref())
+        }
+    };
+    s.expect(b':')?;
+    Ok(found)
 }
 
 fn rows(s: &mut Scanner, keep: &[&str]) -> Result<Vec<Map<String, Value>>, ScanError> {
@@ -79,8 +98,7 @@ fn row(s: &mut Scanner, keep: &[&str]) -> Result<Map<String, Value>, ScanError> 
     }
     if s.open(b'{', b'}')? {
         loop {
-            let key = s.key()?;
-            match keep.iter().position(|k| *k == key.as_ref()) {
+            match key_in(s, keep)? {
                 Some(i) => {
                     let value = match s.token()? {
                         Token::Null => Value::Null,
