@@ -18,6 +18,8 @@ pub const DEFAULT_QUERIES: &[&str] = &[
     "SELECT count(*) FROM account",
     "SELECT a.name, c.fullname FROM account a JOIN contact c ON c.parentcustomerid = a.accountid \
      WHERE a.accountnumber IN ('ACC-0000010', 'ACC-0000020', 'ACC-0000030')",
+    "SELECT a.name, c.fullname FROM account a LEFT JOIN contact c ON c.parentcustomerid = a.accountid \
+     WHERE a.accountnumber IN ('ACC-0000010', 'ACC-0000020', 'ACC-0000030')",
 ];
 
 /// One run of one query.
