@@ -14,11 +14,21 @@ pub fn scan_through<'a>(
     plan: &'a Arc<dyn ExecutionPlan>,
     through: &[&str],
 ) -> Option<(&'a DataverseScanExec, Vec<&'a Arc<dyn ExecutionPlan>>)> {
+    source_through(plan, through, |node| node.downcast_ref::<DataverseScanExec>())
+}
+
+/// The first node below `plan` that `pick` accepts, through operators named in `through`
+/// (each with one input), and the operators passed, top first.
+pub fn source_through<'a, T>(
+    plan: &'a Arc<dyn ExecutionPlan>,
+    through: &[&str],
+    pick: impl Fn(&'a Arc<dyn ExecutionPlan>) -> Option<T>,
+) -> Option<(T, Vec<&'a Arc<dyn ExecutionPlan>>)> {
     let mut passed = Vec::new();
     let mut node = plan;
     loop {
-        if let Some(scan) = node.downcast_ref::<DataverseScanExec>() {
-            return Some((scan, passed));
+        if let Some(found) = pick(node) {
+            return Some((found, passed));
         }
         if !through.contains(&node.name()) {
             return None;

@@ -172,23 +172,12 @@ struct Input<'a> {
 /// schema, or `None` when something else is in the way.
 fn input_of(plan: &Arc<dyn ExecutionPlan>) -> Option<Input<'_>> {
     let through = ["CooperativeExec", "CoalesceBatchesExec", "RepartitionExec", "FilterExec", "ProjectionExec"];
-    let mut passed = Vec::new();
-    let mut node = plan;
-    let source = loop {
+    let (source, passed) = crate::scan_path::source_through(plan, &through, |node| {
         if let Some(scan) = node.downcast_ref::<DataverseScanExec>() {
-            break Source::Scan(scan);
+            return Some(Source::Scan(scan));
         }
-        if let Some(join) = node.downcast_ref::<DataverseLinkJoinExec>() {
-            break Source::Join(join);
-        }
-        if !through.contains(&node.name()) {
-            return None;
-        }
-        let children = node.children();
-        let [child] = children.as_slice() else { return None };
-        passed.push(node);
-        node = *child;
-    };
+        node.downcast_ref::<DataverseLinkJoinExec>().map(Source::Join)
+    })?;
     let mut to_scan: Vec<usize> = (0..source.schema().fields().len()).collect();
     let mut rechecks = Vec::new();
     // Bottom up: each operator's columns in terms of the source's.
