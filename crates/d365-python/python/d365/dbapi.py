@@ -140,8 +140,10 @@ def connect(
         page_size: rows per page (1-5000).
         aggregate_pushdown: compute ``GROUP BY``/``COUNT``/``SUM``/``AVG``/``MIN``/``MAX``
             over one table at the service (``$apply``, split into ranges past its 50,000-row
-            limit), run a filtered join along a lookup as one FetchXML ``link-entity`` query,
-            and read the second table of other joins by the first one's keys. ``False`` reads
+            limit), run filtered joins along lookups as FetchXML ``link-entity`` queries (chains
+            of several tables as one query, a one-to-many ``LEFT JOIN`` as two: the joined
+            rows, then the kept rows nothing points to), and read the second table of other
+            joins by the first one's keys. ``False`` reads
             every row and aggregates and joins locally.
         progress: show a progress line (rows, requests, rows/s, throttling pauses) on standard
             error for reads that take over a second. Default: on in a terminal or notebook.
