@@ -57,6 +57,14 @@ pub(crate) fn open_conn(uri: &str) -> rusqlite::Result<Connection> {
     c.set_prepared_statement_cache_capacity(256);
     // 16 MiB of page cache per connection (the pool holds at most 16).
     c.pragma_update(None, "cache_size", -16_384)?;
+    // Memory-mapped reads of a file-backed store (up to 2 GiB; in-memory stores ignore it):
+    // pages missing from that cache come from the OS page cache without a read() and a copy
+    // each, a third of the emulator's CPU in a range aggregate over a spilled million rows.
+    let mut mmap = c.prepare("PRAGMA mmap_size = 2147483648")?;
+    let mut answer = mmap.query([])?;
+    while answer.next()?.is_some() {}
+    drop(answer);
+    drop(mmap);
     Ok(c)
 }
 
