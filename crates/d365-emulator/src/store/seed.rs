@@ -143,6 +143,8 @@ pub const SALES_TEAM_ID: &str = "7d2e6f10-1c2b-4a3d-9e8f-0a1b2c3d4e51";
 
 /// Seconds of 2021-01-01T00:00:00Z: seeded `createdon` values spread over five years from it.
 const EPOCH: i64 = 1_609_459_200;
+/// Seconds seeded `createdon` values spread over: five years.
+const SEED_SPAN: i64 = 86_400 * 365 * 5;
 
 fn dt(secs: i64) -> Sql {
     Sql::Text(super::codec::format_datetime(time::OffsetDateTime::from_unix_timestamp(secs).expect("valid seed time")))
@@ -455,6 +457,16 @@ pub(super) fn add_platform_tables(c: &Connection, schema: &Schema, config: &Conf
     super::ddl::create_indexes(c, schema)
 }
 
+/// The `createdon` (Unix seconds) of seeded row `i` of a table of `rows` rows. Rows are created
+/// in seeding order, as records are in an organisation: `createdon` grows with the row (and
+/// with its sequential id), so a `createdon` range is a run of neighbouring rows, as a range of
+/// the clustered key is in Dataverse's own SQL. Steps of 7919 s (about two hours) while five
+/// years hold the table, closer steps for larger tables.
+fn created_at(i: u64, rows: u64) -> i64 {
+    let step = (SEED_SPAN / rows.max(1) as i64).clamp(1, 7919);
+    EPOCH + (i as i64 * step) % SEED_SPAN
+}
+
 /// Fills `row` with the values of seeded row `i` of `table`.
 fn generate<'t>(table: &'t Table, i: u64, ctx: &mut Ctx, row: &mut Vec<(&'t str, Sql)>) {
     let mut rng = Rng(i.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ table.object_type_code as u64);
@@ -464,7 +476,7 @@ fn generate<'t>(table: &'t Table, i: u64, ctx: &mut Ctx, row: &mut Vec<(&'t str,
         let n = ctx.counts.get(t).copied().unwrap_or(0);
         (n > 0).then(|| seeded_id(schema_otc, rng.below(n)))
     };
-    let created = EPOCH + (i as i64 * 7919) % (86_400 * 365 * 5);
+    let created = created_at(i, count(name));
     let modified = created + rng.below(86_400 * 90) as i64;
     ctx.version += 1;
     let (first, last) = (rng.pick(FIRST), rng.pick(LAST));
@@ -607,7 +619,7 @@ fn generic(col: &Column, rng: &mut Rng, i: u64) -> Sql {
         AttrKind::Money => Sql::Integer(rng.below(100_000_000) as i64 * 100),
         AttrKind::Double => Sql::Real((rng.below(2_000_000) as f64 - 1_000_000.0) / 1024.0),
         AttrKind::Boolean => Sql::Integer(rng.chance(50) as i64),
-        AttrKind::DateTime => dt(EPOCH + rng.below(86_400 * 365 * 5) as i64),
+        AttrKind::DateTime => dt(EPOCH + rng.below(SEED_SPAN as u64) as i64),
         AttrKind::DateOnly => {
             Sql::Text(format!("{}-{:02}-{:02}", 2021 + rng.below(5), 1 + rng.below(12), 1 + rng.below(28)))
         }
@@ -621,5 +633,24 @@ fn generic(col: &Column, rng: &mut Rng, i: u64) -> Sql {
             if picked.is_empty() { Sql::Null } else { Sql::Text(picked.join(",")) }
         }
         _ => Sql::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn createdon_grows_with_the_row_within_five_years() {
+        // Small tables: two-hour steps from 2021-01-01.
+        assert_eq!(created_at(0, 100), EPOCH);
+        assert_eq!(created_at(1, 100), EPOCH + 7919);
+        assert_eq!(created_at(19_910, 19_911), EPOCH + 19_910 * 7919);
+        // A million rows: closer steps, still in order and inside the five years.
+        let n = 1_000_000;
+        let all: Vec<i64> = (0..n).step_by(997).chain([n - 1]).map(|i| created_at(i, n)).collect();
+        assert!(all.windows(2).all(|w| w[0] < w[1]), "createdon grows with the row");
+        assert!(*all.last().unwrap() < EPOCH + SEED_SPAN);
+        assert!(*all.last().unwrap() > EPOCH + SEED_SPAN - 86_400 * 30, "the rows fill the five years");
     }
 }

@@ -154,8 +154,8 @@ pub async fn run(ctx: &Ctx, table: &Table) -> DvResult<Response> {
     let where_sql = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
     let from = format!("FROM {} t{where_sql}", q(&table.logical_name));
     let count_sql = format!("SELECT count(*) FROM (SELECT 1 {from} LIMIT {})", AGGREGATE_LIMIT + 1);
-    let group_by = if group_sql.is_empty() { String::new() } else { format!(" GROUP BY {}", group_sql.join(", ")) };
-    let order_by = if order_sql.is_empty() { String::new() } else { format!(" ORDER BY {}", order_sql.join(", ")) };
+    let group_by = if group_sql.is_empty() { String::new() } else { format!(" GROUP BY {}", unindexed(&group_sql)) };
+    let order_by = if order_sql.is_empty() { String::new() } else { format!(" ORDER BY {}", unindexed(&order_sql)) };
     let sql = format!("SELECT {} {from}{group_by}{order_by} LIMIT 5000", select.join(", "));
     // Paths never bind parameters; if one did, it would have to repeat in GROUP BY / ORDER BY.
     if !select_params.is_empty() {
@@ -203,6 +203,15 @@ pub async fn run(ctx: &Ctx, table: &Table) -> DvResult<Response> {
     }
     body.push_str("]}");
     Ok(json_response(StatusCode::OK, body))
+}
+
+/// The `GROUP BY` / `ORDER BY` terms of an aggregate, each behind a unary `+` (a no-op that
+/// keeps the column's collation) so that SQLite sorts the aggregated rows rather than reading
+/// the whole table through the index of a grouping column to save the sort. It chose that plan
+/// for some `createdon` ranges of a million accounts: a second per request instead of 20 ms
+/// through the range's own index.
+pub(super) fn unindexed(terms: &[impl AsRef<str>]) -> String {
+    terms.iter().map(|t| format!("+{}", t.as_ref())).collect::<Vec<_>>().join(", ")
 }
 
 /// The table owning the last segment of a multi-hop path.

@@ -29,6 +29,14 @@ pub fn select_rows(
 
 /// Default and largest page size.
 pub const MAX_PAGE: usize = 5000;
+
+/// The `LIMIT` of a page query that returns `rows` rows: one more, to learn whether more
+/// follow, and never under 16. SQLite (3.54) plans `ORDER BY x DESC, <key> LIMIT 2` over an
+/// indexed `x` as a scan and sort of the whole table (0.8 s over a million accounts, against
+/// 0.2 ms through the index for `LIMIT 3` or more); the rows past `rows + 1` are dropped.
+pub fn sql_limit(rows: usize) -> usize {
+    (rows + 1).max(16)
+}
 /// Cap of `@odata.count`.
 pub const COUNT_CAP: i64 = 5000;
 
@@ -305,7 +313,7 @@ pub async fn collection_in(ctx: Ctx, set: &str, scope: Option<Scope>) -> DvResul
         cols.join(", "),
         q(&table.logical_name),
         order_sql("t", &order),
-        limit + 1
+        sql_limit(limit)
     );
     let count_sql = want_count.then(|| {
         format!(

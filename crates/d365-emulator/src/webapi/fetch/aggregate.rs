@@ -17,7 +17,7 @@ use crate::schema::{AttrKind, Column, Table};
 use crate::store::codec::{formatted, storage_scale, write_json, write_json_str};
 use crate::store::ddl::q;
 use crate::webapi::Ctx;
-use crate::webapi::apply::AGGREGATE_LIMIT;
+use crate::webapi::apply::{AGGREGATE_LIMIT, unindexed};
 use crate::webapi::error::{DvError, DvResult};
 use crate::webapi::json_response;
 use crate::webapi::query::{applied_preferences, currency_symbols, sql_error};
@@ -198,8 +198,8 @@ pub async fn run(ctx: &Ctx, table: &Table, fetch: &Fetch, plan: Plan<'_>) -> DvR
     let conds = if plan.conds.is_empty() { String::new() } else { format!(" WHERE {}", plan.conds.join(" AND ")) };
     let from = format!("FROM {} t{}{conds}", q(&table.logical_name), plan.joins);
     let count_sql = format!("SELECT count(*) FROM (SELECT 1 {from} LIMIT {})", limit + 1);
-    let group_by = if groups.is_empty() { String::new() } else { format!(" GROUP BY {}", groups.join(", ")) };
-    let order_by = if order.is_empty() { String::new() } else { format!(" ORDER BY {}", order.join(", ")) };
+    let group_by = if groups.is_empty() { String::new() } else { format!(" GROUP BY {}", unindexed(&groups)) };
+    let order_by = if order.is_empty() { String::new() } else { format!(" ORDER BY {}", unindexed(&order)) };
     let sql = format!(
         "SELECT {} {from}{group_by}{order_by} LIMIT {} OFFSET {}",
         select.join(", "),

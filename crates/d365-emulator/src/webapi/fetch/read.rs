@@ -19,7 +19,7 @@ use crate::webapi::json_response;
 use crate::webapi::paging::Cookie;
 use crate::webapi::query::{
     COUNT_CAP, Order, applied_preferences, boundary_value, currency_symbols, keyset_condition, page_boundaries,
-    per_row_latency, sql_error,
+    per_row_latency, sql_error, sql_limit,
 };
 use crate::webapi::rows::{Annotations, lookup_name_sql};
 use axum::http::StatusCode;
@@ -176,7 +176,7 @@ pub async fn run(ctx: &Ctx, table: &Table, fetch: &Fetch, plan: Plan<'_>) -> DvR
         cols.join(", "),
         where_sql(&conds),
         order_by.join(", "),
-        limit + 1
+        sql_limit(limit)
     );
     let want_count = want_count(ctx)?;
     let count_sql = (want_count || fetch.return_total_record_count).then(|| {
