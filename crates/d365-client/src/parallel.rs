@@ -34,6 +34,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::client::{ApiRequest, DataverseClient, decode_json};
 use crate::error::ClientError;
+use crate::page_parser::SharedParser;
 use crate::partition::{
     DEFAULT_PARTITION_COLUMN, Partition, PartitionKey, SplitContext, initial_partitions, row_instant, split_remainder,
 };
@@ -62,6 +63,10 @@ pub struct ScanOptions {
     /// budget divided by the mean body size seen so far (never below one request), so wide
     /// pages do not multiply memory by the concurrency. `None`: no budget.
     pub memory_budget: Option<usize>,
+    /// With `keep_rows` off: decode each page where it arrives with this parser, once for
+    /// both the caller ([`ScanPage::decoded`]) and the scan's own facts, instead of reading
+    /// the body a second time for them.
+    pub page_parser: Option<SharedParser>,
 }
 
 impl ScanOptions {
@@ -76,6 +81,7 @@ impl ScanOptions {
             split: true,
             keep_rows: true,
             memory_budget: None,
+            page_parser: None,
         }
     }
 }
@@ -116,6 +122,9 @@ pub struct ScanPage {
     /// Positions in the body's `value` array of rows already returned by an earlier page (at a
     /// split boundary), which are not in `rows`.
     pub skipped: Vec<usize>,
+    /// The whole body (skipped rows included) as the scan's [`ScanOptions::page_parser`]
+    /// decoded it, if it has one.
+    pub decoded: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 /// Live counters of a scan (for progress bars).
@@ -176,6 +185,9 @@ struct Envelope {
     value: Vec<Map<String, Value>>,
     #[serde(rename = "@odata.nextLink", default)]
     next_link: Option<String>,
+    /// The page as a [`PageParser`] decoded it.
+    #[serde(skip)]
+    decoded: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 /// How long a throttled response marks the client as held by its budget: the service's
@@ -508,10 +520,12 @@ impl Scheduler {
     }
 
     /// What `fetch` needs to know of the options.
-    fn fetch_columns(&self) -> FetchColumns {
+    fn fetch_columns(&self, page_rows: usize) -> FetchColumns {
         FetchColumns {
             column: self.options.column.clone(),
             slim: (!self.options.keep_rows).then(|| [self.options.column.clone(), self.options.primary_key.clone()]),
+            parser: self.options.page_parser.clone().filter(|_| !self.options.keep_rows),
+            page_rows,
         }
     }
 
@@ -553,7 +567,7 @@ impl Scheduler {
                     self.client.clone(),
                     self.base.clone(),
                     self.prefer_for(page_rows),
-                    self.fetch_columns(),
+                    self.fetch_columns(page_rows),
                     p,
                 ));
             }
@@ -638,7 +652,7 @@ impl Scheduler {
                 unfinished.insert(c.key());
                 pending.insert(c.key(), c.clone());
             }
-            let page = ScanPage { partition: p, spawned, rows, body, skipped };
+            let page = ScanPage { partition: p, spawned, rows, body, skipped, decoded: env.decoded };
             if !self.options.ordered {
                 if self.tx.send(Ok(page)).await.is_err() {
                     return;
@@ -674,6 +688,9 @@ impl Scheduler {
 struct FetchColumns {
     column: String,
     slim: Option<[String; 2]>,
+    parser: Option<SharedParser>,
+    /// The rows a page is asked for (a size hint for the parser).
+    page_rows: usize,
 }
 
 /// Reads the next page of `p`.
@@ -703,12 +720,19 @@ async fn fetch(
         }
         client
             .execute(&req, |r| {
-                let env = match &cols.slim {
-                    None => decode_json::<Envelope>(&req, &r.body)?,
-                    Some([a, b]) => {
+                let env = match (&cols.parser, &cols.slim) {
+                    (Some(parser), _) => {
+                        let page = parser
+                            .0
+                            .parse(&r.body, cols.page_rows)
+                            .map_err(|e| crate::client::decode_error(&req, e))?;
+                        Envelope { value: page.rows, next_link: page.next_link, decoded: Some(page.decoded) }
+                    }
+                    (None, None) => decode_json::<Envelope>(&req, &r.body)?,
+                    (None, Some([a, b])) => {
                         let page = crate::slim_page::parse(&r.body, &[a, b])
                             .map_err(|e| crate::client::decode_error(&req, e))?;
-                        Envelope { value: page.value, next_link: page.next_link }
+                        Envelope { value: page.value, next_link: page.next_link, decoded: None }
                     }
                 };
                 Ok((env, r.body.clone()))

@@ -136,11 +136,22 @@ impl PageDecoder {
     /// Decodes the first `max_rows` rows of the page `body` (`rows_hint`: how many rows it
     /// holds, for pre-sizing the builders).
     pub fn decode(&self, body: &[u8], max_rows: usize, rows_hint: usize) -> Result<RecordBatch, SqlError> {
+        Ok(self.decode_page(body, max_rows, rows_hint)?.0)
+    }
+
+    /// The same, with the page's `@odata.nextLink`.
+    pub fn decode_page(
+        &self,
+        body: &[u8],
+        max_rows: usize,
+        rows_hint: usize,
+    ) -> Result<(RecordBatch, Option<String>), SqlError> {
         let mut builders = self.builders(rows_hint.min(max_rows));
+        let mut next_link = None;
         let rows = self
-            .page(&mut Scanner::from_bytes(body), &mut builders, max_rows)
+            .page(&mut Scanner::from_bytes(body), &mut builders, max_rows, &mut next_link)
             .map_err(|e| self.error(e.to_string()))?;
-        self.finish(builders, rows)
+        Ok((self.finish(builders, rows)?, next_link))
     }
 
     /// The same with the serde-visitor decoder (`serde_decode`), for the benchmark.
@@ -184,13 +195,25 @@ impl PageDecoder {
     }
 
     /// The envelope: finds `value`, skips everything else.
-    fn page<'a>(&self, s: &mut Scanner<'a>, builders: &mut [Builder], max_rows: usize) -> Result<usize, ScanError> {
+    fn page<'a>(
+        &self,
+        s: &mut Scanner<'a>,
+        builders: &mut [Builder],
+        max_rows: usize,
+        next_link: &mut Option<String>,
+    ) -> Result<usize, ScanError> {
         let mut rows = None;
         if s.open(b'{', b'}')? {
             loop {
                 let key = s.key()?;
                 if key == "value" && rows.is_none() {
                     rows = Some(self.rows(s, builders, max_rows)?);
+                } else if key == "@odata.nextLink" {
+                    *next_link = match s.token()? {
+                        Token::Str(link) => Some(link.into_owned()),
+                        Token::Null => None,
+                        _ => return Err(s.error("@odata.nextLink is not a string")),
+                    };
                 } else {
                     s.skip_value()?;
                 }

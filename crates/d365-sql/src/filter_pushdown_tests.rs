@@ -34,7 +34,12 @@ pub(crate) fn attr(name: &str, ty: &str) -> AttributeInfo {
 
 /// A table `thing` (`things`, key `thingid`) with a column of each kind and a lookup `parentid`.
 pub(crate) fn table() -> TableSchema {
-    let meta = EntityMetadata {
+    table_with(vec![])
+}
+
+/// [`table`] with `extra` columns after its own.
+pub(crate) fn table_with(extra: Vec<AttributeInfo>) -> TableSchema {
+    let mut meta = EntityMetadata {
         entity: EntityInfo {
             logical_name: "thing".into(),
             schema_name: "Thing".into(),
@@ -66,6 +71,7 @@ pub(crate) fn table() -> TableSchema {
         one_to_many: vec![],
         keys: vec![],
     };
+    meta.attributes.extend(extra);
     table_schema(&meta)
 }
 

@@ -16,10 +16,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-use d365_client::{DataverseClient, FORMATTED_VALUE, LOOKUP_LOGICAL_NAME, Query, RequestPlan, ScanOptions};
+use d365_client::{
+    DataverseClient, FORMATTED_VALUE, LOOKUP_LOGICAL_NAME, Query, RequestPlan, ScanOptions, SharedParser,
+};
 use datafusion::arrow::array::BooleanArray;
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
@@ -36,6 +39,7 @@ use crate::arrow_decode::PageDecoder;
 use crate::arrow_schema::{ColumnRole, ColumnSpec, TableSchema};
 use crate::error::SqlError;
 use crate::filter_pushdown::ODataFilter;
+use crate::scan_pages::ArrowPages;
 
 /// What one scan asks the service for.
 #[derive(Debug, Clone)]
@@ -288,6 +292,8 @@ impl DataverseScanExec {
         // the page bodies in flight stay within a budget whatever the concurrency.
         options.keep_rows = false;
         options.memory_budget = Some(SCAN_MEMORY_BUDGET);
+        // Pages are decoded where they arrive, once for the batches and the scan's facts.
+        options.page_parser = self.page_parser().map(|p| SharedParser(Arc::new(p)));
         let rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         let page_count = MetricBuilder::new(&self.metrics).counter("pages", partition);
         let bytes = MetricBuilder::new(&self.metrics).counter("bytes_received", partition);
@@ -301,7 +307,10 @@ impl DataverseScanExec {
             // The page body as sent (every digit of a decimal kept), minus the rows an earlier
             // page already returned at a split boundary.
             let n = page.rows.len() + page.skipped.len();
-            let mut batch = decoder.decode(&page.body, n, n).map_err(external)?;
+            let mut batch = match page.decoded.and_then(|d| d.downcast::<RecordBatch>().ok()) {
+                Some(batch) => Arc::unwrap_or_clone(batch),
+                None => decoder.decode(&page.body, n, n).map_err(external)?,
+            };
             if !page.skipped.is_empty() {
                 let keep: BooleanArray = (0..batch.num_rows()).map(|i| Some(!page.skipped.contains(&i))).collect();
                 batch = filter_record_batch(&batch, &keep)?;
@@ -312,6 +321,21 @@ impl DataverseScanExec {
             Ok(batch)
         });
         Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), batches))
+    }
+}
+
+impl DataverseScanExec {
+    /// The parser decoding this scan's pages with the partition column and the key.
+    fn page_parser(&self) -> Option<ArrowPages> {
+        let value =
+            |property: &str| self.table.columns.iter().find(|c| c.property == property && c.role == ColumnRole::Value);
+        ArrowPages::new(
+            &self.schema,
+            &self.projected(),
+            (value(PARTITION_COLUMN)?, PARTITION_COLUMN),
+            (value(&self.table.primary_key)?, &self.table.primary_key),
+            &self.table.entity_set,
+        )
     }
 }
 

@@ -176,11 +176,25 @@ mod tests {
         p1.rows = 5;
         p1.next_link = Some("accounts?$skiptoken=x".into());
         c.apply(
-            &ScanPage { partition: p0, spawned: vec![], rows: vec![], body: Default::default(), skipped: vec![] },
+            &ScanPage {
+                partition: p0,
+                spawned: vec![],
+                rows: vec![],
+                body: Default::default(),
+                skipped: vec![],
+                decoded: None,
+            },
             700,
         );
         c.apply(
-            &ScanPage { partition: p1, spawned: vec![child], rows: vec![], body: Default::default(), skipped: vec![] },
+            &ScanPage {
+                partition: p1,
+                spawned: vec![child],
+                rows: vec![],
+                body: Default::default(),
+                skipped: vec![],
+                decoded: None,
+            },
             300,
         );
         assert_eq!((c.rows(), c.next_id, c.complete()), (15, 3, false));
