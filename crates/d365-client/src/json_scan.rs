@@ -30,6 +30,9 @@ pub enum Token<'a> {
 /// A position in a JSON text.
 pub struct Scanner<'a> {
     b: &'a [u8],
+    /// `b` as text, when it is known to be UTF-8 as a whole: strings are then sliced out of it
+    /// without a check each.
+    text: Option<&'a str>,
     i: usize,
     /// Reused for strings with escapes.
     scratch: String,
@@ -55,17 +58,31 @@ type Result<T> = std::result::Result<T, ScanError>;
 impl<'a> Scanner<'a> {
     /// A scanner at the start of `s`.
     pub fn new(s: &'a str) -> Self {
-        Self::from_bytes(s.as_bytes())
+        Self { text: Some(s), ..Self::from_bytes(s.as_bytes()) }
     }
 
     /// A scanner at the start of `b`, which need not be valid UTF-8 where it is skipped.
     pub fn from_bytes(b: &'a [u8]) -> Self {
-        Self { b, i: 0, scratch: String::new() }
+        Self { b, text: None, i: 0, scratch: String::new() }
+    }
+
+    /// A scanner at the start of `b` that checks `b` is UTF-8 once, as a whole (fast for the
+    /// mostly-ASCII text of a page), instead of each string it hands out; a body that is not
+    /// UTF-8 is scanned as [`Scanner::from_bytes`] does, so an error names the value at fault.
+    pub fn checked(b: &'a [u8]) -> Self {
+        match std::str::from_utf8(b) {
+            Ok(text) => Self::new(text),
+            Err(_) => Self::from_bytes(b),
+        }
     }
 
     /// `b[start..end]` as text, or an error at the first byte that is not UTF-8.
     #[inline]
     fn utf8(&self, start: usize, end: usize) -> Result<&'a str> {
+        // Strings start and end next to quotes (ASCII), so the slice is on character bounds.
+        if let Some(text) = self.text.and_then(|t| t.get(start..end)) {
+            return Ok(text);
+        }
         std::str::from_utf8(&self.b[start..end])
             .map_err(|e| ScanError { message: "the page is not UTF-8".into(), offset: start + e.valid_up_to() })
     }
@@ -532,6 +549,32 @@ mod tests {
             assert!(Scanner::new(bad).string().is_err(), "{bad}");
             assert!(Scanner::new(bad).unescaped().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_body_checked_once_hands_out_the_same_strings() {
+        let body = r#"{"a":"h\u00e9llo","b":"wörld","c":12}"#.as_bytes();
+        for mut s in [Scanner::checked(body), Scanner::from_bytes(body)] {
+            assert!(s.open(b'{', b'}').unwrap());
+            assert_eq!(s.key().unwrap(), "a");
+            assert_eq!(s.string().unwrap(), "h\u{e9}llo");
+            assert!(s.more(b'}').unwrap());
+            assert_eq!(s.key().unwrap(), "b");
+            assert_eq!(s.string().unwrap(), "w\u{f6}rld");
+        }
+        // Not UTF-8 as a whole: strings are checked one by one, and only those handed out.
+        let bad = b"{\"skipped\":\"a\xffb\",\"name\":\"x\"}";
+        let mut s = Scanner::checked(bad);
+        assert!(s.open(b'{', b'}').unwrap());
+        assert_eq!(s.key().unwrap(), "skipped");
+        assert!(s.string().is_err());
+        s = Scanner::checked(bad);
+        assert!(s.open(b'{', b'}').unwrap());
+        s.key().unwrap();
+        s.skip_value().unwrap();
+        assert!(s.more(b'}').unwrap());
+        assert_eq!(s.key().unwrap(), "name");
+        assert_eq!(s.string().unwrap(), "x");
     }
 
     #[test]

@@ -149,7 +149,7 @@ impl PageDecoder {
         let mut builders = self.builders(rows_hint.min(max_rows));
         let mut next_link = None;
         let rows = self
-            .page(&mut Scanner::from_bytes(body), &mut builders, max_rows, &mut next_link)
+            .page(&mut Scanner::checked(body), &mut builders, max_rows, &mut next_link)
             .map_err(|e| self.error(e.to_string()))?;
         Ok((self.finish(builders, rows)?, next_link))
     }
