@@ -720,12 +720,12 @@ async fn fetch(
         }
         client
             .execute(&req, |r| {
-                let env = match (&cols.parser, &cols.slim) {
-                    (Some(parser), _) => {
-                        let page = parser
-                            .0
-                            .parse(&r.body, cols.page_rows)
-                            .map_err(|e| crate::client::decode_error(&req, e))?;
+                // A page the caller's parser refuses is read as without one: a body that is not a
+                // page is retried, and the caller decodes a page it cannot take again itself and
+                // reports why (a value error is not worth another request).
+                let parsed = cols.parser.as_ref().and_then(|p| p.0.parse(&r.body, cols.page_rows).ok());
+                let env = match (parsed, &cols.slim) {
+                    (Some(page), _) => {
                         Envelope { value: page.rows, next_link: page.next_link, decoded: Some(page.decoded) }
                     }
                     (None, None) => decode_json::<Envelope>(&req, &r.body)?,
