@@ -77,7 +77,7 @@ pub mod limited_scans;
 pub mod metadata_tables;
 mod nearest;
 pub mod scan;
-mod scan_pages;
+pub mod scan_pages;
 pub mod scan_path;
 mod serde_decode;
 pub mod table_provider;

@@ -16,7 +16,7 @@ use crate::arrow_schema::{ColumnSpec, ValueKind};
 /// Decodes pages into the scan's output batches (the [`ParsedPage::decoded`] is a
 /// `RecordBatch` of `schema`) and reads each row's partition column and primary key from the
 /// same pass.
-pub(crate) struct ArrowPages {
+pub struct ArrowPages {
     decoder: PageDecoder,
     /// Output columns: the first of the decoded batch.
     outputs: usize,
@@ -32,7 +32,7 @@ impl ArrowPages {
     /// A parser producing batches of `schema` (whose fields are `columns`), or `None` when the
     /// partition column or the key is not of the expected type (the scan then reads the facts
     /// on its own).
-    pub(crate) fn new<'a>(
+    pub fn new<'a>(
         schema: &SchemaRef,
         columns: &[&'a ColumnSpec],
         (instant, instant_name): (&'a ColumnSpec, &str),

@@ -392,7 +392,9 @@ async fn export_to(
             .await? as u64;
     } else if !ckpt.complete() {
         let query = reader.query(options.filter.as_deref(), options.page_size);
-        let scan_opts = scan_options(&ckpt.primary_key, options);
+        let mut scan_opts = scan_options(&ckpt.primary_key, options);
+        // Pages are decoded where they arrive, once for the part files and the scan's facts.
+        scan_opts.page_parser = reader.page_parser(&scan_opts.column, &scan_opts.primary_key);
         let mut scan = client.partitioned_scan(&query, ckpt.plan(), scan_opts)?;
         let progress = scan.progress();
         let _tracker =
@@ -405,7 +407,7 @@ async fn export_to(
         while let Some(page) = scan.next().await {
             let page = page?;
             let id = page.partition.id;
-            let batch = reader.decode(&page.body, page.rows.len() + page.skipped.len(), &page.skipped)?;
+            let batch = reader.decode_page(&page)?;
             buf.clear();
             if batch.num_rows() > 0 {
                 write_segment(&mut buf, &batch)?;

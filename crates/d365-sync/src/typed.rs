@@ -6,12 +6,13 @@
 
 use std::sync::Arc;
 
-use d365_client::{FORMATTED_VALUE, LOOKUP_LOGICAL_NAME, Query};
+use d365_client::{FORMATTED_VALUE, LOOKUP_LOGICAL_NAME, Query, ScanPage, SharedParser};
 use d365_sql::arrow_decode::PageDecoder;
 use d365_sql::datafusion::arrow::array::BooleanArray;
 use d365_sql::datafusion::arrow::compute::filter_record_batch;
 use d365_sql::datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use d365_sql::datafusion::arrow::record_batch::RecordBatch;
+use d365_sql::scan_pages::ArrowPages;
 use d365_sql::{ColumnRole, ColumnSpec, TableSchema};
 
 use crate::error::SyncError;
@@ -21,6 +22,8 @@ pub struct TypedReader {
     /// The table's shape, narrowed to the columns read.
     pub schema: Arc<TableSchema>,
     decoder: PageDecoder,
+    /// Every value column of the table (a partitioned scan places rows by two of them).
+    values: Vec<ColumnSpec>,
 }
 
 impl std::fmt::Debug for TypedReader {
@@ -32,9 +35,14 @@ impl std::fmt::Debug for TypedReader {
 impl TypedReader {
     /// A reader of every column of `schema`.
     pub fn new(schema: TableSchema) -> Self {
+        let values = value_columns(&schema);
+        Self::with_values(schema, values)
+    }
+
+    fn with_values(schema: TableSchema, values: Vec<ColumnSpec>) -> Self {
         let columns: Vec<&ColumnSpec> = schema.columns.iter().collect();
         let decoder = PageDecoder::new(schema.arrow.clone(), &columns, &schema.entity_set);
-        Self { schema: Arc::new(schema), decoder }
+        Self { schema: Arc::new(schema), decoder, values }
     }
 
     /// A reader of the columns of `schema` named in `names` (SQL column names such as
@@ -65,8 +73,9 @@ impl TypedReader {
             }
         }
         let fields: Vec<Field> = columns.iter().map(|c| Field::new(&c.name, c.kind.data_type(), true)).collect();
+        let values = value_columns(&schema);
         let narrowed = TableSchema { columns, arrow: Arc::new(Schema::new(fields)), ..schema };
-        Ok(Self::new(narrowed))
+        Ok(Self::with_values(narrowed, values))
     }
 
     /// The Arrow schema of the batches.
@@ -107,6 +116,27 @@ impl TypedReader {
         q
     }
 
+    /// The parser that decodes this reader's pages where a partitioned scan receives them,
+    /// together with the facts the scan needs (its options' partition `column` and
+    /// `primary_key`; see [`d365_sql::scan_pages::ArrowPages`]); `None` when the table's
+    /// columns do not allow it.
+    pub fn page_parser(&self, column: &str, primary_key: &str) -> Option<SharedParser> {
+        let value = |property: &str| self.values.iter().find(|c| c.property == property);
+        let columns: Vec<&ColumnSpec> = self.schema.columns.iter().collect();
+        let (instant, key) = ((value(column)?, column), (value(primary_key)?, primary_key));
+        ArrowPages::new(&self.schema.arrow, &columns, instant, key, &self.schema.entity_set)
+            .map(|p| SharedParser(Arc::new(p)))
+    }
+
+    /// A page of a partitioned scan as a batch: the one its [`TypedReader::page_parser`]
+    /// decoded, else its body decoded now; less the rows an earlier page returned.
+    pub fn decode_page(&self, page: &ScanPage) -> Result<RecordBatch, SyncError> {
+        match page.decoded.as_ref().and_then(|d| d.downcast_ref::<RecordBatch>()) {
+            Some(batch) => self.without(batch.clone(), &page.skipped),
+            None => self.decode(&page.body, page.rows.len() + page.skipped.len(), &page.skipped),
+        }
+    }
+
     /// The first `rows` rows of the page `body`, decoded, less the positions in `skip` (rows
     /// an earlier page returned, deleted-row entries).
     pub fn decode(&self, body: &[u8], rows: usize, skip: &[usize]) -> Result<RecordBatch, SyncError> {
@@ -115,6 +145,12 @@ impl TypedReader {
             .decoder
             .decode(body, rows, rows)
             .map_err(|e| SyncError::InvalidArgument(format!("{table}: a page could not be decoded: {e}")))?;
+        self.without(decoded, skip)
+    }
+
+    /// `decoded` less the rows at the positions in `skip`.
+    fn without(&self, decoded: RecordBatch, skip: &[usize]) -> Result<RecordBatch, SyncError> {
+        let table = &self.schema.entity.logical_name;
         if skip.is_empty() {
             return Ok(decoded);
         }
@@ -127,4 +163,9 @@ impl TypedReader {
         filter_record_batch(&decoded, &BooleanArray::from(mask))
             .map_err(|e| SyncError::InvalidArgument(format!("{table}: internal: {e}")))
     }
+}
+
+/// The value columns of `schema` (not annotations).
+fn value_columns(schema: &TableSchema) -> Vec<ColumnSpec> {
+    schema.columns.iter().filter(|c| c.role == ColumnRole::Value).cloned().collect()
 }
