@@ -327,15 +327,8 @@ impl DataverseScanExec {
 impl DataverseScanExec {
     /// The parser decoding this scan's pages with the partition column and the key.
     fn page_parser(&self) -> Option<ArrowPages> {
-        let value =
-            |property: &str| self.table.columns.iter().find(|c| c.property == property && c.role == ColumnRole::Value);
-        ArrowPages::new(
-            &self.schema,
-            &self.projected(),
-            (value(PARTITION_COLUMN)?, PARTITION_COLUMN),
-            (value(&self.table.primary_key)?, &self.table.primary_key),
-            &self.table.entity_set,
-        )
+        let facts = (PARTITION_COLUMN, self.table.primary_key.as_str());
+        ArrowPages::for_table(&self.schema, &self.projected(), &self.table.columns, facts, &self.table.entity_set)
     }
 }
 

@@ -11,7 +11,7 @@ use datafusion::arrow::datatypes::{Schema, SchemaRef, TimestampMicrosecondType};
 use serde_json::{Map, Value};
 
 use crate::arrow_decode::PageDecoder;
-use crate::arrow_schema::{ColumnSpec, ValueKind};
+use crate::arrow_schema::{ColumnRole, ColumnSpec, ValueKind};
 
 /// Decodes pages into the scan's output batches (the [`ParsedPage::decoded`] is a
 /// `RecordBatch` of `schema`) and reads each row's partition column and primary key from the
@@ -70,6 +70,23 @@ impl ArrowPages {
     }
 }
 
+impl ArrowPages {
+    /// [`ArrowPages::new`] for a scan partitioned on the property `column` of a table whose
+    /// columns are `table_columns` (the partition column and the `primary_key` are looked up
+    /// there by property, read or not).
+    pub fn for_table<'a>(
+        schema: &SchemaRef,
+        columns: &[&'a ColumnSpec],
+        table_columns: &'a [ColumnSpec],
+        (column, primary_key): (&str, &str),
+        entity_set: &str,
+    ) -> Option<Self> {
+        let value =
+            |property: &str| table_columns.iter().find(|c| c.property == property && c.role == ColumnRole::Value);
+        Self::new(schema, columns, (value(column)?, column), (value(primary_key)?, primary_key), entity_set)
+    }
+}
+
 impl PageParser for ArrowPages {
     fn parse(&self, body: &[u8], rows_hint: usize) -> Result<ParsedPage, String> {
         let (batch, next_link) = self.decoder.decode_page(body, usize::MAX, rows_hint).map_err(|e| e.to_string())?;
@@ -117,10 +134,8 @@ mod tests {
                 .map(|c| datafusion::arrow::datatypes::Field::new(&c.name, c.kind.data_type(), true))
                 .collect::<Vec<_>>(),
         ));
-        let spec = |n: &str| t.columns.iter().find(|c| c.name == n).unwrap();
-        let pages =
-            ArrowPages::new(&schema, &specs, (spec("createdon"), "createdon"), (spec("thingid"), "thingid"), "things")
-                .expect("a timestamp and a text key");
+        let pages = ArrowPages::for_table(&schema, &specs, &t.columns, ("createdon", "thingid"), "things")
+            .expect("a timestamp and a text key");
         (pages.parse(BODY, 2).unwrap(), columns.len())
     }
 

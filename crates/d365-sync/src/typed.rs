@@ -121,10 +121,9 @@ impl TypedReader {
     /// `primary_key`; see [`d365_sql::scan_pages::ArrowPages`]); `None` when the table's
     /// columns do not allow it.
     pub fn page_parser(&self, column: &str, primary_key: &str) -> Option<SharedParser> {
-        let value = |property: &str| self.values.iter().find(|c| c.property == property);
         let columns: Vec<&ColumnSpec> = self.schema.columns.iter().collect();
-        let (instant, key) = ((value(column)?, column), (value(primary_key)?, primary_key));
-        ArrowPages::new(&self.schema.arrow, &columns, instant, key, &self.schema.entity_set)
+        let facts = (column, primary_key);
+        ArrowPages::for_table(&self.schema.arrow, &columns, &self.values, facts, &self.schema.entity_set)
             .map(|p| SharedParser(Arc::new(p)))
     }
 
