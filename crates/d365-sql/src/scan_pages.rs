@@ -7,7 +7,7 @@ use std::sync::Arc;
 use d365_client::partition::format_instant;
 use d365_client::{PageParser, ParsedPage};
 use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::{Schema, SchemaRef, TimestampMicrosecondType};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef, TimestampMicrosecondType};
 use serde_json::{Map, Value};
 
 use crate::arrow_decode::PageDecoder;
@@ -44,18 +44,16 @@ impl ArrowPages {
         }
         let mut specs: Vec<&'a ColumnSpec> = columns.to_vec();
         let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
-        let mut position = |spec: &'a ColumnSpec, hidden: &str| match columns
-            .iter()
-            .position(|c| c.json_key == spec.json_key)
-        {
-            Some(i) if columns[i].kind == spec.kind => Some(i),
-            Some(_) => None,
-            None => {
-                specs.push(spec);
-                fields.push(Arc::new(datafusion::arrow::datatypes::Field::new(hidden, spec.kind.data_type(), true)));
-                Some(specs.len() - 1)
-            }
-        };
+        let mut position =
+            |spec: &'a ColumnSpec, hidden: &str| match columns.iter().position(|c| c.json_key == spec.json_key) {
+                Some(i) if columns[i].kind == spec.kind => Some(i),
+                Some(_) => None,
+                None => {
+                    specs.push(spec);
+                    fields.push(Arc::new(Field::new(hidden, spec.kind.data_type(), true)));
+                    Some(specs.len() - 1)
+                }
+            };
         let instant = position(instant, "__d365_partition")?;
         let key = position(key, "__d365_key")?;
         let decoder = PageDecoder::new(Arc::new(Schema::new(fields)), &specs, entity_set);
@@ -129,10 +127,7 @@ mod tests {
         let specs: Vec<&ColumnSpec> =
             columns.iter().map(|n| t.columns.iter().find(|c| c.name == *n).unwrap()).collect();
         let schema = Arc::new(Schema::new(
-            specs
-                .iter()
-                .map(|c| datafusion::arrow::datatypes::Field::new(&c.name, c.kind.data_type(), true))
-                .collect::<Vec<_>>(),
+            specs.iter().map(|c| Field::new(&c.name, c.kind.data_type(), true)).collect::<Vec<_>>(),
         ));
         let pages = ArrowPages::for_table(&schema, &specs, &t.columns, ("createdon", "thingid"), "things")
             .expect("a timestamp and a text key");

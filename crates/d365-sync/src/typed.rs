@@ -22,8 +22,8 @@ pub struct TypedReader {
     /// The table's shape, narrowed to the columns read.
     pub schema: Arc<TableSchema>,
     decoder: PageDecoder,
-    /// Every value column of the table (a partitioned scan places rows by two of them).
-    values: Vec<ColumnSpec>,
+    /// Every column of the table, read or not (a partitioned scan places rows by two of them).
+    table_columns: Vec<ColumnSpec>,
 }
 
 impl std::fmt::Debug for TypedReader {
@@ -35,14 +35,14 @@ impl std::fmt::Debug for TypedReader {
 impl TypedReader {
     /// A reader of every column of `schema`.
     pub fn new(schema: TableSchema) -> Self {
-        let values = value_columns(&schema);
-        Self::with_values(schema, values)
+        let table_columns = schema.columns.clone();
+        Self::with_table_columns(schema, table_columns)
     }
 
-    fn with_values(schema: TableSchema, values: Vec<ColumnSpec>) -> Self {
+    fn with_table_columns(schema: TableSchema, table_columns: Vec<ColumnSpec>) -> Self {
         let columns: Vec<&ColumnSpec> = schema.columns.iter().collect();
         let decoder = PageDecoder::new(schema.arrow.clone(), &columns, &schema.entity_set);
-        Self { schema: Arc::new(schema), decoder, values }
+        Self { schema: Arc::new(schema), decoder, table_columns }
     }
 
     /// A reader of the columns of `schema` named in `names` (SQL column names such as
@@ -73,9 +73,9 @@ impl TypedReader {
             }
         }
         let fields: Vec<Field> = columns.iter().map(|c| Field::new(&c.name, c.kind.data_type(), true)).collect();
-        let values = value_columns(&schema);
+        let table_columns = schema.columns.clone();
         let narrowed = TableSchema { columns, arrow: Arc::new(Schema::new(fields)), ..schema };
-        Ok(Self::with_values(narrowed, values))
+        Ok(Self::with_table_columns(narrowed, table_columns))
     }
 
     /// The Arrow schema of the batches.
@@ -123,7 +123,7 @@ impl TypedReader {
     pub fn page_parser(&self, column: &str, primary_key: &str) -> Option<SharedParser> {
         let columns: Vec<&ColumnSpec> = self.schema.columns.iter().collect();
         let facts = (column, primary_key);
-        ArrowPages::for_table(&self.schema.arrow, &columns, &self.values, facts, &self.schema.entity_set)
+        ArrowPages::for_table(&self.schema.arrow, &columns, &self.table_columns, facts, &self.schema.entity_set)
             .map(|p| SharedParser(Arc::new(p)))
     }
 
@@ -162,9 +162,4 @@ impl TypedReader {
         filter_record_batch(&decoded, &BooleanArray::from(mask))
             .map_err(|e| SyncError::InvalidArgument(format!("{table}: internal: {e}")))
     }
-}
-
-/// The value columns of `schema` (not annotations).
-fn value_columns(schema: &TableSchema) -> Vec<ColumnSpec> {
-    schema.columns.iter().filter(|c| c.role == ColumnRole::Value).cloned().collect()
 }

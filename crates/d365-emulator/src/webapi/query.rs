@@ -37,6 +37,7 @@ pub const MAX_PAGE: usize = 5000;
 pub fn sql_limit(rows: usize) -> usize {
     (rows + 1).max(16)
 }
+
 /// Cap of `@odata.count`.
 pub const COUNT_CAP: i64 = 5000;
 
