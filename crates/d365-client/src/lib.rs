@@ -18,6 +18,7 @@
 //! ```
 
 mod client;
+mod concurrency;
 mod error;
 mod fetchxml;
 mod finops_metadata;
@@ -38,6 +39,7 @@ mod slim_page;
 pub mod write;
 
 pub use client::{ApiRequest, ApiResponse, ClientOptions, DataverseClient, ServerHints};
+pub use concurrency::{AdaptiveConcurrency, MAX_CONCURRENT_REQUESTS};
 pub use error::{Attempt, ClientError, ServiceError};
 pub use fetchxml::{FETCHXML_PAGING_COOKIE, FetchXmlPage, MORE_RECORDS, next_paging_cookie};
 pub use finops_metadata::{DATA_AREA_ID, REAL_SCALE};

@@ -3,11 +3,11 @@
 //!
 //! [`DataverseClient::plan_scan`] discovers the ranges (two or three cheap `$top=1` requests);
 //! [`DataverseClient::partitioned_scan`] reads them. A scheduler task hands one page request
-//! at a time to workers, up to a concurrency limit that follows AIMD: it starts at the
-//! service's `x-ms-dop-hint` (or `--parallel N`), grows by one per page while the service
-//! answers without throttling, and halves when a request of the client was throttled (429, or
-//! 503 with `Retry-After`; the retry policy waits and repeats the request itself). It never
-//! exceeds [`ScanOptions::max_parallel`] (52, the documented concurrency limit, by default). When
+//! at a time to workers, up to a concurrency limit that follows AIMD
+//! ([`crate::AdaptiveConcurrency`]): it starts at the service's `x-ms-dop-hint` (or
+//! `--parallel N`), grows by one per page while the service answers without throttling, and
+//! halves when a request of the client was throttled. It never exceeds
+//! [`ScanOptions::max_parallel`] (52, the documented concurrency limit, by default). When
 //! a worker would sit idle while a partition still has many rows left, that partition's rest is
 //! split into new partitions (see [`crate::partition::split_remainder`]) — unless the client
 //! was throttled in this scan or in the last five minutes: then the service's request budget,
@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
 use crate::client::{ApiRequest, DataverseClient, decode_json};
+use crate::concurrency::{AdaptiveConcurrency, MAX_CONCURRENT_REQUESTS};
 use crate::error::ClientError;
 use crate::page_parser::SharedParser;
 use crate::partition::{
@@ -76,7 +77,7 @@ impl ScanOptions {
             column: DEFAULT_PARTITION_COLUMN.into(),
             primary_key: primary_key.into(),
             parallel: None,
-            max_parallel: 52,
+            max_parallel: MAX_CONCURRENT_REQUESTS,
             ordered: false,
             split: true,
             keep_rows: true,
@@ -190,71 +191,6 @@ struct Envelope {
     decoded: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
-/// How long a throttled response marks the client as held by its budget: the service's
-/// sliding window (five minutes).
-const THROTTLE_MEMORY: std::time::Duration = std::time::Duration::from_secs(300);
-
-/// AIMD concurrency limit.
-#[derive(Debug)]
-struct Aimd {
-    limit: f64,
-    max: f64,
-    throttled_seen: u64,
-    /// Throttled during this scan or, before it began, within [`THROTTLE_MEMORY`]: the service's
-    /// budget, not the concurrency, bounds the scan, so partitions are no longer split (a
-    /// split's partial pages would spend requests of that budget), and the limit grows by one
-    /// per round instead of one per page.
-    ever_throttled: bool,
-    since_decrease: u64,
-}
-
-impl Aimd {
-    fn new(start: usize, max: usize, throttled_seen: u64, throttled_recently: bool) -> Self {
-        let max = max.max(1) as f64;
-        Self {
-            limit: (start.max(1) as f64).min(max),
-            max,
-            throttled_seen,
-            ever_throttled: throttled_recently,
-            since_decrease: 0,
-        }
-    }
-
-    /// Whether splitting partitions may add throughput (see `ever_throttled`).
-    fn may_split(&self) -> bool {
-        !self.ever_throttled
-    }
-
-    fn limit(&self) -> usize {
-        self.limit.floor().max(1.0) as usize
-    }
-
-    fn cap(&self) -> usize {
-        self.max as usize
-    }
-
-    /// After a page: `throttled` is the client's running count of throttled responses.
-    /// Returns whether the limit was lowered.
-    fn on_page(&mut self, throttled: u64) -> bool {
-        self.since_decrease += 1;
-        if throttled > self.throttled_seen {
-            self.throttled_seen = throttled;
-            self.ever_throttled = true;
-            // One decrease per round of requests: later pages of the same round saw the
-            // same congestion.
-            if self.since_decrease >= self.limit() as u64 {
-                self.limit = (self.limit / 2.0).max(1.0);
-                self.since_decrease = 0;
-                return true;
-            }
-            return false;
-        }
-        let step = if self.ever_throttled { 1.0 / self.limit } else { 1.0 };
-        self.limit = (self.limit + step).min(self.max);
-        false
-    }
-}
-
 impl DataverseClient {
     /// Discovers the partitions of a scan of `query`: the largest value of the partition
     /// column (`$top=1`, descending) and, at the same time, the first page of the column's
@@ -331,11 +267,6 @@ impl DataverseClient {
         Ok(env.value)
     }
 
-    fn start_concurrency(&self, options: &ScanOptions) -> usize {
-        let max = options.parallel.unwrap_or(options.max_parallel).max(1);
-        options.parallel.unwrap_or_else(|| self.server_hints().dop_hint.map_or(4, |d| d as usize)).clamp(1, max)
-    }
-
     /// Reads the partitions of `plan` concurrently (see the module docs). `query` gives the
     /// entity set, `$select`, `$filter`, `$expand` and page size; its `$orderby` is replaced by
     /// the partition column, and `$top`/`$apply` are refused. Finished partitions of a resumed
@@ -369,15 +300,13 @@ impl DataverseClient {
         // Pages whose rows were parsed wait four deep; bodies left to the caller (big, and
         // decoded quickly) one deep, so the queue does not double the memory budget.
         let (tx, rx) = mpsc::channel(if options.keep_rows { 4 } else { 1 });
-        let start = self.start_concurrency(&options);
-        let max = options.parallel.unwrap_or(options.max_parallel).max(1);
         let sched = Scheduler {
             client: self.clone(),
             base,
             prefer,
             added,
             page_size,
-            aimd: Aimd::new(start, max, self.request_log().stats().throttled, self.throttled_within(THROTTLE_MEMORY)),
+            aimd: self.concurrency(options.parallel, options.max_parallel),
             options,
             progress: progress.clone(),
             tx,
@@ -487,7 +416,7 @@ struct Scheduler {
     prefer: Option<String>,
     added: Vec<String>,
     page_size: usize,
-    aimd: Aimd,
+    aimd: AdaptiveConcurrency,
     options: ScanOptions,
     progress: Arc<ScanProgress>,
     tx: mpsc::Sender<Result<ScanPage, ClientError>>,
@@ -746,51 +675,6 @@ async fn fetch(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn aimd_grows_until_throttled_then_halves_once_per_round() {
-        let mut a = Aimd::new(4, 10, 0, false);
-        assert!(a.may_split());
-        for _ in 0..3 {
-            assert!(!a.on_page(0));
-        }
-        assert_eq!(a.limit(), 7);
-        for _ in 0..10 {
-            a.on_page(0);
-        }
-        assert_eq!(a.limit(), 10);
-        assert!(a.on_page(1));
-        assert_eq!(a.limit(), 5);
-        assert!(!a.may_split(), "held by the budget: splits would only add partial pages");
-        // The same round's other throttled pages do not halve again.
-        assert!(!a.on_page(2));
-        assert_eq!(a.limit(), 5);
-        // After throttling, growth is additive per round.
-        for _ in 0..5 {
-            a.on_page(2);
-        }
-        assert_eq!(a.limit(), 5);
-        for _ in 0..10 {
-            a.on_page(2);
-        }
-        assert!(a.limit() >= 6);
-        let mut one = Aimd::new(1, 1, 0, false);
-        one.on_page(5);
-        assert_eq!(one.limit(), 1);
-    }
-
-    #[test]
-    fn a_scan_of_a_client_throttled_recently_starts_budget_bound() {
-        let mut a = Aimd::new(4, 10, 7, true);
-        assert!(!a.may_split());
-        // Growth is additive per round (about one per `limit` pages) from the start.
-        for _ in 0..4 {
-            a.on_page(7);
-        }
-        assert_eq!(a.limit(), 4);
-        a.on_page(7);
-        assert_eq!(a.limit(), 5);
-    }
 
     #[test]
     fn the_memory_budget_sizes_pages_and_holds_concurrency_to_it() {

@@ -8,9 +8,11 @@
 //! The service aggregates at most 50,000 rows per request (`AggregateQueryRecordLimit`,
 //! `0x8004E023`) and returns at most 5,000 groups. A request refused for the first reason,
 //! or whose 5,000 groups may be cut, is split: the whole table into `createdon` ranges of
-//! about 30,000 rows each (two probes find the span and the rows per second) plus the rows
-//! without `createdon`, a range still too big into 8.
-//! Parts run concurrently. A part that cannot be split further (one second of `createdon`,
+//! about 30,000 rows each (two probes find the span and the rows per second; without a filter
+//! they are sent with the first request, as they are cheap index reads) plus the rows without
+//! `createdon`, a range still too big into 8.
+//! Parts run concurrently, as many as the scans' adaptive concurrency allows
+//! ([`AdaptiveConcurrency`]). A part that cannot be split further (one second of `createdon`,
 //! or the null part) is read and aggregated locally, so a result is never truncated.
 
 use std::collections::VecDeque;
@@ -18,7 +20,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use d365_client::partition::initial_partitions;
-use d365_client::{Bounds, ClientError, DataverseClient, FORMATTED_VALUE, Partition, Query, RequestPlan};
+use d365_client::{
+    AdaptiveConcurrency, Bounds, ClientError, DataverseClient, FORMATTED_VALUE, MAX_CONCURRENT_REQUESTS, Partition,
+    Query, RequestPlan,
+};
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, new_null_array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{Field, Schema};
@@ -54,10 +59,6 @@ const MAX_FIRST_SPLIT: usize = 4096;
 const DENSITY_SAMPLE: u64 = 500;
 /// Ranges a range that is still too big is split into.
 const NEXT_SPLIT: usize = 8;
-/// Concurrent parts when the service gives no `x-ms-dop-hint`.
-const DEFAULT_PARALLELISM: usize = 4;
-/// Most concurrent parts.
-const MAX_PARALLELISM: usize = 16;
 
 /// Partial states of an aggregate, computed by the service (see the module docs).
 #[derive(Debug)]
@@ -149,6 +150,10 @@ enum Outcome {
     Split(Vec<Part>),
 }
 
+/// The smallest and largest `createdon` of the rows aggregated and an estimate of their
+/// number; `None` when no row has one.
+type SpanResult = std::result::Result<Option<(i64, i64, f64)>, SqlError>;
+
 /// What every part needs.
 struct Runner {
     spec: Arc<AggregateSpec>,
@@ -172,18 +177,40 @@ impl Runner {
         }
         let extra = Self::part_filter(&part);
         let queries = requests(&self.spec, extra.as_deref());
-        let results =
-            futures::future::join_all(queries.iter().map(|(counted, q)| self.fetch(q, counted.as_deref()))).await;
+        let whole = futures::future::join_all(queries.iter().map(|(counted, q)| self.fetch(q, counted.as_deref())));
+        // The whole of an unfiltered table: its span is probed at the same time (two cheap index
+        // reads), so a table too big for one request is split without another round trip.
+        let (results, span) = if self.speculate_span(&part) {
+            let (results, span) = futures::join!(whole, self.span());
+            (results, Some(span))
+        } else {
+            (whole.await, None)
+        };
         let mut batches = Vec::new();
+        let mut too_big = false;
         for result in results {
             match result {
                 Ok(Some(mut b)) => batches.append(&mut b),
-                Ok(None) => return self.split(part).await,
-                Err(e) if is_limit(&e) => return self.split(part).await,
+                Ok(None) => too_big = true,
+                Err(e) if is_limit(&e) => too_big = true,
                 Err(e) => return Err(e.into()),
             }
         }
+        if too_big {
+            return self.split(part, span).await;
+        }
         Ok(Outcome::Batches(batches))
+    }
+
+    /// Whether to probe the span along with the first request: only for the whole table
+    /// without a filter, where the probes are index reads (with a filter, finding its first
+    /// and last row may read much of the table).
+    fn speculate_span(&self, part: &Part) -> bool {
+        matches!(part.bounds, Bounds::All) && self.spec.filter.is_none() && self.has_partition_column()
+    }
+
+    fn has_partition_column(&self) -> bool {
+        self.spec.table.columns.iter().any(|c| c.property == PARTITION_COLUMN)
     }
 
     /// One request's pages as partial-state batches; `None` when the response may be cut.
@@ -289,13 +316,17 @@ impl Runner {
         RecordBatch::try_new(self.spec.schema.clone(), columns).map_err(|e| e.to_string())
     }
 
-    /// The parts a part too big for one request is split into.
-    async fn split(&self, part: Part) -> std::result::Result<Outcome, SqlError> {
-        let has_column = self.spec.table.columns.iter().any(|c| c.property == PARTITION_COLUMN);
+    /// The parts a part too big for one request is split into; `span`: the whole table's span,
+    /// when it was probed already.
+    async fn split(&self, part: Part, span: Option<SpanResult>) -> std::result::Result<Outcome, SqlError> {
         let local = |p: Part| Outcome::Split(vec![Part { local: true, ..p }]);
         match (part.bounds, part.span) {
-            (Bounds::All, _) if has_column => {
-                let Some((min, max, estimate)) = self.span().await? else { return Ok(local(part)) };
+            (Bounds::All, _) if self.has_partition_column() => {
+                let span = match span {
+                    Some(span) => span,
+                    None => self.span().await,
+                };
+                let Some((min, max, estimate)) = span? else { return Ok(local(part)) };
                 let mut parts = vec![Part { bounds: Bounds::Null, span: None, local: false }];
                 let n = ((estimate / ROWS_PER_PART).ceil() as usize).clamp(2, MAX_FIRST_SPLIT);
                 for p in initial_partitions(min, max, false, n, 0) {
@@ -329,7 +360,7 @@ impl Runner {
     /// The smallest and largest `createdon` (Unix seconds) of the rows aggregated, and an
     /// estimate of their number: the first [`DENSITY_SAMPLE`] values in ascending order give
     /// the rows per second, as the partitioned scan plans its ranges.
-    async fn span(&self) -> std::result::Result<Option<(i64, i64, f64)>, SqlError> {
+    async fn span(&self) -> SpanResult {
         let probe = |desc: bool, top: u64| {
             let not_null = format!("{PARTITION_COLUMN} ne null");
             let filter = match &self.spec.filter {
@@ -438,15 +469,15 @@ impl ExecutionPlan for DataverseAggregateExec {
             local_parts: MetricBuilder::new(&self.metrics).counter("local_parts", partition),
         });
         let rows = MetricBuilder::new(&self.metrics).output_rows(partition);
-        let parallelism = self.parallelism.unwrap_or_else(|| {
-            self.client.server_hints().dop_hint.map_or(DEFAULT_PARALLELISM, |d| d as usize).min(MAX_PARALLELISM)
-        });
+        // Parts run under the scans' throttling-aware concurrency: from the service's DOP hint
+        // (or `parallel`), one more per answered part, halved when the service throttles.
+        let concurrency = self.client.concurrency(self.parallelism, MAX_CONCURRENT_REQUESTS);
         let state = Driver {
             runner,
             queue: VecDeque::from([Part { bounds: Bounds::All, span: None, local: false }]),
             running: FuturesUnordered::new(),
             ready: VecDeque::new(),
-            parallelism: parallelism.max(1),
+            concurrency,
             failed: false,
         };
         let stream = futures::stream::unfold(state, |mut s| async move {
@@ -473,7 +504,7 @@ struct Driver {
     queue: VecDeque<Part>,
     running: FuturesUnordered<BoxFuture<'static, std::result::Result<Outcome, SqlError>>>,
     ready: VecDeque<RecordBatch>,
-    parallelism: usize,
+    concurrency: AdaptiveConcurrency,
     failed: bool,
 }
 
@@ -486,11 +517,13 @@ impl Driver {
             if let Some(b) = self.ready.pop_front() {
                 return Some(Ok(b));
             }
-            while self.running.len() < self.parallelism {
+            while self.running.len() < self.concurrency.limit() {
                 let Some(part) = self.queue.pop_front() else { break };
                 self.running.push(self.runner.clone().run(part).boxed());
             }
-            match self.running.next().await? {
+            let outcome = self.running.next().await?;
+            self.concurrency.on_page(self.runner.client.request_log().stats().throttled);
+            match outcome {
                 Ok(Outcome::Batches(b)) => self.ready.extend(b.into_iter().filter(|b| b.num_rows() > 0)),
                 Ok(Outcome::Split(parts)) => self.queue.extend(parts),
                 Err(e) => {

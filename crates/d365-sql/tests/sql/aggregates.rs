@@ -22,6 +22,16 @@ async fn both(env: &common::Env, sql: &str) -> (Vec<Vec<String>>, Vec<Vec<String
     (a, b, events)
 }
 
+/// The requests probing the `createdon` span (`$top` on the column alone).
+fn span_probes(events: &[d365_client::RequestEvent]) -> usize {
+    events.iter().filter(|e| e.path.contains("$select=createdon&") && e.path.contains("$top=")).count()
+}
+
+/// The requests to the `accounts` entity set (not metadata).
+fn account_requests(events: &[d365_client::RequestEvent]) -> usize {
+    events.iter().filter(|e| e.path.contains("/accounts?")).count()
+}
+
 fn reads_rows(events: &[d365_client::RequestEvent]) -> usize {
     // Probes of the createdon span carry $top; a read of the rows does not.
     events.iter().filter(|e| e.path.contains("$select=") && !e.path.contains("$top=")).count()
@@ -55,6 +65,8 @@ async fn aggregates_past_the_record_limit_are_split_and_exact() {
             // The whole table is refused (AggregateQueryRecordLimit), then read in ranges.
             assert!(applies.iter().any(|e| e.status == Some(400)), "{sql}: the limit was not hit");
             assert!(applies.iter().filter(|e| e.status == Some(200)).count() >= 2, "{sql}: not split");
+            // The span was probed once, along with the first request, and the split used it.
+            assert_eq!(span_probes(&events), 2, "{sql}");
         }
     }
     // Parts of dates: grouped by FetchXML (in UTC), split past the limit the same way.
@@ -181,4 +193,23 @@ async fn a_range_too_dense_to_split_is_aggregated_locally() {
     assert_eq!(pushed, local);
     assert!(events.iter().any(|e| e.path.contains("$apply=")), "tried at the service first");
     assert!(reads_rows(&events) > 0, "the dense second was read and aggregated locally");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_span_of_an_unfiltered_table_is_probed_with_the_first_request() {
+    let env = start(300).await;
+    // Unfiltered: the two probes go with the whole-table request (so a table past the limit
+    // splits without waiting for them), and cost two small requests when it fits.
+    let (pushed, local, events) =
+        both(&env, "SELECT statecodename, count(*) FROM account GROUP BY statecodename").await;
+    assert_eq!(pushed, local);
+    assert_eq!(events.iter().filter(|e| e.path.contains("$apply=") && e.status == Some(200)).count(), 1);
+    assert_eq!(span_probes(&events), 2, "{:?}", events.iter().map(|e| &e.path).collect::<Vec<_>>());
+    assert_eq!(account_requests(&events), 3);
+    // Filtered: probing could read much of the table, so only the aggregate is sent.
+    let (pushed, local, events) =
+        both(&env, "SELECT statecodename, count(*) FROM account WHERE revenue > 1000 GROUP BY statecodename").await;
+    assert_eq!(pushed, local);
+    assert_eq!(span_probes(&events), 0);
+    assert_eq!(account_requests(&events), 1, "{:?}", events.iter().map(|e| &e.path).collect::<Vec<_>>());
 }
