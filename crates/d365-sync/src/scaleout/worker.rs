@@ -344,7 +344,9 @@ pub async fn unit_batches(
     if let Some(range) = &unit.keys {
         return Ok(key_range_batches(client, target, unit, range, progress));
     }
-    let opts = crate::export::typed_scan_options(&target.pk, parallel);
+    let mut opts = crate::export::typed_scan_options(&target.pk, parallel);
+    // Pages are decoded where they arrive, once for the batches and the scan's facts.
+    opts.page_parser = target.reader().page_parser(&opts.column, &opts.primary_key);
     let (query, plan) = match unit.bounds {
         // A closed range starts as one partition, split while it is read as the pages show
         // where its rows are: no discovery requests, which count against the user's budget.
@@ -368,8 +370,7 @@ pub async fn unit_batches(
         // The progress display lives as long as the stream.
         let _shown = &tracker;
         let page = page?;
-        let rows = page.rows.len() + page.skipped.len();
-        target.decode(&Batch { body: &page.body, body_rows: rows, skip: &page.skipped, deleted: &[] })
+        target.reader().decode_page(&page)
     });
     Ok((schema, stream.boxed()))
 }
