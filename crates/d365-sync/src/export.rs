@@ -355,7 +355,7 @@ async fn export_to(
         }
         None => {
             let query = reader.query(options.filter.as_deref(), options.page_size);
-            let scan = scan_options(&reader.schema.primary_key, options);
+            let scan = scan_options(&reader, &reader.schema.primary_key, options);
             // A Finance & Operations entity is read by key ranges (see `export_key_ranges`): one
             // partition and part file per range.
             let key_ranges = if client.service().is_finops() {
@@ -392,9 +392,7 @@ async fn export_to(
             .await? as u64;
     } else if !ckpt.complete() {
         let query = reader.query(options.filter.as_deref(), options.page_size);
-        let mut scan_opts = scan_options(&ckpt.primary_key, options);
-        // Pages are decoded where they arrive, once for the part files and the scan's facts.
-        scan_opts.page_parser = reader.page_parser(&scan_opts.column, &scan_opts.primary_key);
+        let scan_opts = scan_options(&reader, &ckpt.primary_key, options);
         let mut scan = client.partitioned_scan(&query, ckpt.plan(), scan_opts)?;
         let progress = scan.progress();
         let _tracker =
@@ -483,20 +481,26 @@ async fn export_to(
     })
 }
 
-fn scan_options(primary_key: &str, options: &ExportOptions) -> ScanOptions {
-    let mut s = typed_scan_options(primary_key, options.parallel);
-    s.column = options.partition_column.clone();
-    s
+fn scan_options(reader: &TypedReader, primary_key: &str, options: &ExportOptions) -> ScanOptions {
+    typed_scan_options(reader, primary_key, &options.partition_column, options.parallel)
 }
 
 /// The scan of readers that decode the page bodies into Arrow themselves (exports, scale-out
-/// units): rows are parsed only for placing them, and the bodies in flight stay within the
-/// SQL engine's budget.
-pub(crate) fn typed_scan_options(primary_key: &str, parallel: Option<usize>) -> ScanOptions {
+/// units), partitioned on `column`: each page is decoded where it arrives, once for the batch
+/// and the scan's facts ([`TypedReader::page_parser`]; read it with
+/// [`TypedReader::decode_page`]), and the bodies in flight stay within the SQL engine's budget.
+pub(crate) fn typed_scan_options(
+    reader: &TypedReader,
+    primary_key: &str,
+    column: &str,
+    parallel: Option<usize>,
+) -> ScanOptions {
     let mut s = ScanOptions::new(primary_key);
+    s.column = column.to_string();
     s.parallel = parallel;
     s.keep_rows = false;
     s.memory_budget = Some(d365_sql::scan::SCAN_MEMORY_BUDGET);
+    s.page_parser = reader.page_parser(column, primary_key);
     s
 }
 

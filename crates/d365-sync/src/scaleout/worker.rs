@@ -344,9 +344,8 @@ pub async fn unit_batches(
     if let Some(range) = &unit.keys {
         return Ok(key_range_batches(client, target, unit, range, progress));
     }
-    let mut opts = crate::export::typed_scan_options(&target.pk, parallel);
-    // Pages are decoded where they arrive, once for the batches and the scan's facts.
-    opts.page_parser = target.reader().page_parser(&opts.column, &opts.primary_key);
+    let column = d365_client::partition::DEFAULT_PARTITION_COLUMN;
+    let opts = crate::export::typed_scan_options(target.reader(), &target.pk, column, parallel);
     let (query, plan) = match unit.bounds {
         // A closed range starts as one partition, split while it is read as the pages show
         // where its rows are: no discovery requests, which count against the user's budget.
