@@ -181,6 +181,8 @@ struct Inner {
     /// Body bytes per row of earlier scans, by entity set and columns (see
     /// [`DataverseClient::row_width`]).
     row_widths: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// Rows and `createdon` span of tables, as earlier aggregates saw them.
+    extents: crate::table_extent::TableExtents,
 }
 
 /// The Dataverse Web API client of one organisation. Cheap to clone (an `Arc` inside); clones
@@ -254,6 +256,7 @@ impl DataverseClient {
                 burst_remaining: AtomicU64::new(NO_HINT),
                 time_remaining: AtomicU64::new(NO_HINT),
                 row_widths: Default::default(),
+                extents: Default::default(),
             }),
         })
     }
@@ -308,6 +311,20 @@ impl DataverseClient {
             widths.clear();
         }
         widths.insert(shape.to_string(), bytes_per_row);
+    }
+
+    /// The size of `entity_set` as an earlier aggregate over the whole table saw it (see
+    /// [`TableExtent`](crate::TableExtent)): a hint for planning, never an answer.
+    pub fn table_extent(&self, entity_set: &str) -> Option<crate::TableExtent> {
+        self.inner.extents.get(entity_set)
+    }
+
+    /// Records what an aggregate over the whole of `entity_set` saw; `None` forgets it.
+    pub fn remember_table_extent(&self, entity_set: &str, extent: Option<crate::TableExtent>) {
+        match extent {
+            Some(e) => self.inner.extents.remember(entity_set, e),
+            None => self.inner.extents.forget(entity_set),
+        }
     }
 
     /// Whether a response to this client was throttled (429, or 503 with `Retry-After`) within

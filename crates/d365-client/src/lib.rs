@@ -36,6 +36,7 @@ mod request_log;
 mod retry;
 mod service;
 mod slim_page;
+mod table_extent;
 pub mod write;
 
 pub use client::{ApiRequest, ApiResponse, ClientOptions, DataverseClient, ServerHints};
@@ -58,6 +59,7 @@ pub use records::{KeyValue, Record, RecordKey, UpsertMode, WhoAmI, id_from_entit
 pub use request_log::{RequestEvent, RequestHook, RequestLog, RequestStats};
 pub use retry::{Clock, ManualClock, RetryConfig, RetryPolicy, SleepFuture, TokioClock, parse_retry_after};
 pub use service::{FINOPS_MAX_PAGE_SIZE, FinOpsSettings, Service};
+pub use table_extent::TableExtent;
 pub use write::{BulkMode, RowError, WriteError, WriteOp, WriteOptions, WriteProgress, WriteReport, WriteRow, write};
 
 pub use d365_auth::{AccessToken, AuthError, TokenProvider};

@@ -14,15 +14,22 @@
 //! Parts run concurrently, as many as the scans' adaptive concurrency allows
 //! ([`AdaptiveConcurrency`]). A part that cannot be split further (one second of `createdon`,
 //! or the null part) is read and aggregated locally, so a result is never truncated.
+//!
+//! An aggregate over the whole of a table leaves its row count and span on the client
+//! ([`TableExtent`]). The next one over the same table, when the table was past the limit, is
+//! split from that memory in its first round: no refused request, no probes. The first and
+//! last ranges are open, so rows created since are still counted; when such an open range is
+//! refused, its span is probed again before it is split.
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use d365_client::partition::initial_partitions;
 use d365_client::{
     AdaptiveConcurrency, Bounds, ClientError, DataverseClient, FORMATTED_VALUE, MAX_CONCURRENT_REQUESTS, Partition,
-    Query, RequestPlan,
+    Query, RequestPlan, TableExtent,
 };
 use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, new_null_array};
 use datafusion::arrow::compute::cast;
@@ -61,6 +68,8 @@ const MAX_FIRST_SPLIT: usize = 4096;
 const DENSITY_SAMPLE: u64 = 100;
 /// Ranges a range that is still too big is split into.
 const NEXT_SPLIT: usize = 8;
+/// Rows one aggregate request may cover (`AggregateQueryRecordLimit`).
+const RECORD_LIMIT: u64 = 50_000;
 
 /// Partial states of an aggregate, computed by the service (see the module docs).
 #[derive(Debug)]
@@ -145,6 +154,15 @@ struct Part {
     /// The span `[lo, hi)` (Unix seconds) its rows are known to lie in, for splitting.
     span: Option<(i64, i64)>,
     local: bool,
+    /// `span` comes from an earlier query's [`TableExtent`]: rows created since may lie past
+    /// it, in the open first or last range.
+    recalled: bool,
+}
+
+impl Part {
+    fn new(bounds: Bounds, span: Option<(i64, i64)>) -> Self {
+        Self { bounds, span, local: false, recalled: false }
+    }
 }
 
 enum Outcome {
@@ -166,9 +184,59 @@ struct Runner {
     requests: Count,
     bytes: Count,
     local_parts: Count,
+    /// What an earlier aggregate over the whole table saw (unfiltered aggregates only).
+    recalled: Option<TableExtent>,
+    /// Rows the service counted in the parts answered so far (main requests).
+    rows_counted: AtomicU64,
+    /// The `createdon` span probed for the whole table during this run.
+    span_seen: Mutex<Option<(i64, i64)>>,
 }
 
 impl Runner {
+    /// The first parts: the whole table, or the ranges of an earlier run's [`TableExtent`]
+    /// when it was past the limit.
+    fn first_parts(&self) -> Vec<Part> {
+        match self.recalled {
+            Some(TableExtent { rows, span: Some((min, max)) }) if rows > RECORD_LIMIT => {
+                let mut parts = self.ranges(min, max, rows as f64);
+                parts.iter_mut().for_each(|p| p.recalled = true);
+                parts
+            }
+            _ => vec![Part::new(Bounds::All, None)],
+        }
+    }
+
+    /// The null part and ranges of about [`ROWS_PER_PART`] rows covering `[min, max]` (the
+    /// first and last open).
+    fn ranges(&self, min: i64, max: i64, estimate: f64) -> Vec<Part> {
+        let mut parts = vec![Part::new(Bounds::Null, None)];
+        let n = ((estimate / ROWS_PER_PART).ceil() as usize).clamp(2, MAX_FIRST_SPLIT);
+        for p in initial_partitions(min, max, false, n, 0) {
+            parts.push(Part::new(p.bounds, range_span(p.bounds, (min, max + 1))));
+        }
+        parts
+    }
+
+    /// Widens the span seen by this run (or recalled) to take in `[min, max]`.
+    fn widen_span_seen(&self, min: i64, max: i64) {
+        let mut seen = self.span_seen.lock().unwrap_or_else(|e| e.into_inner());
+        *seen = Some(match seen.or(self.recalled.and_then(|r| r.span)) {
+            Some((a, b)) => (a.min(min), b.max(max)),
+            None => (min, max),
+        });
+    }
+
+    /// Leaves what this run saw of the whole table on the client, for the next aggregate.
+    fn remember_extent(&self) {
+        if self.spec.filter.is_some() || !self.has_partition_column() {
+            return;
+        }
+        let seen = *self.span_seen.lock().unwrap_or_else(|e| e.into_inner());
+        let span = seen.or(self.recalled.and_then(|r| r.span));
+        let extent = TableExtent { rows: self.rows_counted.load(Ordering::Relaxed), span };
+        self.client.remember_table_extent(&self.spec.table.entity_set, Some(extent));
+    }
+
     fn part_filter(part: &Part) -> Option<String> {
         Partition::new(0, part.bounds).filter(PARTITION_COLUMN)
     }
@@ -183,47 +251,63 @@ impl Runner {
         // The whole of an unfiltered table: its span is probed at the same time (two cheap index
         // reads), so a table too big for one request is split without another round trip.
         let (results, span) = if self.speculate_span(&part) {
-            let (results, span) = futures::join!(whole, self.span());
+            let (results, span) = futures::join!(whole, self.span(None));
             (results, Some(span))
         } else {
             (whole.await, None)
         };
         let mut batches = Vec::new();
         let mut too_big = false;
-        for result in results {
+        let mut counted = 0;
+        for (result, (which, _)) in results.into_iter().zip(&queries) {
             match result {
-                Ok(Some(mut b)) => batches.append(&mut b),
+                Ok(Some((mut b, rows))) => {
+                    batches.append(&mut b);
+                    if which.is_none() {
+                        counted += rows;
+                    }
+                }
                 Ok(None) => too_big = true,
                 Err(e) if is_limit(&e) => too_big = true,
                 Err(e) => return Err(e.into()),
             }
         }
+        if let Some(Ok(Some((min, max, _)))) = &span {
+            *self.span_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some((*min, *max));
+        }
         if too_big {
             return self.split(part, span).await;
         }
+        self.rows_counted.fetch_add(counted, Ordering::Relaxed);
         Ok(Outcome::Batches(batches))
     }
 
     /// Whether to probe the span along with the first request: only for the whole table
     /// without a filter, where the probes are index reads (with a filter, finding its first
-    /// and last row may read much of the table).
+    /// and last row may read much of the table), and not when an earlier run found that the
+    /// table fits in one request.
     fn speculate_span(&self, part: &Part) -> bool {
-        matches!(part.bounds, Bounds::All) && self.spec.filter.is_none() && self.has_partition_column()
+        matches!(part.bounds, Bounds::All)
+            && self.spec.filter.is_none()
+            && self.has_partition_column()
+            && self.recalled.is_none_or(|r| r.rows > RECORD_LIMIT)
     }
 
     fn has_partition_column(&self) -> bool {
         self.spec.table.columns.iter().any(|c| c.property == PARTITION_COLUMN)
     }
 
-    /// One request's pages as partial-state batches; `None` when the response may be cut.
+    /// One request's pages as partial-state batches, with the rows the service counted;
+    /// `None` when the response may be cut.
     async fn fetch(
         &self,
         query: &Query,
         counted: Option<&str>,
-    ) -> std::result::Result<Option<Vec<RecordBatch>>, ClientError> {
+    ) -> std::result::Result<Option<(Vec<RecordBatch>, u64)>, ClientError> {
         let (decoder, names) = self.decoder(counted.is_none());
         let mut pages = self.client.page_stream(query)?.raw();
         let mut out = Vec::new();
+        let mut rows = 0u64;
         while let Some(page) = pages.next().await {
             let page = page?;
             self.requests.add(1);
@@ -233,9 +317,10 @@ impl Runner {
                 return Ok(None);
             }
             let decoded = decoder.decode(body, page.row_count, page.row_count).map_err(decode_error)?;
+            rows += counts_sum(decoded.column(self.spec.groups.len()));
             out.push(self.states(&decoded, &names, counted).map_err(decode_error)?);
         }
-        Ok(Some(out))
+        Ok(Some((out, rows)))
     }
 
     /// A decoder of the response rows: the group columns, `c`, then the main request's
@@ -326,15 +411,26 @@ impl Runner {
             (Bounds::All, _) if self.has_partition_column() => {
                 let span = match span {
                     Some(span) => span,
-                    None => self.span().await,
+                    None => self.span(None).await,
                 };
                 let Some((min, max, estimate)) = span? else { return Ok(local(part)) };
-                let mut parts = vec![Part { bounds: Bounds::Null, span: None, local: false }];
-                let n = ((estimate / ROWS_PER_PART).ceil() as usize).clamp(2, MAX_FIRST_SPLIT);
-                for p in initial_partitions(min, max, false, n, 0) {
-                    let span = range_span(p.bounds, (min, max + 1));
-                    parts.push(Part { bounds: p.bounds, span, local: false });
+                *self.span_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some((min, max));
+                Ok(Outcome::Split(self.ranges(min, max, estimate)))
+            }
+            // An open range planned from an earlier run: rows created since may lie past its
+            // recalled span, so its own span is probed before it is cut.
+            (Bounds::Range { lo, hi }, _) if part.recalled && (lo.is_none() || hi.is_none()) => {
+                let within = Self::part_filter(&part);
+                let Some((min, max, estimate)) = self.span(within.as_deref()).await? else { return Ok(local(part)) };
+                let mut parts = self.ranges(min, max, estimate);
+                parts.remove(0); // the null part is a part of its own already
+                if let Some(Part { bounds: Bounds::Range { lo: first_lo, .. }, .. }) = parts.first_mut() {
+                    *first_lo = lo;
                 }
+                if let Some(Part { bounds: Bounds::Range { hi: last_hi, .. }, .. }) = parts.last_mut() {
+                    *last_hi = hi;
+                }
+                self.widen_span_seen(min, max);
                 Ok(Outcome::Split(parts))
             }
             (Bounds::Range { lo, hi }, Some((a, b))) if b - a > 1 => {
@@ -344,15 +440,11 @@ impl Runner {
                 let mut start = lo;
                 let mut start_span = a;
                 for cut in cuts {
-                    parts.push(Part {
-                        bounds: Bounds::Range { lo: start, hi: Some(cut) },
-                        span: Some((start_span, cut)),
-                        local: false,
-                    });
+                    parts.push(Part::new(Bounds::Range { lo: start, hi: Some(cut) }, Some((start_span, cut))));
                     start = Some(cut);
                     start_span = cut;
                 }
-                parts.push(Part { bounds: Bounds::Range { lo: start, hi }, span: Some((start_span, b)), local: false });
+                parts.push(Part::new(Bounds::Range { lo: start, hi }, Some((start_span, b))));
                 Ok(Outcome::Split(parts))
             }
             _ => Ok(local(part)),
@@ -362,13 +454,13 @@ impl Runner {
     /// The smallest and largest `createdon` (Unix seconds) of the rows aggregated, and an
     /// estimate of their number: the first [`DENSITY_SAMPLE`] values in ascending order give
     /// the rows per second, as the partitioned scan plans its ranges.
-    async fn span(&self) -> SpanResult {
+    async fn span(&self, within: Option<&str>) -> SpanResult {
         let probe = |desc: bool, top: u64| {
             let not_null = format!("{PARTITION_COLUMN} ne null");
-            let filter = match &self.spec.filter {
-                Some(f) => format!("({f}) and ({not_null})"),
-                None => not_null,
-            };
+            let filter = [self.spec.filter.as_deref(), within]
+                .into_iter()
+                .flatten()
+                .fold(not_null, |acc, f| format!("({f}) and ({acc})"));
             Query::new(self.spec.table.entity_set.clone())
                 .select([PARTITION_COLUMN])
                 .filter(filter)
@@ -405,6 +497,11 @@ impl Runner {
         let plan = replace_children_if_necessary(self.local_partial.clone(), vec![scan])?;
         Ok(Outcome::Batches(collect(plan, self.context.clone()).await?))
     }
+}
+
+/// The sum of a column of counts (0 when it is not one).
+fn counts_sum(counts: &ArrayRef) -> u64 {
+    counts.as_any().downcast_ref::<Int64Array>().map_or(0, |c| c.iter().flatten().map(|n| n.max(0) as u64).sum())
 }
 
 /// `values` with NULL where `counts` is 0 (or null).
@@ -469,14 +566,22 @@ impl ExecutionPlan for DataverseAggregateExec {
             requests: MetricBuilder::new(&self.metrics).counter("requests", partition),
             bytes: MetricBuilder::new(&self.metrics).counter("bytes_received", partition),
             local_parts: MetricBuilder::new(&self.metrics).counter("local_parts", partition),
+            recalled: if self.spec.filter.is_none() {
+                self.client.table_extent(&self.spec.table.entity_set)
+            } else {
+                None
+            },
+            rows_counted: AtomicU64::new(0),
+            span_seen: Mutex::new(None),
         });
+        let queue = VecDeque::from(runner.first_parts());
         let rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         // Parts run under the scans' throttling-aware concurrency: from the service's DOP hint
         // (or `parallel`), one more per answered part, halved when the service throttles.
         let concurrency = self.client.concurrency(self.parallelism, MAX_CONCURRENT_REQUESTS);
         let state = Driver {
             runner,
-            queue: VecDeque::from([Part { bounds: Bounds::All, span: None, local: false }]),
+            queue,
             running: FuturesUnordered::new(),
             ready: VecDeque::new(),
             concurrency,
@@ -523,7 +628,10 @@ impl Driver {
                 let Some(part) = self.queue.pop_front() else { break };
                 self.running.push(self.runner.clone().run(part).boxed());
             }
-            let outcome = self.running.next().await?;
+            let Some(outcome) = self.running.next().await else {
+                self.runner.remember_extent();
+                return None;
+            };
             self.concurrency.on_page(self.runner.client.request_log().stats().throttled);
             match outcome {
                 Ok(Outcome::Batches(b)) => self.ready.extend(b.into_iter().filter(|b| b.num_rows() > 0)),

@@ -206,10 +206,80 @@ async fn the_span_of_an_unfiltered_table_is_probed_with_the_first_request() {
     assert_eq!(events.iter().filter(|e| e.path.contains("$apply=") && e.status == Some(200)).count(), 1);
     assert_eq!(span_probes(&events), 2, "{:?}", events.iter().map(|e| &e.path).collect::<Vec<_>>());
     assert_eq!(account_requests(&events), 3);
+    // Once a run found that the table fits in one request, the same client skips the probes.
+    let engine = env.engine_with(EngineOptions { page_size: Some(5000), ..Default::default() }).await;
+    let rec = Recorder::attach(engine.client());
+    for expected in [3, 1] {
+        let again = rows(&engine.collect("SELECT count(*), max(revenue) FROM account").await.unwrap());
+        assert_eq!(again.len(), 1);
+        let events = rec.take();
+        assert_eq!(account_requests(&events), expected, "{:?}", events.iter().map(|e| &e.path).collect::<Vec<_>>());
+    }
+    assert_eq!(engine.client().table_extent("accounts").map(|e| e.rows), Some(300));
     // Filtered: probing could read much of the table, so only the aggregate is sent.
     let (pushed, local, events) =
         both(&env, "SELECT statecodename, count(*) FROM account WHERE revenue > 1000 GROUP BY statecodename").await;
     assert_eq!(pushed, local);
     assert_eq!(span_probes(&events), 0);
     assert_eq!(account_requests(&events), 1, "{:?}", events.iter().map(|e| &e.path).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_aggregate_over_a_big_table_is_split_in_its_first_round() {
+    let env = start(60_000).await;
+    let options = EngineOptions { page_size: Some(5000), ..Default::default() };
+    let pushed = env.engine_with(options.clone()).await;
+    let local = env.engine_with(EngineOptions { aggregate_pushdown: false, ..options }).await;
+    let rec = Recorder::attach(pushed.client());
+    let sql = "SELECT statecodename, count(*), sum(revenue), max(createdon) FROM account GROUP BY statecodename";
+    let limit_hits = |events: &[d365_client::RequestEvent]| events.iter().filter(|e| e.status == Some(400)).count();
+    let paths = |events: &[d365_client::RequestEvent]| events.iter().map(|e| e.path.clone()).collect::<Vec<_>>();
+
+    // First run: refused as a whole, then split; the table's size stays on the client.
+    let first = rows(&pushed.collect(sql).await.expect("first run"));
+    let events = rec.take();
+    assert_eq!(limit_hits(&events), 1, "{:?}", paths(&events));
+    let extent = pushed.client().table_extent("accounts").expect("the extent is remembered");
+    assert_eq!(extent.rows, 60_000);
+    assert!(extent.span.is_some());
+
+    // Rows created since: past the remembered span, in its open last range.
+    let admin = env.client(None);
+    for i in 0..3 {
+        env.create(&admin, "accounts", serde_json::json!({"name": format!("New {i}"), "revenue": 1000 + i})).await;
+    }
+    let second = rows(&pushed.collect(sql).await.expect("second run"));
+    let events = rec.take();
+    assert_eq!(limit_hits(&events), 0, "split from the start: {:?}", paths(&events));
+    assert_eq!(span_probes(&events), 0, "no probe: {:?}", paths(&events));
+    assert!(events.iter().filter(|e| e.path.contains("$apply=")).count() >= 3, "null part and two ranges");
+    assert_eq!(reads_rows(&events), 0);
+    let mut expected = rows(&local.collect(sql).await.expect("local"));
+    expected.sort();
+    let mut second_sorted = second.clone();
+    second_sorted.sort();
+    assert_eq!(second_sorted, expected, "the new rows are counted");
+    assert_ne!(first, second);
+    assert_eq!(pushed.client().table_extent("accounts").unwrap().rows, 60_003);
+
+    // A stale memory whose span ends long before the rows: the open last range is refused,
+    // probed again and split, and the answer stays exact.
+    let (min, _) = extent.span.unwrap();
+    let stale = d365_client::TableExtent { rows: 60_003, span: Some((min, min + 3600)) };
+    pushed.client().remember_table_extent("accounts", Some(stale));
+    let mut third = rows(&pushed.collect(sql).await.expect("third run"));
+    third.sort();
+    let events = rec.take();
+    assert_eq!(third, expected);
+    assert!(limit_hits(&events) >= 1, "the stale last range was refused: {:?}", paths(&events));
+    assert_eq!(span_probes(&events), 2, "and probed again within its bounds: {:?}", paths(&events));
+    assert_eq!(reads_rows(&events), 0);
+    let widened = pushed.client().table_extent("accounts").unwrap();
+    assert_eq!(widened.rows, 60_003);
+    assert!(widened.span.unwrap().1 > min + 3600, "the span seen is remembered: {widened:?}");
+
+    // A filtered aggregate neither uses nor changes the memory.
+    let filtered = "SELECT count(*) FROM account WHERE revenue > 1000000";
+    let _ = pushed.collect(filtered).await.expect("filtered");
+    assert_eq!(pushed.client().table_extent("accounts"), Some(widened));
 }
