@@ -327,6 +327,11 @@ impl DataverseClient {
         }
     }
 
+    /// Forgets every table's extent: the next aggregates plan as a new connection's would.
+    pub fn forget_table_extents(&self) {
+        self.inner.extents.clear();
+    }
+
     /// Whether a response to this client was throttled (429, or 503 with `Retry-After`) within
     /// `window`, on the retry policy's clock.
     pub fn throttled_within(&self, window: Duration) -> bool {

@@ -45,6 +45,10 @@ impl TableExtents {
     pub(crate) fn forget(&self, entity_set: &str) {
         self.by_entity_set.lock().unwrap_or_else(|e| e.into_inner()).remove(entity_set);
     }
+
+    pub(crate) fn clear(&self) {
+        self.by_entity_set.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
 }
 
 #[cfg(test)]
@@ -64,5 +68,7 @@ mod tests {
         assert!(extents.by_entity_set.lock().unwrap().len() <= MAX_TABLES);
         extents.forget("t255");
         assert_eq!(extents.get("t255"), None);
+        extents.clear();
+        assert_eq!(extents.get("t254"), None);
     }
 }

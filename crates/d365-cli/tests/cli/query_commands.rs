@@ -202,6 +202,20 @@ async fn aggregates_run_at_the_service_unless_turned_off() {
     local.expect_code(0);
     assert_eq!(pushed.stdout, local.stdout);
     assert!(csv_rows(&pushed.stdout).len() >= 2, "{}", pushed.stdout);
+
+    // The benchmark runs it pushed as a new connection, pushed again, and locally, and checks
+    // that the rows agree; repeated, the table is known to fit: no span probes.
+    let bench = env.d365(Some(&conn), &["bench", "aggregate", "--query", sql, "--rounds", "2"]).run().await;
+    bench.expect_code(0).expect_output("same rows");
+    let requests = |label: &str| -> u64 {
+        let line = bench.stdout.lines().find(|l| l.trim_start().starts_with(label)).expect(label);
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let at = words.iter().position(|w| *w == "requests").expect("a request count");
+        words[at - 1].parse().expect("a number")
+    };
+    assert_eq!(requests("pushed"), 3, "the aggregate and two span probes: {}", bench.stdout);
+    assert_eq!(requests("repeated"), 1, "{}", bench.stdout);
+    assert!(requests("local") >= 1, "{}", bench.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
