@@ -183,6 +183,9 @@ struct Inner {
     row_widths: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     /// Rows and `createdon` span of tables, as earlier aggregates saw them.
     extents: crate::table_extent::TableExtents,
+    /// The concurrency earlier work reached without being throttled (0: none yet); see
+    /// [`DataverseClient::concurrency`].
+    concurrency_reached: Arc<AtomicU64>,
 }
 
 /// The Dataverse Web API client of one organisation. Cheap to clone (an `Arc` inside); clones
@@ -257,6 +260,7 @@ impl DataverseClient {
                 time_remaining: AtomicU64::new(NO_HINT),
                 row_widths: Default::default(),
                 extents: Default::default(),
+                concurrency_reached: Default::default(),
             }),
         })
     }
@@ -327,9 +331,16 @@ impl DataverseClient {
         }
     }
 
-    /// Forgets every table's extent: the next aggregates plan as a new connection's would.
-    pub fn forget_table_extents(&self) {
+    /// Forgets what earlier work taught this client: the tables' extents and the concurrency
+    /// reached. The next queries plan and start as a new connection's would.
+    pub fn forget_learnt(&self) {
         self.inner.extents.clear();
+        self.inner.concurrency_reached.store(0, Ordering::Relaxed);
+    }
+
+    /// Where work records the concurrency it reached (see [`DataverseClient::concurrency`]).
+    pub(crate) fn concurrency_reached(&self) -> &Arc<AtomicU64> {
+        &self.inner.concurrency_reached
     }
 
     /// Whether a response to this client was throttled (429, or 503 with `Retry-After`) within

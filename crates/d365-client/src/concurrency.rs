@@ -7,7 +7,16 @@
 //! (once per round of requests) when a request of the client was throttled — 429, or 503 with
 //! `Retry-After`; the retry policy waits and repeats the request itself. It never exceeds its
 //! maximum (by default 52, the documented limit of concurrent requests per user).
+//!
+//! What one piece of work learnt carries over to the next on the same client, as TCP caches a
+//! path's window: work that ends without having been throttled leaves the concurrency it
+//! actually used (requests in flight at once, at most its limit; a limit grown while the work
+//! had fewer requests to send proves nothing), and the next piece starts there instead of at
+//! the hint. Work that was throttled leaves its lowered level. A client throttled within the
+//! service's window starts at the hint again.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::client::DataverseClient;
@@ -34,6 +43,10 @@ pub struct AdaptiveConcurrency {
     /// instead of one per response.
     ever_throttled: bool,
     since_decrease: u64,
+    /// Where the level reached is left for the next work, when it ends.
+    reached: Option<Arc<AtomicU64>>,
+    /// The most requests in flight at once (see [`AdaptiveConcurrency::in_flight`]).
+    peak_in_flight: usize,
 }
 
 impl AdaptiveConcurrency {
@@ -48,7 +61,20 @@ impl AdaptiveConcurrency {
             throttled_seen,
             ever_throttled: throttled_recently,
             since_decrease: 0,
+            reached: None,
+            peak_in_flight: 0,
         }
+    }
+
+    /// Tells how many requests are in flight now (after sending more).
+    pub fn in_flight(&mut self, n: usize) {
+        self.peak_in_flight = self.peak_in_flight.max(n);
+    }
+
+    /// Leaves the limit in `reached` when this work ends (see the module docs).
+    fn remembered_in(mut self, reached: Arc<AtomicU64>) -> Self {
+        self.reached = Some(reached);
+        self
     }
 
     /// Whether splitting work into more requests may add throughput (see `ever_throttled`).
@@ -88,21 +114,43 @@ impl AdaptiveConcurrency {
     }
 }
 
+impl Drop for AdaptiveConcurrency {
+    fn drop(&mut self) {
+        let Some(reached) = &self.reached else { return };
+        if self.peak_in_flight == 0 {
+            return;
+        }
+        let level = self.limit().min(self.peak_in_flight) as u64;
+        if self.ever_throttled {
+            reached.store(level, Ordering::Relaxed);
+        } else {
+            reached.fetch_max(level, Ordering::Relaxed);
+        }
+    }
+}
+
 impl DataverseClient {
     /// The concurrency of one piece of work against this client: fixed at `parallel` when
-    /// given, else starting at the service's DOP hint and adapting up to `max`, from what the
-    /// client already knows of throttling.
+    /// given, else adapting up to `max` from the service's DOP hint or, when earlier work of
+    /// this client went further without being throttled, from where it got to (see the module
+    /// docs), and from what the client already knows of throttling.
     pub fn concurrency(&self, parallel: Option<usize>, max: usize) -> AdaptiveConcurrency {
-        let max = parallel.unwrap_or(max).max(1);
-        let start = parallel
-            .unwrap_or_else(|| self.server_hints().dop_hint.map_or(DEFAULT_START, |d| d as usize))
-            .clamp(1, max);
-        AdaptiveConcurrency::new(
-            start,
-            max,
-            self.request_log().stats().throttled,
-            self.throttled_within(THROTTLE_MEMORY),
-        )
+        if let Some(n) = parallel {
+            let n = n.max(1);
+            return AdaptiveConcurrency::new(
+                n,
+                n,
+                self.request_log().stats().throttled,
+                self.throttled_within(THROTTLE_MEMORY),
+            );
+        }
+        let max = max.max(1);
+        let throttled_recently = self.throttled_within(THROTTLE_MEMORY);
+        let hint = self.server_hints().dop_hint.map_or(DEFAULT_START, |d| d as usize);
+        let reached = self.concurrency_reached().load(Ordering::Relaxed) as usize;
+        let start = if throttled_recently { hint } else { hint.max(reached) };
+        AdaptiveConcurrency::new(start.clamp(1, max), max, self.request_log().stats().throttled, throttled_recently)
+            .remembered_in(self.concurrency_reached().clone())
     }
 }
 
@@ -140,6 +188,36 @@ mod tests {
         let mut one = AdaptiveConcurrency::new(1, 1, 0, false);
         one.on_page(5);
         assert_eq!(one.limit(), 1);
+    }
+
+    #[test]
+    fn work_leaves_the_limit_it_reached_for_the_next() {
+        let reached = Arc::new(AtomicU64::new(0));
+        let mut a = AdaptiveConcurrency::new(8, 52, 0, false).remembered_in(reached.clone());
+        for i in 0..20 {
+            a.in_flight(8 + i);
+            a.on_page(0);
+        }
+        drop(a);
+        assert_eq!(reached.load(Ordering::Relaxed), 27, "the most requests in flight at once");
+        // A limit grown while fewer requests were in flight proves nothing.
+        let mut idle = AdaptiveConcurrency::new(8, 52, 0, false).remembered_in(reached.clone());
+        for _ in 0..40 {
+            idle.in_flight(2);
+            idle.on_page(0);
+        }
+        assert_eq!(idle.limit(), 48);
+        drop(idle);
+        assert_eq!(reached.load(Ordering::Relaxed), 27);
+        // Throttled work leaves its lowered level.
+        let mut b = AdaptiveConcurrency::new(10, 10, 0, false).remembered_in(reached.clone());
+        for _ in 0..10 {
+            b.in_flight(10);
+            b.on_page(0);
+        }
+        assert!(b.on_page(1));
+        drop(b);
+        assert_eq!(reached.load(Ordering::Relaxed), 5);
     }
 
     #[test]

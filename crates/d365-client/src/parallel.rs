@@ -416,6 +416,8 @@ struct Scheduler {
     prefer: Option<String>,
     added: Vec<String>,
     page_size: usize,
+    /// Declared before `tx`: it is dropped first, so the concurrency it reached is left on the
+    /// client before the reader sees the end of the scan.
     aimd: AdaptiveConcurrency,
     options: ScanOptions,
     progress: Arc<ScanProgress>,
@@ -500,6 +502,7 @@ impl Scheduler {
                     p,
                 ));
             }
+            self.aimd.in_flight(joins.len());
             let Some(joined) = joins.join_next().await else { break };
             let fetched = match joined {
                 Ok(f) => f,

@@ -90,7 +90,7 @@ enum Mode {
 async fn run_once(conn: &Connection, sql: &str, mode: Mode) -> Result<(Run, Vec<Vec<String>>), Error> {
     let pushdown = !matches!(mode, Mode::Local);
     if matches!(mode, Mode::New) {
-        conn.client.forget_table_extents();
+        conn.client.forget_learnt();
     }
     let settings = EngineSettings { aggregate_pushdown: pushdown, ..EngineSettings::default() };
     let engine = conn.engine(&settings).await?;

@@ -628,6 +628,7 @@ impl Driver {
                 let Some(part) = self.queue.pop_front() else { break };
                 self.running.push(self.runner.clone().run(part).boxed());
             }
+            self.concurrency.in_flight(self.running.len());
             let Some(outcome) = self.running.next().await else {
                 self.runner.remember_extent();
                 return None;

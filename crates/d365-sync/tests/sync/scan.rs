@@ -107,6 +107,34 @@ async fn queries_that_cannot_be_partitioned_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_scan_starts_at_the_concurrency_the_last_one_reached() {
+    let env = start(20_000, None, Duration::from_millis(5)).await;
+    let (client, _clock) = env.client();
+    let hint = |c: &d365_client::DataverseClient| c.server_hints().dop_hint.expect("the emulator sends a DOP hint");
+    let query = Query::new("accounts").select(["accountid"]).max_page_size(500);
+    let options = ScanOptions::new("accountid");
+    let plan = client.plan_scan(&query, &options).await.expect("plan");
+    let mut scan = client.partitioned_scan(&query, plan, options.clone()).expect("scan");
+    let progress = scan.progress();
+    let mut n = 0;
+    while let Some(page) = scan.next().await {
+        n += page.expect("page").rows.len();
+    }
+    drop(scan);
+    assert_eq!(n, 20_000);
+    let peak = progress.peak_concurrency.load(std::sync::atomic::Ordering::Relaxed) as usize;
+    let start = hint(&client) as usize;
+    // Not throttled: the next work on this client starts where this one got to …
+    let next = client.concurrency(None, 52).limit();
+    assert!(next > start && next <= peak, "next {next}, hint {start}: {progress:?}");
+    // … a fixed --parallel still wins, and a client told to forget starts at the hint again.
+    assert_eq!(client.concurrency(Some(3), 52).limit(), 3);
+    client.forget_learnt();
+    assert_eq!(client.concurrency(None, 52).limit(), start);
+    env.emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_adapts_down_when_the_service_throttles() {
     // The service allows 3 concurrent requests while its DOP hint says 8: the scan starts at 8,
     // gets 429s (Retry-After waited on the manual clock), halves, and still reads every row once.
@@ -136,5 +164,8 @@ async fn concurrency_adapts_down_when_the_service_throttles() {
     assert!(progress.backoffs.load(Relaxed) > 0, "{progress:?}");
     assert!(progress.concurrency.load(Relaxed) < 8, "{progress:?}");
     assert!(clock.sleeps().contains(&Duration::from_secs(1)), "Retry-After was honoured on the manual clock");
+    // Throttled within the service's window: the next work starts at the hint, not higher.
+    drop(scan);
+    assert_eq!(client.concurrency(None, 52).limit(), 8);
     env.emu.shutdown().await;
 }
