@@ -317,18 +317,9 @@ impl DataverseClient {
         widths.insert(shape.to_string(), bytes_per_row);
     }
 
-    /// The size of `entity_set` as an earlier aggregate over the whole table saw it (see
-    /// [`TableExtent`](crate::TableExtent)): a hint for planning, never an answer.
-    pub fn table_extent(&self, entity_set: &str) -> Option<crate::TableExtent> {
-        self.inner.extents.get(entity_set)
-    }
-
-    /// Records what an aggregate over the whole of `entity_set` saw; `None` forgets it.
-    pub fn remember_table_extent(&self, entity_set: &str, extent: Option<crate::TableExtent>) {
-        match extent {
-            Some(e) => self.inner.extents.remember(entity_set, e),
-            None => self.inner.extents.forget(entity_set),
-        }
+    /// Tables' sizes as earlier aggregates saw them (see [`crate::TableExtent`]).
+    pub(crate) fn extents(&self) -> &crate::table_extent::TableExtents {
+        &self.inner.extents
     }
 
     /// Forgets what earlier work taught this client: the tables' extents and the concurrency

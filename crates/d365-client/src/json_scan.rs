@@ -1,5 +1,5 @@
 //! A minimal JSON scanner over one page body (the SQL engine's Arrow decoder and the paging
-//! facts of [`crate::slim_page`] read pages with it): it hands out keys
+//! facts of `slim_page` read pages with it): it hands out keys
 //! and scalar tokens as slices of the body and skips everything else, without building any
 //! value. The body is not validated as UTF-8 up front: what is handed out as text is checked
 //! on its own (keys met for the first time, tokens), or, for text columns, when the Arrow array

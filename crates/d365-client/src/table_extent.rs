@@ -11,6 +11,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::DataverseClient;
+
 /// Entity sets remembered at most; a long-lived client forgets all of them past this.
 const MAX_TABLES: usize = 256;
 
@@ -48,6 +50,22 @@ impl TableExtents {
 
     pub(crate) fn clear(&self) {
         self.by_entity_set.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+impl DataverseClient {
+    /// The size of `entity_set` as an earlier aggregate over the whole table saw it (see
+    /// [`TableExtent`]): a hint for planning, never an answer.
+    pub fn table_extent(&self, entity_set: &str) -> Option<TableExtent> {
+        self.extents().get(entity_set)
+    }
+
+    /// Records what an aggregate over the whole of `entity_set` saw; `None` forgets it.
+    pub fn remember_table_extent(&self, entity_set: &str, extent: Option<TableExtent>) {
+        match extent {
+            Some(e) => self.extents().remember(entity_set, e),
+            None => self.extents().forget(entity_set),
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! Bulk writes: create, update, upsert or delete a stream of rows of one table, in as few
 //! requests as the service allows, with every input row accounted for.
 //!
-//! [`write`] reads [`WriteRow`]s from a stream, cuts them into chunks of
+//! [`write()`] reads [`WriteRow`]s from a stream, cuts them into chunks of
 //! [`WriteOptions::chunk_size`] rows and sends several chunks at once (up to
 //! [`WriteOptions::max_parallel`], by default the service's `x-ms-dop-hint`). Every request goes
 //! through the client's one retry policy (429 / `Retry-After`, backoff, 401 refresh). How a chunk
@@ -37,7 +37,7 @@
 //!   bad ones are reported, with the service's code and message and the column when the
 //!   message names it (or, for "Cannot convert the literal 'x'", the row's column holding `x`).
 //! - A failure that no row can fix (a missing privilege on the table, authentication, the retry
-//!   budget exhausted) stops the statement: [`write`] returns a [`WriteError`] whose report says
+//!   budget exhausted) stops the statement: [`write()`] returns a [`WriteError`] whose report says
 //!   what was written, what failed and which rows were not attempted.
 //!
 //! # Atomic writes
@@ -46,7 +46,7 @@
 //! transaction): every row is written or none is. A change set holds at most 1,000 requests, so
 //! an atomic write of more than 1,000 rows is refused before anything is sent
 //! ([`ClientError::InvalidArgument`]). When a row fails, the change set is rolled back and
-//! [`write`] returns a [`WriteError`]: the culprit row with the service's error, and every other
+//! [`write()`] returns a [`WriteError`]: the culprit row with the service's error, and every other
 //! row as not written ("rolled back").
 
 mod engine;
@@ -266,7 +266,7 @@ pub struct WriteReport {
     pub written: u64,
     /// Rows not written, by input index.
     pub failed: Vec<RowError>,
-    /// Rows read but never sent because the write stopped early (empty unless [`write`]
+    /// Rows read but never sent because the write stopped early (empty unless [`write()`]
     /// returned an error).
     pub not_attempted: Vec<u64>,
     /// HTTP requests the client sent during the write (every attempt; if the client is shared,
@@ -357,7 +357,7 @@ impl WriteError {
 }
 
 impl DataverseClient {
-    /// [`write`] with this client.
+    /// [`write()`] with this client.
     pub async fn write<S, P>(
         &self,
         entity: &EntityInfo,

@@ -3,7 +3,7 @@
 //! Every statement becomes a `SELECT` that DataFusion runs (so expressions, joins, functions,
 //! local files and Dataverse tables all work as in queries), whose rows are converted to Web API
 //! bodies by the Dataverse type of each column written and streamed into
-//! [`d365_client::write`] (bulk messages or `$batch`, in parallel, with its retry and recovery
+//! [`d365_client::write()`] (bulk messages or `$batch`, in parallel, with its retry and recovery
 //! rules):
 //!
 //! | statement | rows read | written as |
