@@ -118,7 +118,7 @@ impl Session {
     }
 
     /// Keeps a copy of tables up to date in `options.to` (a local SQLite directory or a
-    /// PostgreSQL database; see [`d365_sync::sync`]).
+    /// PostgreSQL database; see [`d365_sync::sync()`]).
     pub async fn sync(&self, options: &d365_sync::SyncOptions) -> Result<d365_sync::SyncReport, Error> {
         Ok(d365_sync::sync(&self.connection.client, options).await?)
     }
@@ -160,7 +160,7 @@ impl Session {
     ///   UpsertMultiple chunks);
     /// - `UPDATE t SET … WHERE <key> = ?`: one `MERGE` by that key (UpdateMultiple chunks; sets
     ///   whose record does not exist are skipped, as their UPDATE would match nothing);
-    /// - `DELETE FROM t WHERE <column> = ?`: `IN` lists of [`DELETE_CHUNK`] values (one read and
+    /// - `DELETE FROM t WHERE <column> = ?`: `IN` lists of `DELETE_CHUNK` values (one read and
     ///   one `$batch` per list);
     /// - anything else runs once per set. The reports are added up; the first set whose
     ///   statement stops ends the run (the outcome says so).

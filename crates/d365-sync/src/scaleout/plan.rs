@@ -10,7 +10,7 @@
 //! [`PlanOptions::unit_rows`] rows. The counts only balance the work: every unit is read whole
 //! by one worker, whatever it holds.
 //!
-//! Finance & Operations entities are cut on their entity key instead ([`super::plan_keys`]).
+//! Finance & Operations entities are cut on their entity key instead (`plan_keys`).
 
 use d365_client::partition::{Bounds, format_instant, row_instant};
 use d365_client::{DataverseClient, KeyRange, Metadata, Query};
