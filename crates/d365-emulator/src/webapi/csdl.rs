@@ -241,7 +241,9 @@ fn write_container(out: &mut String, schema: &Schema) {
          EntityType=\"Microsoft.Dynamics.CRM.RelationshipMetadataBase\"/>\n\
          \x20       <EntitySet Name=\"GlobalOptionSetDefinitions\" \
          EntityType=\"Microsoft.Dynamics.CRM.OptionSetMetadataBase\"/>\n\
-         \x20       <FunctionImport Name=\"WhoAmI\" Function=\"Microsoft.Dynamics.CRM.WhoAmI\"/>\n",
+         \x20       <FunctionImport Name=\"WhoAmI\" Function=\"Microsoft.Dynamics.CRM.WhoAmI\"/>\n\
+         \x20       <FunctionImport Name=\"RetrieveTotalRecordCount\" \
+         Function=\"Microsoft.Dynamics.CRM.RetrieveTotalRecordCount\"/>\n",
     );
     out.push_str("      </EntityContainer>\n");
 }
@@ -280,11 +282,15 @@ pub fn csdl(schema: &Schema, annotations: bool) -> String {
     write_metadata_types(&mut out);
     out.push_str(
         "      <Function Name=\"WhoAmI\">\n        \
-         <ReturnType Type=\"mscrm.WhoAmIResponse\" Nullable=\"false\"/>\n      </Function>\n",
+         <ReturnType Type=\"mscrm.WhoAmIResponse\" Nullable=\"false\"/>\n      </Function>\n\
+         \x20     <Function Name=\"RetrieveTotalRecordCount\">\n        \
+         <Parameter Name=\"EntityNames\" Type=\"Collection(Edm.String)\" Nullable=\"false\" Unicode=\"false\"/>\n        \
+         <ReturnType Type=\"mscrm.RetrieveTotalRecordCountResponse\" Nullable=\"false\"/>\n      </Function>\n",
     );
     write_container(&mut out, schema);
     out.push_str("    </Schema>\n  </edmx:DataServices>\n</edmx:Edmx>\n");
     debug_assert!(types::meta_type("WhoAmIResponse").is_some());
+    debug_assert!(types::meta_type("RetrieveTotalRecordCountResponse").is_some());
     out
 }
 

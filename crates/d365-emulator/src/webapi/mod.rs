@@ -21,6 +21,7 @@ pub mod paging;
 pub mod path;
 pub mod query;
 pub mod query_functions;
+pub mod record_count;
 pub mod records;
 pub mod request;
 pub mod rows;
@@ -193,6 +194,9 @@ async fn route(ctx: Ctx, method: &Method, resource: Resource, body: Bytes) -> Dv
     match (method, resource) {
         (&Method::GET, Resource::ServiceDocument) => Ok(service_document(&ctx)),
         (&Method::GET, Resource::Operation { name, .. }) if name == "WhoAmI" => Ok(who_am_i(&ctx)),
+        (&Method::GET, Resource::Operation { name, args }) if name == "RetrieveTotalRecordCount" => {
+            record_count::retrieve_total_record_count(&ctx, args.as_deref()).await
+        }
         (_, Resource::Operation { name, .. }) => Err(DvError::segment_not_found(&name)),
         (&Method::GET, Resource::Collection(set)) => query::collection(ctx, &set).await,
         (&Method::GET, Resource::Count(set)) => query::count(ctx, &set).await,

@@ -13,5 +13,6 @@ mod fno_writes;
 mod identity;
 mod protection;
 mod query_options;
+mod record_count;
 mod sdkmessages;
 mod webapi;

@@ -552,6 +552,16 @@ pub static TYPES: &[MetaType] = &[
     ),
     complex("RelationshipAttribute", None, &[("ReferencedAttributeName", S), ("ReferencingAttributeName", S)]),
     complex("WhoAmIResponse", None, &[("BusinessUnitId", G), ("UserId", G), ("OrganizationId", G)]),
+    complex(
+        "EntityRecordCountCollection",
+        None,
+        &[("Count", I), ("IsReadOnly", B), ("Keys", "Collection(Edm.String)"), ("Values", "Collection(Edm.Int64)")],
+    ),
+    complex(
+        "RetrieveTotalRecordCountResponse",
+        None,
+        &[("EntityRecordCountCollection", "mscrm.EntityRecordCountCollection")],
+    ),
 ];
 
 /// Every enum type used by the metadata types.
