@@ -70,10 +70,16 @@ pub struct QueryArgs {
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
   d365 --demo tables
-  d365 tables 'new_*'")]
+  d365 tables 'new_*'
+  d365 tables --counts 'account*'")]
 pub struct TablesArgs {
     /// Only tables whose name contains this text (`*` and `?` wildcards allowed).
     pattern: Option<String>,
+    /// Also print each table's row count, from the service's snapshot (at most 24 hours old;
+    /// one request per 40 tables; `-` where you may not read the table). `SELECT count(*)` is
+    /// exact. Dataverse only.
+    #[arg(long)]
+    counts: bool,
 }
 
 /// Options of `d365 describe`.
@@ -467,9 +473,19 @@ pub async fn tables(connect_args: &ConnectArgs, args: TablesArgs) -> Result<(), 
         let engine = engine(&conn, false, None, None).await?;
         let mut names = engine.table_names();
         names.sort();
-        for n in names.iter().filter(|n| args.pattern.as_deref().is_none_or(|p| matches_pattern(n, p))) {
-            println!("{n}");
+        names.retain(|n| args.pattern.as_deref().is_none_or(|p| matches_pattern(n, p)));
+        if !args.counts {
+            for n in &names {
+                println!("{n}");
+            }
+            return Ok(());
         }
+        let counts = conn.client.record_counts(&names).await.map_err(Failure::from_client)?;
+        let width = names.iter().map(String::len).max().unwrap_or(0);
+        for (n, c) in names.iter().zip(counts) {
+            println!("{n:<width$}  {}", c.map_or_else(|| "-".to_string(), |c| c.to_string()));
+        }
+        eprintln!("(row counts from the service's snapshot, at most 24 hours old)");
         Ok(())
     }
     .await;

@@ -31,6 +31,7 @@ mod paging;
 mod parallel;
 pub mod partition;
 mod query;
+mod record_counts;
 mod records;
 mod request_log;
 mod retry;

@@ -40,6 +40,9 @@ async fn every_sign_in_reaches_its_edition_and_companies_are_scoped() {
     let run = env.d365(Some(&secret), &["query", "SELECT DISTINCT dataAreaId FROM CustomersV3"]).run().await;
     run.expect_code(0);
     assert_eq!(run.stdout.lines().skip(1).collect::<Vec<_>>(), ["usmf"]);
+    // Row counts are a Dataverse function: refused with the way to count instead.
+    let run = env.d365(Some(&secret), &["tables", "--counts", "Customers*"]).run().await;
+    run.expect_code(2).expect_output("SELECT count(*)");
 
     // Entra certificate.
     let cert_app = env.emu.ready().app("certificate").unwrap().clone();

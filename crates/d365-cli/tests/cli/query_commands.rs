@@ -153,6 +153,15 @@ async fn tables_describe_and_exec() {
     let run = env.d365(Some(&conn), &["tables", "acc*"]).run().await;
     run.expect_code(0);
     assert_eq!(run.stdout.lines().collect::<Vec<_>>(), ["account"], "{}", run.stdout);
+    // Row counts (RetrieveTotalRecordCount): the least-privilege app reads accounts and
+    // contacts but not widgets, which get a dash instead of failing the listing.
+    let run = env.d365(Some(&conn), &["tables", "--counts"]).run().await;
+    run.expect_code(0).expect_output("snapshot");
+    let counts: std::collections::HashMap<&str, &str> =
+        run.stdout.lines().filter_map(|l| l.split_once(char::is_whitespace)).map(|(n, c)| (n, c.trim())).collect();
+    let contacts = env.contacts().len().to_string();
+    assert_eq!(counts.get("contact"), Some(&contacts.as_str()), "{}", run.stdout);
+    assert_eq!(counts.get("new_widget"), Some(&"-"), "{}", run.stdout);
     let run = env.d365(Some(&conn), &["describe", "account"]).run().await;
     run.expect_code(0)
         .expect_output("entity set accounts")
