@@ -250,6 +250,14 @@ impl Session {
         Ok(names)
     }
 
+    /// Snapshot row counts of `tables` (`None`: not readable by the caller), through
+    /// Dataverse's `RetrieveTotalRecordCount`.
+    fn record_counts(&self, py: Python<'_>, tables: Vec<String>) -> PyResult<Vec<Option<i64>>> {
+        let session = self.get()?;
+        let client = session.connection().client.clone();
+        wait(py, async move { client.record_counts(&tables).await })?.map_err(|e| to_py(py, d365_core::Error::from(e)))
+    }
+
     /// The columns of a table: dicts with `name`, `type` (SQL type name), `precision`,
     /// `scale`, `nullable`, `dataverse_type`, `primary_key`.
     fn columns<'py>(&self, py: Python<'py>, table: &str) -> PyResult<Vec<Bound<'py, PyDict>>> {

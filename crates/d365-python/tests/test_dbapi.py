@@ -112,6 +112,25 @@ def test_connect_keyword_properties_override(emulator: d365.Emulator) -> None:
         assert conn.execute("SELECT count(*) FROM contact").fetchone()[0] > 0
 
 
+def test_row_counts_come_from_the_snapshot_function(emulator: d365.Emulator, conn: d365.Connection) -> None:
+    before = conn.stats()["requests"]
+    counts = conn.row_counts(["account", "contact"])
+    assert conn.stats()["requests"] - before == 1, "one request for both tables"
+    assert counts == {
+        "account": conn.execute("SELECT count(*) FROM account").fetchone()[0],
+        "contact": conn.execute("SELECT count(*) FROM contact").fetchone()[0],
+    }
+    everything = conn.row_counts()
+    assert set(everything) == set(conn.table_names()) and everything["account"] == counts["account"]
+    # The least-privilege app may not read widgets: None for them, the others still counted.
+    with d365.connect(emulator.secret_connection_string("integration")) as integration:
+        limited = integration.row_counts(["account", "new_widget"])
+    assert limited == {"account": counts["account"], "new_widget": None}
+    with d365.connect(emulator.finops_connection_string()) as fno, pytest.raises(d365.ProgrammingError) as e:
+        fno.row_counts(["CustomersV3"])
+    assert "count(*)" in str(e.value)
+
+
 def test_tables_and_columns(conn: d365.Connection) -> None:
     assert "account" in conn.table_names()
     cols = {c["name"]: c for c in conn.columns("account")}
