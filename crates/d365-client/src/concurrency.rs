@@ -135,21 +135,17 @@ impl DataverseClient {
     /// this client went further without being throttled, from where it got to (see the module
     /// docs), and from what the client already knows of throttling.
     pub fn concurrency(&self, parallel: Option<usize>, max: usize) -> AdaptiveConcurrency {
+        let throttled_seen = self.request_log().stats().throttled;
+        let throttled_recently = self.throttled_within(THROTTLE_MEMORY);
         if let Some(n) = parallel {
             let n = n.max(1);
-            return AdaptiveConcurrency::new(
-                n,
-                n,
-                self.request_log().stats().throttled,
-                self.throttled_within(THROTTLE_MEMORY),
-            );
+            return AdaptiveConcurrency::new(n, n, throttled_seen, throttled_recently);
         }
         let max = max.max(1);
-        let throttled_recently = self.throttled_within(THROTTLE_MEMORY);
         let hint = self.server_hints().dop_hint.map_or(DEFAULT_START, |d| d as usize);
         let reached = self.concurrency_reached().load(Ordering::Relaxed) as usize;
         let start = if throttled_recently { hint } else { hint.max(reached) };
-        AdaptiveConcurrency::new(start.clamp(1, max), max, self.request_log().stats().throttled, throttled_recently)
+        AdaptiveConcurrency::new(start.clamp(1, max), max, throttled_seen, throttled_recently)
             .remembered_in(self.concurrency_reached().clone())
     }
 }
