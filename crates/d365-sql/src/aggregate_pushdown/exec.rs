@@ -195,9 +195,6 @@ impl Runner {
                 Err(e) => return Err(e.into()),
             }
         }
-        if let Some(Ok(Some((min, max, _)))) = &span {
-            *self.span_seen.lock().unwrap_or_else(|e| e.into_inner()) = Some((*min, *max));
-        }
         if too_big {
             return self.split(part, span).await;
         }
