@@ -67,10 +67,10 @@ struct ExportBench {
     )]
     select: Vec<String>,
     /// Rows per page.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=5000))]
     page_size: u32,
     /// Fixed concurrency of the parallel export (default: adaptive).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     parallel: Option<usize>,
     /// Accounts seeded in the emulator (when no --connection is given).
     #[arg(long, default_value_t = 200_000)]

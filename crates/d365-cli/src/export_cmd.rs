@@ -73,10 +73,10 @@ pub struct ExportArgs {
     #[arg(short, long)]
     output: Option<PathBuf>,
     /// Concurrent requests (default: from the service's x-ms-dop-hint, adapting to throttling).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     parallel: Option<usize>,
     /// Rows per page (1-5000).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=5000))]
     page_size: Option<u32>,
     /// Sync part files and checkpoint to disk every second (resume also after a power loss).
     #[arg(long)]

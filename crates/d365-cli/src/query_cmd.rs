@@ -45,7 +45,8 @@ pub struct QueryArgs {
     /// Write to this file instead of standard output.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Print the plan and the exact Web API requests instead of running the query.
+    /// Print the plan and the exact Web API requests instead of running the query; for a write
+    /// (INSERT, UPDATE, …), a dry run: the requests it would send, nothing written.
     #[arg(long)]
     explain: bool,
     /// Fetch table definitions again instead of using the metadata cache.
@@ -53,7 +54,7 @@ pub struct QueryArgs {
     refresh_metadata: bool,
     /// Concurrent requests for whole-table reads (default: from the service's x-ms-dop-hint,
     /// adapting to throttling); 1 reads one page chain.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     parallel: Option<usize>,
     /// Compute GROUP BY / COUNT / SUM / AVG / MIN / MAX locally from every row instead of at
     /// the service, and joins locally from both tables read whole, instead of as FetchXML
@@ -146,7 +147,10 @@ pub async fn query(connect_args: &ConnectArgs, args: QueryArgs) -> Result<(), Fa
     let target = args.output.as_deref().map(Output::resolve).transpose()?;
     match d365_core::classify(&args.sql).map_err(Failure::from_d365)? {
         d365_core::StatementKind::Write => {
-            return crate::dml_cmd::run(connect_args, &args.sql, args.refresh_metadata, args.parallel, &args.dml).await;
+            // A write's plan is what it would send: --explain runs it as a dry run, never for real.
+            let mut dml = args.dml.clone();
+            dml.dry_run |= args.explain;
+            return crate::dml_cmd::run(connect_args, &args.sql, args.refresh_metadata, args.parallel, &dml).await;
         }
         d365_core::StatementKind::Exec(exec) => return run_procedure(connect_args, exec, &args).await,
         d365_core::StatementKind::Query => {}

@@ -47,10 +47,10 @@ pub struct SyncArgs {
     #[arg(long, value_name = "DIR|URL")]
     to: String,
     /// Concurrent requests of full extracts (default: adaptive from the DOP hint).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     parallel: Option<usize>,
     /// Rows per page (1-5000).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=5000))]
     page_size: Option<u32>,
     /// Do not use change tracking: sync by modifiedon (deletions are then not seen).
     #[arg(long)]

@@ -74,6 +74,8 @@ pub struct Connection {
     pub tokens: Arc<dyn TokenProvider>,
     /// The parsed connection.
     pub config: ConnectionConfig,
+    /// What the string asks of queries and writes (`Readonly`, `MaxRows`, `Pagesize`).
+    pub query: crate::QuerySettings,
     /// The environment it was opened in (for the OAuth procedures).
     pub environment: Environment,
     /// The emulator of a demo connection (stopped by [`Connection::close`]).
@@ -243,7 +245,7 @@ impl Connection {
         if !config.edition.is_dataverse() {
             let cross_company = match config.property("CrossCompany") {
                 None => false,
-                Some(v) => parse_flag("CrossCompany", v)?,
+                Some(v) => crate::properties::flag("CrossCompany", v)?,
             };
             client_options.service = d365_client::Service::FinOps(d365_client::FinOpsSettings { cross_company });
         }
@@ -254,12 +256,16 @@ impl Connection {
             client_options.extra_ca_pem = Some(if cert.contains("-----BEGIN") {
                 cert.as_bytes().to_vec()
             } else {
-                std::fs::read(cert)
-                    .map_err(|e| Error::BadInput(format!("cannot read SSLServerCert file {cert}: {e}")))?
+                std::fs::read(cert).map_err(|e| {
+                    d365_auth::ConfigError::Invalid(format!(
+                        "cannot read the SSLServerCert file {cert}: {e} (give a PEM file's path, or the PEM text itself)"
+                    ))
+                })?
             });
         }
+        let query = crate::properties::query_settings(&config)?;
         let client = DataverseClient::new(client_options, tokens.clone())?;
-        Ok(Self { client, tokens, config, environment: env, demo })
+        Ok(Self { client, tokens, config, query, environment: env, demo })
     }
 
     /// The SQL engine over this connection: metadata cached on disk per organisation (in memory
@@ -271,7 +277,9 @@ impl Connection {
             .then(|| d365_client::CacheOptions { refresh: settings.refresh_metadata, ..Default::default() });
         let options = EngineOptions {
             metadata_cache,
-            page_size: settings.page_size,
+            page_size: settings.page_size.or(self.query.page_size),
+            read_only: self.query.read_only,
+            max_rows: self.query.max_rows,
             parallel_scan: settings.parallel != Some(1),
             scan_parallelism: settings.parallel,
             aggregate_pushdown: settings.aggregate_pushdown,
@@ -286,14 +294,5 @@ impl Connection {
         if let Some(emu) = self.demo {
             emu.shutdown().await;
         }
-    }
-}
-
-/// A yes/no connection property (`true`/`false`, `yes`/`no`, `1`/`0`, any case).
-fn parse_flag(key: &str, value: &str) -> Result<bool, Error> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "1" | "on" => Ok(true),
-        "false" | "no" | "0" | "off" => Ok(false),
-        _ => Err(Error::BadInput(format!("{key}={value} is not valid: expected true or false"))),
     }
 }

@@ -21,7 +21,8 @@ pub enum ErrorKind {
     Authentication,
     /// The service or the network failed or refused (CLI exit 4; Python `OperationalError`).
     Service,
-    /// A value the service sent could not be read (Python `DataError`).
+    /// A value could not be read or converted, or the service's validation refused it (out of
+    /// range, too long; Python `DataError`).
     Data,
 }
 
@@ -66,7 +67,7 @@ impl Error {
             Error::Client(c) => client_kind(c),
             Error::Sql(SqlError::Client(c)) => client_kind(c),
             Error::Sql(SqlError::Unsupported(_)) => ErrorKind::NotSupported,
-            Error::Sql(SqlError::Decode { .. }) => ErrorKind::Data,
+            Error::Sql(SqlError::Decode { .. } | SqlError::Value(_)) => ErrorKind::Data,
             Error::Sql(e) if e.is_user_error() => ErrorKind::BadInput,
             Error::Sync(SyncError::Client(c)) => client_kind(c),
             Error::Sync(SyncError::Unsupported(_)) => ErrorKind::NotSupported,
@@ -134,12 +135,24 @@ fn auth_kind(a: &AuthError) -> ErrorKind {
     }
 }
 
+/// Dataverse's code for a table name the organisation does not have.
+const UNKNOWN_TABLE: &str = "0x80041102";
+/// Dataverse's code for a value its validation refused (out of range, too long, not one of a
+/// choice's values).
+const VALIDATION: &str = "0x80044331";
+
 fn client_kind(c: &ClientError) -> ErrorKind {
     match c {
         ClientError::Auth(a) => auth_kind(a),
         e if e.is_auth() => ErrorKind::Authentication,
         ClientError::InvalidArgument(_) => ErrorKind::BadInput,
         ClientError::Decode { .. } => ErrorKind::Data,
-        _ => ErrorKind::Service,
+        e => match e.dataverse_code() {
+            // "Entity '…' does not exist": a table name the organisation does not have.
+            Some(UNKNOWN_TABLE) => ErrorKind::BadInput,
+            // A value the service's validation refused: out of range, too long, not a choice.
+            Some(VALIDATION) => ErrorKind::Data,
+            _ => ErrorKind::Service,
+        },
     }
 }

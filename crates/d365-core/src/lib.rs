@@ -35,6 +35,7 @@ mod error;
 pub mod exec_stmt;
 pub mod params;
 mod procedure;
+mod properties;
 mod session;
 mod write_settings;
 
@@ -46,6 +47,7 @@ pub use error::{Error, ErrorKind};
 pub use exec_stmt::{ExecStatement, ExecSyntaxError, parse_exec};
 pub use params::Param;
 pub use procedure::run_procedure;
+pub use properties::QuerySettings;
 pub use session::{Outcome, Session, StatementKind, classify};
 pub use write_settings::WriteSettings;
 

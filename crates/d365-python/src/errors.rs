@@ -49,11 +49,21 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InternalError", py.get_type::<InternalError>())?;
     m.add("ProgrammingError", py.get_type::<ProgrammingError>())?;
     m.add("NotSupportedError", py.get_type::<NotSupportedError>())?;
+    // Every error has these attributes, set where they are known; None elsewhere (errors raised
+    // before anything was sent, by the Python layer or a closed cursor).
+    let base = py.get_type::<Error>();
+    for attr in ["status", "code", "request_id", "rowcount", "failures"] {
+        base.setattr(attr, py.None())?;
+    }
     Ok(())
 }
 
 /// Dataverse: "a record with matching key values already exists".
-const DUPLICATE_KEY: &str = "0x80040237";
+pub const DUPLICATE_KEY: &str = "0x80040237";
+/// Dataverse: a lookup set to a record that does not exist ("… With Id = … Does Not Exist").
+pub const MISSING_REFERENCE: &str = "0x80040217";
+/// Dataverse: a value its validation refused (out of range, too long, not a choice).
+pub const VALIDATION: &str = "0x80044331";
 
 /// The exception for a d365 error, with its attributes set.
 pub fn to_py(py: Python<'_>, e: d365_core::Error) -> PyErr {
@@ -63,7 +73,9 @@ pub fn to_py(py: Python<'_>, e: d365_core::Error) -> PyErr {
     let message = e.to_string();
     let err = match e.kind() {
         _ if matches!(e, d365_core::Error::Connection(_)) => InterfaceError::new_err(message),
-        _ if status == Some(412) || code.as_deref() == Some(DUPLICATE_KEY) => IntegrityError::new_err(message),
+        _ if status == Some(412) || matches!(code.as_deref(), Some(DUPLICATE_KEY | MISSING_REFERENCE)) => {
+            IntegrityError::new_err(message)
+        }
         d365_core::ErrorKind::BadInput => ProgrammingError::new_err(message),
         d365_core::ErrorKind::NotSupported => NotSupportedError::new_err(message),
         d365_core::ErrorKind::Authentication | d365_core::ErrorKind::Service => OperationalError::new_err(message),
@@ -83,7 +95,7 @@ pub fn set_detail(
 ) -> PyResult<()> {
     let value = err.value(py);
     value.setattr("status", status)?;
-    value.setattr("code", code)?;
+    value.setattr("code", code.filter(|c| !c.is_empty()))?;
     value.setattr("request_id", request_id)?;
     Ok(())
 }

@@ -20,6 +20,14 @@ use pyo3::prelude::*;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Whether a connection property (any spelling or alias) holds a secret, which must not be
+/// written where it is shown (a SQLAlchemy URL's query).
+#[pyfunction]
+fn is_secret_property(name: &str) -> bool {
+    use d365_core::d365_auth::{connection_string::normalize_key, properties::is_secret_key};
+    is_secret_key(&normalize_key(name))
+}
+
 #[pymodule]
 fn _internal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -29,5 +37,6 @@ fn _internal(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::ResultStream>()?;
     m.add_class::<emulator::Emulator>()?;
     scaleout::register(m)?;
+    m.add_function(wrap_pyfunction!(is_secret_property, m)?)?;
     Ok(())
 }

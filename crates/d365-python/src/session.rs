@@ -10,7 +10,10 @@ use d365_core::{EngineSettings, OpenOptions, Outcome};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::errors::{DataError, IntegrityError, OperationalError, interface, programming, set_detail, to_py};
+use crate::errors::{
+    DUPLICATE_KEY, DataError, IntegrityError, MISSING_REFERENCE, OperationalError, VALIDATION, interface, programming,
+    set_detail, to_py,
+};
 use crate::runtime::wait;
 use crate::stream::ResultStream;
 use crate::values::{params, sql_type};
@@ -95,8 +98,12 @@ fn write_result(py: Python<'_>, outcome: DmlOutcome) -> PyResult<Py<PyAny>> {
             if report.failed.len() > 3 { "; see the exception's failures attribute for all" } else { "" }
         );
         let first = report.failed.first();
-        let conversion = report.failed.iter().all(|e| e.code == d365_core::d365_sql::dml::CONVERSION_ERROR);
-        let integrity = report.failed.iter().any(|e| e.status == Some(412) || e.code == "0x80040237");
+        let conversion =
+            report.failed.iter().all(|e| e.code == d365_core::d365_sql::dml::CONVERSION_ERROR || e.code == VALIDATION);
+        let integrity = report
+            .failed
+            .iter()
+            .any(|e| e.status == Some(412) || e.code == DUPLICATE_KEY || e.code == MISSING_REFERENCE);
         let e = if integrity {
             IntegrityError::new_err(message)
         } else if conversion && !report.failed.is_empty() {

@@ -43,10 +43,29 @@ pub fn param(obj: &Bound<'_, PyAny>, position: usize) -> PyResult<Param> {
         });
     }
     if obj.is_instance_of::<PyFloat>() {
-        return Ok(Param::Float(obj.extract()?));
+        let f: f64 = obj.extract()?;
+        // pandas marks a missing number with NaN: it is bound as NULL.
+        return Ok(if f.is_nan() { Param::Null } else { Param::Float(f) });
     }
     if obj.is_instance_of::<PyString>() {
-        return Ok(Param::Text(obj.extract()?));
+        return obj.extract().map(Param::Text).map_err(|_| {
+            programming(format!("parameter {position}: the string is not valid Unicode (it holds a lone surrogate)"))
+        });
+    }
+    // NumPy scalars (numpy.int64, numpy.bool_, numpy.datetime64 …, as pandas hands them out):
+    // their Python value.
+    if obj.hasattr("dtype")? && obj.hasattr("item")? {
+        let item = obj.call_method0("item")?;
+        let kind: String = obj.getattr("dtype")?.getattr("kind")?.extract().unwrap_or_default();
+        if (kind == "M" || kind == "m") && item.is_instance_of::<PyInt>() {
+            return Err(programming(format!(
+                "parameter {position}: a numpy.datetime64 in nanoseconds has no exact datetime (pass \
+                 pandas.Timestamp(value) or value.astype('datetime64[us]'))"
+            )));
+        }
+        if !item.get_type().is(obj.get_type()) {
+            return param(&item, position);
+        }
     }
     let decimal = py.import("decimal")?.getattr("Decimal")?;
     if obj.is_instance(&decimal)? {
@@ -57,19 +76,13 @@ pub fn param(obj: &Bound<'_, PyAny>, position: usize) -> PyResult<Param> {
     }
     let datetime = py.import("datetime")?;
     if obj.is_instance(&datetime.getattr("datetime")?)? {
-        let utc = datetime.getattr("timezone")?.getattr("utc")?;
-        // A naive datetime is taken as UTC, as the service stores instants.
-        let aware = if obj.getattr("tzinfo")?.is_none() {
-            obj.call_method("replace", (), Some(&kw(py, "tzinfo", &utc)?))?
-        } else {
-            obj.clone()
-        };
-        let epoch = datetime.getattr("datetime")?.call1((1970, 1, 1, 0, 0, 0, 0, &utc))?;
-        let delta = aware.call_method1("__sub__", (epoch,))?;
-        let days: i64 = delta.getattr("days")?.extract()?;
-        let seconds: i64 = delta.getattr("seconds")?.extract()?;
-        let micros: i64 = delta.getattr("microseconds")?.extract()?;
-        return Ok(Param::Timestamp(days * MICROS_PER_DAY + seconds * 1_000_000 + micros));
+        // pandas' NaT (a datetime that is not equal to itself) marks a missing time: NULL.
+        if obj.ne(obj)? {
+            return Ok(Param::Null);
+        }
+        return timestamp(py, obj, &datetime).map_err(|e| {
+            programming(format!("parameter {position}: the datetime cannot be stored as a UTC instant: {e}"))
+        });
     }
     if obj.is_instance(&datetime.getattr("date")?)? {
         let ordinal: i64 = obj.call_method0("toordinal")?.extract()?;
@@ -82,8 +95,25 @@ pub fn param(obj: &Bound<'_, PyAny>, position: usize) -> PyResult<Param> {
     let type_name = obj.get_type().name()?.to_string();
     Err(programming(format!(
         "parameter {position}: values of type {type_name} cannot be bound (use None, bool, int, float, str, \
-         decimal.Decimal, datetime.datetime, datetime.date or uuid.UUID)"
+         decimal.Decimal, datetime.datetime, datetime.date, uuid.UUID or a NumPy scalar of one of these)"
     )))
+}
+
+/// A `datetime.datetime` as microseconds since the Unix epoch (a naive one is taken as UTC, as
+/// the service stores instants).
+fn timestamp(py: Python<'_>, obj: &Bound<'_, PyAny>, datetime: &Bound<'_, PyModule>) -> PyResult<Param> {
+    let utc = datetime.getattr("timezone")?.getattr("utc")?;
+    let aware = if obj.getattr("tzinfo")?.is_none() {
+        obj.call_method("replace", (), Some(&kw(py, "tzinfo", &utc)?))?
+    } else {
+        obj.clone()
+    };
+    let epoch = datetime.getattr("datetime")?.call1((1970, 1, 1, 0, 0, 0, 0, &utc))?;
+    let delta = aware.call_method1("__sub__", (epoch,))?;
+    let days: i64 = delta.getattr("days")?.extract()?;
+    let seconds: i64 = delta.getattr("seconds")?.extract()?;
+    let micros: i64 = delta.getattr("microseconds")?.extract()?;
+    Ok(Param::Timestamp(days * MICROS_PER_DAY + seconds * 1_000_000 + micros))
 }
 
 fn kw<'py>(py: Python<'py>, key: &str, value: &Bound<'py, PyAny>) -> PyResult<Bound<'py, pyo3::types::PyDict>> {

@@ -51,6 +51,12 @@ pub struct EngineOptions {
     /// as one FetchXML query with a `link-entity` (see [`crate::join_pushdown`]). On by
     /// default; needs `pushdown`. Off, such joins read both tables (by keys when selective).
     pub join_pushdown: bool,
+    /// Refuse every write (`Readonly=true`): [`SqlEngine::execute_dml`] answers
+    /// [`SqlError::ReadOnly`] before anything is sent; a dry run is still allowed.
+    pub read_only: bool,
+    /// At most this many rows from a query without aggregation (`MaxRows`, as the CData
+    /// connector caps them); `None` returns every row.
+    pub max_rows: Option<usize>,
 }
 
 impl Default for EngineOptions {
@@ -64,6 +70,8 @@ impl Default for EngineOptions {
             scan_parallelism: None,
             aggregate_pushdown: true,
             join_pushdown: true,
+            read_only: false,
+            max_rows: None,
         }
     }
 }
@@ -75,6 +83,8 @@ pub struct SqlEngine {
     catalog: Arc<DataverseCatalog>,
     /// Write-back state (metadata, local tables): see [`crate::dml`].
     dml: crate::dml::DmlState,
+    read_only: bool,
+    max_rows: Option<usize>,
 }
 
 impl std::fmt::Debug for SqlEngine {
@@ -119,6 +129,9 @@ impl SqlEngine {
             // T-SQL (and Dataverse) order nulls as the smallest values: ASC NULLS FIRST,
             // DESC NULLS LAST. Matching it lets `ORDER BY` go to the service unchanged.
             .set_str("datafusion.sql_parser.default_null_ordering", "nulls_min")
+            // `revenue = 5591638.16` and `revenue * 1.1` are exact: a number with a point is a
+            // decimal, as in T-SQL, not a float (money and decimal columns are Decimal128).
+            .set_bool("datafusion.sql_parser.parse_float_as_decimal", true)
             // A round-robin repartition above a scan would pull pages as fast as the service
             // answers, whatever the consumer needs (a local LIMIT would no longer stop the
             // page stream). Pages are network-bound anyway; joins and aggregates still
@@ -146,6 +159,8 @@ impl SqlEngine {
         let mut builder = SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            // After type coercion: GUID literals in the canonical form their columns hold.
+            .with_analyzer_rule(Arc::new(crate::guid_literals::GuidLiterals))
             .with_physical_optimizer_rules(physical)
             // Sort pushdown runs after limit pushdown; run it again so `ORDER BY … LIMIT n`
             // reaches the scan as `$orderby` + `$top`.
@@ -166,7 +181,7 @@ impl SqlEngine {
         let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(CATALOG, catalog.clone());
         let dml = crate::dml::DmlState::new(dml_metadata, catalog.clone(), options.pushdown, options.page_size);
-        Ok(Self { ctx, client, catalog, dml })
+        Ok(Self { ctx, client, catalog, dml, read_only: options.read_only, max_rows: options.max_rows })
     }
 
     /// The DataFusion session (to register more tables or functions).
@@ -228,7 +243,18 @@ impl SqlEngine {
         sql: &str,
         params: &[ScalarValue],
     ) -> Result<SendableRecordBatchStream, SqlError> {
-        Ok(self.sql_with_params(sql, params).await?.execute_stream().await?)
+        let mut df = self.sql_with_params(sql, params).await?;
+        if let Some(n) = self.max_rows
+            && !aggregates(df.logical_plan())
+        {
+            df = df.limit(0, Some(n))?;
+        }
+        Ok(df.execute_stream().await?)
+    }
+
+    /// Whether writes are refused (`Readonly=true`).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Runs `sql` and collects every batch (convenience for small results).
@@ -356,4 +382,12 @@ fn collect_scans<'a>(
     for child in plan.children() {
         collect_scans(child, out, aggregates, counts, joins);
     }
+}
+
+/// Whether `plan` aggregates or removes duplicates anywhere (`MaxRows` leaves such queries
+/// whole, as the CData connector does).
+fn aggregates(plan: &datafusion::logical_expr::LogicalPlan) -> bool {
+    use datafusion::common::tree_node::TreeNode;
+    use datafusion::logical_expr::LogicalPlan;
+    plan.exists(|p| Ok(matches!(p, LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_)))).unwrap_or(false)
 }

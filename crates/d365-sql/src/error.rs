@@ -47,6 +47,16 @@ pub enum SqlError {
     /// The Dataverse Web API (or the network, or sign-in) failed.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// A write on a connection opened with `Readonly=true`.
+    #[error(
+        "the connection is read-only (Readonly=true): INSERT, UPDATE, DELETE, UPSERT and MERGE are \
+         refused (a dry run is allowed); connect without Readonly=true to write"
+    )]
+    ReadOnly,
+    /// A value that cannot be converted or computed with (a string compared with a number, a
+    /// number out of a type's range, NaN where a number is needed).
+    #[error("bad value: {0}")]
+    Value(String),
     /// An error while running the query.
     #[error("query failed: {0}")]
     Execution(String),
@@ -67,6 +77,7 @@ impl SqlError {
                 | SqlError::UnknownColumn { .. }
                 | SqlError::Plan(_)
                 | SqlError::Unsupported(_)
+                | SqlError::ReadOnly
         )
     }
 
@@ -120,9 +131,26 @@ fn from_datafusion(e: DataFusionError) -> SqlError {
             datafusion::arrow::error::ArrowError::ExternalError(inner) => {
                 from_datafusion(DataFusionError::External(inner))
             }
-            other => SqlError::Execution(other.to_string()),
+            other => arrow_error(other),
         },
+        // DataFusion's own words for a feature it lacks at run time ("LIKE does not support
+        // escape_char other than the backslash").
+        DataFusionError::Execution(m) if m.contains("not support") => SqlError::Unsupported(first_line(&m)),
         other => SqlError::Execution(first_line(&other.to_string())),
+    }
+}
+
+/// A value error of Arrow's kernels (a cast, an overflow, a division by zero) is the data's or
+/// the statement's, not the service's.
+fn arrow_error(e: datafusion::arrow::error::ArrowError) -> SqlError {
+    use datafusion::arrow::error::ArrowError as A;
+    match e {
+        A::CastError(m) | A::ParseError(m) | A::ComputeError(m) | A::InvalidArgumentError(m) => {
+            SqlError::Value(first_line(&m))
+        }
+        A::ArithmeticOverflow(m) => SqlError::Value(format!("arithmetic overflow: {}", first_line(&m))),
+        A::DivideByZero => SqlError::Value("division by zero".into()),
+        other => SqlError::Execution(other.to_string()),
     }
 }
 

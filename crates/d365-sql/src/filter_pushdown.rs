@@ -405,7 +405,7 @@ fn decimal_literal(v: &ScalarValue, scale: i8) -> Option<String> {
 }
 
 /// The canonical (lower-case, hyphenated) form of a GUID written in any usual way.
-fn canonical_guid(s: &str) -> Option<String> {
+pub(crate) fn canonical_guid(s: &str) -> Option<String> {
     let t = s.trim().trim_start_matches('{').trim_end_matches('}');
     let hex: String = t.chars().filter(|c| *c != '-').collect();
     if hex.len() != 32 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {

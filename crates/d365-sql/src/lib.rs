@@ -68,6 +68,7 @@ pub mod dml;
 mod engine;
 mod error;
 pub mod filter_pushdown;
+mod guid_literals;
 pub mod join_keys;
 pub mod join_order;
 pub mod join_pushdown;

@@ -7,12 +7,24 @@ __version__: str
 def refresh_logging() -> None:
     """Forget the cached logger levels, after the logging configuration changed."""
 
+def is_secret_property(name: str) -> bool:
+    """Whether a connection property (any spelling or alias) holds a secret."""
+
 class Warning(Exception): ...
 
 class Error(Exception):
+    """Base class of every d365 error; the attributes are ``None`` where not known."""
+
     status: int | None
+    """The HTTP status the service answered with."""
     code: str | None
+    """Dataverse's error code (``"0x80040220"``) or Entra ID's (``"AADSTS7000215"``)."""
     request_id: str | None
+    """The service's request id, for support cases."""
+    rowcount: int | None
+    """Rows written before a write failed or stopped."""
+    failures: list[dict[str, Any]] | None
+    """A failed write's rows: ``row``, ``key``, ``column``, ``status``, ``code``, ``message``."""
 
 class InterfaceError(Error): ...
 class DatabaseError(Error): ...

@@ -29,13 +29,26 @@ Transactions
 from __future__ import annotations
 
 import datetime as _dt
+import operator
 import os
 import sys
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 from d365 import _internal
-from d365._internal import InterfaceError, NotSupportedError, ProgrammingError
+from d365._internal import (
+    DatabaseError,
+    DataError,
+    Error,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    ProgrammingError,
+    Warning,
+)
 from d365.progress import Progress, watched
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -108,6 +121,18 @@ def Binary(value: bytes) -> bytes:
     return bytes(value)
 
 
+def _count(name: str, value: Any, low: int, high: int | None = None) -> int:
+    """``value`` as a whole number from ``low`` to ``high``, or :class:`ProgrammingError`."""
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise ProgrammingError(f"{name} must be a whole number, not {type(value).__name__}") from None
+    if n < low or (high is not None and n > high):
+        bounds = f"from {low} to {high}" if high is not None else f"{low} or more"
+        raise ProgrammingError(f"{name}={n} is out of range: it must be {bounds}")
+    return n
+
+
 def _property_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -137,7 +162,7 @@ def connect(
             wait). Default: a browser when standard error is a terminal, else never.
         parallel: concurrent requests for whole-table reads (default: the service's
             ``x-ms-dop-hint``, adapting to throttling; ``1`` reads one page chain).
-        page_size: rows per page (1-5000).
+        page_size: rows per page (1-5000; default: the ``Pagesize`` property, else 5000).
         aggregate_pushdown: compute ``GROUP BY``/``COUNT``/``SUM``/``AVG``/``MIN``/``MAX``
             over one table at the service (``$apply``, split into ranges past its 50,000-row
             limit), run filtered joins along lookups as FetchXML ``link-entity`` queries (chains
@@ -152,10 +177,20 @@ def connect(
 
     Raises:
         InterfaceError: the connection string is wrong (the message names the property).
+        ProgrammingError: ``parallel`` or ``page_size`` is out of range.
         OperationalError: the sign-in flow cannot be set up.
+
+    Besides the sign-in properties, the string may set ``Readonly=true`` (every write is
+    refused before anything is sent), ``MaxRows=N`` (a query without aggregation returns at
+    most N rows) and ``Pagesize=N``; the CData connector's other properties are accepted and
+    logged as having no effect.
     """
     if not isinstance(connection_string, str):
         raise InterfaceError("connect() takes the connection string as a str")
+    if parallel is not None:
+        parallel = _count("parallel", parallel, 1)
+    if page_size is not None:
+        page_size = _count("page_size", page_size, 1, 5000)
     if interactive is None:
         interactive = bool(getattr(sys.stderr, "isatty", lambda: False)())
     if isinstance(interactive, bool):
@@ -171,6 +206,18 @@ def connect(
 
 class Connection:
     """A connection to one organisation (PEP 249). Use it as a context manager to close it."""
+
+    # PEP 249's optional extension: the exception classes as attributes of the connection.
+    Warning = Warning
+    Error = Error
+    InterfaceError = InterfaceError
+    DatabaseError = DatabaseError
+    DataError = DataError
+    OperationalError = OperationalError
+    IntegrityError = IntegrityError
+    InternalError = InternalError
+    ProgrammingError = ProgrammingError
+    NotSupportedError = NotSupportedError
 
     def __init__(self, session: _internal.Session, progress: bool = False) -> None:
         self._session: _internal.Session | None = session
@@ -196,16 +243,25 @@ class Connection:
         return self._session is None
 
     def cursor(self) -> Cursor:
-        """A new cursor."""
+        """A new cursor.
+
+        Raises:
+            InterfaceError: the connection is closed.
+        """
+        self.session  # noqa: B018 - a closed connection raises
         return Cursor(self)
 
-    def execute(self, operation: str, parameters: Params = None) -> Cursor:
-        """Run a statement on a new cursor and return it (the sqlite3-style shortcut)."""
-        return self.cursor().execute(operation, parameters)
+    def execute(self, operation: str, parameters: Params = None, **write_options: Any) -> Cursor:
+        """Run a statement on a new cursor and return it (the sqlite3-style shortcut); keyword
+        arguments are write options, as for :meth:`Cursor.execute`."""
+        return self.cursor().execute(operation, parameters, **write_options)
 
-    def executemany(self, operation: str, seq_of_parameters: Sequence[Sequence[Any]]) -> Cursor:
-        """Run a write statement for every parameter set on a new cursor and return it."""
-        return self.cursor().executemany(operation, seq_of_parameters)
+    def executemany(
+        self, operation: str, seq_of_parameters: Sequence[Sequence[Any]], **write_options: Any
+    ) -> Cursor:
+        """Run a write statement for every parameter set on a new cursor and return it; keyword
+        arguments are write options, as for :meth:`Cursor.executemany`."""
+        return self.cursor().executemany(operation, seq_of_parameters, **write_options)
 
     def commit(self) -> None:
         """Does nothing: writes take effect when ``execute`` returns (see the module docs)."""
@@ -380,15 +436,16 @@ Description = tuple[str, str, None, None, Optional[int], Optional[int], bool]
 
 class Cursor:
     """A cursor (PEP 249). Rows stream: each page is fetched and decoded when the rows before
-    it have been consumed, so a large result never sits in memory whole."""
-
-    arraysize: int
-    """Rows :meth:`fetchmany` returns by default."""
+    it have been consumed, so a large result never sits in memory whole. Iterating over the
+    cursor (``for row in cur``) yields the remaining rows; the fetch methods go on where an
+    interrupted loop stopped."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
-        self.arraysize = 1
+        self._arraysize = 1
         self._result: _internal.ResultStream | None = None
+        # Rows read ahead by iteration and not yet handed out.
+        self._buffer: deque[Row] = deque()
         self._progress: Progress | None = None
         self._description: list[Description] | None = None
         self._rowcount = -1
@@ -405,6 +462,15 @@ class Cursor:
         query; ``type_code`` is the SQL type name (``"DECIMAL(38,2)"``, ``"TIMESTAMP"``...).
         ``None`` after a write."""
         return self._description
+
+    @property
+    def arraysize(self) -> int:
+        """Rows :meth:`fetchmany` returns by default (1 or more)."""
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = _count("arraysize", value, 1)
 
     @property
     def rowcount(self) -> int:
@@ -429,6 +495,7 @@ class Cursor:
         if self._result is not None:
             self._result.close()
         self._result = None
+        self._buffer.clear()
         self._description = None
         self._rowcount = -1
         self.last_write = None
@@ -508,12 +575,25 @@ class Cursor:
             raise ProgrammingError("no result to fetch: the last statement was not a query (or none ran)")
         return self._result
 
-    def _rows(self, n: int | None) -> list[Row]:
+    def _read(self, n: int | None) -> list[Row]:
+        """Up to ``n`` rows (every row: ``None``) from the stream, past the buffer."""
         rows = self._stream().fetch(n)
         if self._progress is not None:
             self._progress.add(len(rows))
             if n is None or len(rows) < n:
                 self._progress.done()
+        return rows
+
+    def _rows(self, n: int | None) -> list[Row]:
+        buffer = self._buffer
+        if not buffer:
+            return self._read(n)
+        if n is not None and len(buffer) >= n:
+            return [buffer.popleft() for _ in range(n)]
+        rows = list(buffer)
+        buffer.clear()
+        if n is None or len(rows) < n:
+            rows.extend(self._read(None if n is None else n - len(rows)))
         return rows
 
     def fetchone(self) -> Row | None:
@@ -523,9 +603,7 @@ class Cursor:
 
     def fetchmany(self, size: int | None = None) -> list[Row]:
         """The next ``size`` rows (default :attr:`arraysize`); fewer only at the end."""
-        n = self.arraysize if size is None else size
-        if n < 0:
-            raise ProgrammingError("fetchmany size must be 0 or more")
+        n = self._arraysize if size is None else _count("fetchmany size", size, 0)
         return self._rows(n)
 
     def fetchall(self) -> list[Row]:
@@ -534,12 +612,16 @@ class Cursor:
 
     def __iter__(self) -> Iterator[Row]:
         self._stream()
-        step = max(self.arraysize, 1000)
-        while True:
-            rows = self._rows(step)
-            yield from rows
-            if len(rows) < step:
-                return
+        return self
+
+    def __next__(self) -> Row:
+        """The next row (rows are read from the stream 1,000 at a time, and kept until handed
+        out: a loop left early loses none)."""
+        if not self._buffer:
+            self._buffer.extend(self._read(max(self._arraysize, 1000)))
+            if not self._buffer:
+                raise StopIteration
+        return self._buffer.popleft()
 
     def nextset(self) -> None:
         """Only one result set per statement: always ``None``."""
@@ -554,12 +636,21 @@ class Cursor:
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
         """The remaining rows as an Arrow C stream (the Arrow PyCapsule interface): pyarrow,
         polars and DuckDB read the pages without copying."""
-        return self._stream().__arrow_c_stream__(requested_schema)
+        return self._arrow_stream().__arrow_c_stream__(requested_schema)
+
+    def _arrow_stream(self) -> _internal.ResultStream:
+        stream = self._stream()
+        if self._buffer:
+            raise ProgrammingError(
+                f"{len(self._buffer)} rows read ahead by iterating over the cursor are not handed out yet: "
+                "take them with fetchall() (or finish the loop) before reading the rest as Arrow"
+            )
+        return stream
 
     def _batches(self) -> Iterator[pyarrow.RecordBatch]:
         import pyarrow
 
-        stream = self._stream()
+        stream = self._arrow_stream()
         progress = self._progress
         while True:
             # Each page is imported without a copy (Arrow C data interface); waiting for it
@@ -578,13 +669,13 @@ class Cursor:
         """The remaining rows as a streaming ``pyarrow.RecordBatchReader`` (one batch per page)."""
         import pyarrow
 
-        return pyarrow.RecordBatchReader.from_batches(pyarrow.schema(self._stream()), self._batches())
+        return pyarrow.RecordBatchReader.from_batches(pyarrow.schema(self._arrow_stream()), self._batches())
 
     def fetch_arrow_table(self) -> pyarrow.Table:
         """The remaining rows as a ``pyarrow.Table`` (zero-copy from the decoded pages)."""
         import pyarrow
 
-        schema = pyarrow.schema(self._stream())
+        schema = pyarrow.schema(self._arrow_stream())
         return pyarrow.Table.from_batches(list(self._batches()), schema=schema)
 
     def fetch_df(self) -> pandas.DataFrame:
@@ -607,6 +698,7 @@ class Cursor:
             if self._result is not None:
                 self._result.close()
             self._result = None
+            self._buffer.clear()
             self._closed = True
 
     def __enter__(self) -> Cursor:

@@ -8,9 +8,15 @@ The URL takes the connection string after ``?``, as CData's dialects do::
     df = pandas.read_sql("SELECT name, revenue FROM account", engine)
     df.to_sql("contact", engine, if_exists="append", index=False)   # one bulk write
 
-The text after ``?`` is URL-decoded by SQLAlchemy, so a ``+`` in a value (a secret) must be
-written ``%2B``; or pass the string unencoded with
+The text after ``?`` is URL-decoded by SQLAlchemy, so a ``+`` in a value must be written
+``%2B``; or pass the string unencoded with
 ``create_engine("d365://", connect_args={"connection_string": "..."})``.
+
+Secrets never go in the query: SQLAlchemy shows it in ``repr(engine)``, ``str(engine.url)`` and
+its logs. A client secret goes in the URL's password, which SQLAlchemy masks
+(``d365://:<secret>@/?OrganizationUrl=…;AuthScheme=AzureServicePrincipal;…``; URL-encode it), or
+in ``connect_args``; a secret property in the query (``OAuthClientSecret``, ``Password``, …) is
+refused with :class:`d365.InterfaceError` when the engine connects.
 
 Reflection comes from the organisation's metadata: tables, columns with their SQL types,
 primary keys, and foreign keys from lookup relationships. Dataverse has no client transactions:
@@ -35,6 +41,7 @@ from sqlalchemy.engine.interfaces import (
 from sqlalchemy.engine.url import URL
 
 import d365
+from d365 import _internal
 
 _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(-?\d+)\)")
 
@@ -67,6 +74,8 @@ class D365Dialect(default.DefaultDialect):
     supports_statement_cache = True
     supports_native_decimal = True
     supports_native_boolean = True
+    # uuid.UUID values are bound as GUIDs (SQLAlchemy would otherwise send 32 hex digits).
+    supports_native_uuid = True
     supports_sane_rowcount = True
     supports_sane_multi_rowcount = True
     supports_multivalues_insert = False
@@ -86,7 +95,19 @@ class D365Dialect(default.DefaultDialect):
         for key, value in url.query.items():
             values = value if isinstance(value, tuple) else (value,)
             parts.extend(f"{key}={v}" for v in values)
-        return [";".join(parts)] if parts else [], {}
+        text = ";".join(parts)
+        for pair in text.split(";"):
+            key = pair.split("=", 1)[0].strip()
+            if key and _internal.is_secret_property(key):
+                raise d365.InterfaceError(
+                    f"{key} is in the SQLAlchemy URL's query, which repr(engine), str(engine.url) and "
+                    "SQLAlchemy's logs show: put a client secret in the URL's password "
+                    "(d365://:<secret>@/?OrganizationUrl=...), or pass the connection string as "
+                    'connect_args={"connection_string": ...}'
+                )
+        if url.password is not None:
+            text = f"{text};OAuthClientSecret={url.password}" if text else f"OAuthClientSecret={url.password}"
+        return [text] if text else [], {}
 
     def connect(self, *cargs: Any, **cparams: Any) -> Any:
         text = cparams.pop("connection_string", None)

@@ -303,6 +303,9 @@ impl SqlEngine {
         progress: impl Fn(&WriteProgress) + Send + Sync,
     ) -> Result<DmlOutcome, SqlError> {
         let statement = parse::parse(sql)?;
+        if self.is_read_only() && !options.dry_run {
+            return Err(SqlError::ReadOnly);
+        }
         let plan = self.plan_dml(statement, options).await?;
         self.run_plan(plan, options, progress).await
     }
