@@ -99,6 +99,14 @@ pub fn param(obj: &Bound<'_, PyAny>, position: usize) -> PyResult<Param> {
     )))
 }
 
+/// A date Python's `datetime` cannot hold (years 1–9999), as a `DataError`.
+fn out_of_range(y: i64, m: u32, d: u32) -> PyErr {
+    crate::errors::DataError::new_err(format!(
+        "the date {y:04}-{m:02}-{d:02} is outside Python's datetime range (years 1 to 9999): read it with \
+         fetch_arrow_table(), or cast it to text in SQL"
+    ))
+}
+
 /// A `datetime.datetime` as microseconds since the Unix epoch (a naive one is taken as UTC, as
 /// the service stores instants).
 fn timestamp(py: Python<'_>, obj: &Bound<'_, PyAny>, datetime: &Bound<'_, PyModule>) -> PyResult<Param> {
@@ -241,7 +249,7 @@ pub fn column_objects(py: Python<'_>, array: &ArrayRef, offset: usize, len: usiz
                     let (y, m, d) = civil_from_days(days);
                     let secs = rest / 1_000_000;
                     let args = (y, m, d, secs / 3600, (secs / 60) % 60, secs % 60, rest % 1_000_000, &utc);
-                    Ok(class.call1(args)?.unbind())
+                    Ok(class.call1(args).map_err(|_| out_of_range(y, m, d))?.unbind())
                 })
                 .collect()
         }
@@ -254,7 +262,7 @@ pub fn column_objects(py: Python<'_>, array: &ArrayRef, offset: usize, len: usiz
                         return Ok(py.None());
                     }
                     let (y, m, d) = civil_from_days(i64::from(a.value(i)));
-                    Ok(class.call1((y, m, d))?.unbind())
+                    Ok(class.call1((y, m, d)).map_err(|_| out_of_range(y, m, d))?.unbind())
                 })
                 .collect()
         }

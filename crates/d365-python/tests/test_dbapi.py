@@ -137,3 +137,69 @@ def test_tables_and_columns(conn: d365.Connection) -> None:
     assert cols["accountid"]["primary_key"] is True
     assert cols["revenue"]["type"].startswith("DECIMAL")
     assert cols["revenue"]["dataverse_type"] == "Money"
+
+
+def test_a_loop_left_early_loses_no_rows(conn: d365.Connection) -> None:
+    cur = conn.execute("SELECT accountid FROM account ORDER BY accountid")
+    first = []
+    for row in cur:
+        first.append(row[0])
+        if len(first) == 3:
+            break
+    rest = cur.fetchmany(2) + cur.fetchall()
+    ids = first + [r[0] for r in rest]
+    assert len(ids) == 500 and len(set(ids)) == 500
+    assert ids == sorted(ids)
+    cur = conn.execute("SELECT accountid FROM account")
+    assert next(cur) is not None and next(iter(cur)) is not None
+    # Rows read ahead and not handed out would be lost to an Arrow read: refused, with the fix.
+    with pytest.raises(d365.ProgrammingError, match="fetchall"):
+        cur.fetch_arrow_table()
+    assert len(cur.fetchall()) == 498
+
+
+def test_arguments_are_checked(emulator: d365.Emulator, conn: d365.Connection) -> None:
+    for kwargs in (
+        {"page_size": 0},
+        {"page_size": 5001},
+        {"page_size": -1},
+        {"parallel": 0},
+        {"parallel": "4"},
+    ):
+        with pytest.raises(d365.ProgrammingError, match=r"page_size|parallel"):
+            d365.connect(emulator.connection_string, **kwargs)  # type: ignore[arg-type]
+    cur = conn.execute("SELECT name FROM account")
+    with pytest.raises(d365.ProgrammingError, match="fetchmany size"):
+        cur.fetchmany(-1)
+    with pytest.raises(d365.ProgrammingError, match="whole number"):
+        cur.fetchmany("2")  # type: ignore[arg-type]
+    with pytest.raises(d365.ProgrammingError, match="arraysize"):
+        cur.arraysize = 0
+    cur.arraysize = 7
+    assert len(cur.fetchmany()) == 7
+    # PEP 249's optional extension, and a closed connection's cursor.
+    assert conn.ProgrammingError is d365.ProgrammingError and conn.Error is d365.Error
+    closed = d365.connect(emulator.connection_string)
+    closed.close()
+    with pytest.raises(d365.InterfaceError, match="closed"):
+        closed.cursor()
+
+
+def test_connection_properties_readonly_maxrows_pagesize(emulator: d365.Emulator) -> None:
+    with d365.connect(emulator.connection_string + ";Readonly=true;MaxRows=5;Pagesize=100") as ro:
+        with pytest.raises(d365.ProgrammingError, match=r"read-only \(Readonly=true\)") as e:
+            ro.execute("UPDATE account SET name = 'x' WHERE accountnumber = ?", ["ACC-0000001"])
+        assert e.value.status is None
+        assert ro.execute("INSERT INTO account (name) VALUES ('dry')", dry_run=True).last_write["dry_run"]
+        assert len(ro.execute("SELECT name FROM account").fetchall()) == 5
+        assert ro.execute("SELECT count(*) FROM account").fetchone() == (500,)
+    # Pagesize: one page chain of 500 rows at 100 a page is 5 requests.
+    with d365.connect(emulator.connection_string + ";Pagesize=100", parallel=1) as c:
+        c.execute("SELECT name FROM account LIMIT 1").fetchall()  # the table's metadata
+        before = c.stats()["requests"]
+        c.execute("SELECT name FROM account").fetchall()
+        assert c.stats()["requests"] - before == 5
+    with pytest.raises(d365.InterfaceError, match="Pagesize=abc is not valid"):
+        d365.connect(emulator.connection_string + ";Pagesize=abc")
+    with pytest.raises(d365.InterfaceError, match="UseDisplayNames=true is not supported"):
+        d365.connect(emulator.connection_string + ";UseDisplayNames=true")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import decimal
 import os
 import pathlib
 import subprocess
@@ -152,3 +153,32 @@ def test_d365_login_in_a_shell_then_python_just_works(tmp_path: pathlib.Path) ->
         assert run.returncode == 0, run.stderr
         with d365.connect(text, interactive=False) as conn:
             assert conn.execute("SELECT count(*) FROM account").fetchone()[0] >= 0
+
+
+def test_every_error_has_the_attributes_and_its_pep249_class(conn: d365.Connection) -> None:
+    cur = conn.cursor()
+    cur.close()
+    with pytest.raises(d365.InterfaceError) as closed:
+        cur.execute("SELECT 1")
+    assert (closed.value.status, closed.value.code, closed.value.request_id) == (None, None, None)
+    assert (closed.value.rowcount, closed.value.failures) == (None, None)
+    assert d365.ProgrammingError("x").code is None
+    # A value the engine cannot convert is the data's fault, not the service's.
+    with pytest.raises(d365.DataError, match="'abc'"):
+        conn.execute("SELECT count(*) FROM account WHERE revenue > ?", ["abc"]).fetchall()
+    with pytest.raises(d365.NotSupportedError, match="escape_char"):
+        conn.execute("SELECT count(*) FROM account WHERE name LIKE '%x!_%' ESCAPE '!'").fetchall()
+    with pytest.raises(d365.ProgrammingError) as unknown:
+        conn.row_counts(["nosuchtable"])
+    assert unknown.value.code == "0x80041102" and unknown.value.status == 400
+    # The service's validation refusing a value (out of range) is a DataError.
+    with pytest.raises(d365.DataError) as big:
+        conn.execute("INSERT INTO account (name, revenue) VALUES ('big', ?)", [decimal.Decimal("1e20")])
+    assert big.value.code == "0x80044331" and big.value.rowcount == 0 and len(big.value.failures) == 1
+    # A lookup to a record that does not exist is an IntegrityError.
+    with pytest.raises(d365.IntegrityError) as missing:
+        conn.execute(
+            "INSERT INTO contact (lastname, parentcustomerid, parentcustomeridtype) VALUES ('orphan', ?, 'account')",
+            [uuid.uuid4()],
+        )
+    assert missing.value.code == "0x80040217"

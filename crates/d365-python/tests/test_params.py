@@ -82,3 +82,38 @@ def test_marker_count_and_types_are_checked(conn: d365.Connection) -> None:
         conn.execute("SELECT ?", "abc")
     with pytest.raises(d365.ProgrammingError, match="NaN"):
         conn.execute("SELECT ?", [decimal.Decimal("NaN")])
+
+
+def test_guids_in_any_form_and_decimal_literals_match(conn: d365.Connection) -> None:
+    guid, revenue = conn.execute(
+        "SELECT accountid, revenue FROM account WHERE revenue IS NOT NULL ORDER BY accountid LIMIT 1"
+    ).fetchone()
+    for form in (guid.upper(), "{" + guid.upper() + "}", guid.replace("-", ""), uuid.UUID(guid)):
+        assert conn.execute("SELECT count(*) FROM account WHERE accountid = ?", [form]).fetchone() == (1,), (
+            form
+        )
+    # A number with a decimal point in SQL text is an exact decimal, as in T-SQL.
+    sql = f"SELECT count(*) FROM account WHERE revenue = {revenue} AND accountid = ?"
+    assert conn.execute(sql, [guid]).fetchone() == (1,)
+
+
+def test_numpy_and_pandas_values(conn: d365.Connection) -> None:
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    n = conn.execute("SELECT count(*) FROM account WHERE numberofemployees > ?", [10]).fetchone()[0]
+    assert conn.execute(
+        "SELECT count(*) FROM account WHERE numberofemployees > ?", [np.int64(10)]
+    ).fetchone() == (n,)
+    assert conn.execute("SELECT ? AS b, ? AS f", [np.bool_(True), np.float32(0.5)]).fetchone() == (True, 0.5)
+    # pandas' markers of a missing value are NULL.
+    assert conn.execute("SELECT ? IS NULL, ? IS NULL", [float("nan"), pd.NaT]).fetchone() == (True, True)
+    when = pd.Timestamp("2024-02-29 13:14:15", tz="UTC")
+    assert conn.execute("SELECT ?", [when]).fetchone() == (when.to_pydatetime(),)
+    # 9999-12-31 23:00 at UTC-14 is in year 10000 in UTC: a value, but no Python datetime.
+    late = dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(dt.timedelta(hours=-14)))
+    with pytest.raises(d365.DataError, match="10000-01-01 is outside Python's datetime range"):
+        conn.execute("SELECT ?", [late]).fetchone()
+    with pytest.raises(d365.ProgrammingError, match="not valid Unicode"):
+        conn.execute("SELECT ?", ["\ud800"])
+    with pytest.raises(d365.ProgrammingError, match="nanoseconds"):
+        conn.execute("SELECT ?", [np.datetime64("2024-01-01T00:00:00.000000001")])

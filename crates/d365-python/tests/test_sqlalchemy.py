@@ -68,3 +68,31 @@ def test_pandas_read_sql_and_to_sql(engine, conn: d365.Connection) -> None:  # t
     assert written == 2000
     assert conn.execute("SELECT count(*) FROM contact WHERE jobtitle = ?", [tag]).fetchone() == (2000,)
     conn.execute("DELETE FROM contact WHERE jobtitle = ?", [tag])
+
+
+def test_secrets_stay_out_of_the_url_query(emulator: d365.Emulator) -> None:
+    text = emulator.secret_connection_string()
+    secret = dict(p.split("=", 1) for p in text.split(";") if p)["OAuthClientSecret"]
+    with pytest.raises(d365.InterfaceError, match="OAuthClientSecret is in the SQLAlchemy URL's query") as e:
+        sqlalchemy.create_engine("d365:///?" + urllib.parse.quote(text, safe="=;:/"))
+    assert secret not in str(e.value)
+    # The URL's password is the client secret, which SQLAlchemy masks.
+    rest = ";".join(p for p in text.split(";") if p and not p.startswith("OAuthClientSecret="))
+    url = "d365://:" + urllib.parse.quote(secret, safe="") + "@/?" + urllib.parse.quote(rest, safe="=;:/")
+    eng = sqlalchemy.create_engine(url)
+    assert secret not in repr(eng) and secret not in str(eng.url)
+    with eng.connect() as c:
+        assert c.execute(sqlalchemy.text("SELECT count(*) FROM contact")).scalar() > 0
+    eng.dispose()
+
+
+def test_uuid_values_compare_with_reflected_guid_columns(engine) -> None:  # type: ignore[no-untyped-def]
+    account = sqlalchemy.Table("account", sqlalchemy.MetaData(), autoload_with=engine)
+    with engine.connect() as c:
+        guid = c.execute(sqlalchemy.text("SELECT accountid FROM account LIMIT 1")).scalar()
+        q = (
+            sqlalchemy.select(sqlalchemy.func.count())
+            .select_from(account)
+            .where(account.c.accountid == uuid.UUID(guid))
+        )
+        assert c.execute(q).scalar() == 1

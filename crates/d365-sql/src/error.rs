@@ -187,3 +187,31 @@ fn plan_error(message: &str) -> SqlError {
 fn first_line(m: &str) -> String {
     m.lines().next().unwrap_or(m).trim().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::error::ArrowError;
+
+    #[test]
+    fn value_errors_are_the_data_not_the_service() {
+        let cast =
+            DataFusionError::ArrowError(Box::new(ArrowError::CastError("Cannot cast string 'abc'".into())), None);
+        let e = SqlError::from(DataFusionError::Context("while running".into(), Box::new(cast)));
+        assert!(matches!(&e, SqlError::Value(m) if m.contains("'abc'")), "{e:?}");
+        assert!(!e.is_user_error());
+        let e = SqlError::from(DataFusionError::ArrowError(Box::new(ArrowError::DivideByZero), None));
+        assert_eq!(e.to_string(), "bad value: division by zero");
+    }
+
+    #[test]
+    fn features_missing_at_run_time_are_unsupported() {
+        let e = SqlError::from(DataFusionError::Execution(
+            "LIKE does not support escape_char other than the backslash (\\)".into(),
+        ));
+        assert!(matches!(e, SqlError::Unsupported(_)), "{e:?}");
+        assert!(e.is_user_error());
+        let e = SqlError::from(DataFusionError::Execution("the disk is full".into()));
+        assert!(matches!(e, SqlError::Execution(_)), "{e:?}");
+    }
+}

@@ -122,3 +122,40 @@ async fn dry_run_table_files_403_and_bad_statements() {
     let run = env.d365(Some(&conn), &["query", "DELETE FROM contact", "--errors", "e.txt"]).run().await;
     run.expect_code(2).expect_output(".csv or .ndjson");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_of_a_write_is_a_dry_run_and_readonly_connections_refuse_writes() {
+    let env = start().await;
+    let conn = env.secret_connection(SECRET);
+    let before = env.contacts();
+
+    // --explain shows what a write would send; it writes nothing.
+    let run = env
+        .d365(Some(&conn), &["query", "--explain", "INSERT INTO contact (lastname) VALUES ('explained')"])
+        .run()
+        .await;
+    run.expect_code(0).expect_output("dry run: 1 of 1 rows of contact would be sent (create)");
+    let planned: serde_json::Value = serde_json::from_str(run.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(planned["body"]["lastname"], "explained");
+    assert_eq!(env.contacts(), before, "--explain wrote a row");
+
+    // Readonly=true: refused before anything is sent, exit 2; a dry run is still allowed.
+    let readonly = format!("{conn};Readonly=true");
+    let run = env.d365(Some(&readonly), &["query", "DELETE FROM contact WHERE lastname = 'x'"]).run().await;
+    run.expect_code(2).expect_output("the connection is read-only (Readonly=true)");
+    let run =
+        env.d365(Some(&readonly), &["query", "--dry-run", "INSERT INTO contact (lastname) VALUES ('dry')"]).run().await;
+    run.expect_code(0).expect_output("nothing written");
+    assert_eq!(env.contacts(), before);
+
+    // MaxRows caps a query's rows, not an aggregate's; a bad value names the property.
+    let capped = format!("{conn};MaxRows=2");
+    let run = env.d365(Some(&capped), &["query", "SELECT lastname FROM contact", "--format", "csv"]).run().await;
+    run.expect_code(0);
+    assert_eq!(run.stdout.trim().lines().count(), 3, "{}", run.stdout);
+    let run = env.d365(Some(&capped), &["query", "SELECT count(*) AS n FROM contact", "--format", "csv"]).run().await;
+    run.expect_code(0);
+    assert_eq!(run.stdout.trim(), format!("n\n{}", before.len()));
+    let run = env.d365(Some(&format!("{conn};Pagesize=0")), &["query", "SELECT 1"]).run().await;
+    run.expect_code(2).expect_output("Pagesize=0 is not valid: expected a number of rows from 1 to 5000");
+}

@@ -8,5 +8,6 @@ mod dml;
 mod finops;
 mod joins;
 mod link_joins;
+mod literals;
 mod pushdown;
 mod queries;
