@@ -114,7 +114,7 @@ pub async fn run(connect_args: &ConnectArgs, args: BenchArgs) -> Result<(), Fail
         emu.shutdown().await;
     }
     let report = result.map_err(failure)?;
-    print!("{report}");
+    say_inline!("{report}");
     Ok(())
 }
 
@@ -135,7 +135,7 @@ async fn aggregate(connect_args: &ConnectArgs, a: AggregateBench) -> Result<(), 
         emu.shutdown().await;
     }
     let report = result.map_err(Failure::from_d365)?;
-    print!("{report}");
+    say_inline!("{report}");
     Ok(())
 }
 
@@ -153,9 +153,11 @@ async fn target(connect_args: &ConnectArgs, seed: Seed) -> Result<(ConnectArgs, 
     if connect_args.connection.is_some() && !connect_args.demo {
         return Ok((connect_args.clone(), None));
     }
-    eprintln!(
+    note!(
         "starting the emulator in this process: {} accounts, --latency-ms {}, {} µs per row…",
-        seed.rows, seed.latency_ms, seed.per_row_us
+        seed.rows,
+        seed.latency_ms,
+        seed.per_row_us
     );
     let emu = Emulator::start(EmulatorOptions {
         rows: seed.rows,

@@ -74,9 +74,9 @@ pub async fn connect(args: &ConnectArgs) -> Result<Connection, Failure> {
         let edition = args.demo_edition.map(DemoEditionArg::edition).unwrap_or_default();
         match edition {
             d365_core::DemoEdition::Dataverse => {
-                eprintln!("starting the demo emulator ({} accounts)…", args.demo_rows)
+                note!("starting the demo emulator ({} accounts)…", args.demo_rows)
             }
-            _ => eprintln!("starting the demo emulator ({} customers, {edition:?})…", args.demo_rows),
+            _ => note!("starting the demo emulator ({} customers, {edition:?})…", args.demo_rows),
         }
         return Connection::demo_edition(args.demo_rows, edition).await.map_err(Failure::from_d365);
     }

@@ -112,15 +112,18 @@ pub async fn run(
         let terminal = std::io::stderr().is_terminal();
         let progress = move |p: &WriteProgress| {
             if terminal {
-                eprint!(
+                note_inline!(
                     "\r{} rows read, {} written, {} failed, {} requests   ",
-                    p.rows_read, p.written, p.failed, p.requests
+                    p.rows_read,
+                    p.written,
+                    p.failed,
+                    p.requests
                 );
             }
         };
         let outcome = engine.execute_dml(sql, &options, progress).await.map_err(sql_failure)?;
         if terminal {
-            eprint!("\r\x1b[2K");
+            note_inline!("\r\x1b[2K");
         }
         finish(outcome, args)
     }
@@ -136,7 +139,7 @@ fn finish(mut outcome: DmlOutcome, args: &DmlArgs) -> Result<(), Failure> {
     if outcome.dry_run {
         let mut out = std::io::stdout().lock();
         for p in &outcome.planned {
-            writeln!(out, "{}", p.to_json()).map_err(|e| Failure::service(format!("cannot write: {e}")))?;
+            writeln!(out, "{}", p.to_json()).map_err(Failure::output)?;
         }
     }
     if let Some(path) = &args.errors {
@@ -145,7 +148,7 @@ fn finish(mut outcome: DmlOutcome, args: &DmlArgs) -> Result<(), Failure> {
     let failed = r.failed.len() + r.not_attempted.len();
     let verb = outcome.op.name().to_ascii_lowercase();
     if outcome.dry_run {
-        eprintln!(
+        note!(
             "dry run: {} of {} rows of {} would be sent ({verb}), {} failed to convert; nothing written",
             outcome.planned.len(),
             r.rows,
@@ -154,9 +157,9 @@ fn finish(mut outcome: DmlOutcome, args: &DmlArgs) -> Result<(), Failure> {
         );
     } else {
         let mut line = format!(
-            "{verb} {}: {} rows written, {} failed, {} requests, {:.1} s ({:.0} rows/s)",
+            "{verb} {}: {} written, {} failed, {} requests, {:.1} s ({:.0} rows/s)",
             outcome.table,
-            r.written,
+            rows(r.written),
             failed,
             r.requests,
             r.elapsed.as_secs_f64(),
@@ -165,13 +168,13 @@ fn finish(mut outcome: DmlOutcome, args: &DmlArgs) -> Result<(), Failure> {
         if outcome.skipped > 0 {
             line.push_str(&format!(", {} skipped (MERGE: nothing to do)", outcome.skipped));
         }
-        eprintln!("{line}");
+        note!("{line}");
     }
     for e in r.failed.iter().take(5) {
-        eprintln!("  {e}");
+        note!("  {e}");
     }
     if r.failed.len() > 5 {
-        eprintln!(
+        note!(
             "  … {} more{}",
             r.failed.len() - 5,
             if args.errors.is_some() { "" } else { " (--errors FILE lists them all)" }
@@ -254,4 +257,9 @@ fn write_errors(path: &Path, outcome: &DmlOutcome) -> Result<(), Failure> {
         }
     }
     out.flush().map_err(io)
+}
+
+/// `1 row`, `2 rows`.
+fn rows(n: u64) -> String {
+    format!("{n} row{}", if n == 1 { "" } else { "s" })
 }

@@ -117,18 +117,19 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
     let ready = emu.ready().clone();
     if let Some(path) = &args.ready_file {
         let json = serde_json::to_string_pretty(&ready)?;
-        std::fs::write(path, json).with_context(|| format!("cannot write the ready file {}", path.display()))?;
+        write_private(path, json.as_bytes())
+            .with_context(|| format!("cannot write the ready file {}", path.display()))?;
     }
     if args.check {
-        eprintln!("emulator started in {:.1} s ({} accounts)", started.elapsed().as_secs_f64(), args.rows);
+        note!("emulator started in {:.1} s ({} accounts)", started.elapsed().as_secs_f64(), args.rows);
         let ok = check(&ready).await;
         emu.shutdown().await;
         return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(crate::EXIT_SERVICE) });
     }
-    println!("{}", ready.render());
-    println!("Started in {:.1} s. Press Ctrl-C to stop.", started.elapsed().as_secs_f64());
+    say!("{}", ready.render());
+    say!("Started in {:.1} s. Press Ctrl-C to stop.", started.elapsed().as_secs_f64());
     stop_signal().await?;
-    eprintln!("stopping…");
+    note!("stopping…");
     emu.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
@@ -160,10 +161,10 @@ fn parse_limits(text: &str) -> Result<d365_emulator::webapi::limits::LimitSettin
 async fn check(ready: &d365_emulator::ReadyInfo) -> bool {
     let mut ok = true;
     let mut step = |name: &str, r: anyhow::Result<String>| match r {
-        Ok(detail) => println!("  ok    {name:<52} {detail}"),
+        Ok(detail) => say!("  ok    {name:<52} {detail}"),
         Err(e) => {
             ok = false;
-            println!("  FAIL  {name:<52} {e:#}");
+            say!("  FAIL  {name:<52} {e:#}");
         }
     };
     let http = match client(ready) {
@@ -282,4 +283,19 @@ fn client(ready: &d365_emulator::ReadyInfo) -> anyhow::Result<reqwest::Client> {
     let pem = std::fs::read(&ready.ca_pem).with_context(|| format!("cannot read {}", ready.ca_pem.display()))?;
     let ca = reqwest::Certificate::from_pem(&pem)?;
     Ok(reqwest::Client::builder().tls_certs_only([ca]).timeout(Duration::from_secs(60)).build()?)
+}
+
+/// Writes `bytes` to `path` readable by its owner only (the ready file holds the test apps'
+/// client secrets), replacing the file in one rename so a reader never sees half of it.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    drop(file);
+    written.and_then(|()| std::fs::rename(&tmp, path)).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }

@@ -172,7 +172,7 @@ pub async fn run(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Fai
         }
         f
     })?;
-    eprintln!("{summary}");
+    note!("{summary}");
     Ok(())
 }
 

@@ -36,6 +36,22 @@ impl Failure {
         Self { message: message.into(), code: EXIT_SERVICE }
     }
 
+    /// Writing standard output (or an output file) failed. A reader that went away (a closed
+    /// pipe: `d365 query … | head`) is not a failure: the command ends quietly with exit 0, as
+    /// other Unix tools' output simply stops.
+    pub fn output(e: impl fmt::Display) -> Self {
+        let message = e.to_string();
+        if message.contains("Broken pipe") || message.contains("os error 32") {
+            return Self { message: String::new(), code: 0 };
+        }
+        Self::service(format!("cannot write the output: {message}"))
+    }
+
+    /// Whether the command ended because its reader went away (nothing to print, exit 0).
+    pub fn is_closed_output(&self) -> bool {
+        self.code == 0
+    }
+
     /// From a sign-in error.
     pub fn from_auth(e: d365_auth::AuthError) -> Self {
         let code = match e.kind() {

@@ -146,7 +146,7 @@ pub async fn run_login(connect_args: &ConnectArgs, args: LoginArgs) -> Result<()
     let (config, env) = connection_config(connect_args, "login")?;
     let flow = plan(&config).map_err(|e| Failure::bad_input(e.to_string()))?;
     if (args.device_code || args.browser_command.is_some()) && flow != Flow::Delegated {
-        eprintln!(
+        note!(
             "note: {} has no effect: this connection does not sign a user in interactively",
             if args.device_code { "--device-code" } else { "--browser-command" }
         );
@@ -161,18 +161,18 @@ pub async fn run_login(connect_args: &ConnectArgs, args: LoginArgs) -> Result<()
             "tokens_stored": outcome.store,
             "token_expires": expires.and_then(|t| t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339).ok()),
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
     }
     let what = describe_flow(outcome.flow);
-    println!("signed in      {}{}", outcome.flow, if what.is_empty() { String::new() } else { format!("  ({what})") });
-    println!("organization   {}", config.organization_url);
+    say!("signed in      {}{}", outcome.flow, if what.is_empty() { String::new() } else { format!("  ({what})") });
+    say!("organization   {}", config.organization_url);
     match &outcome.store {
-        Some(at) => println!("tokens stored  {at}"),
-        None if flow == Flow::GivenToken => println!("tokens stored  no (the connection carries its token)"),
-        None => println!("tokens stored  no (an application gets a new token when it needs one)"),
+        Some(at) => say!("tokens stored  {at}"),
+        None if flow == Flow::GivenToken => say!("tokens stored  no (the connection carries its token)"),
+        None => say!("tokens stored  no (an application gets a new token when it needs one)"),
     }
-    println!("token expires  {}", expiry_text(expires));
+    say!("token expires  {}", expiry_text(expires));
     Ok(())
 }
 
@@ -185,9 +185,9 @@ pub async fn run_logout(connect_args: &ConnectArgs, args: LogoutArgs) -> Result<
                     application, or carries its own token)";
         if args.json {
             let v = serde_json::json!({ "store": null, "deleted": false, "message": text });
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         } else {
-            println!("{text}");
+            say!("{text}");
         }
         return Ok(());
     }
@@ -195,11 +195,11 @@ pub async fn run_logout(connect_args: &ConnectArgs, args: LogoutArgs) -> Result<
     let (location, had) = logout(&config, &options).await.map_err(Failure::from_auth)?;
     if args.json {
         let v = serde_json::json!({ "store": location, "deleted": had });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else if had {
-        println!("signed out: deleted the stored sign-in {location}");
+        say!("signed out: deleted the stored sign-in {location}");
     } else {
-        println!("no stored sign-in at {location}: already signed out");
+        say!("no stored sign-in at {location}: already signed out");
     }
     Ok(())
 }

@@ -1,5 +1,8 @@
 //! `d365`: Dynamics 365 / Dataverse from the command line.
 
+#[macro_use]
+mod console;
+
 mod bench_cmd;
 mod connect;
 mod dml_cmd;
@@ -40,7 +43,7 @@ enum Command {
     Logout(login_cmd::LogoutArgs),
     /// Call an OAuth stored procedure (GetOAuthAuthorizationUrl, GetOAuthAccessToken, ...).
     Proc(proc_cmd::ProcArgs),
-    /// Export a table to NDJSON or CSV: parallel, resumable (re-run to resume).
+    /// Export a table to NDJSON, CSV, Parquet, a Delta table or PostgreSQL: parallel, resumable (re-run to resume).
     Export(export_cmd::ExportArgs),
     /// Plan a scaled-out export: work units for many workers and application users (a manifest).
     Plan(plan_cmd::PlanArgs),
@@ -64,8 +67,9 @@ enum Command {
 fn finish(result: Result<(), failure::Failure>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(f) if f.is_closed_output() => ExitCode::SUCCESS,
         Err(f) => {
-            eprintln!("error: {f}");
+            note!("error: {f}");
             f.exit_code()
         }
     }
@@ -76,7 +80,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            note!("error: cannot start the async runtime: {e}");
             return ExitCode::from(EXIT_SERVICE);
         }
     };
@@ -101,7 +105,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            note!("error: {e:#}");
             ExitCode::from(EXIT_BAD_INPUT)
         }
     }

@@ -74,7 +74,7 @@ pub struct CommitArgs {
 pub async fn run_plan(connect_args: &ConnectArgs, args: PlanArgs) -> Result<(), Failure> {
     if let Some(path) = &args.show {
         let manifest = Manifest::load(path, &[]).await.map_err(failure)?;
-        print!("{}", describe(&manifest));
+        say_inline!("{}", describe(&manifest));
         return Ok(());
     }
     let tables: Vec<String> = args.tables.into_iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
@@ -98,8 +98,8 @@ pub async fn run_plan(connect_args: &ConnectArgs, args: PlanArgs) -> Result<(), 
     conn.close().await;
     let manifest = result.map_err(failure)?;
     manifest.save(&output, &[]).await.map_err(failure)?;
-    eprint!("{}", describe(&manifest));
-    eprintln!(
+    note_inline!("{}", describe(&manifest));
+    note!(
         "manifest written to {output}; run `d365 export --manifest {output} --shard i/N` on each worker, then `d365 commit {output}`"
     );
     Ok(())
@@ -161,7 +161,7 @@ pub async fn run_commit(args: CommitArgs) -> Result<(), Failure> {
     let manifest = Manifest::load(&args.manifest, &[]).await.map_err(failure)?;
     let options = CommitOptions { to: args.to, storage_options: Vec::new() };
     let report = scaleout::commit(&manifest, &options).await.map_err(failure)?;
-    eprintln!("{report}");
+    note!("{report}");
     Ok(())
 }
 
@@ -183,13 +183,13 @@ pub async fn run_worker(
     options.page_size = page_size;
     options.progress = Reporter::new(std::io::stderr().is_terminal());
     if options.units.is_empty() && options.shard.is_none() {
-        eprintln!("note: no --shard or --unit given: running every unit of the plan not complete yet");
+        note!("note: no --shard or --unit given: running every unit of the plan not complete yet");
     }
     let conn = connect(connect_args).await?;
     let result = scaleout::run_units(&conn.client, &manifest, &options).await;
     conn.close().await;
     let report = result.map_err(failure)?;
-    eprintln!("{report}");
+    note!("{report}");
     Ok(())
 }
 

@@ -77,21 +77,21 @@ fn print_list(json: bool) {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return;
     }
     for (i, p) in PROCEDURES.iter().enumerate() {
         if i > 0 {
-            println!();
+            say!();
         }
-        println!("{}", p.name);
-        println!("  {}", p.description);
+        say!("{}", p.name);
+        say!("  {}", p.description);
         let width = p.parameters.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
         for (j, (n, d)) in p.parameters.iter().enumerate() {
             let label = if j == 0 { "arguments" } else { "" };
-            println!("  {label:<9}  {n:<width$}  {d}");
+            say!("  {label:<9}  {n:<width$}  {d}");
         }
-        println!("  {:<9}  {}", "columns", p.columns.join(", "));
+        say!("  {:<9}  {}", "columns", p.columns.join(", "));
     }
 }
 
@@ -106,19 +106,19 @@ fn print_output(out: &ProcedureOutput, json: bool, terminal: bool) {
                 )
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+        say!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
         return;
     }
     let width = out.columns.iter().map(String::len).max().unwrap_or(0);
     for (i, row) in out.rows.iter().enumerate() {
         if i > 0 {
-            println!();
+            say!();
         }
         for (c, v) in out.columns.iter().zip(row) {
             if terminal {
-                println!("{c:<width$}  {v}");
+                say!("{c:<width$}  {v}");
             } else {
-                println!("{c}\t{v}");
+                say!("{c}\t{v}");
             }
         }
     }
@@ -141,7 +141,7 @@ pub async fn run(connect_args: &ConnectArgs, args: ProcArgs) -> Result<(), Failu
     let out = call_procedure(name, &pairs, &config, &options).await.map_err(Failure::from_auth)?;
     let terminal = std::io::stdout().is_terminal();
     if terminal && out.columns.iter().any(|c| c.eq_ignore_ascii_case("OAuthAccessToken")) {
-        eprintln!("note: the output holds live tokens: treat them like a password");
+        note!("note: the output holds live tokens: treat them like a password");
     }
     print_output(&out, args.json, terminal);
     Ok(())

@@ -166,7 +166,7 @@ pub async fn query(connect_args: &ConnectArgs, args: QueryArgs) -> Result<(), Fa
         let engine = engine_with(&conn, &settings).await?;
         crate::dml_cmd::register_tables(&engine, &args.dml.tables).await?;
         if args.explain {
-            println!("{}", engine.explain(&args.sql).await.map_err(sql_failure)?);
+            say!("{}", engine.explain(&args.sql).await.map_err(sql_failure)?);
             return Ok(());
         }
         let format = output_format(&args);
@@ -248,7 +248,7 @@ impl Output {
         }
         let rows = writer.rows();
         writer.commit(std::collections::HashMap::new()).await.map_err(crate::export_cmd::failure)?;
-        eprintln!("{rows} rows written to the Delta table {location}");
+        note!("{rows} rows written to the Delta table {location}");
         Ok(())
     }
 
@@ -257,7 +257,7 @@ impl Output {
         let Some(remote) = &self.remote else { return Ok(()) };
         let bytes = remote.upload(&self.local).await.map_err(crate::export_cmd::failure)?;
         let _ = std::fs::remove_file(&self.local);
-        eprintln!("uploaded {bytes} bytes to {remote}");
+        note!("uploaded {bytes} bytes to {remote}");
         Ok(())
     }
 }
@@ -321,19 +321,19 @@ async fn run_with_progress(
         sink.write(batch)?;
         if let Some(p) = progress.as_mut().filter(|p| terminal && p.last.elapsed().as_millis() >= 250) {
             p.last = std::time::Instant::now();
-            eprint!("\r\x1b[2K{}", p.line(rows));
+            note_inline!("\r\x1b[2K{}", p.line(rows));
         }
     }
     sink.finish()?;
     match (&progress, output) {
         (Some(p), _) => {
             if terminal {
-                eprint!("\r\x1b[2K");
+                note_inline!("\r\x1b[2K");
             }
             Ok(p.line(rows))
         }
         (None, Some(path)) => {
-            eprintln!("{rows} rows written to {}", path.display());
+            note!("{rows} rows written to {}", path.display());
             Ok(String::new())
         }
         (None, None) => Ok(String::new()),
@@ -374,7 +374,7 @@ pub async fn export(
                 std::fs::rename(&tmp, output).map_err(|e| {
                     Failure::service(format!("cannot move {} to {}: {e}", tmp.display(), output.display()))
                 })?;
-                eprintln!("{summary}: written to {}", output.display());
+                note!("{summary}: written to {}", output.display());
                 target.upload().await
             }
             Err(e) => {
@@ -398,7 +398,7 @@ enum Sink {
 }
 
 fn io_failure(e: impl std::fmt::Display) -> Failure {
-    Failure::service(format!("cannot write the output: {e}"))
+    Failure::output(e)
 }
 
 impl Sink {
@@ -444,7 +444,10 @@ impl Sink {
             }
             Sink::Json(mut w) => {
                 w.finish().map_err(io_failure)?;
-                w.into_inner().flush().map_err(io_failure)
+                // A text file (and a terminal's prompt) wants the last line ended.
+                let mut out = w.into_inner();
+                writeln!(out).map_err(io_failure)?;
+                out.flush().map_err(io_failure)
             }
             Sink::File(w) => w.finish().map_err(io_failure)?.flush().map_err(io_failure),
         }
@@ -480,16 +483,16 @@ pub async fn tables(connect_args: &ConnectArgs, args: TablesArgs) -> Result<(), 
         names.retain(|n| args.pattern.as_deref().is_none_or(|p| matches_pattern(n, p)));
         if !args.counts {
             for n in &names {
-                println!("{n}");
+                say!("{n}");
             }
             return Ok(());
         }
         let counts = conn.client.record_counts(&names).await.map_err(Failure::from_client)?;
         let width = names.iter().map(String::len).max().unwrap_or(0);
         for (n, c) in names.iter().zip(counts) {
-            println!("{n:<width$}  {}", c.map_or_else(|| "-".to_string(), |c| c.to_string()));
+            say!("{n:<width$}  {}", c.map_or_else(|| "-".to_string(), |c| c.to_string()));
         }
-        eprintln!("(row counts from the service's snapshot, at most 24 hours old)");
+        note!("(row counts from the service's snapshot, at most 24 hours old)");
         Ok(())
     }
     .await;
@@ -509,17 +512,17 @@ pub async fn describe(connect_args: &ConnectArgs, args: DescribeArgs) -> Result<
         } else {
             t.primary_key.clone()
         };
-        println!("{} (entity set {}, key {key})", t.entity.logical_name, t.entity_set);
+        say!("{} (entity set {}, key {key})", t.entity.logical_name, t.entity_set);
         let width = t.columns.iter().map(|c| c.name.len()).max().unwrap_or(4).max(6);
         let (service_type, property) =
             if finops { ("f&o type", "odata property") } else { ("dataverse type", "web api property") };
-        println!("{:<width$}  {:<28}  {:<18}  {property}", "column", "sql type", service_type);
+        say!("{:<width$}  {:<28}  {:<18}  {property}", "column", "sql type", service_type);
         for (c, f) in t.columns.iter().zip(t.arrow.fields()) {
             let ty = match t.enums.get(&c.property) {
                 Some(e) => format!("Enum {}", e.name),
                 None => c.attribute_type.clone(),
             };
-            println!("{:<width$}  {:<28}  {:<18}  {}", c.name, f.data_type().to_string(), ty, c.property);
+            say!("{:<width$}  {:<28}  {:<18}  {}", c.name, f.data_type().to_string(), ty, c.property);
         }
         Ok(())
     }
@@ -539,17 +542,22 @@ pub async fn shell(connect_args: &ConnectArgs, _args: ShellArgs) -> Result<(), F
         if let Some(h) = &history {
             let _ = rl.load_history(h);
         }
-        eprintln!("d365 SQL shell on {} — end statements with ';', \\q to quit.", conn.config.organization_url);
+        note!("d365 SQL shell on {} — end statements with ';', \\q to quit.", conn.config.organization_url);
+        // Statements piped in (`d365 shell < script.sql`) make a script: a failed statement is
+        // the script's exit code, and a last statement without ';' still runs.
+        let interactive = std::io::stdin().is_terminal();
+        let mut failed: Vec<Failure> = Vec::new();
         let mut buffer = String::new();
         loop {
             let prompt = if buffer.is_empty() { "d365> " } else { "   -> " };
-            let line = match rl.readline(prompt) {
-                Ok(l) => l,
+            // The end of the input ends the statement being typed.
+            let (line, end) = match rl.readline(prompt) {
+                Ok(l) => (l, false),
                 Err(rustyline::error::ReadlineError::Interrupted) => {
                     buffer.clear();
                     continue;
                 }
-                Err(_) => break,
+                Err(_) => (String::from(";"), true),
             };
             let trimmed = line.trim();
             if buffer.is_empty() && matches!(trimmed, "\\q" | "quit" | "exit") {
@@ -560,11 +568,17 @@ pub async fn shell(connect_args: &ConnectArgs, _args: ShellArgs) -> Result<(), F
             if !trimmed.ends_with(';') {
                 continue;
             }
-            let sql = buffer.trim().trim_end_matches(';').to_string();
+            let sql = buffer.trim().trim_end_matches(';').trim().to_string();
             buffer.clear();
-            let _ = rl.add_history_entry(sql.as_str());
-            if let Err(e) = run_to(&engine, &sql, Format::Table, None).await {
-                eprintln!("error: {e}");
+            if !sql.is_empty() {
+                let _ = rl.add_history_entry(sql.as_str());
+                if let Err(e) = run_to(&engine, &sql, Format::Table, None).await {
+                    note!("error: {e}");
+                    failed.push(e);
+                }
+            }
+            if end {
+                break;
             }
         }
         if let Some(h) = &history {
@@ -573,7 +587,18 @@ pub async fn shell(connect_args: &ConnectArgs, _args: ShellArgs) -> Result<(), F
             }
             let _ = rl.save_history(h);
         }
-        Ok(())
+        match failed.pop() {
+            Some(last) if !interactive => Err(Failure {
+                message: format!(
+                    "{} statement{} of the script failed (above); the last: {}",
+                    failed.len() + 1,
+                    if failed.is_empty() { "" } else { "s" },
+                    last.message
+                ),
+                code: last.code,
+            }),
+            _ => Ok(()),
+        }
     }
     .await;
     conn.close().await;

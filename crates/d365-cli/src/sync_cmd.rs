@@ -83,10 +83,10 @@ pub async fn run(connect_args: &ConnectArgs, args: SyncArgs) -> Result<(), Failu
     let report = result.map_err(failure)?;
     for t in &report.tables {
         for w in &t.warnings {
-            eprintln!("warning: {w}");
+            note!("warning: {w}");
         }
-        eprintln!("{t}");
+        note!("{t}");
     }
-    eprintln!("synced {} table(s) into {}", report.tables.len(), report.destination);
+    note!("synced {} table(s) into {}", report.tables.len(), report.destination);
     Ok(())
 }

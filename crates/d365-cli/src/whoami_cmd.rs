@@ -37,13 +37,13 @@ pub async fn run(connect_args: &ConnectArgs, args: WhoamiArgs) -> Result<(), Fai
                 "flow": flow,
                 "token_expires": expires,
             });
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         } else {
-            println!("user           {}", me.user_id);
-            println!("business unit  {}", me.business_unit_id);
-            println!("organization   {}  ({})", me.organization_id, conn.config.organization_url);
-            println!("signed in by   {flow}");
-            println!("token expires  {}", expires.as_deref().unwrap_or("unknown"));
+            say!("user           {}", me.user_id);
+            say!("business unit  {}", me.business_unit_id);
+            say!("organization   {}  ({})", me.organization_id, conn.config.organization_url);
+            say!("signed in by   {flow}");
+            say!("token expires  {}", expires.as_deref().unwrap_or("unknown"));
         }
         Ok(())
     }
@@ -80,22 +80,22 @@ async fn finops(conn: &crate::connect::Connection, args: &WhoamiArgs) -> Result<
             "flow": flow,
             "token_expires": expires,
         });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        say!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        println!("edition        {edition}  ({})", conn.config.organization_url);
+        say!("edition        {edition}  ({})", conn.config.organization_url);
         match (&user, &app) {
-            (Some(u), _) => println!("user           {u}"),
-            (None, Some(a)) => println!("application    {a}  (app-only: acts as the user it is registered as)"),
-            (None, None) => println!("user           unknown"),
+            (Some(u), _) => say!("user           {u}"),
+            (None, Some(a)) => say!("application    {a}  (app-only: acts as the user it is registered as)"),
+            (None, None) => say!("user           unknown"),
         }
-        println!("issuer         {}", claim("iss").unwrap_or_else(|| "unknown".into()));
-        println!("entity sets    {entity_sets} readable at {}", conn.client.base_url());
-        println!(
+        say!("issuer         {}", claim("iss").unwrap_or_else(|| "unknown".into()));
+        say!("entity sets    {entity_sets} readable at {}", conn.client.base_url());
+        say!(
             "companies      {}",
             if conn.client.service().cross_company() { "all (CrossCompany=true)" } else { "the default company" }
         );
-        println!("signed in by   {flow}");
-        println!("token expires  {}", expires.as_deref().unwrap_or("unknown"));
+        say!("signed in by   {flow}");
+        say!("token expires  {}", expires.as_deref().unwrap_or("unknown"));
     }
     Ok(())
 }

@@ -76,7 +76,7 @@ pub use d365_client::json_scan;
 mod leaf_exec;
 pub mod limited_scans;
 pub mod metadata_tables;
-mod nearest;
+pub mod nearest;
 pub mod scan;
 pub mod scan_pages;
 pub mod scan_path;

@@ -69,8 +69,17 @@ pub enum SyncError {
         message: String,
     },
     /// No table of that name.
-    #[error("no table named '{0}' (use a logical name such as 'account' or an entity set name such as 'accounts')")]
-    UnknownTable(String),
+    #[error(
+        "no table named '{name}'{}: use a logical name such as 'account' or an entity set name such as 'accounts' \
+         (`d365 tables` lists them)",
+        suggestion.as_ref().map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default()
+    )]
+    UnknownTable {
+        /// The name as given.
+        name: String,
+        /// The nearest table name, if one is close.
+        suggestion: Option<String>,
+    },
     /// Bad arguments.
     #[error("{0}")]
     InvalidArgument(String),
@@ -84,7 +93,7 @@ impl SyncError {
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
-            Self::UnknownTable(_)
+            Self::UnknownTable { .. }
                 | Self::InvalidArgument(_)
                 | Self::Unsupported(_)
                 | Self::Checkpoint { .. }

@@ -194,7 +194,7 @@ pub(crate) async fn resolve_reader(
     select: &[String],
 ) -> Result<TypedReader, SyncError> {
     let metadata = Metadata::in_memory(client.clone());
-    let info = metadata.find_entity(table).await?.ok_or_else(|| SyncError::UnknownTable(table.to_string()))?;
+    let info = crate::find_table::find_table(&metadata, table).await?;
     if info.entity_set_name.is_none() {
         return Err(SyncError::InvalidArgument(format!(
             "table '{}' has no entity set: it cannot be read",
@@ -257,7 +257,18 @@ pub async fn export(client: &DataverseClient, options: &ExportOptions) -> Result
     // Given options win over the environment.
     let remote = match crate::destination::parse_destination_with(&text, "the export output", &options.storage_options)?
     {
-        Destination::Local(_) => return export_to(client, options, Finish::File { keep_work: false }).await,
+        Destination::Local(path) => {
+            // The file goes where it was asked for, or nowhere: a missing directory is not made.
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+                && !parent.is_dir()
+            {
+                return Err(SyncError::InvalidArgument(format!(
+                    "the directory {} of the export output does not exist: create it first",
+                    parent.display()
+                )));
+            }
+            return export_to(client, options, Finish::File { keep_work: false }).await;
+        }
         Destination::Delta(location) => {
             let name = location.url().path_segments().and_then(|mut s| s.rfind(|p| !p.is_empty())).unwrap_or("table");
             let local = crate::remote::staging_file(&location.to_string(), name, options.staging_dir.as_deref())?;
@@ -374,7 +385,12 @@ async fn export_to(
             } else {
                 plan(client, &query, &scan).await?
             };
-            std::fs::create_dir_all(&dir).map_err(SyncError::io(&dir))?;
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                SyncError::InvalidArgument(format!(
+                    "cannot create {} (the export's work directory, next to the output file): {e}",
+                    dir.display()
+                ))
+            })?;
             let column = has_column.then(|| options.partition_column.clone());
             let set = reader.schema.entity_set.clone();
             let mut c = Checkpoint::new(fingerprint, set, reader.schema.primary_key.clone(), column, plan);

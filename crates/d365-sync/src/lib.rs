@@ -20,6 +20,7 @@ pub mod destination;
 mod error;
 pub mod export;
 mod export_key_ranges;
+mod find_table;
 pub mod format;
 pub mod postgres;
 pub mod progress;

@@ -156,6 +156,11 @@ pub async fn sync(client: &DataverseClient, options: &SyncOptions) -> Result<Syn
     if options.tables.is_empty() {
         return Err(SyncError::InvalidArgument("no table to sync".into()));
     }
+    // Every name is checked before anything is created at the destination.
+    let metadata = Metadata::in_memory(client.clone());
+    for name in &options.tables {
+        crate::find_table::find_table(&metadata, name).await?;
+    }
     let mut target: Box<dyn Target> = match &options.to {
         Destination::Local(dir) => {
             // A URL given as the directory is refused, never created as a folder of that name.
@@ -165,6 +170,12 @@ pub async fn sync(client: &DataverseClient, options: &SyncOptions) -> Result<Syn
                     "soft deletes are kept in PostgreSQL and Delta Lake targets only; the SQLite copy deletes rows"
                         .into(),
                 ));
+            }
+            if dir.exists() && !dir.is_dir() {
+                return Err(SyncError::InvalidArgument(format!(
+                    "the sync destination {} is a file: give a directory (the copy is the SQLite file {DATABASE_FILE} in it)",
+                    dir.display()
+                )));
             }
             std::fs::create_dir_all(dir).map_err(SyncError::io(dir))?;
             Box::new(Store::open(&dir.join(DATABASE_FILE))?)
@@ -178,7 +189,7 @@ pub async fn sync(client: &DataverseClient, options: &SyncOptions) -> Result<Syn
             )));
         }
     };
-    sync_to(client, options, target.as_mut()).await
+    sync_with(client, options, target.as_mut(), &metadata).await
 }
 
 /// Syncs every table of `options` into `target` (`options.to` is not used): for targets
@@ -191,10 +202,18 @@ pub async fn sync_to(
     if options.tables.is_empty() {
         return Err(SyncError::InvalidArgument("no table to sync".into()));
     }
-    let metadata = Metadata::in_memory(client.clone());
+    sync_with(client, options, target, &Metadata::in_memory(client.clone())).await
+}
+
+async fn sync_with(
+    client: &DataverseClient,
+    options: &SyncOptions,
+    target: &mut dyn Target,
+    metadata: &Metadata,
+) -> Result<SyncReport, SyncError> {
     let mut tables = Vec::new();
     for name in &options.tables {
-        tables.push(sync_table(client, &metadata, target, name, options).await?);
+        tables.push(sync_table(client, metadata, target, name, options).await?);
     }
     Ok(SyncReport { destination: target.describe(), tables })
 }
@@ -231,7 +250,7 @@ pub(crate) async fn fetch_table(
     metadata: &Metadata,
     name: &str,
 ) -> Result<(d365_client::EntityInfo, std::sync::Arc<d365_client::EntityMetadata>), SyncError> {
-    let info = metadata.find_entity(name).await?.ok_or_else(|| SyncError::UnknownTable(name.to_string()))?;
+    let info = crate::find_table::find_table(metadata, name).await?;
     let meta = metadata.entity(&info.logical_name).await?;
     Ok((info, meta))
 }

@@ -8,6 +8,7 @@ mod emulator_command;
 mod finops;
 mod query_commands;
 mod query_s3;
+mod robustness;
 mod scaleout;
 mod sync_delta;
 mod sync_postgres;

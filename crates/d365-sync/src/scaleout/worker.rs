@@ -299,7 +299,7 @@ pub async fn run_units(
     let reports: Vec<UnitReport> = futures::stream::iter(owned)
         .map(|unit| async move {
             let (Some(planned), Some(target)) = (manifest.table(&unit.table), tables.get(&unit.table)) else {
-                return Err(SyncError::UnknownTable(unit.table.clone()));
+                return Err(SyncError::UnknownTable { name: unit.table.clone(), suggestion: None });
             };
             let table_url = location.table_url(&unit.table);
             let store = location.unloaded(&table_url)?.log_store().object_store(None);
@@ -462,6 +462,8 @@ pub async fn read_unit(
     check_organization(client, manifest)?;
     let unit = manifest.unit(unit)?;
     let tables = current_tables(client, manifest, &[unit.table.as_str()]).await?;
-    let target = tables.get(&unit.table).ok_or_else(|| SyncError::UnknownTable(unit.table.clone()))?;
+    let target = tables
+        .get(&unit.table)
+        .ok_or_else(|| SyncError::UnknownTable { name: unit.table.clone(), suggestion: None })?;
     unit_batches(client, target, unit, parallel, None, &Reporter::hidden()).await
 }
