@@ -111,7 +111,7 @@ pub async fn delta(ctx: &Ctx, table: &Table) -> DvResult<Response> {
         Some(v) => v,
         None => ctx.state.store.current_version(),
     };
-    let page_size = ctx.prefer.max_page_size.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+    let page_size = ctx.prefer.honoured_page_size().unwrap_or(MAX_PAGE).max(1);
     let ann = Annotations::from_prefer(&ctx.prefer);
     let proj = Projection::new(table, ctx.query.get("$select"), ann)?;
     let schema = ctx.schema.clone();
@@ -206,6 +206,6 @@ pub async fn delta(ctx: &Ctx, table: &Table) -> DvResult<Response> {
     body.push('}');
     per_row_latency(ctx, page.len()).await;
     let mut resp = json_response(StatusCode::OK, body);
-    super::query::applied_preferences(ctx, &mut resp, ctx.prefer.max_page_size.map(|_| page_size));
+    super::query::applied_preferences(ctx, &mut resp, ctx.prefer.honoured_page_size().map(|_| page_size));
     Ok(resp)
 }

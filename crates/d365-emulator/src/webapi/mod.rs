@@ -207,11 +207,11 @@ async fn route(ctx: Ctx, method: &Method, resource: Resource, body: Bytes) -> Dv
         (m, Resource::RecordPart { set, key, segments }) => {
             records::part(ctx, m.clone(), &set, key, segments, body).await
         }
-        (_, Resource::Collection(_)) => {
-            Err(DvError::method_not_allowed("The requested resource does not support http method on a collection."))
+        (m, Resource::Collection(_)) => {
+            Err(DvError::method_not_allowed(format!("The requested resource does not support http method '{m}'.")))
         }
-        (_, Resource::Record { .. }) => {
-            Err(DvError::method_not_allowed("The requested resource does not support this http method."))
+        (m, Resource::Record { .. }) => {
+            Err(DvError::method_not_allowed(format!("The requested resource does not support http method '{m}'.")))
         }
         (&Method::GET, Resource::Metadata) => {
             let annotations = ctx.query.get("annotations").is_some_and(|v| v.eq_ignore_ascii_case("true"));

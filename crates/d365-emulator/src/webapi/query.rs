@@ -246,10 +246,10 @@ pub async fn collection_in(ctx: Ctx, set: &str, scope: Option<Scope>) -> DvResul
     let aliases = ctx.query.aliases();
     let order = parse_orderby(table, ctx.query.get("$orderby"), &aliases)?;
     let top = parse_top(ctx.query.get("$top"))?;
-    let page_pref = ctx.prefer.max_page_size;
-    if page_pref == Some(0) {
+    if ctx.prefer.max_page_size == Some(0) {
         return Err(DvError::bad_query("The odata.maxpagesize preference must be a positive integer."));
     }
+    let page_pref = ctx.prefer.honoured_page_size();
     let page_size = page_pref.unwrap_or(MAX_PAGE).min(MAX_PAGE);
     // With a maxpagesize preference Dataverse ignores $top.
     let limit = match (page_pref, top) {

@@ -108,6 +108,13 @@ fn split_outside_quotes(s: &str) -> Vec<&str> {
 }
 
 impl Prefer {
+    /// The `odata.maxpagesize` the service honours: Dataverse ignores a request for more than
+    /// 5,000 rows a page (the default page then applies, and no `Preference-Applied` says
+    /// otherwise).
+    pub fn honoured_page_size(&self) -> Option<usize> {
+        self.max_page_size.filter(|n| *n <= super::query::MAX_PAGE)
+    }
+
     /// Reads every `Prefer` header.
     pub fn from_headers(headers: &HeaderMap) -> Self {
         let mut p = Prefer::default();

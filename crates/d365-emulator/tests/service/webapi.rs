@@ -235,6 +235,30 @@ async fn paging_follows_next_links_without_skipping_or_repeating_under_concurren
     assert_eq!(body["value"].as_array().unwrap().len(), 1000);
     assert!(body.get("@odata.nextLink").is_none());
 
+    // A page size above 5,000 is ignored, as Dataverse documents: the default page, no
+    // Preference-Applied for it, and $top is then honoured as without the preference.
+    let big = env
+        .http
+        .get(env.url("accounts?$select=name"))
+        .bearer_auth(&t)
+        .header("Prefer", "odata.maxpagesize=10000")
+        .send()
+        .await
+        .unwrap();
+    assert!(big.headers().get("preference-applied").is_none(), "{:?}", big.headers());
+    assert_eq!(json_of(big).await["value"].as_array().unwrap().len(), 5000);
+    let topped = env
+        .http
+        .get(env.url("accounts?$select=name&$top=3"))
+        .bearer_auth(&t)
+        .header("Prefer", "odata.maxpagesize=10000")
+        .send()
+        .await
+        .unwrap();
+    let body = json_of(topped).await;
+    assert_eq!(body["value"].as_array().unwrap().len(), 3);
+    assert!(body.get("@odata.nextLink").is_none());
+
     // Small pages while rows are inserted and deleted between requests.
     let mut seen = std::collections::HashSet::new();
     let mut url = env.url("accounts?$select=accountnumber&$orderby=accountnumber%20desc");
