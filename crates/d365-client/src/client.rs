@@ -245,7 +245,7 @@ impl DataverseClient {
             builder = builder.tls_certs_merge(certs);
         }
         let http = builder.build().map_err(|e| ClientError::InvalidArgument(format!("HTTP client: {e}")))?;
-        let retry = RetryPolicy { config: options.retry.clone(), clock: options.clock.clone() };
+        let retry = RetryPolicy::new(options.retry.clone(), options.clock.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 http,

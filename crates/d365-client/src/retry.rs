@@ -200,11 +200,20 @@ pub struct RetryPolicy {
     pub config: RetryConfig,
     /// Time source.
     pub clock: Arc<dyn Clock>,
+    /// When a long wait was last told to the user (shared by the client's clones).
+    last_notice: Arc<std::sync::Mutex<Option<Instant>>>,
+}
+
+impl RetryPolicy {
+    /// The policy of `config`, timed by `clock`.
+    pub fn new(config: RetryConfig, clock: Arc<dyn Clock>) -> Self {
+        Self { config, clock, last_notice: Arc::default() }
+    }
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { config: RetryConfig::default(), clock: Arc::new(TokioClock) }
+        Self::new(RetryConfig::default(), Arc::new(TokioClock))
     }
 }
 
@@ -329,9 +338,29 @@ impl RetryPolicy {
                 wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                 "retrying"
             );
+            if wait >= NOTICE_WAIT {
+                self.notice_long_wait(&info, &label, wait, number);
+            }
             attempts.push(Attempt { number, outcome: label, waited: wait });
             clock.sleep(wait).await;
         }
+    }
+
+    /// Logs a long wait, at most one line every ten seconds per client (a parallel read
+    /// throttled on every request would otherwise print one line per request).
+    fn notice_long_wait(&self, info: &RequestInfo<'_>, label: &impl fmt::Display, wait: Duration, attempt: u32) {
+        let now = self.clock.now();
+        let mut last = self.last_notice.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| now.saturating_duration_since(t) < NOTICE_WAIT) {
+            return;
+        }
+        *last = Some(now);
+        tracing::warn!(
+            "{label}: waiting {} s before retrying {} {} (attempt {attempt})",
+            wait.as_secs(),
+            info.method,
+            info.path
+        );
     }
 
     fn exhausted(
@@ -350,6 +379,10 @@ impl RetryPolicy {
         }
     }
 }
+
+/// A wait before a retry this long is told to the user (a `warn`): a read that seems stuck is
+/// waiting out the service's throttling.
+const NOTICE_WAIT: Duration = Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests {

@@ -447,3 +447,57 @@ async fn hints_and_request_ids_are_kept() {
     assert!(text.contains("lacks privilege prvReadnew_widget on table 'new_widget'"), "{text}");
     assert!(text.contains("[request id r-err]"), "{text}");
 }
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_long_wait_for_the_service_is_told_to_the_user() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let throttled = |after: &str| {
+        dv_error(
+            "429 Too Many Requests",
+            "0x80072322",
+            "Number of requests exceeded the limit",
+            &[("Retry-After", after)],
+        )
+    };
+    let f = fixture(
+        vec![throttled("2"), throttled("30"), throttled("30"), ok_json(WHOAMI), throttled("45"), ok_json(WHOAMI)],
+        no_jitter(),
+    )
+    .await;
+    f.client.whoami().await.unwrap();
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    // A 2-second wait is not worth a line; each wait of 10 s or more is told (at most one line
+    // every ten seconds per client, so a throttled parallel read does not print one per request).
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("waiting")).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].contains("WARN")
+            && lines[0].contains("waiting 30 s before retrying GET /api/data/v9.2/WhoAmI (attempt 2)"),
+        "{text}"
+    );
+    f.client.whoami().await.unwrap();
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("waiting 45 s"), "{text}");
+    assert_eq!(f.clock.sleeps(), vec![2, 30, 30, 45].into_iter().map(Duration::from_secs).collect::<Vec<_>>());
+}

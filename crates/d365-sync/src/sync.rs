@@ -333,7 +333,6 @@ async fn sync_table(
         Some(Tracking::Delta { link, next }) if use_ct => match delta(client, target, &t, link, next, options).await {
             Err(SyncError::Client(ClientError::Service(s))) if s.status == 400 => {
                 let w = format!("{logical}: the delta token was refused ({}): full re-sync", s.message);
-                tracing::warn!("{w}");
                 warnings.push(w);
                 full(client, target, &t, use_ct, options).await?
             }
@@ -342,9 +341,7 @@ async fn sync_table(
         Some(Tracking::Watermark(Some(mark))) if !use_ct => watermark(client, target, &t, &mark, options).await?,
         _ => full(client, target, &t, use_ct, options).await?,
     };
-    for w in &warnings {
-        tracing::warn!("{w}");
-    }
+    // Reported to the caller (the CLI prints them, Python returns them), not logged twice.
     result.warnings.extend(warnings);
     result.rows = target.count(&t.target).await?;
     result.elapsed = started.elapsed();
