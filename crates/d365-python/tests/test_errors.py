@@ -178,7 +178,8 @@ def test_every_error_has_the_attributes_and_its_pep249_class(conn: d365.Connecti
     # A lookup to a record that does not exist is an IntegrityError.
     with pytest.raises(d365.IntegrityError) as missing:
         conn.execute(
-            "INSERT INTO contact (lastname, parentcustomerid, parentcustomeridtype) VALUES ('orphan', ?, 'account')",
+            "INSERT INTO contact (lastname, parentcustomerid, parentcustomeridtype) "
+            "VALUES ('orphan', ?, 'account')",
             [uuid.uuid4()],
         )
     assert missing.value.code == "0x80040217"
