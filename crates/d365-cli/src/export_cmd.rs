@@ -154,6 +154,7 @@ pub async fn run(connect_args: &ConnectArgs, args: ExportArgs) -> Result<(), Fai
     options.fsync = args.fsync;
     options.progress = Reporter::new(std::io::stderr().is_terminal());
     let conn = connect(connect_args).await?;
+    options.page_size = options.page_size.or(conn.query.page_size);
     let result = d365_sync::export(&conn.client, &options).await;
     conn.close().await;
     let summary = result.map_err(|e| {

@@ -186,6 +186,7 @@ pub async fn run_worker(
         note!("note: no --shard or --unit given: running every unit of the plan not complete yet");
     }
     let conn = connect(connect_args).await?;
+    options.page_size = options.page_size.or(conn.query.page_size);
     let result = scaleout::run_units(&conn.client, &manifest, &options).await;
     conn.close().await;
     let report = result.map_err(failure)?;

@@ -78,6 +78,7 @@ pub async fn run(connect_args: &ConnectArgs, args: SyncArgs) -> Result<(), Failu
     options.change_tracking = !args.no_change_tracking;
     options.progress = Reporter::new(std::io::stderr().is_terminal());
     let conn = connect(connect_args).await?;
+    options.page_size = options.page_size.or(conn.query.page_size);
     let result = d365_sync::sync(&conn.client, &options).await;
     conn.close().await;
     let report = result.map_err(failure)?;

@@ -18,6 +18,7 @@
 //! ```
 
 mod client;
+pub mod codes;
 mod concurrency;
 mod error;
 mod fetchxml;

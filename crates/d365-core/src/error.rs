@@ -135,12 +135,6 @@ fn auth_kind(a: &AuthError) -> ErrorKind {
     }
 }
 
-/// Dataverse's code for a table name the organisation does not have.
-const UNKNOWN_TABLE: &str = "0x80041102";
-/// Dataverse's code for a value its validation refused (out of range, too long, not one of a
-/// choice's values).
-const VALIDATION: &str = "0x80044331";
-
 fn client_kind(c: &ClientError) -> ErrorKind {
     match c {
         ClientError::Auth(a) => auth_kind(a),
@@ -149,9 +143,9 @@ fn client_kind(c: &ClientError) -> ErrorKind {
         ClientError::Decode { .. } => ErrorKind::Data,
         e => match e.dataverse_code() {
             // "Entity '…' does not exist": a table name the organisation does not have.
-            Some(UNKNOWN_TABLE) => ErrorKind::BadInput,
+            Some(d365_client::codes::UNKNOWN_TABLE) => ErrorKind::BadInput,
             // A value the service's validation refused: out of range, too long, not a choice.
-            Some(VALIDATION) => ErrorKind::Data,
+            Some(d365_client::codes::VALIDATION) => ErrorKind::Data,
             _ => ErrorKind::Service,
         },
     }

@@ -120,13 +120,17 @@ impl Session {
     /// Keeps a copy of tables up to date in `options.to` (a local SQLite directory or a
     /// PostgreSQL database; see [`d365_sync::sync()`]).
     pub async fn sync(&self, options: &d365_sync::SyncOptions) -> Result<d365_sync::SyncReport, Error> {
-        Ok(d365_sync::sync(&self.connection.client, options).await?)
+        let mut options = options.clone();
+        options.page_size = options.page_size.or(self.connection.query.page_size);
+        Ok(d365_sync::sync(&self.connection.client, &options).await?)
     }
 
     /// Exports a table into a file (NDJSON, CSV or Parquet), resuming an interrupted run of the
     /// same export (see [`d365_sync::export()`]).
     pub async fn export(&self, options: &d365_sync::ExportOptions) -> Result<d365_sync::ExportSummary, Error> {
-        Ok(d365_sync::export(&self.connection.client, options).await?)
+        let mut options = options.clone();
+        options.page_size = options.page_size.or(self.connection.query.page_size);
+        Ok(d365_sync::export(&self.connection.client, &options).await?)
     }
 
     /// The SQL engine (built on first call).

@@ -1,6 +1,7 @@
 //! The PEP 249 exception hierarchy, and [`to_py`]: a d365 error as the matching class, carrying
 //! `status`, `code` and `request_id` attributes (never a secret: the libraries redact them).
 
+use d365_core::d365_client::codes::{DOES_NOT_EXIST, DUPLICATE_KEY};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -58,13 +59,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// Dataverse: "a record with matching key values already exists".
-pub const DUPLICATE_KEY: &str = "0x80040237";
-/// Dataverse: a lookup set to a record that does not exist ("… With Id = … Does Not Exist").
-pub const MISSING_REFERENCE: &str = "0x80040217";
-/// Dataverse: a value its validation refused (out of range, too long, not a choice).
-pub const VALIDATION: &str = "0x80044331";
-
 /// The exception for a d365 error, with its attributes set.
 pub fn to_py(py: Python<'_>, e: d365_core::Error) -> PyErr {
     let status = e.status();
@@ -73,7 +67,7 @@ pub fn to_py(py: Python<'_>, e: d365_core::Error) -> PyErr {
     let message = e.to_string();
     let err = match e.kind() {
         _ if matches!(e, d365_core::Error::Connection(_)) => InterfaceError::new_err(message),
-        _ if status == Some(412) || matches!(code.as_deref(), Some(DUPLICATE_KEY | MISSING_REFERENCE)) => {
+        _ if status == Some(412) || matches!(code.as_deref(), Some(DUPLICATE_KEY | DOES_NOT_EXIST)) => {
             IntegrityError::new_err(message)
         }
         d365_core::ErrorKind::BadInput => ProgrammingError::new_err(message),

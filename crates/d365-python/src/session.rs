@@ -10,13 +10,11 @@ use d365_core::{EngineSettings, OpenOptions, Outcome};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::errors::{
-    DUPLICATE_KEY, DataError, IntegrityError, MISSING_REFERENCE, OperationalError, VALIDATION, interface, programming,
-    set_detail, to_py,
-};
+use crate::errors::{DataError, IntegrityError, OperationalError, interface, programming, set_detail, to_py};
 use crate::runtime::wait;
 use crate::stream::ResultStream;
 use crate::values::{params, sql_type};
+use d365_core::d365_client::codes::{DOES_NOT_EXIST, DUPLICATE_KEY, VALIDATION};
 
 /// A connection to one organisation.
 #[pyclass(module = "d365._internal", frozen)]
@@ -100,10 +98,8 @@ fn write_result(py: Python<'_>, outcome: DmlOutcome) -> PyResult<Py<PyAny>> {
         let first = report.failed.first();
         let conversion =
             report.failed.iter().all(|e| e.code == d365_core::d365_sql::dml::CONVERSION_ERROR || e.code == VALIDATION);
-        let integrity = report
-            .failed
-            .iter()
-            .any(|e| e.status == Some(412) || e.code == DUPLICATE_KEY || e.code == MISSING_REFERENCE);
+        let integrity =
+            report.failed.iter().any(|e| e.status == Some(412) || e.code == DUPLICATE_KEY || e.code == DOES_NOT_EXIST);
         let e = if integrity {
             IntegrityError::new_err(message)
         } else if conversion && !report.failed.is_empty() {

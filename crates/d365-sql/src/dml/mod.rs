@@ -38,6 +38,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use d365_client::codes::DUPLICATE_KEY;
 use d365_client::{Metadata, RecordKey, RowError, WriteOp, WriteOptions, WriteProgress, WriteReport, WriteRow};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
@@ -57,9 +58,6 @@ use target::{Layout, Target};
 
 pub use parse::is_dml;
 pub use target::CONVERSION_ERROR;
-
-/// Dataverse code of "a record with matching key values already exists".
-const DUPLICATE_KEY: &str = "0x80040237";
 
 /// How a write statement runs.
 #[derive(Debug, Clone, Default)]
