@@ -117,3 +117,13 @@ def test_numpy_and_pandas_values(conn: d365.Connection) -> None:
         conn.execute("SELECT ?", ["\ud800"])
     with pytest.raises(d365.ProgrammingError, match="nanoseconds"):
         conn.execute("SELECT ?", [np.datetime64("2024-01-01T00:00:00.000000001")])
+
+
+def test_a_whole_float_writes_to_an_integer_column(conn: d365.Connection) -> None:
+    sql = "INSERT INTO account (name, numberofemployees) VALUES (?, ?)"
+    one = conn.execute(sql, ["whole", 12.0], dry_run=True).last_write
+    many = conn.executemany(sql, [("whole", 12.0)], dry_run=True).last_write
+    for write in (one, many):
+        assert write is not None and write["planned"][0]["body"]["numberofemployees"] == 12
+    with pytest.raises(d365.DataError, match=r"12\.5"):
+        conn.execute(sql, ["fraction", 12.5])

@@ -137,8 +137,10 @@ async fn device_code_auto_approved() {
     assert!(seen[0].verification_uri.ends_with("/devicelogin"));
 }
 
-/// Sleeps move our clock fully and the emulator's one second less, so the emulator sees polls
-/// slightly too fast once: the client must slow down.
+/// Sleeps move our clock fully and, once, the emulator's three seconds less, so the emulator
+/// sees one poll too soon and the client must slow down. The emulator's clock is the real time
+/// plus an offset, counted in whole seconds: the real time between two polls may add a second,
+/// so a lag of one second was not always seen (a flaky run: every poll 5 s apart).
 #[derive(Debug, Clone)]
 struct LaggingClocks {
     inner: BothClocks,
@@ -156,7 +158,7 @@ impl d365_auth::clock::Clock for LaggingClocks {
             s.len() == 2
         };
         self.inner.ours.advance(d);
-        self.inner.emulator.advance(d.as_secs() as i64 - i64::from(first));
+        self.inner.emulator.advance(d.as_secs() as i64 - 3 * i64::from(first));
         Box::pin(tokio::time::sleep(Duration::from_millis(30)))
     }
 }

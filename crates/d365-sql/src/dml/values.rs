@@ -108,7 +108,18 @@ fn integer(v: &ScalarValue) -> Option<i128> {
             }
             n / p
         }
-        other => as_text(other)?.trim().parse::<i128>().ok()?,
+        other => {
+            // Text of a whole number, also written with a zero fraction ("1.0", as a float
+            // parameter arrives in a VALUES row typed as text).
+            let t = as_text(other)?.trim();
+            match t.parse::<i128>() {
+                Ok(n) => n,
+                Err(_) => {
+                    let f = t.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.abs() < 1e15)?;
+                    f as i128
+                }
+            }
+        }
     })
 }
 
@@ -277,6 +288,9 @@ mod tests {
     fn converts_by_column_type() {
         assert_eq!(to_json(WriteKind::Int32, &s(" 42 ")).unwrap(), Value::from(42));
         assert!(to_json(WriteKind::Int32, &s("abc")).unwrap_err().contains("'abc'"));
+        // A whole number written with a zero fraction is that number; a fraction is refused.
+        assert_eq!(to_json(WriteKind::Int32, &s("1.0")).unwrap(), Value::from(1));
+        assert!(to_json(WriteKind::Int32, &s("1.5")).unwrap_err().contains("'1.5'"));
         assert!(to_json(WriteKind::Int32, &ScalarValue::Int64(Some(1 << 40))).is_err());
         assert_eq!(to_json(WriteKind::Int64, &ScalarValue::Decimal128(Some(1200), 10, 2)).unwrap(), Value::from(12));
         assert_eq!(
