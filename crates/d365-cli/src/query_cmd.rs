@@ -505,6 +505,16 @@ pub async fn describe(connect_args: &ConnectArgs, args: DescribeArgs) -> Result<
     let conn = connect(connect_args).await?;
     let result = async {
         let engine = engine(&conn, false, None, None).await?;
+        if args.table.contains('.') {
+            // A table of another schema (`metadata.entity`): its SQL columns.
+            let schema = engine.sql_columns(&args.table).await.map_err(sql_failure)?;
+            let width = schema.fields().iter().map(|f| f.name().len()).max().unwrap_or(4).max(6);
+            say!("{:<width$}  sql type", "column");
+            for f in schema.fields() {
+                say!("{:<width$}  {}", f.name(), f.data_type());
+            }
+            return Ok(());
+        }
         let t = engine.describe(&args.table).await.map_err(sql_failure)?;
         let finops = t.dialect == d365_sql::Dialect::FinOps;
         let key = if finops && !t.key_fields.is_empty() {

@@ -92,6 +92,12 @@ impl TablesSchema {
         self.queryable().find(|e| e.logical_name.eq_ignore_ascii_case(name))
     }
 
+    /// The table whose entity set name is `name` (`accounts`), as the Web API and `d365
+    /// export` name tables; SQL itself names them by logical name.
+    pub fn entity_by_set(&self, name: &str) -> Option<&EntityInfo> {
+        self.queryable().find(|e| e.entity_set_name.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(name)))
+    }
+
     /// The provider of table `name`, fetching its columns on first use.
     pub async fn provider(&self, name: &str) -> Result<Arc<DataverseTable>, SqlError> {
         let Some(entity) = self.entity(name) else {

@@ -207,8 +207,23 @@ impl SqlEngine {
 
     /// The SQL shape of a table (columns, Arrow types, Web API properties), fetching its
     /// metadata if needed: what `d365 describe` prints.
+    /// `table` may also be an entity set name (`accounts`).
     pub async fn describe(&self, table: &str) -> Result<Arc<TableSchema>, SqlError> {
-        Ok(self.catalog.tables().provider(table).await?.table_schema().clone())
+        let tables = self.catalog.tables();
+        let name = match tables.entity(table) {
+            None => tables.entity_by_set(table).map_or(table, |e| e.logical_name.as_str()),
+            Some(_) => table,
+        };
+        Ok(tables.provider(name).await?.table_schema().clone())
+    }
+
+    /// The columns and SQL types of any table SQL can name, `metadata.entity` and the other
+    /// tables of the `metadata` schema included.
+    pub async fn sql_columns(&self, table: &str) -> Result<datafusion::arrow::datatypes::SchemaRef, SqlError> {
+        match self.ctx.table_provider(table).await {
+            Ok(p) => Ok(p.schema()),
+            Err(e) => Err(SqlError::from(e)),
+        }
     }
 
     fn options() -> SQLOptions {

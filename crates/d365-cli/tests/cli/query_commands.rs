@@ -168,6 +168,11 @@ async fn tables_describe_and_exec() {
         .expect_output("parentaccountidname")
         .expect_output("Decimal128");
     env.d365(Some(&conn), &["describe", "acount"]).run().await.expect_code(2).expect_output("account");
+    // The entity set name, as the Web API and `d365 export` name tables, and the metadata schema.
+    let run = env.d365(Some(&conn), &["describe", "contacts"]).run().await;
+    run.expect_code(0).expect_output("contact (entity set contacts, key contactid)");
+    let run = env.d365(Some(&conn), &["describe", "metadata.entity"]).run().await;
+    run.expect_code(0).expect_output("logicalname").expect_output("entitysetname");
 
     // EXEC runs the sign-in procedures (no data connection needed)
     let desktop =
