@@ -87,6 +87,22 @@ pub fn local_reasons(plan: &Arc<dyn ExecutionPlan>) -> Vec<String> {
                 }
             };
             out.push(format!("{}: {why}", scan.table().entity.logical_name));
+        } else if let Some(aggregate) = node.downcast_ref::<AggregateExec>()
+            && matches!(aggregate.mode(), AggregateMode::Partial | AggregateMode::Single)
+            && let Some((scan, passed)) = crate::scan_path::scan_through(
+                aggregate.input(),
+                &["CooperativeExec", "CoalesceBatchesExec", "FilterExec", "ProjectionExec", "RepartitionExec"],
+            )
+            && let Some(filter) =
+                passed.iter().find_map(|n| n.downcast_ref::<datafusion::physical_plan::filter::FilterExec>())
+        {
+            // The scan's rows pass a local filter first: the service cannot aggregate them.
+            out.push(format!(
+                "{}: part of the WHERE is evaluated locally ({}): a text comparison the service makes \
+                 case-insensitively, or a condition it has no filter for; every matching row is read",
+                scan.table().entity.logical_name,
+                filter.predicate()
+            ));
         }
         Ok::<_, datafusion::error::DataFusionError>(datafusion::common::tree_node::TreeNodeRecursion::Continue)
     };

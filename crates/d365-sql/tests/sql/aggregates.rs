@@ -148,6 +148,14 @@ async fn what_the_service_cannot_compute_stays_local() {
         assert_eq!(pushed, local, "{sql}");
         assert!(!events.iter().any(|e| e.path.contains("$apply=")), "{sql}: pushed");
     }
+    // --explain says why, also when a local filter stands between the scan and the aggregate.
+    let engine = env.engine_with(EngineOptions::default()).await;
+    let text = engine
+        .explain("SELECT statecodename, count(*) FROM account WHERE name = 'Contoso' GROUP BY statecodename")
+        .await
+        .unwrap();
+    assert!(text.contains("Aggregates computed locally"), "{text}");
+    assert!(text.contains("account: part of the WHERE is evaluated locally (name@"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
