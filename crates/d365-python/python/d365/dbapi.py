@@ -286,7 +286,10 @@ class Connection:
         return self.session.stats()
 
     def table_names(self) -> list[str]:
-        """Logical names of the tables SQL can read."""
+        """Logical names of the tables SQL can query: every table of the organisation's
+        metadata, which any user may list. Reading one still needs its read privilege: a table
+        the connection may not read answers ``OperationalError`` (HTTP 403);
+        :meth:`row_counts` gives ``None`` for such tables."""
         return self.session.table_names()
 
     def row_counts(self, tables: Sequence[str] | None = None) -> dict[str, int | None]:
